@@ -1,0 +1,132 @@
+//! What the user typed: the clap definitions ("low-level arguments"). [`crate::config`] turns
+//! them into validated library options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success; the master is accepted
+  1   a check failed (ladder gate)
+  2   usage or configuration error
+  3   the master is rejected, or is not readable media
+  4   an input or output file could not be read or written
+  70  internal error";
+
+/// Turn a source master into a streaming-ready title.
+#[derive(Debug, Parser)]
+#[command(name = "rungs", version, about, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace with FFmpeg's messages).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr: no summary, no progress bar.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe every stream of a file: JSON on stdout, a summary on stderr.
+    Probe(ProbeArgs),
+    /// Decode the whole master once and report every problem (exit 3 if rejected).
+    Validate(ValidateArgs),
+    /// Find the scene cuts and plan the encode chunks (exit 3 if the master is rejected).
+    Shots(ShotsArgs),
+}
+
+/// Where JSON goes.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write the JSON to this file instead of stdout (written whole, or not at all).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// One-line JSON instead of pretty-printed.
+    #[arg(long)]
+    pub compact: bool,
+}
+
+/// `rungs probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The media file.
+    pub input: PathBuf,
+    /// Do not decode the first video frame (HDR metadata carried in the bitstream is then
+    /// not seen).
+    #[arg(long)]
+    pub no_decode: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Settings shared by `validate` and `shots`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// A TOML file with [validate], [chunks] and [shot_detector] sections.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Shortest chunk in seconds (default 1).
+    #[arg(long, value_name = "SECONDS")]
+    pub min_chunk: Option<f64>,
+    /// Longest chunk in seconds (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_chunk: Option<f64>,
+    /// Largest accepted audio/video duration difference in seconds (default 1).
+    #[arg(long, value_name = "SECONDS")]
+    pub av_tolerance: Option<f64>,
+    /// Decoder threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `rungs validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The master.
+    pub input: PathBuf,
+    /// Also find the shots and chunks, in the same decode pass.
+    #[arg(long)]
+    pub shots: bool,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+/// `rungs shots`.
+#[derive(Debug, Args)]
+pub struct ShotsArgs {
+    /// The master.
+    pub input: PathBuf,
+    /// The lowest score a cut can have (default 0.06).
+    #[arg(long, value_name = "SCORE")]
+    pub threshold: Option<f32>,
+    /// Include every frame's score in the JSON.
+    #[arg(long)]
+    pub scores: bool,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}

@@ -1,0 +1,95 @@
+//! The commands.
+
+use std::process::ExitCode;
+
+use pipeline::ingest::{self, IngestReport};
+use serde::Serialize;
+use workers::media::{self, MediaError};
+
+use crate::args::{Cli, Command, Global, IngestArgs, ProbeArgs, ShotsArgs, ValidateArgs};
+use crate::config::{self, ShotChoice};
+use crate::exit::{self, Failure};
+use crate::{logging, output};
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Probe(a) => probe(&cli.global, a),
+        Command::Validate(a) => validate(&cli.global, a),
+        Command::Shots(a) => shots(&cli.global, a),
+    }
+}
+
+fn probe(global: &Global, args: &ProbeArgs) -> anyhow::Result<ExitCode> {
+    let info = media::probe(&args.input, !args.no_decode).map_err(|e| match e {
+        MediaError::Io { .. } => Failure::io(e.to_string()),
+        other => Failure::rejected(other.to_string()),
+    })?;
+    output::json(&info, &args.output)?;
+    if !global.quiet {
+        eprintln!("{}", output::probe_summary(&info));
+    }
+    Ok(exit::OK.into())
+}
+
+/// Runs the ingest pass with a progress bar.
+fn ingest(
+    global: &Global,
+    input: &std::path::Path,
+    args: &IngestArgs,
+    choice: ShotChoice,
+) -> anyhow::Result<IngestReport> {
+    let options = config::ingest_options(args, choice)?;
+    let total = media::Demuxer::open(input).ok().and_then(|d| d.info().duration_seconds);
+    let bar = logging::progress(global, total);
+    let report = ingest::analyze(input, &options, &mut |p| {
+        bar.set_position((p.seconds * 1000.0).max(0.0) as u64);
+        bar.set_message(format!("{} frames", p.frames));
+    });
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+fn verdict(report: &IngestReport) -> ExitCode {
+    if report.accepted { exit::OK.into() } else { exit::REJECTED.into() }
+}
+
+fn validate(global: &Global, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let choice = ShotChoice { detect: args.shots, threshold: None, keep_scores: false };
+    let report = ingest(global, &args.input, &args.ingest, choice)?;
+    output::json(&report, &args.ingest.output)?;
+    if !global.quiet {
+        eprintln!("{}", output::validate_summary(&report));
+    }
+    Ok(verdict(&report))
+}
+
+/// What `rungs shots` prints: the shots, with the verdict on the master beside them.
+#[derive(Serialize)]
+struct ShotsOutput<'a> {
+    master: &'a std::path::Path,
+    accepted: bool,
+    problems: &'a [ingest::Problem],
+    #[serde(flatten)]
+    shots: Option<&'a pipeline::shots::ShotReport>,
+}
+
+fn shots(global: &Global, args: &ShotsArgs) -> anyhow::Result<ExitCode> {
+    let choice =
+        ShotChoice { detect: true, threshold: args.threshold, keep_scores: args.scores };
+    let report = ingest(global, &args.input, &args.ingest, choice)?;
+    let out = ShotsOutput {
+        master: &report.master,
+        accepted: report.accepted,
+        problems: &report.problems,
+        shots: report.shots.as_ref(),
+    };
+    output::json(&out, &args.ingest.output)?;
+    if !global.quiet {
+        if !report.accepted {
+            eprintln!("{}", output::validate_summary(&report));
+        } else if let Some(s) = &report.shots {
+            eprintln!("{}:\n{}", report.master.display(), output::shots_summary(s));
+        }
+    }
+    Ok(verdict(&report))
+}

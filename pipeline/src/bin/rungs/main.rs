@@ -1,0 +1,37 @@
+//! `rungs`: turn a source master into a streaming-ready title.
+//!
+//! `main` is small on purpose: [`run`] does the work and returns the exit code; errors are
+//! printed with their whole chain and mapped to the documented exit codes in [`exit`].
+
+mod args;
+mod commands;
+mod config;
+mod exit;
+mod logging;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE.into() } else { exit::OK.into() };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::for_error(&e).into()
+        }
+    }
+}
+
+fn run(cli: args::Cli) -> anyhow::Result<ExitCode> {
+    logging::init(&cli.global);
+    commands::dispatch(cli)
+}

@@ -1,0 +1,170 @@
+//! Writing JSON (to stdout or a file, whole or not at all) and the human summaries on stderr.
+
+use std::io::Write;
+use std::path::Path;
+
+use pipeline::ingest::{IngestReport, Severity};
+use pipeline::shots::ShotReport;
+use serde::Serialize;
+use workers::media::{MediaInfo, StreamKind};
+
+use crate::args::OutputArgs;
+use crate::exit::Failure;
+
+/// Writes `value` as JSON to the chosen place.
+pub fn json<T: Serialize>(value: &T, out: &OutputArgs) -> anyhow::Result<()> {
+    let mut text = if out.compact {
+        serde_json::to_string(value)?
+    } else {
+        serde_json::to_string_pretty(value)?
+    };
+    text.push('\n');
+    match &out.output {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Failure::io(format!("cannot write to stdout: {e}")))
+        }
+        Some(path) => write_atomically(path, text.as_bytes()),
+    }
+}
+
+/// Writes through a temporary file in the same folder and renames it into place, so that a
+/// reader never sees half a file and an existing file survives a failed write.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| Failure::io(format!("cannot write {}: {e}", path.display()));
+    let mut tmp = tempfile::Builder::new().prefix(".rungs-").tempfile_in(dir).map_err(fail)?;
+    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// The probe summary.
+pub fn probe_summary(info: &MediaInfo) -> String {
+    let mut s = format!(
+        "{}: {} , {}, {}",
+        info.path.display(),
+        info.container,
+        info.duration_seconds.map(|d| format!("{d:.3} s")).unwrap_or_else(|| "unknown duration".into()),
+        mb(info.size_bytes),
+    );
+    if let Some(b) = info.bit_rate {
+        s.push_str(&format!(", {:.0} kb/s", b as f64 / 1000.0));
+    }
+    for st in &info.streams {
+        s.push_str(&format!("\n  #{} {} {}", st.index, st.kind.name(), st.codec));
+        if let Some(p) = &st.profile {
+            s.push_str(&format!(" ({p})"));
+        }
+        if let Some(v) = &st.video {
+            s.push_str(&format!(
+                " {}x{} SAR {} DAR {} {} {}-bit {} fps {}",
+                v.width,
+                v.height,
+                v.sample_aspect_ratio,
+                v.display_aspect_ratio,
+                v.pixel_format,
+                v.bit_depth.unwrap_or(0),
+                v.r_frame_rate,
+                v.field_order
+            ));
+            if v.hdr.format != "sdr" {
+                s.push_str(&format!(" {}", v.hdr.format.to_uppercase()));
+            }
+        }
+        if let Some(a) = &st.audio {
+            s.push_str(&format!(" {} Hz {}", a.sample_rate, a.channel_layout));
+        }
+        if st.kind != StreamKind::Video || st.language.is_some() {
+            if let Some(l) = &st.language {
+                s.push_str(&format!(" [{l}]"));
+            }
+        }
+    }
+    s
+}
+
+/// The validation summary.
+pub fn validate_summary(r: &IngestReport) -> String {
+    let errors = r.errors().count();
+    let warnings = r.problems.iter().filter(|p| p.severity == Severity::Warning).count();
+    let mut s = format!(
+        "{}: {} ({errors} errors, {warnings} warnings)",
+        r.master.display(),
+        if r.accepted { "ACCEPTED" } else { "REJECTED" }
+    );
+    for p in r.problems.iter().take(20) {
+        let sev = match p.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let pos = p.position();
+        s.push_str(&format!("\n  {sev:<7} {:<24} {}", p.kind.name(), p.message));
+        if !pos.is_empty() {
+            s.push_str(&format!(" [{pos}]"));
+        }
+    }
+    if r.problems.len() > 20 {
+        s.push_str(&format!("\n  ... {} more in the JSON", r.problems.len() - 20));
+    }
+    if let Some(v) = &r.video {
+        s.push_str(&format!(
+            "\n  video: {} {}x{}, {} frames, {:.3} s at {} fps{}",
+            v.codec,
+            v.width,
+            v.height,
+            v.timing.frames,
+            v.timing.duration_seconds,
+            v.timing.frame_rate.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+            if v.timing.constant_frame_rate { "" } else { " (not constant)" }
+        ));
+    }
+    for a in &r.audio {
+        s.push_str(&format!(
+            "\n  audio #{}: {:.3} s at {} Hz{}",
+            a.stream,
+            a.duration_seconds,
+            a.sample_rate,
+            a.language.as_ref().map(|l| format!(" [{l}]")).unwrap_or_default()
+        ));
+    }
+    if let Some(sh) = &r.shots {
+        s.push('\n');
+        s.push_str(&shots_summary(sh));
+    }
+    s
+}
+
+/// The shots summary.
+pub fn shots_summary(r: &ShotReport) -> String {
+    let mut s = format!(
+        "  shots: {} cuts, {} shots, {} chunks (min {} s, max {} s)",
+        r.cuts.len(),
+        r.shots.len(),
+        r.chunks.len(),
+        r.chunk_rules.min_seconds,
+        r.chunk_rules.max_seconds
+    );
+    for c in r.chunks.iter().take(30) {
+        s.push_str(&format!(
+            "\n    chunk {:>3}: frames {:>6}..{:<6} {:>9.3} s +{:.3} s  {:?}",
+            c.index,
+            c.start_frame,
+            c.start_frame + c.frames,
+            c.start_seconds,
+            c.duration_seconds,
+            c.reason
+        ));
+    }
+    if r.chunks.len() > 30 {
+        s.push_str(&format!("\n    ... {} more in the JSON", r.chunks.len() - 30));
+    }
+    s
+}

@@ -1,0 +1,35 @@
+//! Workers: everything that touches media bytes.
+//!
+//! Today this crate holds [`media`], the media I/O layer over ffmpeg-next: opening any container
+//! that libavformat reads, decoding video to planar YUV frames with exact timestamps, decoding
+//! audio, and reading stream metadata. Encode and measure tasks, the `Queue` and `Store` traits
+//! and the generic worker loop join it in later issues.
+//!
+//! ```no_run
+//! use workers::media::{Demuxer, Packet};
+//!
+//! # fn main() -> Result<(), workers::media::MediaError> {
+//! let mut demuxer = Demuxer::open("master.mp4")?;
+//! let video = demuxer.info().best_video().expect("a video stream");
+//! let mut decoder = demuxer.video_decoder(video, &Default::default())?;
+//! let mut frames = 0;
+//! while let Some(packet) = demuxer.read()? {
+//!     if packet.stream() != video {
+//!         continue;
+//!     }
+//!     decoder.send(&packet)?;
+//!     while let Some(frame) = decoder.receive()? {
+//!         let _luma = frame.luma();
+//!         frames += 1;
+//!     }
+//! }
+//! decoder.send_eof()?;
+//! while decoder.receive()?.is_some() {
+//!     frames += 1;
+//! }
+//! println!("{frames} frames");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod media;

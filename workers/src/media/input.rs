@@ -1,0 +1,238 @@
+//! Opening files and reading packets.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::ptr;
+
+use ffmpeg_next::ffi;
+use ffmpeg_next::format::context::Input;
+
+use super::audio::AudioDecoder;
+use super::probe::{MediaInfo, describe};
+use super::video::{DecoderOptions, VideoDecoder};
+use super::{MediaError, Rational};
+
+/// How many "invalid data" packets in a row the demuxer may skip before the file is treated
+/// as unreadable from there on. Bounds the work on a hostile file.
+const MAX_CONSECUTIVE_INVALID: u32 = 10_000;
+
+/// An opened media file.
+pub struct Demuxer {
+    input: Input,
+    info: MediaInfo,
+    invalid_in_a_row: u32,
+}
+
+/// One demuxed packet, with where it came from.
+pub struct Packet {
+    pub(crate) inner: ffmpeg_next::Packet,
+    time_base: Rational,
+}
+
+impl Packet {
+    /// The stream the packet belongs to.
+    pub fn stream(&self) -> usize {
+        self.inner.stream()
+    }
+
+    /// Presentation timestamp in the stream's time base.
+    pub fn pts(&self) -> Option<i64> {
+        self.inner.pts()
+    }
+
+    /// Decoding timestamp in the stream's time base.
+    pub fn dts(&self) -> Option<i64> {
+        self.inner.dts()
+    }
+
+    /// Duration in the stream's time base, 0 when unknown.
+    pub fn duration(&self) -> i64 {
+        self.inner.duration()
+    }
+
+    /// The stream's time base.
+    pub fn time_base(&self) -> Rational {
+        self.time_base
+    }
+
+    /// Presentation (or else decoding) time in seconds.
+    pub fn seconds(&self) -> Option<f64> {
+        self.pts().or(self.dts()).map(|t| self.time_base.seconds(t))
+    }
+
+    /// Byte offset of the packet in the file, when the container knows it.
+    pub fn position(&self) -> Option<u64> {
+        let p = self.inner.position();
+        (p >= 0).then_some(p as u64)
+    }
+
+    /// Payload size in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    /// True for a keyframe.
+    pub fn is_key(&self) -> bool {
+        self.inner.is_key()
+    }
+
+    /// True when the demuxer flagged the packet as corrupt.
+    pub fn is_corrupt(&self) -> bool {
+        self.inner.is_corrupt()
+    }
+
+    /// The payload.
+    pub fn data(&self) -> &[u8] {
+        self.inner.data().unwrap_or(&[])
+    }
+}
+
+impl Demuxer {
+    /// Opens a local file and reads its stream information.
+    ///
+    /// Only the `file` protocol is allowed, so a name such as `concat:a|b` or `http://…` is
+    /// treated as a plain path.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, MediaError> {
+        super::init();
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path)
+            .map_err(|source| MediaError::Io { path: path.to_owned(), source })?;
+        if meta.is_dir() {
+            return Err(MediaError::NotMedia {
+                path: path.to_owned(),
+                reason: "it is a directory".into(),
+            });
+        }
+        if meta.len() == 0 {
+            return Err(MediaError::Empty { path: path.to_owned() });
+        }
+        let absolute = std::path::absolute(path)
+            .map_err(|source| MediaError::Io { path: path.to_owned(), source })?;
+        let mut url = b"file:".to_vec();
+        url.extend_from_slice(absolute.as_os_str().as_bytes());
+        let url = CString::new(url).map_err(|_| MediaError::NotMedia {
+            path: path.to_owned(),
+            reason: "the path contains a NUL byte".into(),
+        })?;
+        let not_media = |code: i32| MediaError::NotMedia {
+            path: path.to_owned(),
+            reason: ffmpeg_next::Error::from(code).to_string(),
+        };
+        let mut ps: *mut ffi::AVFormatContext = ptr::null_mut();
+        let mut opts: *mut ffi::AVDictionary = ptr::null_mut();
+        // SAFETY: standard open sequence; `opts` is freed below whatever happens, and `ps` is
+        // either null (on failure, libavformat frees it) or owned by `Input` from here on.
+        let input = unsafe {
+            ffi::av_dict_set(&mut opts, c"protocol_whitelist".as_ptr(), c"file".as_ptr(), 0);
+            let r = ffi::avformat_open_input(&mut ps, url.as_ptr(), ptr::null(), &mut opts);
+            ffi::av_dict_free(&mut opts);
+            if r < 0 {
+                return Err(not_media(r));
+            }
+            let r = ffi::avformat_find_stream_info(ps, ptr::null_mut());
+            if r < 0 {
+                ffi::avformat_close_input(&mut ps);
+                return Err(not_media(r));
+            }
+            Input::wrap(ps)
+        };
+        // SAFETY: the context is open and its stream info has been read.
+        let info = unsafe { describe(input.as_ptr(), path.to_owned(), meta.len()) };
+        Ok(Self { input, info, invalid_in_a_row: 0 })
+    }
+
+    /// What the file holds.
+    pub fn info(&self) -> &MediaInfo {
+        &self.info
+    }
+
+    /// The file's path as given to [`Demuxer::open`].
+    pub fn path(&self) -> &PathBuf {
+        &self.info.path
+    }
+
+    /// The byte offset the demuxer has reached.
+    pub fn position(&self) -> u64 {
+        // SAFETY: `pb` is owned by the open context; avio_seek with SEEK_CUR and offset 0 only
+        // reports the position.
+        unsafe {
+            let pb = (*self.input.as_ptr()).pb;
+            if pb.is_null() {
+                return 0;
+            }
+            ffi::avio_seek(pb, 0, libc::SEEK_CUR).max(0) as u64
+        }
+    }
+
+    /// Reads the next packet of any stream. `Ok(None)` is the end of the file.
+    ///
+    /// An error with `recoverable: true` means the demuxer skipped bad data and the next call
+    /// may succeed; any other error ends the file.
+    pub fn read(&mut self) -> Result<Option<Packet>, MediaError> {
+        let mut packet = ffmpeg_next::Packet::empty();
+        match packet.read(&mut self.input) {
+            Ok(()) => {
+                self.invalid_in_a_row = 0;
+                let time_base = self
+                    .input
+                    .stream(packet.stream())
+                    .map(|s| Rational::from(s.time_base()))
+                    .unwrap_or(Rational::new(0, 1));
+                Ok(Some(Packet { inner: packet, time_base }))
+            }
+            Err(ffmpeg_next::Error::Eof) => Ok(None),
+            Err(e) => {
+                let recoverable = matches!(e, ffmpeg_next::Error::InvalidData)
+                    && self.invalid_in_a_row < MAX_CONSECUTIVE_INVALID;
+                self.invalid_in_a_row += 1;
+                Err(MediaError::Demux {
+                    position: self.position(),
+                    reason: e.to_string(),
+                    recoverable,
+                })
+            }
+        }
+    }
+
+    /// Opens a decoder for video stream `index`.
+    pub fn video_decoder(
+        &self,
+        index: usize,
+        options: &DecoderOptions,
+    ) -> Result<VideoDecoder, MediaError> {
+        let stream = self.stream_for(index, "video", ffi::AVMediaType::AVMEDIA_TYPE_VIDEO)?;
+        VideoDecoder::new(&stream, options)
+    }
+
+    /// Opens a decoder for audio stream `index`.
+    pub fn audio_decoder(&self, index: usize) -> Result<AudioDecoder, MediaError> {
+        let stream = self.stream_for(index, "audio", ffi::AVMediaType::AVMEDIA_TYPE_AUDIO)?;
+        AudioDecoder::new(&stream)
+    }
+
+    fn stream_for(
+        &self,
+        index: usize,
+        expected: &'static str,
+        kind: ffi::AVMediaType,
+    ) -> Result<ffmpeg_next::format::stream::Stream<'_>, MediaError> {
+        let count = self.input.nb_streams() as usize;
+        let stream =
+            self.input.stream(index).ok_or(MediaError::NoSuchStream { index, count })?;
+        if ffi::AVMediaType::from(stream.parameters().medium()) != kind {
+            return Err(MediaError::WrongStreamKind {
+                index,
+                expected,
+                actual: self.info.streams[index].kind.name().to_owned(),
+            });
+        }
+        Ok(stream)
+    }
+}
+
+/// The reason text and name of the codec of a stream, for errors.
+pub(crate) fn codec_name(id: ffi::AVCodecID) -> String {
+    // SAFETY: avcodec_get_name always returns a static NUL-terminated string.
+    unsafe { super::probe::cstr(ffi::avcodec_get_name(id)).unwrap_or_else(|| "unknown".into()) }
+}

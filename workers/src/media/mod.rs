@@ -1,0 +1,57 @@
+//! Media I/O over ffmpeg-next, built against the system FFmpeg.
+//!
+//! - [`Demuxer`] opens a file through libavformat (local files only: the `file` protocol is the
+//!   only one allowed, so a hostile name cannot reach the network or another protocol) and reads
+//!   packets with their byte positions.
+//! - [`VideoDecoder`] turns packets into [`VideoFrame`]s: planar YUV (4:2:0, 4:2:2, 4:4:4 or
+//!   grey) at 8 or 10 bits, borrowed from the decoder without a copy when the decoder already
+//!   produces such a layout, converted by swscale otherwise.
+//! - [`AudioDecoder`] turns packets into [`AudioFrame`]s.
+//! - [`MediaInfo`] is the probe: every stream's codec, geometry, rates, colour description, HDR
+//!   metadata, channel layout and language.
+//!
+//! Messages that FFmpeg logs go to `tracing` under the `ffmpeg` target; a decoder's own messages
+//! are also kept so that a corrupt frame can be reported with the decoder's explanation.
+
+mod audio;
+mod error;
+mod input;
+mod log;
+mod pixel;
+mod probe;
+mod rational;
+mod video;
+
+pub use audio::{AudioDecoder, AudioFrame};
+pub use error::MediaError;
+pub use input::{Demuxer, Packet};
+pub use pixel::{Chroma, PixelLayout, PixelSupport, Plane, PlaneRef, classify};
+pub use probe::{
+    AudioInfo, ColorInfo, ContentLightLevel, HdrInfo, MasteringDisplay, MediaInfo, StreamInfo,
+    StreamKind, VideoInfo, probe,
+};
+pub use rational::Rational;
+pub use video::{DecoderOptions, VideoDecoder, VideoFrame};
+
+/// Initialises FFmpeg once per process and routes its log into `tracing`.
+///
+/// Every entry point of this module calls it, so callers never need to; it is public for
+/// programs that call FFmpeg through other paths first.
+pub fn init() {
+    log::init();
+}
+
+/// The version of the libavcodec, libavformat and libavutil this process runs against, as
+/// `"avcodec 59.37.100, avformat 59.27.100, avutil 57.28.100"`.
+pub fn library_versions() -> String {
+    init();
+    fn split(v: u32) -> String {
+        format!("{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+    }
+    format!(
+        "avcodec {}, avformat {}, avutil {}",
+        split(ffmpeg_next::codec::version()),
+        split(ffmpeg_next::format::version()),
+        split(ffmpeg_next::util::version())
+    )
+}
