@@ -1,1 +1,52 @@
-//! Benches.
+//! Shared helpers for the benchmarks in `benches/`: running a command as a child process and
+//! measuring its wall time and peak resident memory, so that rungs and the reference tool are
+//! measured the same way in the same run.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// What one child process cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Cost {
+    /// Wall-clock time.
+    pub wall: Duration,
+    /// Peak resident set size in KiB.
+    pub max_rss_kib: u64,
+}
+
+/// Runs `cmd` to completion and measures it. Fails if it does not exit with status 0.
+pub fn measure(cmd: &mut Command) -> Result<Cost, String> {
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; wait4 writes only to the two
+    // out-pointers, which are valid for the call. `child` is never waited on afterwards.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    std::mem::forget(child);
+    if r != pid {
+        return Err(format!("wait4 failed for {cmd:?}"));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("{cmd:?} failed with status {status}"));
+    }
+    Ok(Cost {
+        wall,
+        max_rss_kib: usage.ru_maxrss.max(0) as u64,
+    })
+}
+
+/// The median of the wall times and the largest RSS of `runs` measurements.
+pub fn median(mut costs: Vec<Cost>) -> Cost {
+    costs.sort_by_key(|c| c.wall);
+    let rss = costs.iter().map(|c| c.max_rss_kib).max().unwrap_or(0);
+    Cost {
+        wall: costs[costs.len() / 2].wall,
+        max_rss_kib: rss,
+    }
+}

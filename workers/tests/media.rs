@@ -53,7 +53,11 @@ fn probe_reads_geometry_rates_and_colour() {
     assert_eq!(vi.bit_depth, Some(8));
     assert_eq!(vi.hdr.format, "sdr");
     assert_eq!(v.frames, Some(490));
-    let a = info.streams.iter().find(|s| s.kind == StreamKind::Audio).unwrap();
+    let a = info
+        .streams
+        .iter()
+        .find(|s| s.kind == StreamKind::Audio)
+        .unwrap();
     assert_eq!(a.codec, "aac");
     let ai = a.audio.as_ref().unwrap();
     assert_eq!((ai.sample_rate, ai.channels), (48_000, 1));
@@ -73,7 +77,11 @@ fn probe_finds_hdr10_metadata_in_the_bitstream() {
     assert_eq!(vi.hdr.format, "hdr10");
     // x265 was given G(13250,34500) B(7500,3000) R(34000,16000) WP(15635,16450)
     // L(10000000,50) and max-cll 1000,400: primaries in 0.00002 units, luminance in 0.0001.
-    let md = vi.hdr.mastering_display.as_ref().expect("mastering display metadata");
+    let md = vi
+        .hdr
+        .mastering_display
+        .as_ref()
+        .expect("mastering display metadata");
     let p = md.primaries.unwrap();
     let close = |a: f64, b: f64| (a - b).abs() < 1e-4;
     assert!(close(p[0][0], 0.68) && close(p[0][1], 0.32), "{p:?}");
@@ -86,14 +94,26 @@ fn probe_finds_hdr10_metadata_in_the_bitstream() {
     let cll = vi.hdr.content_light_level.as_ref().unwrap();
     assert_eq!((cll.max_cll, cll.max_fall), (1000, 400));
     // Without decoding, only what the container declares is known.
-    assert!(without.streams[0].video.as_ref().unwrap().hdr.mastering_display.is_none());
+    assert!(
+        without.streams[0]
+            .video
+            .as_ref()
+            .unwrap()
+            .hdr
+            .mastering_display
+            .is_none()
+    );
 }
 
 #[test]
 fn probe_reads_languages_and_layouts() {
     let m = master(Fixture::TwoAudio);
     let info = media::probe(&m.path, false).unwrap();
-    let audio: Vec<_> = info.streams.iter().filter(|s| s.kind == StreamKind::Audio).collect();
+    let audio: Vec<_> = info
+        .streams
+        .iter()
+        .filter(|s| s.kind == StreamKind::Audio)
+        .collect();
     assert_eq!(audio.len(), 2);
     assert_eq!(audio[0].language.as_deref(), Some("eng"));
     assert_eq!(audio[1].language.as_deref(), Some("fra"));
@@ -115,7 +135,13 @@ fn decodes_every_frame_with_exact_timestamps() {
     let ticks = i64::from(tb.den) / 25;
     for (i, (pts, layout, w, h)) in frames.iter().enumerate() {
         assert_eq!(*pts, Some(i as i64 * ticks), "frame {i}");
-        assert_eq!(*layout, PixelLayout { chroma: Chroma::Cs420, bit_depth: 8 });
+        assert_eq!(
+            *layout,
+            PixelLayout {
+                chroma: Chroma::Cs420,
+                bit_depth: 8
+            }
+        );
         assert_eq!((*w, *h), (640, 360));
     }
 }
@@ -138,7 +164,10 @@ fn keeps_the_ntsc_rational_exactly() {
 
 #[test]
 fn ten_bit_frames_come_as_u16_planes() {
-    for (f, chroma) in [(Fixture::MultiShot10Bit, Chroma::Cs420), (Fixture::ProRes, Chroma::Cs422)] {
+    for (f, chroma) in [
+        (Fixture::MultiShot10Bit, Chroma::Cs420),
+        (Fixture::ProRes, Chroma::Cs422),
+    ] {
         let m = master(f);
         let mut d = Demuxer::open(&m.path).unwrap();
         let v = d.info().best_video().unwrap();
@@ -150,9 +179,19 @@ fn ten_bit_frames_come_as_u16_planes() {
             }
             dec.send(&p).unwrap();
             while let Some(frame) = dec.receive().unwrap() {
-                assert_eq!(frame.layout(), PixelLayout { chroma, bit_depth: 10 });
-                let Some(PlaneRef::U16(y)) = frame.plane(0) else { panic!("luma is not 16-bit") };
-                let Some(PlaneRef::U16(cb)) = frame.plane(1) else { panic!("chroma is not 16-bit") };
+                assert_eq!(
+                    frame.layout(),
+                    PixelLayout {
+                        chroma,
+                        bit_depth: 10
+                    }
+                );
+                let Some(PlaneRef::U16(y)) = frame.plane(0) else {
+                    panic!("luma is not 16-bit")
+                };
+                let Some(PlaneRef::U16(cb)) = frame.plane(1) else {
+                    panic!("chroma is not 16-bit")
+                };
                 assert_eq!((y.width(), y.height()), (640, 360));
                 let (sx, sy) = chroma.shifts();
                 assert_eq!((cb.width(), cb.height()), (640 >> sx, 360 >> sy));
@@ -176,7 +215,16 @@ fn other_pixel_formats_are_converted_to_planar_yuv() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("red-rgb.mkv");
     let ok = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48:d=0.2", "-pix_fmt", "rgb24"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=64x48:d=0.2",
+            "-pix_fmt",
+            "rgb24",
+        ])
         .args(["-c:v", "ffv1"])
         .arg(&path)
         .status()
@@ -185,20 +233,32 @@ fn other_pixel_formats_are_converted_to_planar_yuv() {
     let mut d = Demuxer::open(&path).unwrap();
     let vi = d.info().streams[0].video.clone().unwrap();
     // FFV1 keeps RGB as bgr0.
-    assert_eq!((vi.pixel_format.as_str(), vi.pixel_support.as_str()), ("bgr0", "convert"));
+    assert_eq!(
+        (vi.pixel_format.as_str(), vi.pixel_support.as_str()),
+        ("bgr0", "convert")
+    );
     let mut dec = d.video_decoder(0, &DecoderOptions::default()).unwrap();
     let p = d.read().unwrap().unwrap();
     dec.send(&p).unwrap();
     dec.send_eof().unwrap();
     let frame = dec.receive().unwrap().expect("a frame");
-    assert_eq!(frame.layout(), PixelLayout { chroma: Chroma::Cs444, bit_depth: 8 });
+    assert_eq!(
+        frame.layout(),
+        PixelLayout {
+            chroma: Chroma::Cs444,
+            bit_depth: 8
+        }
+    );
     let sample = |i| match frame.plane(i) {
         Some(PlaneRef::U8(p)) => p.row(10)[10],
         _ => panic!("plane {i}"),
     };
     // BT.601 limited range red: Y 81, Cb 90, Cr 240 (within rounding).
     let (y, cb, cr) = (sample(0), sample(1), sample(2));
-    assert!((79..=83).contains(&y) && (88..=92).contains(&cb) && (238..=242).contains(&cr), "{y} {cb} {cr}");
+    assert!(
+        (79..=83).contains(&y) && (88..=92).contains(&cb) && (238..=242).contains(&cr),
+        "{y} {cb} {cr}"
+    );
 }
 
 #[test]
@@ -221,12 +281,21 @@ fn decodes_audio_to_the_right_tone() {
     }
     assert_eq!(rate, 48_000);
     let seconds = samples.len() as f64 / 48_000.0;
-    assert!((seconds - m.truth.audio[0].seconds).abs() < 0.05, "{seconds}");
+    assert!(
+        (seconds - m.truth.audio[0].seconds).abs() < 0.05,
+        "{seconds}"
+    );
     assert!(samples.iter().all(|s| (-1.0..=1.0).contains(s)));
     // A 440 Hz sine crosses zero upwards 440 times a second.
     let middle = &samples[48_000..96_000];
-    let ups = middle.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
-    assert!((438..=442).contains(&ups), "{ups} upward zero crossings in one second");
+    let ups = middle
+        .windows(2)
+        .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+        .count();
+    assert!(
+        (438..=442).contains(&ups),
+        "{ups} upward zero crossings in one second"
+    );
 }
 
 #[test]
@@ -237,13 +306,20 @@ fn reads_the_real_clips() {
     };
     let expect = [
         ("car-detection.mp4", 377, Rational::new(25, 2)),
-        ("one-by-one-person-detection.mp4", 1394, Rational::new(10, 1)),
+        (
+            "one-by-one-person-detection.mp4",
+            1394,
+            Rational::new(10, 1),
+        ),
         ("bottle-detection.mp4", 1189, Rational::new(179, 6)),
     ];
     for (name, frames, rate) in expect {
         let path = dir.join(name);
         let info = media::probe(&path, false).unwrap();
-        let v = info.streams[info.best_video().unwrap()].video.as_ref().unwrap();
+        let v = info.streams[info.best_video().unwrap()]
+            .video
+            .as_ref()
+            .unwrap();
         assert_eq!(v.r_frame_rate, rate, "{name}");
         assert_eq!(decode_all(&path).len(), frames, "{name}");
     }
@@ -259,7 +335,9 @@ fn hostile_and_missing_paths_give_clear_errors() {
     assert!(Demuxer::open(&tricky).is_ok());
     // Not UTF-8.
     use std::os::unix::ffi::OsStrExt;
-    let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"m\xffaster.mp4"));
+    let odd = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"m\xffaster.mp4"));
     std::fs::copy(&m.path, &odd).unwrap();
     assert!(Demuxer::open(&odd).is_ok());
     match Demuxer::open(dir.path().join("missing.mp4")) {
@@ -272,13 +350,22 @@ fn hostile_and_missing_paths_give_clear_errors() {
     }
     let empty = dir.path().join("empty.mov");
     std::fs::write(&empty, b"").unwrap();
-    assert!(matches!(Demuxer::open(&empty), Err(MediaError::Empty { .. })));
+    assert!(matches!(
+        Demuxer::open(&empty),
+        Err(MediaError::Empty { .. })
+    ));
     let text = dir.path().join("text.mp4");
     std::fs::write(&text, "hello\n".repeat(100)).unwrap();
     let e = Demuxer::open(&text).err().unwrap();
     assert!(e.to_string().contains("not a readable media file"), "{e}");
     // Asking for the wrong kind of stream.
     let d = Demuxer::open(&m.path).unwrap();
-    assert!(matches!(d.audio_decoder(0), Err(MediaError::WrongStreamKind { .. })));
-    assert!(matches!(d.video_decoder(9, &DecoderOptions::default()), Err(MediaError::NoSuchStream { .. })));
+    assert!(matches!(
+        d.audio_decoder(0),
+        Err(MediaError::WrongStreamKind { .. })
+    ));
+    assert!(matches!(
+        d.video_decoder(9, &DecoderOptions::default()),
+        Err(MediaError::NoSuchStream { .. })
+    ));
 }

@@ -81,7 +81,10 @@ impl IngestOptions {
             ));
         }
         if !self.max_aspect.is_finite() || self.max_aspect < 1.0 {
-            return bad(format!("invalid maximum aspect ratio {} (expected >= 1)", self.max_aspect));
+            return bad(format!(
+                "invalid maximum aspect ratio {} (expected >= 1)",
+                self.max_aspect
+            ));
         }
         if let Some(s) = &self.shots {
             s.rules.validate().map_err(IngestError::Config)?;
@@ -158,7 +161,9 @@ pub struct IngestReport {
 impl IngestReport {
     /// Problems of error severity.
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
-        self.problems.iter().filter(|p| p.severity == Severity::Error)
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
     }
 
     /// True if a problem of this kind was found.
@@ -215,8 +220,10 @@ pub fn analyze(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<IngestReport, IngestError> {
     options.validate()?;
-    let meta =
-        std::fs::metadata(path).map_err(|source| IngestError::Io { path: path.to_owned(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| IngestError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     if meta.is_dir() {
         return Err(IngestError::Io {
             path: path.to_owned(),

@@ -8,11 +8,11 @@ use workers::media::{
     VideoInfo,
 };
 
+use super::ShotOptions;
 use super::problem::{Problem, ProblemKind, Severity, round_ms};
 use super::structure;
 use super::timing::FrameClock;
 use super::{AudioSummary, IngestError, IngestOptions, IngestReport, Progress, VideoSummary};
-use super::ShotOptions;
 use crate::shots::{self, Detector, Features, Timeline};
 
 /// Collects problems, listing at most `max_listed` of each kind and counting the rest.
@@ -24,7 +24,11 @@ struct Problems {
 
 impl Problems {
     fn new(max_listed: usize) -> Self {
-        Self { list: Vec::new(), counts: BTreeMap::new(), max_listed }
+        Self {
+            list: Vec::new(),
+            counts: BTreeMap::new(),
+            max_listed,
+        }
     }
 
     fn add(&mut self, p: Problem) {
@@ -44,7 +48,11 @@ impl Problems {
             if n as usize > self.max_listed {
                 let mut p = Problem::new(
                     kind,
-                    format!("{} more {} problems are not listed", n as usize - self.max_listed, kind.name()),
+                    format!(
+                        "{} more {} problems are not listed",
+                        n as usize - self.max_listed,
+                        kind.name()
+                    ),
                 );
                 p.severity = kind.severity();
                 self.list.push(p);
@@ -100,10 +108,15 @@ pub(super) fn run(
     let mut demuxer = match Demuxer::open(path) {
         Ok(d) => d,
         Err(MediaError::Io { source, .. }) => {
-            return Err(IngestError::Io { path: path.to_owned(), source });
+            return Err(IngestError::Io {
+                path: path.to_owned(),
+                source,
+            });
         }
         Err(MediaError::Empty { .. }) => {
-            problems.add(Problem::new(ProblemKind::EmptyFile, "the file is empty (0 bytes)").offset(Some(0)));
+            problems.add(
+                Problem::new(ProblemKind::EmptyFile, "the file is empty (0 bytes)").offset(Some(0)),
+            );
             return Ok(empty(problems));
         }
         Err(e) => {
@@ -137,11 +150,23 @@ pub(super) fn run(
     for index in info.audio_streams() {
         match demuxer.audio_decoder(index) {
             Ok(decoder) => {
-                audio.insert(index, AudioState { decoder, samples: 0, rate: 0, start: None, corrupt: 0 });
+                audio.insert(
+                    index,
+                    AudioState {
+                        decoder,
+                        samples: 0,
+                        rate: 0,
+                        start: None,
+                        corrupt: 0,
+                    },
+                );
             }
             Err(e) => problems.add(
-                Problem::new(ProblemKind::UndecodableStream, format!("cannot decode audio: {e}"))
-                    .stream(index),
+                Problem::new(
+                    ProblemKind::UndecodableStream,
+                    format!("cannot decode audio: {e}"),
+                )
+                .stream(index),
             ),
         }
     }
@@ -157,7 +182,11 @@ pub(super) fn run(
         let packet = match demuxer.read() {
             Ok(Some(p)) => p,
             Ok(None) => break,
-            Err(MediaError::Demux { position, reason, recoverable: true }) => {
+            Err(MediaError::Demux {
+                position,
+                reason,
+                recoverable: true,
+            }) => {
                 problems.add(
                     Problem::new(
                         ProblemKind::CorruptPacket,
@@ -167,7 +196,9 @@ pub(super) fn run(
                 );
                 continue;
             }
-            Err(MediaError::Demux { position, reason, .. }) => {
+            Err(MediaError::Demux {
+                position, reason, ..
+            }) => {
                 read_error = Some((position, reason));
                 break;
             }
@@ -184,7 +215,9 @@ pub(super) fn run(
             *e = e.max(end);
         }
         if packet.is_corrupt() {
-            let past_end = packet.position().is_some_and(|p| p + packet.size() as u64 > file_size);
+            let past_end = packet
+                .position()
+                .is_some_and(|p| p + packet.size() as u64 > file_size);
             let p = Problem::new(
                 ProblemKind::CorruptPacket,
                 "the demuxer flagged the packet as corrupt (its data is incomplete)",
@@ -226,13 +259,17 @@ pub(super) fn run(
     }
     if let Some(v) = video.as_mut() {
         if let Err(e) = v.decoder.send_eof() {
-            problems.add(Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(v.decoder.stream()));
+            problems.add(
+                Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(v.decoder.stream()),
+            );
         }
         drain_video(v, &mut problems);
     }
     for a in audio.values_mut() {
         if let Err(e) = a.decoder.send_eof() {
-            problems.add(Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(a.decoder.stream()));
+            problems.add(
+                Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(a.decoder.stream()),
+            );
         }
         drain_audio(a, &mut problems);
     }
@@ -240,9 +277,15 @@ pub(super) fn run(
     // Truncation: the structure walk, a packet past the end, a read error, or a short stream.
     if let Some((position, reason)) = &read_error {
         let p = if *position + 4096 >= file_size || structure.truncation.is_some() {
-            Problem::new(ProblemKind::Truncated, format!("reading stopped at the end of the file: {reason}"))
+            Problem::new(
+                ProblemKind::Truncated,
+                format!("reading stopped at the end of the file: {reason}"),
+            )
         } else {
-            Problem::new(ProblemKind::CorruptPacket, format!("reading stopped: {reason}"))
+            Problem::new(
+                ProblemKind::CorruptPacket,
+                format!("reading stopped: {reason}"),
+            )
         };
         add_truncation_or(&mut problems, p.offset(Some(*position)));
     }
@@ -269,19 +312,37 @@ pub(super) fn run(
         }
         if timing.frames == 0 {
             problems.add(
-                Problem::new(ProblemKind::NoDecodableFrames, "not one video frame could be decoded")
-                    .stream(stream),
+                Problem::new(
+                    ProblemKind::NoDecodableFrames,
+                    "not one video frame could be decoded",
+                )
+                .stream(stream),
             );
         }
         check_declared_duration(&info, stream, &timing, &packet_end, &mut problems);
         for (&index, a) in &audio {
-            check_av(a, index, &timing, options.av_tolerance_seconds, &mut problems);
+            check_av(
+                a,
+                index,
+                &timing,
+                options.av_tolerance_seconds,
+                &mut problems,
+            );
         }
-        if let (Some(detector), Some(ShotOptions { rules, detector: params, .. })) =
-            (v.detector, options.shots.as_ref())
+        if let (
+            Some(detector),
+            Some(ShotOptions {
+                rules,
+                detector: params,
+                ..
+            }),
+        ) = (v.detector, options.shots.as_ref())
         {
             let (cuts, scores) = detector.finish();
-            let tb = info.stream(stream).map(|s| s.time_base).unwrap_or(Rational::new(1, 1));
+            let tb = info
+                .stream(stream)
+                .map(|s| s.time_base)
+                .unwrap_or(Rational::new(1, 1));
             let timeline = Timeline {
                 pts: &v.pts,
                 time_base: tb,
@@ -368,7 +429,10 @@ fn open_video(
                 format!(
                     "pixel format {}: {}",
                     vinfo.pixel_format,
-                    vinfo.pixel_support_reason.as_deref().unwrap_or("unsupported")
+                    vinfo
+                        .pixel_support_reason
+                        .as_deref()
+                        .unwrap_or("unsupported")
                 ),
             )
             .stream(index),
@@ -390,17 +454,27 @@ fn open_video(
     if !decodable {
         return None;
     }
-    let decoder = match demuxer.video_decoder(index, &DecoderOptions { threads: options.threads }) {
+    let decoder = match demuxer.video_decoder(
+        index,
+        &DecoderOptions {
+            threads: options.threads,
+        },
+    ) {
         Ok(d) => d,
         Err(e) => {
             problems.add(
-                Problem::new(ProblemKind::UndecodableStream, format!("cannot decode video: {e}"))
-                    .stream(index),
+                Problem::new(
+                    ProblemKind::UndecodableStream,
+                    format!("cannot decode video: {e}"),
+                )
+                .stream(index),
             );
             return None;
         }
     };
-    let declared = [vinfo.r_frame_rate, vinfo.avg_frame_rate].into_iter().find(|r| r.is_positive());
+    let declared = [vinfo.r_frame_rate, vinfo.avg_frame_rate]
+        .into_iter()
+        .find(|r| r.is_positive());
     let fps = declared.and_then(|r| r.to_f64()).unwrap_or(25.0);
     let detector = options
         .shots
@@ -430,7 +504,11 @@ fn absurd(v: &VideoInfo, o: &IngestOptions) -> Option<String> {
             o.min_dimension, o.max_dimension
         ));
     }
-    let sar = v.sample_aspect_ratio.to_f64().filter(|s| *s > 0.0).unwrap_or(1.0);
+    let sar = v
+        .sample_aspect_ratio
+        .to_f64()
+        .filter(|s| *s > 0.0)
+        .unwrap_or(1.0);
     let aspect = f64::from(w) * sar / f64::from(h);
     if !(1.0 / o.max_aspect..=o.max_aspect).contains(&aspect) || !(0.01..=100.0).contains(&sar) {
         return Some(format!(
@@ -447,10 +525,13 @@ fn decode_problem(e: &MediaError, stream: usize, packet: &Packet) -> Problem {
         MediaError::Decode { reason, .. } => reason.clone(),
         other => other.to_string(),
     };
-    Problem::new(ProblemKind::CorruptPacket, format!("the decoder rejected the packet: {reason}"))
-        .stream(stream)
-        .at(packet.seconds())
-        .offset(packet.position())
+    Problem::new(
+        ProblemKind::CorruptPacket,
+        format!("the decoder rejected the packet: {reason}"),
+    )
+    .stream(stream)
+    .at(packet.seconds())
+    .offset(packet.position())
 }
 
 fn drain_video(v: &mut VideoState, problems: &mut Problems) {
@@ -461,9 +542,12 @@ fn drain_video(v: &mut VideoState, problems: &mut Problems) {
             Ok(None) => break,
             Err(MediaError::UnsupportedPixelFormat { name, reason }) => {
                 problems.add(
-                    Problem::new(ProblemKind::UnsupportedPixelFormat, format!("pixel format {name}: {reason}"))
-                        .stream(stream)
-                        .at(v.last_packet_seconds),
+                    Problem::new(
+                        ProblemKind::UnsupportedPixelFormat,
+                        format!("pixel format {name}: {reason}"),
+                    )
+                    .stream(stream)
+                    .at(v.last_packet_seconds),
                 );
                 break;
             }
@@ -490,7 +574,9 @@ fn drain_video(v: &mut VideoState, problems: &mut Problems) {
             v.interlaced += 1;
             v.first_interlaced.get_or_insert((index, seconds));
         }
-        let corrupt = frame.corrupt.then_some((frame.decode_error_flags, frame.position));
+        let corrupt = frame
+            .corrupt
+            .then_some((frame.decode_error_flags, frame.position));
         if let Some(d) = v.detector.as_mut() {
             d.push(Features::of(&frame));
         }
@@ -529,24 +615,32 @@ fn drain_audio(a: &mut AudioState, problems: &mut Problems) {
                     a.corrupt += 1;
                     let (at, pos) = (f.seconds(), f.position);
                     problems.add(
-                        Problem::new(ProblemKind::CorruptPacket, "the audio decoder flagged this frame as corrupt")
-                            .stream(stream)
-                            .at(at)
-                            .offset(pos)
-                            .details(a.decoder.take_messages()),
+                        Problem::new(
+                            ProblemKind::CorruptPacket,
+                            "the audio decoder flagged this frame as corrupt",
+                        )
+                        .stream(stream)
+                        .at(at)
+                        .offset(pos)
+                        .details(a.decoder.take_messages()),
                     );
                 }
             }
             Ok(None) => break,
             Err(e) => {
-                problems.add(Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(stream));
+                problems
+                    .add(Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(stream));
             }
         }
     }
 }
 
 fn audio_seconds(a: &AudioState) -> f64 {
-    if a.rate == 0 { 0.0 } else { a.samples as f64 / f64::from(a.rate) }
+    if a.rate == 0 {
+        0.0
+    } else {
+        a.samples as f64 / f64::from(a.rate)
+    }
 }
 
 fn check_interlace(
@@ -589,10 +683,21 @@ fn check_declared_duration(
     }
     let s = info.stream(stream);
     let declared_end = s
-        .and_then(|s| s.duration_seconds.map(|d| d + s.start_seconds.unwrap_or(0.0)))
-        .or(info.duration_seconds.map(|d| d + info.start_seconds.unwrap_or(0.0)));
-    let Some(declared_end) = declared_end else { return };
-    let frame = timing.frame_rate.and_then(|r| r.to_f64()).map(|f| 1.0 / f).unwrap_or(0.04);
+        .and_then(|s| {
+            s.duration_seconds
+                .map(|d| d + s.start_seconds.unwrap_or(0.0))
+        })
+        .or(info
+            .duration_seconds
+            .map(|d| d + info.start_seconds.unwrap_or(0.0)));
+    let Some(declared_end) = declared_end else {
+        return;
+    };
+    let frame = timing
+        .frame_rate
+        .and_then(|r| r.to_f64())
+        .map(|f| 1.0 / f)
+        .unwrap_or(0.04);
     let decoded_end = timing.start_seconds.unwrap_or(0.0) + timing.duration_seconds;
     let demuxed_end = packet_end.values().copied().fold(0.0, f64::max);
     let reached = decoded_end.max(demuxed_end.min(decoded_end + frame));
@@ -633,7 +738,11 @@ fn check_av(
                     "audio lasts {audio:.3} s but video lasts {:.3} s ({} by {:.3} s, tolerance \
                      {tolerance} s)",
                     video.duration_seconds,
-                    if diff > 0.0 { "audio longer" } else { "audio shorter" },
+                    if diff > 0.0 {
+                        "audio longer"
+                    } else {
+                        "audio shorter"
+                    },
                     diff.abs()
                 ),
             )

@@ -11,8 +11,9 @@ use std::path::Path;
 use super::problem::{Problem, ProblemKind};
 
 /// Box types that can open an ISO BMFF file.
-const BMFF_FIRST_BOXES: &[&[u8; 4]] =
-    &[b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp", b"uuid"];
+const BMFF_FIRST_BOXES: &[&[u8; 4]] = &[
+    b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp", b"uuid",
+];
 
 /// The most top-level boxes walked; real files have a handful.
 const MAX_BOXES: usize = 100_000;
@@ -53,11 +54,16 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 fn box_name(t: &[u8]) -> String {
-    t.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect()
+    t.iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
 }
 
 fn walk_bmff(file: &mut File, len: u64) -> std::io::Result<Structure> {
-    let mut out = Structure { truncation: None, has_index: Some(false) };
+    let mut out = Structure {
+        truncation: None,
+        has_index: Some(false),
+    };
     let mut offset = 0u64;
     for _ in 0..MAX_BOXES {
         if offset >= len {
@@ -80,12 +86,18 @@ fn walk_bmff(file: &mut File, len: u64) -> std::io::Result<Structure> {
         let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
         let (size, header_len) = match size32 {
             0 => (len - offset, 8),
-            1 if n >= 16 => (u64::from_be_bytes(header[8..16].try_into().unwrap_or([0; 8])), 16),
+            1 if n >= 16 => (
+                u64::from_be_bytes(header[8..16].try_into().unwrap_or([0; 8])),
+                16,
+            ),
             1 => {
                 out.truncation = Some(
                     Problem::new(
                         ProblemKind::Truncated,
-                        format!("the file ends inside the header of the '{}' box at byte {offset}", box_name(kind)),
+                        format!(
+                            "the file ends inside the header of the '{}' box at byte {offset}",
+                            box_name(kind)
+                        ),
                     )
                     .offset(Some(offset)),
                 );
@@ -150,12 +162,17 @@ fn walk_matroska(file: &mut File, len: u64) -> std::io::Result<Structure> {
     let mut out = Structure::default();
     // The EBML header: 4-byte ID, then its size.
     file.seek(SeekFrom::Start(4))?;
-    let Some((header_size, w, _)) = read_vint(file)? else { return Ok(out) };
+    let Some((header_size, w, _)) = read_vint(file)? else {
+        return Ok(out);
+    };
     let segment_at = 4 + w as u64 + header_size;
     if segment_at > len {
         out.truncation = Some(
-            Problem::new(ProblemKind::Truncated, "the file ends inside the EBML header")
-                .offset(Some(len)),
+            Problem::new(
+                ProblemKind::Truncated,
+                "the file ends inside the EBML header",
+            )
+            .offset(Some(len)),
         );
         return Ok(out);
     }
@@ -164,7 +181,9 @@ fn walk_matroska(file: &mut File, len: u64) -> std::io::Result<Structure> {
     if read_up_to(file, &mut id)? < 4 || id != [0x18, 0x53, 0x80, 0x67] {
         return Ok(out);
     }
-    let Some((size, w, unknown)) = read_vint(file)? else { return Ok(out) };
+    let Some((size, w, unknown)) = read_vint(file)? else {
+        return Ok(out);
+    };
     if unknown {
         // A live-style segment of unknown size: nothing to compare with.
         return Ok(out);
@@ -210,7 +229,13 @@ mod tests {
         bytes.extend(bmff_box(b"moov", 100));
         bytes.extend(bmff_box(b"mdat", 1000));
         let s = check(temp(&bytes).path()).unwrap();
-        assert_eq!(s, Structure { truncation: None, has_index: Some(true) });
+        assert_eq!(
+            s,
+            Structure {
+                truncation: None,
+                has_index: Some(true)
+            }
+        );
     }
 
     #[test]
@@ -232,7 +257,10 @@ mod tests {
         let mut bytes = vec![0x1A, 0x45, 0xDF, 0xA3, 0x80];
         bytes.extend_from_slice(&[0x18, 0x53, 0x80, 0x67, 0x40 | 0x03, 0xE8]);
         bytes.extend_from_slice(&[0u8; 10]);
-        let p = check(temp(&bytes).path()).unwrap().truncation.expect("truncation found");
+        let p = check(temp(&bytes).path())
+            .unwrap()
+            .truncation
+            .expect("truncation found");
         assert!(p.message.contains("declares 1000 bytes"), "{}", p.message);
         // Unknown size (all ones) is accepted.
         let mut live = vec![0x1A, 0x45, 0xDF, 0xA3, 0x80, 0x18, 0x53, 0x80, 0x67, 0xFF];
@@ -242,7 +270,10 @@ mod tests {
 
     #[test]
     fn other_files_are_left_alone() {
-        assert_eq!(check(temp(b"hello world, this is text").path()).unwrap(), Structure::default());
+        assert_eq!(
+            check(temp(b"hello world, this is text").path()).unwrap(),
+            Structure::default()
+        );
         assert_eq!(check(temp(b"").path()).unwrap(), Structure::default());
     }
 }

@@ -79,9 +79,8 @@ impl FrameClock {
     fn declared_ticks(&self) -> Option<f64> {
         let r = self.declared?;
         let tb = self.time_base;
-        (tb.is_positive()).then(|| {
-            f64::from(tb.den) * f64::from(r.den) / (f64::from(tb.num) * f64::from(r.num))
-        })
+        (tb.is_positive())
+            .then(|| f64::from(tb.den) * f64::from(r.den) / (f64::from(tb.num) * f64::from(r.num)))
     }
 
     pub(crate) fn push(&mut self, pts: Option<i64>, duration: i64) {
@@ -113,7 +112,11 @@ impl FrameClock {
             };
             if irregular {
                 if self.events.len() < MAX_EVENTS {
-                    self.events.push(Event { frame: index, pts, delta });
+                    self.events.push(Event {
+                        frame: index,
+                        pts,
+                        delta,
+                    });
                 } else {
                     self.events_overflow += 1;
                 }
@@ -151,7 +154,11 @@ impl FrameClock {
             let class = |delta: i64| classify(delta, m);
             // Counts come from the exact tally; positions from the remembered events.
             let count = |c: Class| -> u64 {
-                self.deltas.iter().filter(|(d, _)| class(**d) == c).map(|(_, n)| n).sum()
+                self.deltas
+                    .iter()
+                    .filter(|(d, _)| class(**d) == c)
+                    .map(|(_, n)| n)
+                    .sum()
             };
             let first = |c: Class| self.events.iter().find(|e| class(e.delta) == c).copied();
             let off_grid = count(Class::OffGrid);
@@ -180,8 +187,12 @@ impl FrameClock {
                 }
                 problems.push(p);
             }
-            let gaps: Vec<Event> =
-                self.events.iter().filter(|e| class(e.delta) == Class::Gap).copied().collect();
+            let gaps: Vec<Event> = self
+                .events
+                .iter()
+                .filter(|e| class(e.delta) == Class::Gap)
+                .copied()
+                .collect();
             let gap_count = count(Class::Gap);
             for e in gaps.iter().take(MAX_LISTED) {
                 let missing = (e.delta as f64 / m).round() as u64 - 1;
@@ -202,7 +213,10 @@ impl FrameClock {
                 problems.push(
                     Problem::new(
                         ProblemKind::TimestampGap,
-                        format!("and {} more gaps", gap_count as usize - gaps.len().min(MAX_LISTED)),
+                        format!(
+                            "and {} more gaps",
+                            gap_count as usize - gaps.len().min(MAX_LISTED)
+                        ),
                     )
                     .stream(stream),
                 );
@@ -278,7 +292,11 @@ fn classify(delta: i64, m: f64) -> Class {
         return Class::Nominal;
     }
     let k = (d / m).round();
-    if k >= 2.0 && (d - k * m).abs() <= tol { Class::Gap } else { Class::OffGrid }
+    if k >= 2.0 && (d - k * m).abs() <= tol {
+        Class::Gap
+    } else {
+        Class::OffGrid
+    }
 }
 
 /// How far an interval may stray from nominal and still be rounding: one tick, or 1%.
@@ -300,8 +318,14 @@ mod tests {
 
     #[test]
     fn millisecond_rounding_of_2997_is_constant() {
-        let pts: Vec<i64> = (0..300).map(|i| (i as f64 * 1001.0 / 30.0).round() as i64).collect();
-        let (t, p) = run(Rational::new(1, 1000), Some(Rational::new(30000, 1001)), &pts);
+        let pts: Vec<i64> = (0..300)
+            .map(|i| (i as f64 * 1001.0 / 30.0).round() as i64)
+            .collect();
+        let (t, p) = run(
+            Rational::new(1, 1000),
+            Some(Rational::new(30000, 1001)),
+            &pts,
+        );
         assert!(p.is_empty(), "{p:?}");
         assert!(t.constant_frame_rate);
         assert_eq!(t.frame_rate, Some(Rational::new(30000, 1001)));
@@ -314,7 +338,10 @@ mod tests {
         pts.extend((1..=30).map(|i| 49 * 3600 + i * 6000));
         let (t, p) = run(Rational::new(1, 90000), Some(Rational::new(25, 1)), &pts);
         assert!(!t.constant_frame_rate);
-        let vfr: Vec<_> = p.iter().filter(|p| p.kind == ProblemKind::VariableFrameRate).collect();
+        let vfr: Vec<_> = p
+            .iter()
+            .filter(|p| p.kind == ProblemKind::VariableFrameRate)
+            .collect();
         assert_eq!(vfr.len(), 1, "{p:?}");
         assert_eq!(vfr[0].frame, Some(50));
         assert_eq!(vfr[0].at_seconds, Some(2.027));
@@ -335,7 +362,11 @@ mod tests {
     fn repeated_timestamps_are_reported() {
         let pts = [0, 40, 80, 80, 120, 160];
         let (_, p) = run(Rational::new(1, 1000), None, &pts);
-        assert!(p.iter().any(|p| p.kind == ProblemKind::NonMonotonicTimestamps), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|p| p.kind == ProblemKind::NonMonotonicTimestamps),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub struct ChunkRules {
 
 impl Default for ChunkRules {
     fn default() -> Self {
-        Self { min_seconds: DEFAULT_MIN_CHUNK_SECONDS, max_seconds: DEFAULT_MAX_CHUNK_SECONDS }
+        Self {
+            min_seconds: DEFAULT_MIN_CHUNK_SECONDS,
+            max_seconds: DEFAULT_MAX_CHUNK_SECONDS,
+        }
     }
 }
 
@@ -87,7 +90,11 @@ pub(crate) fn plan(frames: u64, fps: f64, cuts: &[u64], rules: &ChunkRules) -> V
     }
     let min = ((rules.min_seconds * fps).round() as u64).max(1);
     let max = ((rules.max_seconds * fps).floor() as u64).max(2 * min);
-    let mut bounds: Vec<u64> = cuts.iter().copied().filter(|&c| c > 0 && c < frames).collect();
+    let mut bounds: Vec<u64> = cuts
+        .iter()
+        .copied()
+        .filter(|&c| c > 0 && c < frames)
+        .collect();
     bounds.sort_unstable();
     bounds.dedup();
     let mut spans: Vec<Span> = std::iter::once(0)
@@ -96,7 +103,11 @@ pub(crate) fn plan(frames: u64, fps: f64, cuts: &[u64], rules: &ChunkRules) -> V
         .map(|(start, end)| Span {
             start,
             end,
-            reason: if start == 0 { BoundaryReason::Start } else { BoundaryReason::Cut },
+            reason: if start == 0 {
+                BoundaryReason::Start
+            } else {
+                BoundaryReason::Cut
+            },
             merged_cuts: Vec::new(),
         })
         .collect();
@@ -156,7 +167,12 @@ pub(crate) fn plan(frames: u64, fps: f64, cuts: &[u64], rules: &ChunkRules) -> V
                     _ if span.merged_cuts.contains(&start) => BoundaryReason::Cut,
                     _ => BoundaryReason::Split,
                 },
-                merged_cuts: span.merged_cuts.iter().copied().filter(|&c| c > start && c < end).collect(),
+                merged_cuts: span
+                    .merged_cuts
+                    .iter()
+                    .copied()
+                    .filter(|&c| c > start && c < end)
+                    .collect(),
             });
         }
     }
@@ -170,17 +186,21 @@ mod tests {
     use proptest::prelude::*;
 
     fn rules(min: f64, max: f64) -> ChunkRules {
-        ChunkRules { min_seconds: min, max_seconds: max }
+        ChunkRules {
+            min_seconds: min,
+            max_seconds: max,
+        }
     }
 
     #[test]
     fn shots_within_bounds_become_chunks_as_they_are() {
         let s = plan(100, 10.0, &[30, 60], &rules(1.0, 10.0));
-        assert_eq!(s.iter().map(|s| (s.start, s.end, s.reason)).collect::<Vec<_>>(), [
-            (0, 30, Start),
-            (30, 60, Cut),
-            (60, 100, Cut)
-        ]);
+        assert_eq!(
+            s.iter()
+                .map(|s| (s.start, s.end, s.reason))
+                .collect::<Vec<_>>(),
+            [(0, 30, Start), (30, 60, Cut), (60, 100, Cut)]
+        );
     }
 
     #[test]
@@ -195,11 +215,12 @@ mod tests {
     #[test]
     fn long_shots_split_evenly() {
         let s = plan(250, 10.0, &[], &rules(1.0, 10.0));
-        assert_eq!(s.iter().map(|s| (s.start, s.end, s.reason)).collect::<Vec<_>>(), [
-            (0, 83, Start),
-            (83, 166, Split),
-            (166, 250, Split)
-        ]);
+        assert_eq!(
+            s.iter()
+                .map(|s| (s.start, s.end, s.reason))
+                .collect::<Vec<_>>(),
+            [(0, 83, Start), (83, 166, Split), (166, 250, Split)]
+        );
     }
 
     #[test]
@@ -213,7 +234,12 @@ mod tests {
     #[test]
     fn rules_are_validated() {
         assert!(ChunkRules::default().validate().is_ok());
-        assert!(rules(1.0, 1.5).validate().unwrap_err().contains("twice the minimum"));
+        assert!(
+            rules(1.0, 1.5)
+                .validate()
+                .unwrap_err()
+                .contains("twice the minimum")
+        );
         assert!(rules(0.0, 10.0).validate().is_err());
         assert!(rules(f64::NAN, 10.0).validate().is_err());
     }

@@ -64,7 +64,12 @@ impl DetectorParams {
     pub fn validate(&self) -> Result<(), String> {
         let checks: [(&str, f64, f64, f64); 7] = [
             ("threshold", self.threshold.into(), 0.0, 3.0),
-            ("histogram_threshold", self.histogram_threshold.into(), 0.0, 1.0),
+            (
+                "histogram_threshold",
+                self.histogram_threshold.into(),
+                0.0,
+                1.0,
+            ),
             ("ratio", self.ratio.into(), 1.0, 100.0),
             ("floor", self.floor.into(), 0.0, 1.0),
             ("window_seconds", self.window_seconds, 0.05, 10.0),
@@ -73,7 +78,9 @@ impl DetectorParams {
         ];
         for (name, v, lo, hi) in checks {
             if !(lo..=hi).contains(&v) || !v.is_finite() {
-                return Err(format!("invalid shot detector {name} {v} (expected >= {lo}, <= {hi})"));
+                return Err(format!(
+                    "invalid shot detector {name} {v} (expected >= {lo}, <= {hi})"
+                ));
             }
         }
         Ok(())
@@ -125,7 +132,11 @@ impl Detector {
     /// A detector for video at `fps` frames per second. `keep_scores` keeps every frame's
     /// score for output (memory then grows with the length).
     pub fn new(params: DetectorParams, fps: f64, keep_scores: bool) -> Self {
-        let fps = if fps.is_finite() && fps > 0.0 { fps } else { 25.0 };
+        let fps = if fps.is_finite() && fps > 0.0 {
+            fps
+        } else {
+            25.0
+        };
         let window = ((params.window_seconds * fps).round() as usize).clamp(2, 120);
         let flash = ((params.flash_seconds * fps).round() as usize).clamp(1, 60);
         Self {
@@ -142,7 +153,10 @@ impl Detector {
     /// Adds the next frame's statistics (`None` for a frame whose picture could not be read,
     /// which never starts a cut).
     pub(crate) fn push(&mut self, features: Option<Features>) {
-        let diff = match (self.slots.back().and_then(|s| s.features.as_ref()), &features) {
+        let diff = match (
+            self.slots.back().and_then(|s| s.features.as_ref()),
+            &features,
+        ) {
             (Some(prev), Some(cur)) => prev.difference(cur),
             _ => Difference::default(),
         };
@@ -157,7 +171,11 @@ impl Detector {
                 histogram: diff.histogram,
             });
         }
-        self.slots.push_back(Slot { index, features, diff });
+        self.slots.push_back(Slot {
+            index,
+            features,
+            diff,
+        });
         // Decide the frame that now has a full window after it.
         let lookahead = self.window.max(self.flash);
         if self.slots.len() > lookahead {
@@ -193,7 +211,10 @@ impl Detector {
         if !stands_out || self.is_flash(at) {
             return;
         }
-        self.cuts.push(DetectedCut { frame: slot.index, score: slot.diff.score() });
+        self.cuts.push(DetectedCut {
+            frame: slot.index,
+            score: slot.diff.score(),
+        });
     }
 
     /// True when `signal` at `at` is above `threshold`, the largest nearby, and several times
@@ -236,7 +257,9 @@ impl Detector {
         let first = at.saturating_sub(self.flash + 1);
         let last = (at + self.flash).min(self.slots.len() - 1);
         for i in first..at {
-            let Some(before) = &self.slots[i].features else { continue };
+            let Some(before) = &self.slots[i].features else {
+                continue;
+            };
             for j in at..=last {
                 if i + 1 == at && j == at {
                     continue;
@@ -270,15 +293,24 @@ mod tests {
         assert_eq!(percentile75(&mut []), 0.0);
         assert_eq!(percentile75(&mut [5.0]), 5.0);
         assert_eq!(percentile75(&mut [4.0, 1.0, 3.0, 2.0]), 4.0);
-        assert_eq!(percentile75(&mut [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]), 0.0);
+        assert_eq!(
+            percentile75(&mut [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]),
+            0.0
+        );
     }
 
     #[test]
     fn params_are_checked() {
         assert!(DetectorParams::default().validate().is_ok());
-        let bad = DetectorParams { ratio: 0.5, ..Default::default() };
+        let bad = DetectorParams {
+            ratio: 0.5,
+            ..Default::default()
+        };
         assert!(bad.validate().unwrap_err().contains("ratio 0.5"));
-        let nan = DetectorParams { window_seconds: f64::NAN, ..Default::default() };
+        let nan = DetectorParams {
+            window_seconds: f64::NAN,
+            ..Default::default()
+        };
         assert!(nan.validate().is_err());
     }
 }

@@ -11,7 +11,9 @@ mod features;
 use serde::Serialize;
 use workers::media::Rational;
 
-pub use chunks::{BoundaryReason, ChunkRules, DEFAULT_MAX_CHUNK_SECONDS, DEFAULT_MIN_CHUNK_SECONDS};
+pub use chunks::{
+    BoundaryReason, ChunkRules, DEFAULT_MAX_CHUNK_SECONDS, DEFAULT_MIN_CHUNK_SECONDS,
+};
 pub use detector::{DEFAULT_DETECTOR, DetectedCut, Detector, DetectorParams, FrameScore};
 pub(crate) use features::Features;
 
@@ -132,14 +134,22 @@ pub(crate) fn report(
 ) -> ShotReport {
     let frames = timeline.pts.len() as u64;
     let cut_frames: Vec<u64> = cuts.iter().map(|c| c.frame).collect();
-    let bounds: Vec<u64> = std::iter::once(0).chain(cut_frames.iter().copied()).collect();
+    let bounds: Vec<u64> = std::iter::once(0)
+        .chain(cut_frames.iter().copied())
+        .collect();
     let shots = bounds
         .iter()
         .zip(bounds.iter().skip(1).chain(std::iter::once(&frames)))
         .enumerate()
         .map(|(index, (&start, &end))| {
             let (start_seconds, duration_seconds) = timeline.span(start, end);
-            Segment { index, start_frame: start, frames: end - start, start_seconds, duration_seconds }
+            Segment {
+                index,
+                start_frame: start,
+                frames: end - start,
+                start_seconds,
+                duration_seconds,
+            }
         })
         .collect();
     let chunks = chunks::plan(frames, timeline.fps(), &cut_frames, rules)

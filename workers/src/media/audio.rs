@@ -37,7 +37,9 @@ pub struct AudioFrame<'a> {
 }
 
 impl AudioDecoder {
-    pub(crate) fn new(stream: &ffmpeg_next::format::stream::Stream<'_>) -> Result<Self, MediaError> {
+    pub(crate) fn new(
+        stream: &ffmpeg_next::format::stream::Stream<'_>,
+    ) -> Result<Self, MediaError> {
         let index = stream.index();
         let params = stream.parameters();
         let codec = codec_name(params.id().into());
@@ -50,7 +52,8 @@ impl AudioDecoder {
             codec: codec.clone(),
             reason: e.to_string(),
         };
-        let mut context = ffmpeg_next::codec::Context::from_parameters(params.clone()).map_err(open_err)?;
+        let mut context =
+            ffmpeg_next::codec::Context::from_parameters(params.clone()).map_err(open_err)?;
         let capture = LogCapture::new();
         // SAFETY: the context is allocated and not yet opened, so its fields may be written.
         unsafe {
@@ -59,7 +62,13 @@ impl AudioDecoder {
             (*ctx).pkt_timebase = ffmpeg_next::Rational::from(time_base).into();
         }
         let decoder = context.decoder().audio().map_err(open_err)?;
-        Ok(Self { decoder, stream: index, time_base, decoded: frame::Audio::empty(), capture })
+        Ok(Self {
+            decoder,
+            stream: index,
+            time_base,
+            decoded: frame::Audio::empty(),
+            capture,
+        })
     }
 
     /// The stream this decoder reads.
@@ -69,12 +78,14 @@ impl AudioDecoder {
 
     /// Feeds one packet; see [`super::VideoDecoder::send`].
     pub fn send(&mut self, packet: &Packet) -> Result<(), MediaError> {
-        self.decoder.send_packet(&packet.inner).map_err(|e| MediaError::Decode {
-            stream: self.stream,
-            pts_seconds: packet.seconds(),
-            position: packet.position(),
-            reason: self.explain(e),
-        })
+        self.decoder
+            .send_packet(&packet.inner)
+            .map_err(|e| MediaError::Decode {
+                stream: self.stream,
+                pts_seconds: packet.seconds(),
+                position: packet.position(),
+                reason: self.explain(e),
+            })
     }
 
     /// Signals the end of the stream.
@@ -129,7 +140,11 @@ impl AudioDecoder {
 
     fn explain(&self, e: ffmpeg_next::Error) -> String {
         let said = self.capture.drain();
-        if said.is_empty() { e.to_string() } else { format!("{e} ({})", said.join("; ")) }
+        if said.is_empty() {
+            e.to_string()
+        } else {
+            format!("{e} ({})", said.join("; "))
+        }
     }
 }
 
@@ -141,7 +156,11 @@ impl AudioFrame<'_> {
 
     /// Duration in seconds.
     pub fn duration_seconds(&self) -> f64 {
-        if self.sample_rate == 0 { 0.0 } else { self.samples as f64 / f64::from(self.sample_rate) }
+        if self.sample_rate == 0 {
+            0.0
+        } else {
+            self.samples as f64 / f64::from(self.sample_rate)
+        }
     }
 
     /// The samples as one `f32` vector per channel, in [-1, 1] for integer formats.
@@ -154,8 +173,12 @@ impl AudioFrame<'_> {
         let (n, ch) = (self.samples, self.channels);
         let planar = matches!(
             fmt,
-            AV_SAMPLE_FMT_U8P | AV_SAMPLE_FMT_S16P | AV_SAMPLE_FMT_S32P | AV_SAMPLE_FMT_FLTP
-                | AV_SAMPLE_FMT_DBLP | AV_SAMPLE_FMT_S64P
+            AV_SAMPLE_FMT_U8P
+                | AV_SAMPLE_FMT_S16P
+                | AV_SAMPLE_FMT_S32P
+                | AV_SAMPLE_FMT_FLTP
+                | AV_SAMPLE_FMT_DBLP
+                | AV_SAMPLE_FMT_S64P
         );
         let bytes_per = match fmt {
             AV_SAMPLE_FMT_U8 | AV_SAMPLE_FMT_U8P => 1,
@@ -173,12 +196,16 @@ impl AudioFrame<'_> {
                 AV_SAMPLE_FMT_S32 | AV_SAMPLE_FMT_S32P => {
                     i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2_147_483_648.0
                 }
-                AV_SAMPLE_FMT_FLT | AV_SAMPLE_FMT_FLTP => f32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+                AV_SAMPLE_FMT_FLT | AV_SAMPLE_FMT_FLTP => {
+                    f32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+                }
                 AV_SAMPLE_FMT_DBL | AV_SAMPLE_FMT_DBLP => {
                     f64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8])) as f32
                 }
-                _ => i64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8])) as f32
-                    / 9_223_372_036_854_775_808.0,
+                _ => {
+                    i64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8])) as f32
+                        / 9_223_372_036_854_775_808.0
+                }
             }
         };
         let mut out = vec![Vec::with_capacity(n); ch];
@@ -210,6 +237,8 @@ impl AudioFrame<'_> {
 /// The codec name of this decoder's stream, for messages.
 impl std::fmt::Debug for AudioDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AudioDecoder").field("stream", &self.stream).finish()
+        f.debug_struct("AudioDecoder")
+            .field("stream", &self.stream)
+            .finish()
     }
 }

@@ -96,8 +96,10 @@ impl Demuxer {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, MediaError> {
         super::init();
         let path = path.as_ref();
-        let meta = std::fs::metadata(path)
-            .map_err(|source| MediaError::Io { path: path.to_owned(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| MediaError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         if meta.is_dir() {
             return Err(MediaError::NotMedia {
                 path: path.to_owned(),
@@ -105,10 +107,14 @@ impl Demuxer {
             });
         }
         if meta.len() == 0 {
-            return Err(MediaError::Empty { path: path.to_owned() });
+            return Err(MediaError::Empty {
+                path: path.to_owned(),
+            });
         }
-        let absolute = std::path::absolute(path)
-            .map_err(|source| MediaError::Io { path: path.to_owned(), source })?;
+        let absolute = std::path::absolute(path).map_err(|source| MediaError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut url = b"file:".to_vec();
         url.extend_from_slice(absolute.as_os_str().as_bytes());
         let url = CString::new(url).map_err(|_| MediaError::NotMedia {
@@ -124,7 +130,12 @@ impl Demuxer {
         // SAFETY: standard open sequence; `opts` is freed below whatever happens, and `ps` is
         // either null (on failure, libavformat frees it) or owned by `Input` from here on.
         let input = unsafe {
-            ffi::av_dict_set(&mut opts, c"protocol_whitelist".as_ptr(), c"file".as_ptr(), 0);
+            ffi::av_dict_set(
+                &mut opts,
+                c"protocol_whitelist".as_ptr(),
+                c"file".as_ptr(),
+                0,
+            );
             let r = ffi::avformat_open_input(&mut ps, url.as_ptr(), ptr::null(), &mut opts);
             ffi::av_dict_free(&mut opts);
             if r < 0 {
@@ -139,7 +150,11 @@ impl Demuxer {
         };
         // SAFETY: the context is open and its stream info has been read.
         let info = unsafe { describe(input.as_ptr(), path.to_owned(), meta.len()) };
-        Ok(Self { input, info, invalid_in_a_row: 0 })
+        Ok(Self {
+            input,
+            info,
+            invalid_in_a_row: 0,
+        })
     }
 
     /// What the file holds.
@@ -179,7 +194,10 @@ impl Demuxer {
                     .stream(packet.stream())
                     .map(|s| Rational::from(s.time_base()))
                     .unwrap_or(Rational::new(0, 1));
-                Ok(Some(Packet { inner: packet, time_base }))
+                Ok(Some(Packet {
+                    inner: packet,
+                    time_base,
+                }))
             }
             Err(ffmpeg_next::Error::Eof) => Ok(None),
             Err(e) => {
@@ -218,8 +236,10 @@ impl Demuxer {
         kind: ffi::AVMediaType,
     ) -> Result<ffmpeg_next::format::stream::Stream<'_>, MediaError> {
         let count = self.input.nb_streams() as usize;
-        let stream =
-            self.input.stream(index).ok_or(MediaError::NoSuchStream { index, count })?;
+        let stream = self
+            .input
+            .stream(index)
+            .ok_or(MediaError::NoSuchStream { index, count })?;
         if ffi::AVMediaType::from(stream.parameters().medium()) != kind {
             return Err(MediaError::WrongStreamKind {
                 index,

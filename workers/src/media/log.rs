@@ -103,7 +103,10 @@ unsafe extern "C" fn callback(
             buf.len() as c_int,
             &mut print_prefix,
         );
-        CStr::from_ptr(buf.as_ptr()).to_string_lossy().trim_end().to_owned()
+        CStr::from_ptr(buf.as_ptr())
+            .to_string_lossy()
+            .trim_end()
+            .to_owned()
     };
     if line.is_empty() {
         return;

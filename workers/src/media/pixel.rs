@@ -96,7 +96,11 @@ pub(crate) fn pix_fmt_name(fmt: AVPixelFormat) -> String {
     // SAFETY: av_get_pix_fmt_name returns null or a static NUL-terminated string.
     unsafe {
         let p = ffi::av_get_pix_fmt_name(fmt);
-        if p.is_null() { "none".into() } else { CStr::from_ptr(p).to_string_lossy().into_owned() }
+        if p.is_null() {
+            "none".into()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
     }
 }
 
@@ -166,7 +170,10 @@ pub fn classify(fmt: AVPixelFormat) -> PixelSupport {
         }
     };
     let bit_depth = if depth <= 8 { 8 } else { 10 };
-    PixelSupport::Convert { layout: PixelLayout { chroma, bit_depth }, lossy: depth > 10 }
+    PixelSupport::Convert {
+        layout: PixelLayout { chroma, bit_depth },
+        lossy: depth > 10,
+    }
 }
 
 /// A read-only view of one image plane.
@@ -182,8 +189,17 @@ impl<'a, T> Plane<'a, T> {
     /// Wraps `data` as a plane of `width`×`height` samples whose rows start every `stride`
     /// samples. Returns `None` when `data` is too short or the stride narrower than the width.
     pub fn new(data: &'a [T], stride: usize, width: usize, height: usize) -> Option<Self> {
-        let needed = if height == 0 { 0 } else { stride * (height - 1) + width };
-        (stride >= width && data.len() >= needed).then_some(Self { data, stride, width, height })
+        let needed = if height == 0 {
+            0
+        } else {
+            stride * (height - 1) + width
+        };
+        (stride >= width && data.len() >= needed).then_some(Self {
+            data,
+            stride,
+            width,
+            height,
+        })
     }
 
     /// Width in samples.
@@ -248,26 +264,45 @@ mod tests {
     #[test]
     fn classifies_the_formats_masters_come_in() {
         let layout = |chroma, bit_depth| PixelLayout { chroma, bit_depth };
-        assert_eq!(classify(AV_PIX_FMT_YUV420P), PixelSupport::Native(layout(Chroma::Cs420, 8)));
+        assert_eq!(
+            classify(AV_PIX_FMT_YUV420P),
+            PixelSupport::Native(layout(Chroma::Cs420, 8))
+        );
         assert_eq!(
             classify(AV_PIX_FMT_YUV422P10LE),
             PixelSupport::Native(layout(Chroma::Cs422, 10))
         );
         assert_eq!(
             classify(AV_PIX_FMT_NV12),
-            PixelSupport::Convert { layout: layout(Chroma::Cs420, 8), lossy: false }
+            PixelSupport::Convert {
+                layout: layout(Chroma::Cs420, 8),
+                lossy: false
+            }
         );
         assert_eq!(
             classify(AV_PIX_FMT_RGB24),
-            PixelSupport::Convert { layout: layout(Chroma::Cs444, 8), lossy: false }
+            PixelSupport::Convert {
+                layout: layout(Chroma::Cs444, 8),
+                lossy: false
+            }
         );
         assert_eq!(
             classify(AV_PIX_FMT_YUV444P12LE),
-            PixelSupport::Convert { layout: layout(Chroma::Cs444, 10), lossy: true }
+            PixelSupport::Convert {
+                layout: layout(Chroma::Cs444, 10),
+                lossy: true
+            }
         );
-        for bad in [AV_PIX_FMT_PAL8, AV_PIX_FMT_MONOBLACK, AV_PIX_FMT_BAYER_RGGB8, AV_PIX_FMT_NONE]
-        {
-            assert!(matches!(classify(bad), PixelSupport::Unsupported(_)), "{bad:?}");
+        for bad in [
+            AV_PIX_FMT_PAL8,
+            AV_PIX_FMT_MONOBLACK,
+            AV_PIX_FMT_BAYER_RGGB8,
+            AV_PIX_FMT_NONE,
+        ] {
+            assert!(
+                matches!(classify(bad), PixelSupport::Unsupported(_)),
+                "{bad:?}"
+            );
         }
     }
 

@@ -44,7 +44,10 @@ impl MediaInfo {
 
     /// Indices of every audio stream.
     pub fn audio_streams(&self) -> impl Iterator<Item = usize> + '_ {
-        self.streams.iter().filter(|s| s.kind == StreamKind::Audio).map(|s| s.index)
+        self.streams
+            .iter()
+            .filter(|s| s.kind == StreamKind::Audio)
+            .map(|s| s.index)
     }
 
     /// The stream with this index.
@@ -254,7 +257,11 @@ struct AvContentLightMetadata {
 }
 
 fn q(r: ffi::AVRational) -> f64 {
-    if r.den == 0 { 0.0 } else { f64::from(r.num) / f64::from(r.den) }
+    if r.den == 0 {
+        0.0
+    } else {
+        f64::from(r.num) / f64::from(r.den)
+    }
 }
 
 /// Parses a mastering-display side-data payload; `None` when it is too short.
@@ -265,8 +272,7 @@ pub(crate) fn parse_mastering(data: &[u8]) -> Option<MasteringDisplay> {
     // SAFETY: the length was checked; read_unaligned copes with any alignment and every bit
     // pattern is a valid value of this all-integer struct.
     let m = unsafe { std::ptr::read_unaligned(data.as_ptr() as *const AvMasteringDisplayMetadata) };
-    let primaries = (m.has_primaries != 0)
-        .then(|| m.display_primaries.map(|p| [q(p[0]), q(p[1])]));
+    let primaries = (m.has_primaries != 0).then(|| m.display_primaries.map(|p| [q(p[0]), q(p[1])]));
     let white_point = (m.has_primaries != 0).then(|| [q(m.white_point[0]), q(m.white_point[1])]);
     let lum = m.has_luminance != 0;
     Some(MasteringDisplay {
@@ -284,7 +290,10 @@ pub(crate) fn parse_content_light(data: &[u8]) -> Option<ContentLightLevel> {
     }
     // SAFETY: the length was checked; any bit pattern is a valid pair of u32.
     let c = unsafe { std::ptr::read_unaligned(data.as_ptr() as *const AvContentLightMetadata) };
-    Some(ContentLightLevel { max_cll: c.max_cll, max_fall: c.max_fall })
+    Some(ContentLightLevel {
+        max_cll: c.max_cll,
+        max_fall: c.max_fall,
+    })
 }
 
 pub(crate) fn cstr(p: *const c_char) -> Option<String> {
@@ -302,7 +311,8 @@ pub(crate) fn dictionary(dict: *const ffi::AVDictionary) -> BTreeMap<String, Str
     loop {
         // SAFETY: iterating a dictionary owned by the format context with the documented
         // AV_DICT_IGNORE_SUFFIX idiom; entries stay valid while the context lives.
-        entry = unsafe { ffi::av_dict_get(dict, empty.as_ptr(), entry, ffi::AV_DICT_IGNORE_SUFFIX) };
+        entry =
+            unsafe { ffi::av_dict_get(dict, empty.as_ptr(), entry, ffi::AV_DICT_IGNORE_SUFFIX) };
         if entry.is_null() {
             break;
         }
@@ -369,7 +379,9 @@ pub(crate) unsafe fn describe(
             )
         };
         let av_tb = Rational::new(1, ffi::AV_TIME_BASE);
-        let streams = (0..c.nb_streams as usize).map(|i| describe_stream(*c.streams.add(i))).collect();
+        let streams = (0..c.nb_streams as usize)
+            .map(|i| describe_stream(*c.streams.add(i)))
+            .collect();
         MediaInfo {
             path,
             size_bytes,
@@ -395,14 +407,22 @@ unsafe fn describe_stream(st: *const ffi::AVStream) -> StreamInfo {
         let (codec, codec_long_name) = if desc.is_null() {
             ("unknown".to_owned(), String::new())
         } else {
-            (cstr((*desc).name).unwrap_or_default(), cstr((*desc).long_name).unwrap_or_default())
+            (
+                cstr((*desc).name).unwrap_or_default(),
+                cstr((*desc).long_name).unwrap_or_default(),
+            )
         };
         let profile = cstr(ffi::avcodec_profile_name(par.codec_id, par.profile));
         let mut tags = dictionary(s.metadata);
-        let language = tags.remove("language").filter(|l| !l.is_empty() && l != "und");
+        let language = tags
+            .remove("language")
+            .filter(|l| !l.is_empty() && l != "und");
         let title = tags.remove("title");
-        let disposition =
-            DISPOSITIONS.iter().filter(|(f, _)| s.disposition & f != 0).map(|(_, n)| *n).collect();
+        let disposition = DISPOSITIONS
+            .iter()
+            .filter(|(f, _)| s.disposition & f != 0)
+            .map(|(_, n)| *n)
+            .collect();
         let side_data: &[ffi::AVPacketSideData] = if s.side_data.is_null() {
             &[]
         } else {
@@ -447,7 +467,11 @@ unsafe fn describe_video(
         };
         let (w, h) = (par.width.max(0) as u32, par.height.max(0) as u32);
         let dar = {
-            let (sn, sd) = if sar.is_positive() { (sar.num, sar.den) } else { (1, 1) };
+            let (sn, sd) = if sar.is_positive() {
+                (sar.num, sar.den)
+            } else {
+                (1, 1)
+            };
             let (n, d) = (i64::from(w) * i64::from(sn), i64::from(h) * i64::from(sd));
             if n > 0 && d > 0 && n <= i64::from(i32::MAX) && d <= i64::from(i32::MAX) {
                 Rational::new(n as i32, d as i32).reduced()
@@ -464,7 +488,10 @@ unsafe fn describe_video(
         let pdesc = ffi::av_pix_fmt_desc_get(pix);
         let bit_depth = (!pdesc.is_null()).then(|| (*pdesc).comp[0].depth as u8);
         let transfer = cstr(ffi::av_color_transfer_name(par.color_trc));
-        let mut hdr = HdrInfo { format: hdr_format(transfer.as_deref()), ..Default::default() };
+        let mut hdr = HdrInfo {
+            format: hdr_format(transfer.as_deref()),
+            ..Default::default()
+        };
         for sd in side_data {
             let data = if sd.data.is_null() {
                 &[][..]
@@ -486,7 +513,11 @@ unsafe fn describe_video(
         VideoInfo {
             width: w,
             height: h,
-            sample_aspect_ratio: if sar.is_positive() { sar } else { Rational::new(0, 1) },
+            sample_aspect_ratio: if sar.is_positive() {
+                sar
+            } else {
+                Rational::new(0, 1)
+            },
             display_aspect_ratio: dar,
             pixel_format: pix_fmt_name(pix),
             bit_depth,
@@ -525,8 +556,11 @@ unsafe fn describe_audio(par: &ffi::AVCodecParameters) -> AudioInfo {
     unsafe {
         let mut buf = [0 as c_char; 128];
         let n = ffi::av_channel_layout_describe(&par.ch_layout, buf.as_mut_ptr(), buf.len());
-        let channel_layout =
-            if n > 0 { cstr(buf.as_ptr()).unwrap_or_default() } else { "unknown".to_owned() };
+        let channel_layout = if n > 0 {
+            cstr(buf.as_ptr()).unwrap_or_default()
+        } else {
+            "unknown".to_owned()
+        };
         let fmt = sample_fmt_from_raw(par.format);
         AudioInfo {
             sample_rate: par.sample_rate.max(0) as u32,
@@ -552,17 +586,24 @@ const FIRST_FRAME_PACKET_LIMIT: usize = 2_000;
 
 /// Describes `path`. With `decode_first_frame`, also decodes the first video frame to read
 /// what only the bitstream carries, such as HDR10 metadata in SEI messages.
-pub fn probe(path: impl AsRef<std::path::Path>, decode_first_frame: bool) -> Result<MediaInfo, super::MediaError> {
+pub fn probe(
+    path: impl AsRef<std::path::Path>,
+    decode_first_frame: bool,
+) -> Result<MediaInfo, super::MediaError> {
     let mut demuxer = super::Demuxer::open(path)?;
     let mut info = demuxer.info().clone();
     let Some(index) = info.best_video().filter(|_| decode_first_frame) else {
         return Ok(info);
     };
-    let supported = info.streams[index].video.as_ref().is_some_and(|v| v.pixel_support != "unsupported");
+    let supported = info.streams[index]
+        .video
+        .as_ref()
+        .is_some_and(|v| v.pixel_support != "unsupported");
     if !supported {
         return Ok(info);
     }
-    let Ok(mut decoder) = demuxer.video_decoder(index, &super::DecoderOptions { threads: 1 }) else {
+    let Ok(mut decoder) = demuxer.video_decoder(index, &super::DecoderOptions { threads: 1 })
+    else {
         return Ok(info);
     };
     let mut found = None;
@@ -573,21 +614,31 @@ pub fn probe(path: impl AsRef<std::path::Path>, decode_first_frame: bool) -> Res
                 let _ = decoder.send_eof();
                 break;
             }
-            Err(super::MediaError::Demux { recoverable: true, .. }) => continue,
+            Err(super::MediaError::Demux {
+                recoverable: true, ..
+            }) => continue,
             Err(_) => break,
         };
         if packet.stream() != index || decoder.send(&packet).is_err() {
             continue;
         }
         if let Ok(Some(frame)) = decoder.receive() {
-            found = Some((frame.mastering_display(), frame.content_light_level(), frame.has_dolby_vision()));
+            found = Some((
+                frame.mastering_display(),
+                frame.content_light_level(),
+                frame.has_dolby_vision(),
+            ));
             break;
         }
     }
     if found.is_none()
         && let Ok(Some(frame)) = decoder.receive()
     {
-        found = Some((frame.mastering_display(), frame.content_light_level(), frame.has_dolby_vision()));
+        found = Some((
+            frame.mastering_display(),
+            frame.content_light_level(),
+            frame.has_dolby_vision(),
+        ));
     }
     if let (Some((md, cll, dv)), Some(v)) = (found, info.streams[index].video.as_mut()) {
         v.hdr.mastering_display = v.hdr.mastering_display.take().or(md);

@@ -52,7 +52,10 @@ impl Rational {
             return self;
         }
         // Dividing by a common factor cannot overflow i32.
-        Self::new((i64::from(self.num) / g) as i32, (i64::from(self.den) / g) as i32)
+        Self::new(
+            (i64::from(self.num) / g) as i32,
+            (i64::from(self.den) / g) as i32,
+        )
     }
 }
 
@@ -85,8 +88,14 @@ impl std::str::FromStr for Rational {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (n, d) = s.split_once('/').unwrap_or((s, "1"));
-        let num = n.trim().parse().map_err(|_| format!("invalid numerator in {s:?}"))?;
-        let den = d.trim().parse().map_err(|_| format!("invalid denominator in {s:?}"))?;
+        let num = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid numerator in {s:?}"))?;
+        let den = d
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid denominator in {s:?}"))?;
         Ok(Self::new(num, den))
     }
 }

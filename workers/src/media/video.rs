@@ -6,21 +6,17 @@ use ffmpeg_next::util::frame;
 
 use super::input::{Packet, codec_name};
 use super::log::LogCapture;
-use super::pixel::{PixelLayout, PixelSupport, Plane, PlaneRef, classify, pix_fmt_from_raw, pix_fmt_name};
+use super::pixel::{
+    PixelLayout, PixelSupport, Plane, PlaneRef, classify, pix_fmt_from_raw, pix_fmt_name,
+};
 use super::probe::{ContentLightLevel, MasteringDisplay, parse_content_light, parse_mastering};
 use super::{MediaError, Rational};
 
 /// How a video decoder runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DecoderOptions {
     /// Decoder threads; 0 lets FFmpeg pick one per core.
     pub threads: usize,
-}
-
-impl Default for DecoderOptions {
-    fn default() -> Self {
-        Self { threads: 0 }
-    }
 }
 
 /// A decoder for one video stream. It lends out one frame at a time.
@@ -87,7 +83,8 @@ impl VideoDecoder {
             codec: codec.clone(),
             reason: e.to_string(),
         };
-        let mut context = ffmpeg_next::codec::Context::from_parameters(params.clone()).map_err(open_err)?;
+        let mut context =
+            ffmpeg_next::codec::Context::from_parameters(params.clone()).map_err(open_err)?;
         let capture = LogCapture::new();
         // SAFETY: the context is allocated and not yet opened, so its fields may be written.
         // `opaque` is only read back by our log callback; thread_count 0 means automatic.
@@ -126,12 +123,14 @@ impl VideoDecoder {
     /// Feeds one packet. A decode error names the packet's time and byte offset; the decoder
     /// stays usable, so the caller may record the error and go on.
     pub fn send(&mut self, packet: &Packet) -> Result<(), MediaError> {
-        self.decoder.send_packet(&packet.inner).map_err(|e| MediaError::Decode {
-            stream: self.stream,
-            pts_seconds: packet.seconds(),
-            position: packet.position(),
-            reason: self.explain(e),
-        })
+        self.decoder
+            .send_packet(&packet.inner)
+            .map_err(|e| MediaError::Decode {
+                stream: self.stream,
+                pts_seconds: packet.seconds(),
+                position: packet.position(),
+                reason: self.explain(e),
+            })
     }
 
     /// Signals the end of the stream, so that buffered frames come out.
@@ -172,7 +171,11 @@ impl VideoDecoder {
 
     fn explain(&self, e: ffmpeg_next::Error) -> String {
         let said = self.capture.drain();
-        if said.is_empty() { e.to_string() } else { format!("{e} ({})", said.join("; ")) }
+        if said.is_empty() {
+            e.to_string()
+        } else {
+            format!("{e} ({})", said.join("; "))
+        }
     }
 
     fn deliver(&mut self) -> Result<VideoFrame<'_>, MediaError> {
@@ -195,10 +198,17 @@ impl VideoDecoder {
                 (true, layout)
             }
             PixelSupport::Unsupported(reason) => {
-                return Err(MediaError::UnsupportedPixelFormat { name: pix_fmt_name(fmt), reason });
+                return Err(MediaError::UnsupportedPixelFormat {
+                    name: pix_fmt_name(fmt),
+                    reason,
+                });
             }
         };
-        let target = if converted { &self.converted } else { &self.decoded };
+        let target = if converted {
+            &self.converted
+        } else {
+            &self.decoded
+        };
         let pts = [raw.best_effort_timestamp, raw.pts]
             .into_iter()
             .find(|&t| t != ffi::AV_NOPTS_VALUE);
@@ -236,18 +246,25 @@ impl VideoDecoder {
                 layout.av_format().into(),
                 w,
                 h,
-                scaling::Flags::BICUBIC | scaling::Flags::ACCURATE_RND | scaling::Flags::FULL_CHR_H_INT,
+                scaling::Flags::BICUBIC
+                    | scaling::Flags::ACCURATE_RND
+                    | scaling::Flags::FULL_CHR_H_INT,
             )
-            .map_err(|e| MediaError::Ffmpeg { what: "creating the pixel-format converter", reason: e.to_string() })?;
+            .map_err(|e| MediaError::Ffmpeg {
+                what: "creating the pixel-format converter",
+                reason: e.to_string(),
+            })?;
             self.scaler = Some(Scaler { context, from: key });
             self.converted = frame::Video::new(layout.av_format().into(), w, h);
         }
         let scaler = self.scaler.as_mut().map(|s| &mut s.context);
         if let Some(context) = scaler {
-            context.run(&self.decoded, &mut self.converted).map_err(|e| MediaError::Ffmpeg {
-                what: "converting the pixel format",
-                reason: e.to_string(),
-            })?;
+            context
+                .run(&self.decoded, &mut self.converted)
+                .map_err(|e| MediaError::Ffmpeg {
+                    what: "converting the pixel format",
+                    reason: e.to_string(),
+                })?;
         }
         Ok(())
     }
@@ -294,7 +311,11 @@ impl<'a> VideoFrame<'a> {
         if index >= self.layout.chroma.planes() {
             return None;
         }
-        let (sx, sy) = if index == 0 { (0, 0) } else { self.layout.chroma.shifts() };
+        let (sx, sy) = if index == 0 {
+            (0, 0)
+        } else {
+            self.layout.chroma.shifts()
+        };
         let w = self.width().div_ceil(1 << sx);
         let h = self.height().div_ceil(1 << sy);
         // SAFETY: the frame holds a picture in `self.layout`, so plane `index` exists with
@@ -311,7 +332,7 @@ impl<'a> VideoFrame<'a> {
             let linesize = linesize as usize;
             let bytes = linesize * (h - 1) + w * if self.layout.bit_depth > 8 { 2 } else { 1 };
             if self.layout.bit_depth > 8 {
-                if ptr.align_offset(2) != 0 || linesize % 2 != 0 {
+                if ptr.align_offset(2) != 0 || !linesize.is_multiple_of(2) {
                     return None;
                 }
                 let data = std::slice::from_raw_parts(ptr as *const u16, bytes / 2);
@@ -337,8 +358,11 @@ impl<'a> VideoFrame<'a> {
 
     /// True when this frame carries Dolby Vision metadata.
     pub fn has_dolby_vision(&self) -> bool {
-        self.side_data(ffi::AVFrameSideDataType::AV_FRAME_DATA_DOVI_METADATA).is_some()
-            || self.side_data(ffi::AVFrameSideDataType::AV_FRAME_DATA_DOVI_RPU_BUFFER).is_some()
+        self.side_data(ffi::AVFrameSideDataType::AV_FRAME_DATA_DOVI_METADATA)
+            .is_some()
+            || self
+                .side_data(ffi::AVFrameSideDataType::AV_FRAME_DATA_DOVI_RPU_BUFFER)
+                .is_some()
     }
 
     fn side_data(&self, kind: ffi::AVFrameSideDataType) -> Option<&'a [u8]> {

@@ -39,7 +39,9 @@ fn ingest(
     choice: ShotChoice,
 ) -> anyhow::Result<IngestReport> {
     let options = config::ingest_options(args, choice)?;
-    let total = media::Demuxer::open(input).ok().and_then(|d| d.info().duration_seconds);
+    let total = media::Demuxer::open(input)
+        .ok()
+        .and_then(|d| d.info().duration_seconds);
     let bar = logging::progress(global, total);
     let report = ingest::analyze(input, &options, &mut |p| {
         bar.set_position((p.seconds * 1000.0).max(0.0) as u64);
@@ -50,11 +52,19 @@ fn ingest(
 }
 
 fn verdict(report: &IngestReport) -> ExitCode {
-    if report.accepted { exit::OK.into() } else { exit::REJECTED.into() }
+    if report.accepted {
+        exit::OK.into()
+    } else {
+        exit::REJECTED.into()
+    }
 }
 
 fn validate(global: &Global, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let choice = ShotChoice { detect: args.shots, threshold: None, keep_scores: false };
+    let choice = ShotChoice {
+        detect: args.shots,
+        threshold: None,
+        keep_scores: false,
+    };
     let report = ingest(global, &args.input, &args.ingest, choice)?;
     output::json(&report, &args.ingest.output)?;
     if !global.quiet {
@@ -74,8 +84,11 @@ struct ShotsOutput<'a> {
 }
 
 fn shots(global: &Global, args: &ShotsArgs) -> anyhow::Result<ExitCode> {
-    let choice =
-        ShotChoice { detect: true, threshold: args.threshold, keep_scores: args.scores };
+    let choice = ShotChoice {
+        detect: true,
+        threshold: args.threshold,
+        keep_scores: args.scores,
+    };
     let report = ingest(global, &args.input, &args.ingest, choice)?;
     let out = ShotsOutput {
         master: &report.master,

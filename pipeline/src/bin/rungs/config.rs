@@ -63,14 +63,23 @@ pub fn ingest_options(args: &IngestArgs, shots: ShotChoice) -> anyhow::Result<In
         detector.threshold = t;
     }
     let options = IngestOptions {
-        shots: shots.detect.then_some(ShotOptions { rules, detector, keep_scores: shots.keep_scores }),
-        av_tolerance_seconds: args.av_tolerance.or(v.av_tolerance_seconds).unwrap_or(d.av_tolerance_seconds),
+        shots: shots.detect.then_some(ShotOptions {
+            rules,
+            detector,
+            keep_scores: shots.keep_scores,
+        }),
+        av_tolerance_seconds: args
+            .av_tolerance
+            .or(v.av_tolerance_seconds)
+            .unwrap_or(d.av_tolerance_seconds),
         min_dimension: v.min_dimension.unwrap_or(d.min_dimension),
         max_dimension: v.max_dimension.unwrap_or(d.max_dimension),
         max_aspect: v.max_aspect.unwrap_or(d.max_aspect),
         threads: args.threads.or(v.threads).unwrap_or(d.threads),
         max_listed: v.max_listed.unwrap_or(d.max_listed),
     };
-    options.validate().map_err(|e| Failure::usage(e.to_string()))?;
+    options
+        .validate()
+        .map_err(|e| Failure::usage(e.to_string()))?;
     Ok(options)
 }

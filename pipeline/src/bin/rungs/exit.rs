@@ -48,17 +48,29 @@ pub struct Failure {
 impl Failure {
     /// A usage or configuration error.
     pub fn usage(message: impl Into<String>) -> anyhow::Error {
-        Failure { code: USAGE, message: message.into() }.into()
+        Failure {
+            code: USAGE,
+            message: message.into(),
+        }
+        .into()
     }
 
     /// An I/O error.
     pub fn io(message: impl Into<String>) -> anyhow::Error {
-        Failure { code: IO, message: message.into() }.into()
+        Failure {
+            code: IO,
+            message: message.into(),
+        }
+        .into()
     }
 
     /// A rejected or unreadable master.
     pub fn rejected(message: impl Into<String>) -> anyhow::Error {
-        Failure { code: REJECTED, message: message.into() }.into()
+        Failure {
+            code: REJECTED,
+            message: message.into(),
+        }
+        .into()
     }
 }
 

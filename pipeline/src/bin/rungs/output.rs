@@ -6,7 +6,7 @@ use std::path::Path;
 use pipeline::ingest::{IngestReport, Severity};
 use pipeline::shots::ShotReport;
 use serde::Serialize;
-use workers::media::{MediaInfo, StreamKind};
+use workers::media::MediaInfo;
 
 use crate::args::OutputArgs;
 use crate::exit::Failure;
@@ -34,10 +34,18 @@ pub fn json<T: Serialize>(value: &T, out: &OutputArgs) -> anyhow::Result<()> {
 /// Writes through a temporary file in the same folder and renames it into place, so that a
 /// reader never sees half a file and an existing file survives a failed write.
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| Failure::io(format!("cannot write {}: {e}", path.display()));
-    let mut tmp = tempfile::Builder::new().prefix(".rungs-").tempfile_in(dir).map_err(fail)?;
-    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(fail)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".rungs-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
 }
@@ -49,17 +57,24 @@ fn mb(bytes: u64) -> String {
 /// The probe summary.
 pub fn probe_summary(info: &MediaInfo) -> String {
     let mut s = format!(
-        "{}: {} , {}, {}",
+        "{}: {}, {}, {}",
         info.path.display(),
         info.container,
-        info.duration_seconds.map(|d| format!("{d:.3} s")).unwrap_or_else(|| "unknown duration".into()),
+        info.duration_seconds
+            .map(|d| format!("{d:.3} s"))
+            .unwrap_or_else(|| "unknown duration".into()),
         mb(info.size_bytes),
     );
     if let Some(b) = info.bit_rate {
         s.push_str(&format!(", {:.0} kb/s", b as f64 / 1000.0));
     }
     for st in &info.streams {
-        s.push_str(&format!("\n  #{} {} {}", st.index, st.kind.name(), st.codec));
+        s.push_str(&format!(
+            "\n  #{} {} {}",
+            st.index,
+            st.kind.name(),
+            st.codec
+        ));
         if let Some(p) = &st.profile {
             s.push_str(&format!(" ({p})"));
         }
@@ -82,10 +97,8 @@ pub fn probe_summary(info: &MediaInfo) -> String {
         if let Some(a) = &st.audio {
             s.push_str(&format!(" {} Hz {}", a.sample_rate, a.channel_layout));
         }
-        if st.kind != StreamKind::Video || st.language.is_some() {
-            if let Some(l) = &st.language {
-                s.push_str(&format!(" [{l}]"));
-            }
+        if let Some(l) = &st.language {
+            s.push_str(&format!(" [{l}]"));
         }
     }
     s
@@ -94,7 +107,11 @@ pub fn probe_summary(info: &MediaInfo) -> String {
 /// The validation summary.
 pub fn validate_summary(r: &IngestReport) -> String {
     let errors = r.errors().count();
-    let warnings = r.problems.iter().filter(|p| p.severity == Severity::Warning).count();
+    let warnings = r
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .count();
     let mut s = format!(
         "{}: {} ({errors} errors, {warnings} warnings)",
         r.master.display(),
@@ -112,7 +129,10 @@ pub fn validate_summary(r: &IngestReport) -> String {
         }
     }
     if r.problems.len() > 20 {
-        s.push_str(&format!("\n  ... {} more in the JSON", r.problems.len() - 20));
+        s.push_str(&format!(
+            "\n  ... {} more in the JSON",
+            r.problems.len() - 20
+        ));
     }
     if let Some(v) = &r.video {
         s.push_str(&format!(
@@ -122,8 +142,15 @@ pub fn validate_summary(r: &IngestReport) -> String {
             v.height,
             v.timing.frames,
             v.timing.duration_seconds,
-            v.timing.frame_rate.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
-            if v.timing.constant_frame_rate { "" } else { " (not constant)" }
+            v.timing
+                .frame_rate
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".into()),
+            if v.timing.constant_frame_rate {
+                ""
+            } else {
+                " (not constant)"
+            }
         ));
     }
     for a in &r.audio {
@@ -132,7 +159,10 @@ pub fn validate_summary(r: &IngestReport) -> String {
             a.stream,
             a.duration_seconds,
             a.sample_rate,
-            a.language.as_ref().map(|l| format!(" [{l}]")).unwrap_or_default()
+            a.language
+                .as_ref()
+                .map(|l| format!(" [{l}]"))
+                .unwrap_or_default()
         ));
     }
     if let Some(sh) = &r.shots {
@@ -164,7 +194,10 @@ pub fn shots_summary(r: &ShotReport) -> String {
         ));
     }
     if r.chunks.len() > 30 {
-        s.push_str(&format!("\n    ... {} more in the JSON", r.chunks.len() - 30));
+        s.push_str(&format!(
+            "\n    ... {} more in the JSON",
+            r.chunks.len() - 30
+        ));
     }
     s
 }

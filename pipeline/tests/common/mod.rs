@@ -1,0 +1,79 @@
+//! Helpers for driving the real `rungs` binary.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// No command may take longer than this on a fixture; a hang fails the test.
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a run of `rungs` gave.
+pub struct Run {
+    pub code: i32,
+    pub json: Value,
+    pub stderr: String,
+}
+
+/// Runs `rungs ARGS...` under the timeout and parses its stdout as JSON (Null if empty).
+pub fn rungs(args: &[&str]) -> Run {
+    let out = Command::cargo_bin("rungs")
+        .expect("the rungs binary")
+        .args(args)
+        .timeout(TIMEOUT)
+        .output()
+        .expect("rungs runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "rungs {args:?} panicked:\n{stderr}"
+    );
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("rungs {args:?} was killed (timeout?):\n{stderr}"));
+    let json = if out.stdout.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "rungs {args:?} printed invalid JSON ({e}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    };
+    Run { code, json, stderr }
+}
+
+pub fn arg(p: &Path) -> &str {
+    p.to_str().expect("fixture paths are UTF-8")
+}
+
+/// The frames of the detected cuts.
+pub fn cut_frames(json: &Value) -> Vec<u64> {
+    json["cuts"]
+        .as_array()
+        .expect("cuts")
+        .iter()
+        .map(|c| c["frame"].as_u64().unwrap())
+        .collect()
+}
+
+/// Asserts that `got` matches `want` within one frame, with nothing missed or extra.
+pub fn assert_cuts(name: &str, got: &[u64], want: &[u64]) {
+    let missed: Vec<_> = want
+        .iter()
+        .filter(|w| !got.iter().any(|g| g.abs_diff(**w) <= 1))
+        .collect();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|g| !want.iter().any(|w| w.abs_diff(**g) <= 1))
+        .collect();
+    assert!(
+        missed.is_empty() && extra.is_empty() && got.len() == want.len(),
+        "{name}: missed cuts {missed:?}, false cuts {extra:?} (got {got:?}, want {want:?})"
+    );
+}
