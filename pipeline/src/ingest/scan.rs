@@ -15,6 +15,9 @@ use super::timing::FrameClock;
 use super::{AudioSummary, IngestError, IngestOptions, IngestReport, Progress, VideoSummary};
 use crate::shots::{self, Detector, Features, Timeline};
 
+/// The most decode errors taken from a decoder for one packet before moving on.
+const MAX_ERRORS_PER_DRAIN: u32 = 64;
+
 /// Collects problems, listing at most `max_listed` of each kind and counting the rest.
 struct Problems {
     list: Vec<Problem>,
@@ -46,16 +49,11 @@ impl Problems {
     fn finish(mut self) -> (Vec<Problem>, BTreeMap<ProblemKind, u64>) {
         for (&kind, &n) in &self.counts {
             if n as usize > self.max_listed {
-                let mut p = Problem::new(
+                let more = n as usize - self.max_listed;
+                self.list.push(Problem::new(
                     kind,
-                    format!(
-                        "{} more {} problems are not listed",
-                        n as usize - self.max_listed,
-                        kind.name()
-                    ),
-                );
-                p.severity = kind.severity();
-                self.list.push(p);
+                    format!("{more} more {} problems are not listed", kind.name()),
+                ));
             }
         }
         (self.list, self.counts)
@@ -536,6 +534,7 @@ fn decode_problem(e: &MediaError, stream: usize, packet: &Packet) -> Problem {
 
 fn drain_video(v: &mut VideoState, problems: &mut Problems) {
     let stream = v.decoder.stream();
+    let mut errors = 0;
     loop {
         let frame = match v.decoder.receive() {
             Ok(Some(f)) => f,
@@ -557,6 +556,12 @@ fn drain_video(v: &mut VideoState, problems: &mut Problems) {
                         .stream(stream)
                         .at(v.last_packet_seconds),
                 );
+                // A decoder may report one error per broken frame; one that keeps failing
+                // without producing anything must not hold the pass forever.
+                errors += 1;
+                if errors >= MAX_ERRORS_PER_DRAIN {
+                    break;
+                }
                 continue;
             }
         };
@@ -601,6 +606,7 @@ fn drain_video(v: &mut VideoState, problems: &mut Problems) {
 
 fn drain_audio(a: &mut AudioState, problems: &mut Problems) {
     let stream = a.decoder.stream();
+    let mut errors = 0;
     loop {
         match a.decoder.receive() {
             Ok(Some(f)) => {
@@ -630,6 +636,10 @@ fn drain_audio(a: &mut AudioState, problems: &mut Problems) {
             Err(e) => {
                 problems
                     .add(Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(stream));
+                errors += 1;
+                if errors >= MAX_ERRORS_PER_DRAIN {
+                    break;
+                }
             }
         }
     }

@@ -39,11 +39,11 @@ fn ingest(
     choice: ShotChoice,
 ) -> anyhow::Result<IngestReport> {
     let options = config::ingest_options(args, choice)?;
-    let total = media::Demuxer::open(input)
-        .ok()
-        .and_then(|d| d.info().duration_seconds);
-    let bar = logging::progress(global, total);
+    let bar = logging::progress(global);
     let report = ingest::analyze(input, &options, &mut |p| {
+        if let Some(total) = p.total_seconds {
+            bar.set_length((total * 1000.0) as u64);
+        }
         bar.set_position((p.seconds * 1000.0).max(0.0) as u64);
         bar.set_message(format!("{} frames", p.frames));
     });

@@ -26,14 +26,13 @@ pub fn init(global: &Global) {
     };
 }
 
-/// A progress bar over `total_seconds` of media, or a hidden one when stderr is not a
-/// terminal or the user asked for quiet.
-pub fn progress(global: &Global, total_seconds: Option<f64>) -> ProgressBar {
+/// A progress bar over milliseconds of media (its length is set once known), or a hidden one
+/// when stderr is not a terminal or the user asked for quiet.
+pub fn progress(global: &Global) -> ProgressBar {
     if global.quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let total = total_seconds.map(|s| (s * 1000.0) as u64).unwrap_or(0);
-    let bar = ProgressBar::new(total);
+    let bar = ProgressBar::new(0);
     let style =
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg} (ETA {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
