@@ -7,15 +7,7 @@ use fixtures::Fixture;
 
 #[test]
 fn every_cut_of_every_generated_master_is_found() {
-    for f in [
-        Fixture::MultiShot,
-        Fixture::MultiShot720p,
-        Fixture::MultiShot1080p,
-        Fixture::MultiShot10Bit,
-        Fixture::MultiShot2997,
-        Fixture::ProRes,
-        Fixture::TwoAudio,
-    ] {
+    for &f in Fixture::SYNTHETIC {
         let m = fixtures::ensure(f).unwrap();
         let r = rungs(&["-q", "shots", arg(&m.path)]);
         assert_eq!(r.code, 0, "{}: {}", f.name(), r.stderr);

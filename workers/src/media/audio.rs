@@ -1,20 +1,18 @@
 //! Audio decoding.
 
-use ffmpeg_next::ffi::{self, AVSampleFormat};
+use ffmpeg_next::ffi::AVSampleFormat;
 use ffmpeg_next::util::frame;
 
-use super::input::{Packet, codec_name};
-use super::log::LogCapture;
+use super::decoder::{Core, frame_corrupt, frame_position, frame_pts};
+use super::input::Packet;
 use super::probe::sample_fmt_from_raw;
 use super::{MediaError, Rational};
 
 /// A decoder for one audio stream. It lends out one frame at a time.
 pub struct AudioDecoder {
     decoder: ffmpeg_next::decoder::Audio,
-    stream: usize,
-    time_base: Rational,
+    core: Core,
     decoded: frame::Audio,
-    capture: LogCapture,
 }
 
 /// A block of decoded audio, borrowed from its decoder until the next call.
@@ -40,111 +38,55 @@ impl AudioDecoder {
     pub(crate) fn new(
         stream: &ffmpeg_next::format::stream::Stream<'_>,
     ) -> Result<Self, MediaError> {
-        let index = stream.index();
-        let params = stream.parameters();
-        let codec = codec_name(params.id().into());
-        let time_base = Rational::from(stream.time_base());
-        if ffmpeg_next::decoder::find(params.id()).is_none() {
-            return Err(MediaError::NoDecoder { index, codec });
-        }
-        let open_err = |e: ffmpeg_next::Error| MediaError::DecoderOpen {
-            index,
-            codec: codec.clone(),
-            reason: e.to_string(),
-        };
-        let mut context =
-            ffmpeg_next::codec::Context::from_parameters(params.clone()).map_err(open_err)?;
-        let capture = LogCapture::new();
-        // SAFETY: the context is allocated and not yet opened, so its fields may be written.
-        unsafe {
-            let ctx = context.as_mut_ptr();
-            (*ctx).opaque = capture.token();
-            (*ctx).pkt_timebase = ffmpeg_next::Rational::from(time_base).into();
-        }
-        let decoder = context.decoder().audio().map_err(open_err)?;
+        let (context, core) = Core::prepare(stream, None)?;
+        let decoder = context.decoder().audio().map_err(|e| core.open_error(e))?;
         Ok(Self {
             decoder,
-            stream: index,
-            time_base,
+            core,
             decoded: frame::Audio::empty(),
-            capture,
         })
     }
 
     /// The stream this decoder reads.
     pub fn stream(&self) -> usize {
-        self.stream
+        self.core.stream
     }
 
     /// Feeds one packet; see [`super::VideoDecoder::send`].
     pub fn send(&mut self, packet: &Packet) -> Result<(), MediaError> {
-        self.decoder
-            .send_packet(&packet.inner)
-            .map_err(|e| MediaError::Decode {
-                stream: self.stream,
-                pts_seconds: packet.seconds(),
-                position: packet.position(),
-                reason: self.explain(e),
-            })
+        self.core.send(&mut self.decoder, packet)
     }
 
     /// Signals the end of the stream.
     pub fn send_eof(&mut self) -> Result<(), MediaError> {
-        match self.decoder.send_eof() {
-            Ok(()) | Err(ffmpeg_next::Error::Eof) => Ok(()),
-            Err(e) => Err(MediaError::Decode {
-                stream: self.stream,
-                pts_seconds: None,
-                position: None,
-                reason: self.explain(e),
-            }),
-        }
+        self.core.send_eof(&mut self.decoder)
     }
 
     /// Takes the next decoded frame, or `None` when the decoder needs more input.
     pub fn receive(&mut self) -> Result<Option<AudioFrame<'_>>, MediaError> {
-        match self.decoder.receive_frame(&mut self.decoded) {
-            Ok(()) => {}
-            Err(ffmpeg_next::Error::Eof) => return Ok(None),
-            Err(ffmpeg_next::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(None),
-            Err(e) => {
-                return Err(MediaError::Decode {
-                    stream: self.stream,
-                    pts_seconds: None,
-                    position: None,
-                    reason: self.explain(e),
-                });
-            }
+        if !self
+            .core
+            .received(self.decoder.receive_frame(&mut self.decoded))?
+        {
+            return Ok(None);
         }
         // SAFETY: `decoded` holds a frame the decoder just returned; we read plain fields.
         let raw = unsafe { &*self.decoded.as_ptr() };
-        let pts = [raw.best_effort_timestamp, raw.pts]
-            .into_iter()
-            .find(|&t| t != ffi::AV_NOPTS_VALUE);
         Ok(Some(AudioFrame {
             frame: &self.decoded,
-            pts,
-            time_base: self.time_base,
+            pts: frame_pts(raw),
+            time_base: self.core.time_base,
             samples: raw.nb_samples.max(0) as usize,
             sample_rate: raw.sample_rate.max(0) as u32,
             channels: raw.ch_layout.nb_channels.max(0) as usize,
-            corrupt: raw.flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 || raw.decode_error_flags != 0,
-            position: (raw.pkt_pos >= 0).then_some(raw.pkt_pos as u64),
+            corrupt: frame_corrupt(raw),
+            position: frame_position(raw),
         }))
     }
 
     /// The warnings and errors the decoder logged since the last call.
     pub fn take_messages(&mut self) -> Vec<String> {
-        self.capture.drain()
-    }
-
-    fn explain(&self, e: ffmpeg_next::Error) -> String {
-        let said = self.capture.drain();
-        if said.is_empty() {
-            e.to_string()
-        } else {
-            format!("{e} ({})", said.join("; "))
-        }
+        self.core.take_messages()
     }
 }
 
@@ -234,11 +176,10 @@ impl AudioFrame<'_> {
     }
 }
 
-/// The codec name of this decoder's stream, for messages.
 impl std::fmt::Debug for AudioDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AudioDecoder")
-            .field("stream", &self.stream)
+            .field("stream", &self.core.stream)
             .finish()
     }
 }

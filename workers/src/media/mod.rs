@@ -14,6 +14,7 @@
 //! are also kept so that a corrupt frame can be reported with the decoder's explanation.
 
 mod audio;
+mod decoder;
 mod error;
 mod input;
 mod log;

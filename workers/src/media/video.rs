@@ -4,8 +4,8 @@ use ffmpeg_next::ffi;
 use ffmpeg_next::software::scaling;
 use ffmpeg_next::util::frame;
 
-use super::input::{Packet, codec_name};
-use super::log::LogCapture;
+use super::decoder::{Core, frame_corrupt, frame_position, frame_pts};
+use super::input::Packet;
 use super::pixel::{
     PixelLayout, PixelSupport, Plane, PlaneRef, classify, pix_fmt_from_raw, pix_fmt_name,
 };
@@ -22,13 +22,10 @@ pub struct DecoderOptions {
 /// A decoder for one video stream. It lends out one frame at a time.
 pub struct VideoDecoder {
     decoder: ffmpeg_next::decoder::Video,
-    stream: usize,
-    codec: String,
-    time_base: Rational,
+    core: Core,
     decoded: frame::Video,
     converted: frame::Video,
     scaler: Option<Scaler>,
-    capture: LogCapture,
 }
 
 struct Scaler {
@@ -74,108 +71,52 @@ impl VideoDecoder {
         stream: &ffmpeg_next::format::stream::Stream<'_>,
         options: &DecoderOptions,
     ) -> Result<Self, MediaError> {
-        let index = stream.index();
-        let params = stream.parameters();
-        let codec = codec_name(params.id().into());
-        let time_base = Rational::from(stream.time_base());
-        let open_err = |e: ffmpeg_next::Error| MediaError::DecoderOpen {
-            index,
-            codec: codec.clone(),
-            reason: e.to_string(),
-        };
-        let mut context =
-            ffmpeg_next::codec::Context::from_parameters(params.clone()).map_err(open_err)?;
-        let capture = LogCapture::new();
-        // SAFETY: the context is allocated and not yet opened, so its fields may be written.
-        // `opaque` is only read back by our log callback; thread_count 0 means automatic.
-        unsafe {
-            let ctx = context.as_mut_ptr();
-            (*ctx).opaque = capture.token();
-            (*ctx).thread_count = options.threads.min(64) as i32;
-            (*ctx).pkt_timebase = ffmpeg_next::Rational::from(time_base).into();
-        }
-        if ffmpeg_next::decoder::find(params.id()).is_none() {
-            return Err(MediaError::NoDecoder { index, codec });
-        }
-        let decoder = context.decoder().video().map_err(open_err)?;
+        let (context, core) = Core::prepare(stream, Some(options.threads))?;
+        let decoder = context.decoder().video().map_err(|e| core.open_error(e))?;
         Ok(Self {
             decoder,
-            stream: index,
-            codec,
-            time_base,
+            core,
             decoded: frame::Video::empty(),
             converted: frame::Video::empty(),
             scaler: None,
-            capture,
         })
     }
 
     /// The stream this decoder reads.
     pub fn stream(&self) -> usize {
-        self.stream
+        self.core.stream
     }
 
     /// The codec name.
     pub fn codec(&self) -> &str {
-        &self.codec
+        &self.core.codec
     }
 
     /// Feeds one packet. A decode error names the packet's time and byte offset; the decoder
     /// stays usable, so the caller may record the error and go on.
     pub fn send(&mut self, packet: &Packet) -> Result<(), MediaError> {
-        self.decoder
-            .send_packet(&packet.inner)
-            .map_err(|e| MediaError::Decode {
-                stream: self.stream,
-                pts_seconds: packet.seconds(),
-                position: packet.position(),
-                reason: self.explain(e),
-            })
+        self.core.send(&mut self.decoder, packet)
     }
 
     /// Signals the end of the stream, so that buffered frames come out.
     pub fn send_eof(&mut self) -> Result<(), MediaError> {
-        match self.decoder.send_eof() {
-            Ok(()) | Err(ffmpeg_next::Error::Eof) => Ok(()),
-            Err(e) => Err(MediaError::Decode {
-                stream: self.stream,
-                pts_seconds: None,
-                position: None,
-                reason: self.explain(e),
-            }),
-        }
+        self.core.send_eof(&mut self.decoder)
     }
 
     /// Takes the next decoded frame, or `None` when the decoder needs more input (or is done).
     pub fn receive(&mut self) -> Result<Option<VideoFrame<'_>>, MediaError> {
-        match self.decoder.receive_frame(&mut self.decoded) {
-            Ok(()) => {}
-            Err(ffmpeg_next::Error::Eof) => return Ok(None),
-            Err(ffmpeg_next::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(None),
-            Err(e) => {
-                return Err(MediaError::Decode {
-                    stream: self.stream,
-                    pts_seconds: None,
-                    position: None,
-                    reason: self.explain(e),
-                });
-            }
+        if !self
+            .core
+            .received(self.decoder.receive_frame(&mut self.decoded))?
+        {
+            return Ok(None);
         }
         self.deliver().map(Some)
     }
 
     /// The warnings and errors the decoder logged since the last call.
     pub fn take_messages(&mut self) -> Vec<String> {
-        self.capture.drain()
-    }
-
-    fn explain(&self, e: ffmpeg_next::Error) -> String {
-        let said = self.capture.drain();
-        if said.is_empty() {
-            e.to_string()
-        } else {
-            format!("{e} ({})", said.join("; "))
-        }
+        self.core.take_messages()
     }
 
     fn deliver(&mut self) -> Result<VideoFrame<'_>, MediaError> {
@@ -209,21 +150,18 @@ impl VideoDecoder {
         } else {
             &self.decoded
         };
-        let pts = [raw.best_effort_timestamp, raw.pts]
-            .into_iter()
-            .find(|&t| t != ffi::AV_NOPTS_VALUE);
         Ok(VideoFrame {
             frame: target,
             layout,
-            pts,
-            time_base: self.time_base,
+            pts: frame_pts(raw),
+            time_base: self.core.time_base,
             duration: raw.pkt_duration.max(0),
-            position: (raw.pkt_pos >= 0).then_some(raw.pkt_pos as u64),
+            position: frame_position(raw),
             key: raw.key_frame != 0,
             picture_type: picture_char(raw.pict_type),
             interlaced: raw.interlaced_frame != 0,
             top_field_first: raw.top_field_first != 0,
-            corrupt: raw.flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 || raw.decode_error_flags != 0,
+            corrupt: frame_corrupt(raw),
             decode_error_flags: raw.decode_error_flags as u32,
             source_format: fmt,
             source: &self.decoded,
