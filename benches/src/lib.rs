@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Cost {
     /// Wall-clock time.
     pub wall: Duration,
+    /// User plus system CPU time.
+    pub cpu: Duration,
     /// Peak resident set size in KiB.
     pub max_rss_kib: u64,
 }
@@ -35,18 +37,24 @@ pub fn measure(cmd: &mut Command) -> Result<Cost, String> {
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(format!("{cmd:?} failed with status {status}"));
     }
+    let tv =
+        |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) * 1000) as u32);
     Ok(Cost {
         wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss.max(0) as u64,
     })
 }
 
-/// The median of the wall times and the largest RSS of `runs` measurements.
-pub fn median(mut costs: Vec<Cost>) -> Cost {
-    costs.sort_by_key(|c| c.wall);
-    let rss = costs.iter().map(|c| c.max_rss_kib).max().unwrap_or(0);
+/// The medians of the wall and CPU times, and the largest RSS, of several measurements.
+pub fn median(costs: &[Cost]) -> Cost {
+    let mid = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
     Cost {
-        wall: costs[costs.len() / 2].wall,
-        max_rss_kib: rss,
+        wall: mid(costs.iter().map(|c| c.wall).collect()),
+        cpu: mid(costs.iter().map(|c| c.cpu).collect()),
+        max_rss_kib: costs.iter().map(|c| c.max_rss_kib).max().unwrap_or(0),
     }
 }
