@@ -1,5 +1,304 @@
-//! VMAF in pure Rust: the VIF, ADM and motion features, the SVM model and pooling, plus PSNR and
-//! SSIM, computed from plane views with no I/O.
+//! VMAF in pure Rust: the integer VIF, ADM and motion features of libvmaf, its SVM models
+//! (v0.6.1, 4K v0.6.1, and the phone transform), pooling, and PSNR and SSIM alongside.
 //!
-//! This crate is a placeholder in the workspace until the VMAF issue lands; it intentionally
-//! exports nothing yet.
+//! The crate takes borrowed planes and does no I/O. Work is split in two so that frames can be
+//! scored in parallel: [`spatial`] computes everything that depends on one frame pair (any
+//! thread, any order), and [`Temporal`] adds motion and the model prediction in frame order.
+//! [`Scorer`] does both on one thread.
+//!
+//! ```
+//! use vmaf::{Model, Options, Picture, Plane, PlaneView, Scorer};
+//!
+//! let (w, h) = (64, 48);
+//! let reference: Vec<u8> = (0..w * h).map(|i| (i * 7 % 251) as u8).collect();
+//! let distorted: Vec<u8> = reference.iter().map(|v| v.saturating_add(3)).collect();
+//! let picture = |data: &[u8]| -> Picture<'_> {
+//!     let luma = Plane::U8(PlaneView::new(data, w, w, h).unwrap());
+//!     Picture::new(8, luma, None).unwrap()
+//! };
+//! let mut scorer = Scorer::new(Model::v061(), Options::default());
+//! let mut scores = Vec::new();
+//! for _ in 0..3 {
+//!     scores.extend(scorer.push(&picture(&reference), &picture(&distorted)).unwrap());
+//! }
+//! scores.extend(scorer.finish());
+//! assert_eq!(scores.len(), 3);
+//! assert!(scores.iter().all(|s| (0.0..=100.0).contains(&s.vmaf)));
+//! ```
+
+mod adm;
+mod error;
+mod kernels;
+mod model;
+mod motion;
+mod picture;
+mod pool;
+mod psnr;
+mod vif;
+
+use serde::Serialize;
+
+pub use adm::AdmScales;
+pub use error::Error;
+pub use model::{Feature, Model, VMAF_4K_V061, VMAF_V061};
+pub use picture::{Picture, Plane, PlaneView};
+pub use pool::{Pooled, percentile};
+pub use vif::VifScales;
+
+/// What to compute besides VMAF, and libvmaf's feature options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Also compute PSNR of Y, Cb and Cr (when the pictures carry chroma).
+    pub psnr: bool,
+    /// Enhancement gain limit of VIF (libvmaf's `vif_enhn_gain_limit`, 1 to 100).
+    pub vif_gain_limit: f64,
+    /// Enhancement gain limit of ADM (libvmaf's `adm_enhn_gain_limit`, 1 to 100).
+    pub adm_gain_limit: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            psnr: false,
+            vif_gain_limit: vif::DEFAULT_VIF_ENHN_GAIN_LIMIT,
+            adm_gain_limit: adm::DEFAULT_ADM_ENHN_GAIN_LIMIT,
+        }
+    }
+}
+
+/// Read-only tables, made once and shared by every thread.
+pub struct Tables {
+    log2: vif::Log2Table,
+    div: adm::DivTable,
+}
+
+impl Tables {
+    /// Builds the tables (about 400 KiB).
+    pub fn new() -> Self {
+        Self { log2: vif::Log2Table::new(), div: adm::DivTable::new() }
+    }
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Scratch memory for [`spatial`]; one per thread, reused across frames.
+#[derive(Default)]
+pub struct Workspace {
+    vif: vif::Workspace,
+    adm: adm::Workspace,
+    blur_tmp: Vec<u16>,
+}
+
+/// The features of one frame pair that do not depend on other frames.
+#[derive(Clone, Debug)]
+pub struct Spatial {
+    /// VIF numerators and denominators.
+    pub vif: VifScales,
+    /// ADM numerators and denominators.
+    pub adm: AdmScales,
+    /// PSNR of Y, Cb, Cr, when asked for and available.
+    pub psnr: Option<[Option<f64>; 3]>,
+    width: usize,
+    height: usize,
+    blur: Vec<u16>,
+}
+
+/// Computes the per-frame features of one reference/distorted pair.
+pub fn spatial(
+    reference: &Picture<'_>,
+    distorted: &Picture<'_>,
+    options: &Options,
+    tables: &Tables,
+    ws: &mut Workspace,
+) -> Result<Spatial, Error> {
+    if (reference.width(), reference.height()) != (distorted.width(), distorted.height()) {
+        return Err(Error::Mismatch {
+            what: format!(
+                "size {}x{} vs {}x{}",
+                reference.width(),
+                reference.height(),
+                distorted.width(),
+                distorted.height()
+            ),
+        });
+    }
+    if reference.bit_depth() != distorted.bit_depth() {
+        return Err(Error::Mismatch {
+            what: format!("bit depth {} vs {}", reference.bit_depth(), distorted.bit_depth()),
+        });
+    }
+    if reference.width() < 32 || reference.height() < 32 {
+        return Err(Error::InvalidSize {
+            width: reference.width(),
+            height: reference.height(),
+            reason: "VMAF's four scales need at least 32x32 luma samples",
+        });
+    }
+    let bpc = u32::from(reference.bit_depth());
+    let mut blur = Vec::new();
+    let (vif, adm) = match (reference.luma(), distorted.luma()) {
+        (Plane::U8(r), Plane::U8(d)) => features(&r, &d, bpc, options, tables, ws, &mut blur),
+        (Plane::U16(r), Plane::U16(d)) => features(&r, &d, bpc, options, tables, ws, &mut blur),
+        _ => {
+            return Err(Error::Mismatch { what: "sample types (8-bit vs 16-bit)".into() });
+        }
+    };
+    let psnr = options.psnr.then(|| {
+        [0, 1, 2].map(|i| match (reference.plane(i), distorted.plane(i)) {
+            (Some(r), Some(d)) if (r.width(), r.height()) == (d.width(), d.height()) => {
+                psnr::plane(r, d, bpc)
+            }
+            _ => None,
+        })
+    });
+    Ok(Spatial { vif, adm, psnr, width: reference.width(), height: reference.height(), blur })
+}
+
+fn features<T: picture::Sample>(
+    r: &PlaneView<'_, T>,
+    d: &PlaneView<'_, T>,
+    bpc: u32,
+    options: &Options,
+    tables: &Tables,
+    ws: &mut Workspace,
+    blur: &mut Vec<u16>,
+) -> (VifScales, AdmScales) {
+    let vif = vif::compute(r, d, bpc, &tables.log2, options.vif_gain_limit, &mut ws.vif);
+    let adm = adm::compute(r, d, bpc, options.adm_gain_limit, &tables.div, &mut ws.adm);
+    motion::blur(r, bpc, &mut ws.blur_tmp, blur);
+    (vif, adm)
+}
+
+/// One frame's scores.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FrameScore {
+    /// Frame index, from 0.
+    pub frame: u64,
+    /// The model's prediction.
+    pub vmaf: f64,
+    /// `integer_vif_scale0` to `3`.
+    pub vif: [f64; 4],
+    /// `integer_adm2`.
+    pub adm2: f64,
+    /// `integer_adm_scale0` to `3`.
+    pub adm: [f64; 4],
+    /// `integer_motion`: mean absolute difference to the previous frame.
+    pub motion: f64,
+    /// `integer_motion2`: the smaller of the differences to the previous and next frames.
+    pub motion2: f64,
+    /// PSNR of Y, Cb and Cr in dB, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psnr: Option<[Option<f64>; 3]>,
+}
+
+struct Pending {
+    frame: u64,
+    spatial: Spatial,
+    motion: f64,
+}
+
+/// The in-order stage: motion between frames, then the model.
+pub struct Temporal {
+    model: Model,
+    next: u64,
+    pending: Option<Pending>,
+}
+
+impl Temporal {
+    /// A temporal stage predicting with `model`.
+    pub fn new(model: Model) -> Self {
+        Self { model, next: 0, pending: None }
+    }
+
+    /// Adds the next frame. Returns the previous frame's scores, now that its `motion2` is
+    /// known.
+    pub fn push(&mut self, spatial: Spatial) -> Result<Option<FrameScore>, Error> {
+        let frame = self.next;
+        self.next += 1;
+        let Some(prev) = self.pending.take() else {
+            self.pending = Some(Pending { frame, spatial, motion: 0.0 });
+            return Ok(None);
+        };
+        if (prev.spatial.width, prev.spatial.height) != (spatial.width, spatial.height) {
+            return Err(Error::Mismatch {
+                what: format!(
+                    "frame {frame} is {}x{} but frame {} was {}x{}",
+                    spatial.width, spatial.height, prev.frame, prev.spatial.width, prev.spatial.height
+                ),
+            });
+        }
+        let motion =
+            motion::sad_score(&prev.spatial.blur, &spatial.blur, spatial.width, spatial.height);
+        let motion2 = if prev.frame == 0 { 0.0 } else { prev.motion.min(motion) };
+        let out = self.score(&prev, motion2);
+        self.pending = Some(Pending { frame, spatial, motion });
+        Ok(Some(out))
+    }
+
+    /// Scores the last frame.
+    pub fn finish(&mut self) -> Option<FrameScore> {
+        let last = self.pending.take()?;
+        let motion2 = last.motion;
+        Some(self.score(&last, motion2))
+    }
+
+    fn score(&self, p: &Pending, motion2: f64) -> FrameScore {
+        let s = &p.spatial;
+        let vif = [0, 1, 2, 3].map(|i| s.vif.score(i));
+        let adm2 = s.adm.adm2(s.width, s.height);
+        let vmaf = self.model.predict(|f| match f {
+            Feature::Adm2 => adm2,
+            Feature::Motion2 => motion2,
+            Feature::Vif(i) => vif[i],
+        });
+        FrameScore {
+            frame: p.frame,
+            vmaf,
+            vif,
+            adm2,
+            adm: [0, 1, 2, 3].map(|i| s.adm.score(i)),
+            motion: p.motion,
+            motion2,
+            psnr: s.psnr,
+        }
+    }
+}
+
+/// Scores frame pairs one after another on the calling thread.
+pub struct Scorer {
+    options: Options,
+    tables: Tables,
+    workspace: Workspace,
+    temporal: Temporal,
+}
+
+impl Scorer {
+    /// A scorer predicting with `model`.
+    pub fn new(model: Model, options: Options) -> Self {
+        Self {
+            options,
+            tables: Tables::new(),
+            workspace: Workspace::default(),
+            temporal: Temporal::new(model),
+        }
+    }
+
+    /// Adds the next frame pair; returns the previous frame's scores once they are complete.
+    pub fn push(
+        &mut self,
+        reference: &Picture<'_>,
+        distorted: &Picture<'_>,
+    ) -> Result<Option<FrameScore>, Error> {
+        let s = spatial(reference, distorted, &self.options, &self.tables, &mut self.workspace)?;
+        self.temporal.push(s)
+    }
+
+    /// The last frame's scores.
+    pub fn finish(&mut self) -> Option<FrameScore> {
+        self.temporal.finish()
+    }
+}

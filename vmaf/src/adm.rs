@@ -1,0 +1,702 @@
+//! Additive Detail Measure at four scales, as libvmaf's integer ADM extractor computes it.
+//!
+//! A Daubechies-2 wavelet splits each picture into approximation and detail bands. The
+//! distorted details are decoupled into a part restored from the reference and an additive
+//! impairment, both are weighted by a contrast sensitivity function, the impairment masks the
+//! restored detail, and the masked detail (numerator) is compared with the reference detail
+//! (denominator) in a cubic norm. Scale 0 runs in 16-bit fixed point and scales 1 to 3 in
+//! 32-bit, with the same shifts and rounding as libvmaf.
+
+use crate::picture::{PlaneView, Sample};
+
+const DWT_LO: [i32; 4] = [15826, 27411, 7345, -4240];
+const DWT_HI: [i32; 4] = [-4240, -7345, 27411, -15826];
+const DWT_LO_SUM: i32 = 46342;
+const ONE_BY_15: i32 = 8738;
+const I4_ONE_BY_15: i64 = 286_331_153;
+const BORDER_FACTOR: f64 = 0.1;
+
+/// libvmaf's default enhancement gain limit.
+pub const DEFAULT_ADM_ENHN_GAIN_LIMIT: f64 = 100.0;
+const NORM_VIEW_DIST: f64 = 3.0;
+const REF_DISPLAY_HEIGHT: i32 = 1080;
+
+/// Numerator and denominator of each scale.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AdmScales {
+    /// Numerators, finest scale first.
+    pub num: [f32; 4],
+    /// Denominators, finest scale first.
+    pub den: [f32; 4],
+}
+
+impl AdmScales {
+    /// The score of scale `s` (`adm_scale{s}`).
+    pub fn score(&self, s: usize) -> f64 {
+        f64::from(self.num[s]) / f64::from(self.den[s])
+    }
+
+    /// The ADM2 score of a frame of `w`×`h` luma samples.
+    pub fn adm2(&self, w: usize, h: usize) -> f64 {
+        let limit = 1e-10 * (w * h) as f64 / (1920.0 * 1080.0);
+        let mut num: f64 = self.num.iter().map(|&n| f64::from(n)).sum();
+        let mut den: f64 = self.den.iter().map(|&d| f64::from(d)).sum();
+        if num < limit {
+            num = 0.0;
+        }
+        if den < limit {
+            den = 0.0;
+        }
+        if den == 0.0 { 1.0 } else { num / den }
+    }
+}
+
+/// The Watson et al. model parameters for luma, and the basis function amplitudes.
+const MODEL_A: f32 = 0.495;
+const MODEL_K: f32 = 0.466;
+const MODEL_F0: f32 = 0.401;
+const MODEL_G: [f32; 4] = [1.501, 1.0, 0.534, 1.0];
+const AMPLITUDES: [[f32; 4]; 6] = [
+    [0.62171, 0.67234, 0.72709, 0.67234],
+    [0.34537, 0.41317, 0.49428, 0.41317],
+    [0.18004, 0.22727, 0.28688, 0.22727],
+    [0.091401, 0.11792, 0.15214, 0.11792],
+    [0.045943, 0.059758, 0.077727, 0.059758],
+    [0.023013, 0.030018, 0.039156, 0.030018],
+];
+
+/// The quantisation step of band `theta` at scale `lambda` (formula 9 of Watson et al.).
+fn quant_step(lambda: i32, theta: usize) -> f32 {
+    let r = (NORM_VIEW_DIST * f64::from(REF_DISPLAY_HEIGHT) * std::f64::consts::PI / 180.0) as f32;
+    let temp = (2f64.powf(f64::from(lambda + 1)) * f64::from(MODEL_F0) * f64::from(MODEL_G[theta])
+        / f64::from(r))
+    .log10() as f32;
+    let kt = MODEL_K * temp * temp;
+    (2.0 * f64::from(MODEL_A) * 10f64.powf(f64::from(kt))
+        / f64::from(AMPLITUDES[lambda as usize][theta])) as f32
+}
+
+/// 1/quantisation step for the h, v and d bands of `scale`.
+fn rfactors(scale: i32) -> [f32; 3] {
+    let f1 = quant_step(scale, 1);
+    let f2 = quant_step(scale, 2);
+    [1.0 / f1, 1.0 / f1, 1.0 / f2]
+}
+
+/// The reciprocal table: `div[32768 + i] = 2^30 / i`, negated for negative `i`.
+pub(crate) struct DivTable(Box<[i32]>);
+
+impl DivTable {
+    pub(crate) fn new() -> Self {
+        let mut t = vec![0i32; 65537];
+        for i in 1..=32768i32 {
+            let recip = 1_073_741_824 / i;
+            t[(32768 + i) as usize] = recip;
+            t[(32768 - i) as usize] = -recip;
+        }
+        Self(t.into_boxed_slice())
+    }
+
+    #[inline(always)]
+    fn get(&self, i: i32) -> i64 {
+        i64::from(self.0[(i + 32768) as usize])
+    }
+}
+
+/// Four bands of one picture at one scale.
+#[derive(Default)]
+struct Bands<T> {
+    a: Vec<T>,
+    v: Vec<T>,
+    h: Vec<T>,
+    d: Vec<T>,
+}
+
+impl<T: Default + Clone> Bands<T> {
+    fn resize(&mut self, n: usize) {
+        for b in [&mut self.a, &mut self.v, &mut self.h, &mut self.d] {
+            b.clear();
+            b.resize(n, T::default());
+        }
+    }
+}
+
+/// Three detail bands (h, v, d).
+#[derive(Default)]
+struct Details<T> {
+    b: [Vec<T>; 3],
+}
+
+impl<T: Default + Clone> Details<T> {
+    fn resize(&mut self, n: usize) {
+        for b in &mut self.b {
+            b.clear();
+            b.resize(n, T::default());
+        }
+    }
+}
+
+/// Scratch memory, kept between frames.
+#[derive(Default)]
+pub(crate) struct Workspace {
+    ref16: Bands<i16>,
+    dis16: Bands<i16>,
+    r16: Details<i16>,
+    a16: Details<i16>,
+    csf_a16: Details<i16>,
+    csf_f16: Details<i16>,
+    ref32: Bands<i32>,
+    dis32: Bands<i32>,
+    prev_ref: Vec<i32>,
+    prev_dis: Vec<i32>,
+    r32: Details<i32>,
+    a32: Details<i32>,
+    csf_a32: Details<i32>,
+    csf_f32: Details<i32>,
+    tmp: Vec<i32>,
+}
+
+/// The region a stage works on: libvmaf skips a border of 10% on every side.
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    left: i32,
+    top: i32,
+    right: i32,
+    bottom: i32,
+}
+
+impl Region {
+    /// The region of the CSF denominator and the masking stage.
+    fn inner(w: i32, h: i32) -> Self {
+        let left = (f64::from(w) * BORDER_FACTOR - 0.5) as i32;
+        let top = (f64::from(h) * BORDER_FACTOR - 0.5) as i32;
+        Self { left, top, right: w - left, bottom: h - top }
+    }
+
+    /// The region of decoupling and CSF: one more sample for the masking filter's taps.
+    fn with_taps(w: i32, h: i32) -> Self {
+        let left = (f64::from(w) * BORDER_FACTOR - 0.5 - 1.0) as i32;
+        let top = (f64::from(h) * BORDER_FACTOR - 0.5 - 1.0) as i32;
+        Self {
+            left: left.max(0),
+            top: top.max(0),
+            right: (w - left + 2).min(w),
+            bottom: (h - top + 2).min(h),
+        }
+    }
+
+    fn area(&self) -> i32 {
+        (self.bottom - self.top) * (self.right - self.left)
+    }
+}
+
+/// Source row/column indices of the four filter taps for output `i` of a DWT over `n` samples.
+fn dwt_taps(i: usize, n: usize) -> [usize; 4] {
+    let n = n as isize;
+    let base = 2 * i as isize;
+    [base - 1, base, base + 1, base + 2].map(|k| {
+        let k = if k < 0 { -k } else { k };
+        (if k >= n { 2 * n - k - 1 } else { k }).clamp(0, n - 1) as usize
+    })
+}
+
+/// Computes ADM for one frame pair of `bpc`-bit samples.
+pub(crate) fn compute<T: Sample>(
+    reference: &PlaneView<'_, T>,
+    distorted: &PlaneView<'_, T>,
+    bpc: u32,
+    gain_limit: f64,
+    div: &DivTable,
+    ws: &mut Workspace,
+) -> AdmScales {
+    let mut out = AdmScales::default();
+    let (mut w, mut h) = (reference.width(), reference.height());
+    // Scale 0: 16-bit bands.
+    let (bw, bh) = (w.div_ceil(2), h.div_ceil(2));
+    ws.ref16.resize(bw * bh);
+    ws.dis16.resize(bw * bh);
+    dwt2_scale0(reference, bpc, &mut ws.ref16, &mut ws.tmp);
+    dwt2_scale0(distorted, bpc, &mut ws.dis16, &mut ws.tmp);
+    ws.prev_ref.clear();
+    ws.prev_ref.extend(ws.ref16.a.iter().map(|&v| i32::from(v)));
+    ws.prev_dis.clear();
+    ws.prev_dis.extend(ws.dis16.a.iter().map(|&v| i32::from(v)));
+    (w, h) = (bw, bh);
+    for d in [&mut ws.r16, &mut ws.a16, &mut ws.csf_a16, &mut ws.csf_f16] {
+        d.resize(w * h);
+    }
+    decouple16(&ws.ref16, &ws.dis16, w, h, gain_limit, div, &mut ws.r16, &mut ws.a16);
+    out.den[0] = csf_den16(&ws.ref16, w, h);
+    csf16(&ws.a16, w, h, &mut ws.csf_a16, &mut ws.csf_f16);
+    out.num[0] = cm16(&ws.r16, &ws.csf_a16, &ws.csf_f16, w, h);
+    // Scales 1 to 3: 32-bit bands.
+    for scale in 1..4 {
+        let (bw, bh) = (w.div_ceil(2), h.div_ceil(2));
+        ws.ref32.resize(bw * bh);
+        ws.dis32.resize(bw * bh);
+        dwt2_s123(&ws.prev_ref, w, h, scale, &mut ws.ref32, &mut ws.tmp);
+        dwt2_s123(&ws.prev_dis, w, h, scale, &mut ws.dis32, &mut ws.tmp);
+        std::mem::swap(&mut ws.prev_ref, &mut ws.ref32.a);
+        std::mem::swap(&mut ws.prev_dis, &mut ws.dis32.a);
+        (w, h) = (bw, bh);
+        for d in [&mut ws.r32, &mut ws.a32, &mut ws.csf_a32, &mut ws.csf_f32] {
+            d.resize(w * h);
+        }
+        decouple32(&ws.ref32, &ws.dis32, w, h, gain_limit, div, &mut ws.r32, &mut ws.a32);
+        out.den[scale] = csf_den32(&ws.ref32, scale, w, h);
+        csf32(&ws.a32, scale, w, h, &mut ws.csf_a32, &mut ws.csf_f32);
+        out.num[scale] = cm32(&ws.r32, &ws.csf_a32, &ws.csf_f32, scale, w, h);
+    }
+    out
+}
+
+/// The first DWT, from picture samples to 16-bit bands (normalised around zero).
+fn dwt2_scale0<T: Sample>(src: &PlaneView<'_, T>, bpc: u32, out: &mut Bands<i16>, tmp: &mut Vec<i32>) {
+    let (w, h) = (src.width(), src.height());
+    let bw = w.div_ceil(2);
+    let shift_vp = bpc;
+    let add_vp = 1i32 << (bpc - 1);
+    tmp.clear();
+    tmp.resize(2 * w, 0);
+    let (lo, hi) = tmp.split_at_mut(w);
+    for i in 0..h.div_ceil(2) {
+        let rows = dwt_taps(i, h).map(|y| src.row(y));
+        for j in 0..w {
+            let s = rows.map(|r| Into::<u32>::into(r[j]) as i32);
+            let mut a = 0i32;
+            let mut b = 0i32;
+            for k in 0..4 {
+                a += DWT_LO[k] * s[k];
+                b += DWT_HI[k] * s[k];
+            }
+            a -= DWT_LO_SUM * add_vp;
+            lo[j] = i32::from(((a + add_vp) >> shift_vp) as i16);
+            hi[j] = i32::from(((b + add_vp) >> shift_vp) as i16);
+        }
+        for j in 0..bw {
+            let x = dwt_taps(j, w);
+            let (mut a, mut v, mut hh, mut d) = (0i32, 0i32, 0i32, 0i32);
+            for k in 0..4 {
+                a += DWT_LO[k] * lo[x[k]];
+                v += DWT_HI[k] * lo[x[k]];
+                hh += DWT_LO[k] * hi[x[k]];
+                d += DWT_HI[k] * hi[x[k]];
+            }
+            let o = i * bw + j;
+            out.a[o] = ((a + 32768) >> 16) as i16;
+            out.v[o] = ((v + 32768) >> 16) as i16;
+            out.h[o] = ((hh + 32768) >> 16) as i16;
+            out.d[o] = ((d + 32768) >> 16) as i16;
+        }
+    }
+}
+
+/// The DWT of scales 1 to 3, on the previous approximation band.
+fn dwt2_s123(src: &[i32], w: usize, h: usize, scale: usize, out: &mut Bands<i32>, tmp: &mut Vec<i32>) {
+    const ADD_VP: [i64; 3] = [0, 32768, 32768];
+    const SHIFT_VP: [u32; 3] = [0, 16, 16];
+    const ADD_HP: [i64; 3] = [16384, 32768, 16384];
+    const SHIFT_HP: [u32; 3] = [15, 16, 15];
+    let (add_vp, shift_vp) = (ADD_VP[scale - 1], SHIFT_VP[scale - 1]);
+    let (add_hp, shift_hp) = (ADD_HP[scale - 1], SHIFT_HP[scale - 1]);
+    let bw = w.div_ceil(2);
+    tmp.clear();
+    tmp.resize(2 * w, 0);
+    let (lo, hi) = tmp.split_at_mut(w);
+    for i in 0..h.div_ceil(2) {
+        let rows = dwt_taps(i, h);
+        for j in 0..w {
+            let s = rows.map(|y| i64::from(src[y * w + j]));
+            let (mut a, mut b) = (0i64, 0i64);
+            for k in 0..4 {
+                a += i64::from(DWT_LO[k]) * s[k];
+                b += i64::from(DWT_HI[k]) * s[k];
+            }
+            lo[j] = ((a + add_vp) >> shift_vp) as i32;
+            hi[j] = ((b + add_vp) >> shift_vp) as i32;
+        }
+        for j in 0..bw {
+            let x = dwt_taps(j, w);
+            let (mut a, mut v, mut hh, mut d) = (0i64, 0i64, 0i64, 0i64);
+            for k in 0..4 {
+                let (l, hv) = (i64::from(lo[x[k]]), i64::from(hi[x[k]]));
+                a += i64::from(DWT_LO[k]) * l;
+                v += i64::from(DWT_HI[k]) * l;
+                hh += i64::from(DWT_LO[k]) * hv;
+                d += i64::from(DWT_HI[k]) * hv;
+            }
+            let o = i * bw + j;
+            out.a[o] = ((a + add_hp) >> shift_hp) as i32;
+            out.v[o] = ((v + add_hp) >> shift_hp) as i32;
+            out.h[o] = ((hh + add_hp) >> shift_hp) as i32;
+            out.d[o] = ((d + add_hp) >> shift_hp) as i32;
+        }
+    }
+}
+
+/// True when the (h, v) detail vectors of reference and distorted are within one degree.
+#[inline(always)]
+fn within_one_degree(oh: i64, ov: i64, th: i64, tv: i64) -> bool {
+    let cos_1deg_sq = ((1.0f64 * std::f64::consts::PI / 180.0).cos().powi(2)) as f32;
+    let ot_dp = oh * th + ov * tv;
+    let o_mag_sq = oh * oh + ov * ov;
+    let t_mag_sq = th * th + tv * tv;
+    let dp = f64::from(ot_dp as f32) / 4096.0;
+    dp >= 0.0
+        && dp * dp
+            >= f64::from(cos_1deg_sq) * (f64::from(o_mag_sq as f32) / 4096.0)
+                * (f64::from(t_mag_sq as f32) / 4096.0)
+}
+
+/// Applies the enhancement limit to a restored coefficient (libvmaf's MIN/MAX in doubles).
+#[inline(always)]
+fn limit_restored(rst: i64, k: i64, o: i64, t: i64, angle: bool, gain_limit: f64) -> f64 {
+    let rst_f = (k as f32 / 32768.0) * (o as f32 / 64.0);
+    let scaled = rst as f64 * gain_limit;
+    if angle && rst_f > 0.0 {
+        if scaled < t as f64 { scaled } else { t as f64 }
+    } else if angle && rst_f < 0.0 {
+        if scaled > t as f64 { scaled } else { t as f64 }
+    } else {
+        rst as f64
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decouple16(
+    r: &Bands<i16>,
+    t: &Bands<i16>,
+    w: usize,
+    h: usize,
+    gain_limit: f64,
+    div: &DivTable,
+    out_r: &mut Details<i16>,
+    out_a: &mut Details<i16>,
+) {
+    let reg = Region::with_taps(w as i32, h as i32);
+    for i in reg.top as usize..reg.bottom as usize {
+        for j in reg.left as usize..reg.right as usize {
+            let o = i * w + j;
+            let (oh, ov, od) = (i64::from(r.h[o]), i64::from(r.v[o]), i64::from(r.d[o]));
+            let (th, tv, td) = (i64::from(t.h[o]), i64::from(t.v[o]), i64::from(t.d[o]));
+            let angle = within_one_degree(oh, ov, th, tv);
+            for (band, (ov, tv)) in [(oh, th), (ov, tv), (od, td)].into_iter().enumerate() {
+                let tmp_k = if ov == 0 { 32768 } else { (div.get(ov as i32) * tv + 16384) >> 15 };
+                let k = tmp_k.clamp(0, 32768);
+                let rst = (k * ov + 16384) >> 15;
+                let rst = limit_restored(rst, k, ov, tv, angle, gain_limit) as i16;
+                out_r.b[band][o] = rst;
+                out_a.b[band][o] = (tv as i16).wrapping_sub(rst);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decouple32(
+    r: &Bands<i32>,
+    t: &Bands<i32>,
+    w: usize,
+    h: usize,
+    gain_limit: f64,
+    div: &DivTable,
+    out_r: &mut Details<i32>,
+    out_a: &mut Details<i32>,
+) {
+    let reg = Region::with_taps(w as i32, h as i32);
+    for i in reg.top as usize..reg.bottom as usize {
+        for j in reg.left as usize..reg.right as usize {
+            let o = i * w + j;
+            let (oh, ov, od) = (i64::from(r.h[o]), i64::from(r.v[o]), i64::from(r.d[o]));
+            let (th, tv, td) = (i64::from(t.h[o]), i64::from(t.v[o]), i64::from(t.d[o]));
+            let angle = within_one_degree(oh, ov, th, tv);
+            for (band, (ov, tv)) in [(oh, th), (ov, tv), (od, td)].into_iter().enumerate() {
+                let abs = (ov as i32).unsigned_abs();
+                let sign: i64 = if ov < 0 { -1 } else { 1 };
+                let (msb, shift) = if abs < 32768 {
+                    (abs as i32, 0)
+                } else {
+                    let k = 17 - abs.leading_zeros();
+                    ((abs.wrapping_add(1 << (k - 1)) >> k) as u16 as i32, k)
+                };
+                let tmp_k = if ov == 0 {
+                    32768
+                } else {
+                    ((div.get(msb) * tv) * sign + (1i64 << (14 + shift))) >> (15 + shift)
+                };
+                let k = tmp_k.clamp(0, 32768);
+                let rst = (k * ov + 16384) >> 15;
+                let rst = limit_restored(rst, k, ov, tv, angle, gain_limit) as i32;
+                out_r.b[band][o] = rst;
+                out_a.b[band][o] = (tv as i32).wrapping_sub(rst);
+            }
+        }
+    }
+}
+
+/// The denominator of scale 0: the cubic norm of the reference's CSF-weighted details.
+fn csf_den16(r: &Bands<i16>, w: usize, h: usize) -> f32 {
+    let rf = rfactors(0);
+    let reg = Region::inner(w as i32, h as i32);
+    let shift = ((f64::from(reg.area())).log2() - 20.0).ceil().max(0.0) as u32;
+    let add: u64 = if shift > 0 { 1 << (shift - 1) } else { 0 };
+    let mut acc = [0u64; 3];
+    for i in reg.top as usize..reg.bottom as usize {
+        let mut inner = [0u64; 3];
+        for j in reg.left as usize..reg.right as usize {
+            let o = i * w + j;
+            for (b, band) in [&r.h, &r.v, &r.d].into_iter().enumerate() {
+                let x = u64::from(i32::from(band[o]).unsigned_abs() as u16);
+                inner[b] += x * x * x;
+            }
+        }
+        for b in 0..3 {
+            acc[b] += (inner[b] + add) >> shift;
+        }
+    }
+    let shift_csf = 2f64.powf(f64::from(18 - shift as i32));
+    den_from(acc, shift_csf, rf, reg)
+}
+
+fn den_from(acc: [u64; 3], shift_csf: f64, rf: [f32; 3], reg: Region) -> f32 {
+    let add = (reg.area() as f32 / 32.0).powf(1.0 / 3.0);
+    (0..3)
+        .map(|b| {
+            let csf = (acc[b] as f64 / shift_csf) * f64::from(rf[b]).powf(3.0);
+            (csf as f32).powf(1.0 / 3.0) + add
+        })
+        .fold(0.0f32, |s, x| s + x)
+}
+
+fn csf_den32(r: &Bands<i32>, scale: usize, w: usize, h: usize) -> f32 {
+    const SHIFT_SQ: [u32; 3] = [31, 30, 31];
+    const TO_FLOAT: [i32; 3] = [32, 27, 23];
+    let rf = rfactors(scale as i32);
+    let reg = Region::inner(w as i32, h as i32);
+    let shift_sq = SHIFT_SQ[scale - 1];
+    let add_sq = 1u64 << shift_sq;
+    let shift_cub = f64::from(reg.right - reg.left).log2().ceil() as u32;
+    let add_cub = 2f64.powf(f64::from(shift_cub as i32 - 1)) as u32 as u64;
+    let shift_acc = f64::from(reg.bottom - reg.top).log2().ceil() as u32;
+    let add_acc = 2f64.powf(f64::from(shift_acc as i32 - 1)) as u32 as u64;
+    let mut acc = [0u64; 3];
+    for i in reg.top as usize..reg.bottom as usize {
+        let mut inner = [0u64; 3];
+        for j in reg.left as usize..reg.right as usize {
+            let o = i * w + j;
+            for (b, band) in [&r.h, &r.v, &r.d].into_iter().enumerate() {
+                let x = u64::from(band[o].unsigned_abs());
+                inner[b] += ((((x * x) + add_sq) >> shift_sq) * x + add_cub) >> shift_cub;
+            }
+        }
+        for b in 0..3 {
+            acc[b] += (inner[b] + add_acc) >> shift_acc;
+        }
+    }
+    let shift_csf =
+        2f64.powf(f64::from(TO_FLOAT[scale - 1] - shift_acc as i32 - shift_cub as i32));
+    den_from(acc, shift_csf, rf, reg)
+}
+
+/// 1/quantisation step of scale 0 in fixed point (Q21, Q21, Q23), as libvmaf hard-codes it for
+/// the default viewing distance and display height.
+const I_RFACTOR0: [i32; 3] = [36453, 36453, 49417];
+
+fn csf16(a: &Details<i16>, w: usize, h: usize, csf_a: &mut Details<i16>, csf_f: &mut Details<i16>) {
+    const SHIFTS: [u32; 3] = [15, 15, 17];
+    const ADDS: [i32; 3] = [16384, 16384, 65535];
+    const FIX_ONE_BY_30: i32 = 4369;
+    let reg = Region::with_taps(w as i32, h as i32);
+    for theta in 0..3 {
+        for i in reg.top as usize..reg.bottom as usize {
+            for j in reg.left as usize..reg.right as usize {
+                let o = i * w + j;
+                let dst = I_RFACTOR0[theta] * i32::from(a.b[theta][o]);
+                let v = ((dst + ADDS[theta]) >> SHIFTS[theta]) as i16;
+                csf_a.b[theta][o] = v;
+                csf_f.b[theta][o] = ((FIX_ONE_BY_30 * i32::from(v).abs() + 2048) >> 12) as i16;
+            }
+        }
+    }
+}
+
+/// The fixed-point 1/quantisation steps of scales 1 to 3 (Q32).
+fn i_rfactors(scale: usize) -> [u32; 3] {
+    rfactors(scale as i32).map(|r| (f64::from(r) * 2f64.powf(32.0)) as u32)
+}
+
+fn csf32(a: &Details<i32>, scale: usize, w: usize, h: usize, csf_a: &mut Details<i32>, csf_f: &mut Details<i32>) {
+    const FIX_ONE_BY_30: i64 = 143_165_577;
+    let rf = i_rfactors(scale);
+    let reg = Region::with_taps(w as i32, h as i32);
+    for theta in 0..3 {
+        for i in reg.top as usize..reg.bottom as usize {
+            for j in reg.left as usize..reg.right as usize {
+                let o = i * w + j;
+                let dst = ((i64::from(rf[theta]) * i64::from(a.b[theta][o]) + (1 << 27)) >> 28) as i32;
+                csf_a.b[theta][o] = dst;
+                // libvmaf's rounding constant here is (int32_t)(1u << 31), that is -2^31.
+                csf_f.b[theta][o] = ((FIX_ONE_BY_30 * i64::from(dst.unsigned_abs()) - (1i64 << 31)) >> 32) as i32;
+            }
+        }
+    }
+}
+
+/// The rows or columns the masking stage visits: the inner region, widened to the edge only
+/// where the region touches it.
+fn cm_span(lo: i32, hi: i32, n: i32) -> impl Iterator<Item = usize> {
+    let start = lo.max(1);
+    let end = hi.min(n - 1);
+    let first = (lo <= 0).then_some(0);
+    let last = (hi > n - 1).then_some(n - 1);
+    first.into_iter().chain(start..end).chain(last).map(|x| x as usize)
+}
+
+/// Neighbour index for the masking filter: 1 above the top, the last row below the bottom.
+#[inline(always)]
+fn cm_neighbour(i: usize, delta: isize, n: usize) -> usize {
+    match (i, delta) {
+        (0, -1) => 1,
+        (i, 1) if i == n - 1 => n - 1,
+        (i, d) => (i as isize + d) as usize,
+    }
+}
+
+/// The masking threshold at (i, j): the 3×3 neighbourhood of the CSF-filtered impairment over
+/// all three bands, with the centre taken from the impairment itself.
+#[inline(always)]
+fn threshold<T: Copy>(
+    csf_a: &Details<T>,
+    csf_f: &Details<T>,
+    w: usize,
+    h: usize,
+    i: usize,
+    j: usize,
+    centre: impl Fn(T) -> i32,
+    to_i32: impl Fn(T) -> i32,
+) -> i32 {
+    let rows = [cm_neighbour(i, -1, h), i, cm_neighbour(i, 1, h)];
+    let cols = [cm_neighbour(j, -1, w), j, cm_neighbour(j, 1, w)];
+    let mut thr = 0i32;
+    for theta in 0..3 {
+        let mut sum = 0i32;
+        for (ri, &y) in rows.iter().enumerate() {
+            for (ci, &x) in cols.iter().enumerate() {
+                sum += if ri == 1 && ci == 1 {
+                    centre(csf_a.b[theta][y * w + x])
+                } else {
+                    to_i32(csf_f.b[theta][y * w + x])
+                };
+            }
+        }
+        thr += sum;
+    }
+    thr
+}
+
+fn cm16(r: &Details<i16>, csf_a: &Details<i16>, csf_f: &Details<i16>, w: usize, h: usize) -> f32 {
+    let reg = Region::inner(w as i32, h as i32);
+    let wf = (w as f64).log2();
+    let shift_cub = [(wf - 4.0).ceil() as u32, (wf - 4.0).ceil() as u32, (wf - 3.0).ceil() as u32];
+    let add_cub = shift_cub.map(|s| 2f64.powf(f64::from(s as i32 - 1)) as u32 as i64);
+    let shift_inner = (h as f64).log2().ceil() as u32;
+    let add_inner = 2f64.powf(f64::from(shift_inner as i32 - 1)) as u32 as i64;
+    const SHIFT_SQ: [u32; 3] = [29, 29, 30];
+    const ADD_SQ: [i64; 3] = [268_435_456, 268_435_456, 536_870_912];
+    const SHIFT_SUB: [u32; 3] = [10, 10, 12];
+    let mut acc = [0i64; 3];
+    for i in cm_span(reg.top, reg.bottom, h as i32) {
+        let mut inner = [0i64; 3];
+        for j in cm_span(reg.left, reg.right, w as i32) {
+            let thr = threshold(
+                csf_a,
+                csf_f,
+                w,
+                h,
+                i,
+                j,
+                |a: i16| i32::from(((ONE_BY_15 * i32::from(a).abs() + 2048) >> 12) as i16),
+                i32::from,
+            );
+            let o = i * w + j;
+            for b in 0..3 {
+                let x = i32::from(r.b[b][o]) * I_RFACTOR0[b];
+                let x = (x.abs() - (thr << SHIFT_SUB[b])).max(0);
+                let x_sq = ((i64::from(x) * i64::from(x) + ADD_SQ[b]) >> SHIFT_SQ[b]) as i32;
+                inner[b] += (i64::from(x_sq) * i64::from(x) + add_cub[b]) >> shift_cub[b];
+            }
+        }
+        for b in 0..3 {
+            acc[b] += (inner[b] + add_inner) >> shift_inner;
+        }
+    }
+    let finals = [52i32, 52, 57];
+    let add = (reg.area() as f32 / 32.0).powf(1.0 / 3.0);
+    (0..3)
+        .map(|b| {
+            let f = (acc[b] as f64 / 2f64.powf(f64::from(finals[b] - shift_cub[b] as i32 - shift_inner as i32))) as f32;
+            f.powf(1.0 / 3.0) + add
+        })
+        .fold(0.0f32, |s, x| s + x)
+}
+
+fn cm32(r: &Details<i32>, csf_a: &Details<i32>, csf_f: &Details<i32>, scale: usize, w: usize, h: usize) -> f32 {
+    let rf = i_rfactors(scale);
+    let reg = Region::inner(w as i32, h as i32);
+    let shift_cub = (w as f64).log2().ceil() as u32;
+    let add_cub = 2f64.powf(f64::from(shift_cub as i32 - 1)) as u32 as i64;
+    let shift_inner = (h as f64).log2().ceil() as u32;
+    let add_inner = 2f64.powf(f64::from(shift_inner as i32 - 1)) as u32 as i64;
+    let finals = [45i32, 39, 36].map(|f| 2f64.powf(f64::from(f - shift_cub as i32 - shift_inner as i32)) as f32);
+    let mut acc = [0i64; 3];
+    for i in cm_span(reg.top, reg.bottom, h as i32) {
+        let mut inner = [0i64; 3];
+        for j in cm_span(reg.left, reg.right, w as i32) {
+            let thr = threshold(
+                csf_a,
+                csf_f,
+                w,
+                h,
+                i,
+                j,
+                // libvmaf's rounding constant here is (int32_t)(1u << 31), that is -2^31.
+                |a: i32| ((I4_ONE_BY_15 * i64::from(a.unsigned_abs()) - (1i64 << 31)) >> 32) as i32,
+                |f| f,
+            );
+            let o = i * w + j;
+            for b in 0..3 {
+                let x = ((i64::from(r.b[b][o]) * i64::from(rf[b]) + (1 << 27)) >> 28) as i32;
+                let x = (x.abs() - thr).max(0);
+                let x_sq = ((i64::from(x) * i64::from(x) + 536_870_912) >> 30) as i32;
+                inner[b] += (i64::from(x_sq) * i64::from(x) + add_cub) >> shift_cub;
+            }
+        }
+        for b in 0..3 {
+            acc[b] += (inner[b] + add_inner) >> shift_inner;
+        }
+    }
+    let add = (reg.area() as f32 / 32.0).powf(1.0 / 3.0);
+    (0..3)
+        .map(|b| (acc[b] as f32 / finals[scale - 1]).powf(1.0 / 3.0) + add)
+        .fold(0.0f32, |s, x| s + x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale0_factors_match_libvmafs_constants() {
+        let rf = rfactors(0);
+        assert_eq!((f64::from(rf[0]) * 2f64.powi(21)) as u16, 36453);
+        assert_eq!((f64::from(rf[2]) * 2f64.powi(23)) as u16, 49417);
+    }
+
+    #[test]
+    fn dwt_taps_mirror_like_libvmaf() {
+        assert_eq!(dwt_taps(0, 10), [1, 0, 1, 2]);
+        assert_eq!(dwt_taps(1, 10), [1, 2, 3, 4]);
+        assert_eq!(dwt_taps(4, 10), [7, 8, 9, 9]);
+        assert_eq!(dwt_taps(4, 9), [7, 8, 8, 7]);
+    }
+}
