@@ -7,13 +7,9 @@
 //! (denominator) in a cubic norm. Scale 0 runs in 16-bit fixed point and scales 1 to 3 in
 //! 32-bit, with the same shifts and rounding as libvmaf.
 
+use crate::kernels::{self, Isa, cm, dwt};
 use crate::picture::{PlaneView, Sample};
 
-const DWT_LO: [i32; 4] = [15826, 27411, 7345, -4240];
-const DWT_HI: [i32; 4] = [-4240, -7345, 27411, -15826];
-const DWT_LO_SUM: i32 = 46342;
-const ONE_BY_15: i32 = 8738;
-const I4_ONE_BY_15: i64 = 286_331_153;
 const BORDER_FACTOR: f64 = 0.1;
 
 /// libvmaf's default enhancement gain limit.
@@ -98,7 +94,7 @@ impl DivTable {
     }
 
     #[inline(always)]
-    fn get(&self, i: i32) -> i64 {
+    pub(crate) fn get(&self, i: i32) -> i64 {
         i64::from(self.0[(i + 32768) as usize])
     }
 }
@@ -137,8 +133,9 @@ impl<T: Default + Clone> Details<T> {
 }
 
 /// Scratch memory, kept between frames.
-#[derive(Default)]
 pub(crate) struct Workspace {
+    isa: Isa,
+    tmp16: Vec<i16>,
     ref16: Bands<i16>,
     dis16: Bands<i16>,
     r16: Details<i16>,
@@ -156,6 +153,30 @@ pub(crate) struct Workspace {
     tmp: Vec<i32>,
 }
 
+impl Default for Workspace {
+    fn default() -> Self {
+        Self {
+            isa: Isa::detect(),
+            tmp16: Vec::new(),
+            ref16: Bands::default(),
+            dis16: Bands::default(),
+            r16: Details::default(),
+            a16: Details::default(),
+            csf_a16: Details::default(),
+            csf_f16: Details::default(),
+            ref32: Bands::default(),
+            dis32: Bands::default(),
+            prev_ref: Vec::new(),
+            prev_dis: Vec::new(),
+            r32: Details::default(),
+            a32: Details::default(),
+            csf_a32: Details::default(),
+            csf_f32: Details::default(),
+            tmp: Vec::new(),
+        }
+    }
+}
+
 /// The region a stage works on: libvmaf skips a border of 10% on every side.
 #[derive(Clone, Copy, Debug)]
 struct Region {
@@ -170,7 +191,12 @@ impl Region {
     fn inner(w: i32, h: i32) -> Self {
         let left = (f64::from(w) * BORDER_FACTOR - 0.5) as i32;
         let top = (f64::from(h) * BORDER_FACTOR - 0.5) as i32;
-        Self { left, top, right: w - left, bottom: h - top }
+        Self {
+            left,
+            top,
+            right: w - left,
+            bottom: h - top,
+        }
     }
 
     /// The region of decoupling and CSF: one more sample for the masking filter's taps.
@@ -190,16 +216,6 @@ impl Region {
     }
 }
 
-/// Source row/column indices of the four filter taps for output `i` of a DWT over `n` samples.
-fn dwt_taps(i: usize, n: usize) -> [usize; 4] {
-    let n = n as isize;
-    let base = 2 * i as isize;
-    [base - 1, base, base + 1, base + 2].map(|k| {
-        let k = if k < 0 { -k } else { k };
-        (if k >= n { 2 * n - k - 1 } else { k }).clamp(0, n - 1) as usize
-    })
-}
-
 /// Computes ADM for one frame pair of `bpc`-bit samples.
 pub(crate) fn compute<T: Sample>(
     reference: &PlaneView<'_, T>,
@@ -215,8 +231,8 @@ pub(crate) fn compute<T: Sample>(
     let (bw, bh) = (w.div_ceil(2), h.div_ceil(2));
     ws.ref16.resize(bw * bh);
     ws.dis16.resize(bw * bh);
-    dwt2_scale0(reference, bpc, &mut ws.ref16, &mut ws.tmp);
-    dwt2_scale0(distorted, bpc, &mut ws.dis16, &mut ws.tmp);
+    dwt2_scale0(ws.isa, reference, bpc, &mut ws.ref16, &mut ws.tmp16);
+    dwt2_scale0(ws.isa, distorted, bpc, &mut ws.dis16, &mut ws.tmp16);
     ws.prev_ref.clear();
     ws.prev_ref.extend(ws.ref16.a.iter().map(|&v| i32::from(v)));
     ws.prev_dis.clear();
@@ -225,112 +241,154 @@ pub(crate) fn compute<T: Sample>(
     for d in [&mut ws.r16, &mut ws.a16, &mut ws.csf_a16, &mut ws.csf_f16] {
         d.resize(w * h);
     }
-    decouple16(&ws.ref16, &ws.dis16, w, h, gain_limit, div, &mut ws.r16, &mut ws.a16);
+    decouple16(
+        ws.isa,
+        &ws.ref16,
+        &ws.dis16,
+        w,
+        h,
+        gain_limit,
+        div,
+        &mut ws.r16,
+        &mut ws.a16,
+    );
     out.den[0] = csf_den16(&ws.ref16, w, h);
     csf16(&ws.a16, w, h, &mut ws.csf_a16, &mut ws.csf_f16);
-    out.num[0] = cm16(&ws.r16, &ws.csf_a16, &ws.csf_f16, w, h);
+    out.num[0] = cm16(ws.isa, &ws.r16, &ws.csf_a16, &ws.csf_f16, w, h);
     // Scales 1 to 3: 32-bit bands.
     for scale in 1..4 {
         let (bw, bh) = (w.div_ceil(2), h.div_ceil(2));
         ws.ref32.resize(bw * bh);
         ws.dis32.resize(bw * bh);
-        dwt2_s123(&ws.prev_ref, w, h, scale, &mut ws.ref32, &mut ws.tmp);
-        dwt2_s123(&ws.prev_dis, w, h, scale, &mut ws.dis32, &mut ws.tmp);
+        dwt2_s123(
+            ws.isa,
+            &ws.prev_ref,
+            w,
+            h,
+            scale,
+            &mut ws.ref32,
+            &mut ws.tmp,
+        );
+        dwt2_s123(
+            ws.isa,
+            &ws.prev_dis,
+            w,
+            h,
+            scale,
+            &mut ws.dis32,
+            &mut ws.tmp,
+        );
         std::mem::swap(&mut ws.prev_ref, &mut ws.ref32.a);
         std::mem::swap(&mut ws.prev_dis, &mut ws.dis32.a);
         (w, h) = (bw, bh);
         for d in [&mut ws.r32, &mut ws.a32, &mut ws.csf_a32, &mut ws.csf_f32] {
             d.resize(w * h);
         }
-        decouple32(&ws.ref32, &ws.dis32, w, h, gain_limit, div, &mut ws.r32, &mut ws.a32);
+        decouple32(
+            &ws.ref32,
+            &ws.dis32,
+            w,
+            h,
+            gain_limit,
+            div,
+            &mut ws.r32,
+            &mut ws.a32,
+        );
         out.den[scale] = csf_den32(&ws.ref32, scale, w, h);
         csf32(&ws.a32, scale, w, h, &mut ws.csf_a32, &mut ws.csf_f32);
-        out.num[scale] = cm32(&ws.r32, &ws.csf_a32, &ws.csf_f32, scale, w, h);
+        out.num[scale] = cm32(ws.isa, &ws.r32, &ws.csf_a32, &ws.csf_f32, scale, w, h);
     }
     out
 }
 
 /// The first DWT, from picture samples to 16-bit bands (normalised around zero).
-fn dwt2_scale0<T: Sample>(src: &PlaneView<'_, T>, bpc: u32, out: &mut Bands<i16>, tmp: &mut Vec<i32>) {
+fn dwt2_scale0<T: Sample>(
+    isa: Isa,
+    src: &PlaneView<'_, T>,
+    bpc: u32,
+    out: &mut Bands<i16>,
+    tmp: &mut Vec<i16>,
+) {
     let (w, h) = (src.width(), src.height());
     let bw = w.div_ceil(2);
-    let shift_vp = bpc;
-    let add_vp = 1i32 << (bpc - 1);
     tmp.clear();
     tmp.resize(2 * w, 0);
     let (lo, hi) = tmp.split_at_mut(w);
     for i in 0..h.div_ceil(2) {
-        let rows = dwt_taps(i, h).map(|y| src.row(y));
-        for j in 0..w {
-            let s = rows.map(|r| Into::<u32>::into(r[j]) as i32);
-            let mut a = 0i32;
-            let mut b = 0i32;
-            for k in 0..4 {
-                a += DWT_LO[k] * s[k];
-                b += DWT_HI[k] * s[k];
-            }
-            a -= DWT_LO_SUM * add_vp;
-            lo[j] = i32::from(((a + add_vp) >> shift_vp) as i16);
-            hi[j] = i32::from(((b + add_vp) >> shift_vp) as i16);
-        }
-        for j in 0..bw {
-            let x = dwt_taps(j, w);
-            let (mut a, mut v, mut hh, mut d) = (0i32, 0i32, 0i32, 0i32);
-            for k in 0..4 {
-                a += DWT_LO[k] * lo[x[k]];
-                v += DWT_HI[k] * lo[x[k]];
-                hh += DWT_LO[k] * hi[x[k]];
-                d += DWT_HI[k] * hi[x[k]];
-            }
-            let o = i * bw + j;
-            out.a[o] = ((a + 32768) >> 16) as i16;
-            out.v[o] = ((v + 32768) >> 16) as i16;
-            out.h[o] = ((hh + 32768) >> 16) as i16;
-            out.d[o] = ((d + 32768) >> 16) as i16;
-        }
+        let rows = dwt::taps(i, h).map(|y| src.row(y));
+        kernels::dwt_vertical(isa, rows, bpc, lo, hi, w);
+        let o = i * bw..(i + 1) * bw;
+        kernels::dwt_horizontal(
+            isa,
+            lo,
+            hi,
+            w,
+            [
+                &mut out.a[o.clone()],
+                &mut out.v[o.clone()],
+                &mut out.h[o.clone()],
+                &mut out.d[o],
+            ],
+        );
     }
 }
 
 /// The DWT of scales 1 to 3, on the previous approximation band.
-fn dwt2_s123(src: &[i32], w: usize, h: usize, scale: usize, out: &mut Bands<i32>, tmp: &mut Vec<i32>) {
-    const ADD_VP: [i64; 3] = [0, 32768, 32768];
-    const SHIFT_VP: [u32; 3] = [0, 16, 16];
-    const ADD_HP: [i64; 3] = [16384, 32768, 16384];
-    const SHIFT_HP: [u32; 3] = [15, 16, 15];
-    let (add_vp, shift_vp) = (ADD_VP[scale - 1], SHIFT_VP[scale - 1]);
-    let (add_hp, shift_hp) = (ADD_HP[scale - 1], SHIFT_HP[scale - 1]);
+fn dwt2_s123(
+    isa: Isa,
+    src: &[i32],
+    w: usize,
+    h: usize,
+    scale: usize,
+    out: &mut Bands<i32>,
+    tmp: &mut Vec<i32>,
+) {
+    const VP: [dwt::Round; 3] = [
+        dwt::Round { add: 0, shift: 0 },
+        dwt::Round {
+            add: 32768,
+            shift: 16,
+        },
+        dwt::Round {
+            add: 32768,
+            shift: 16,
+        },
+    ];
+    const HP: [dwt::Round; 3] = [
+        dwt::Round {
+            add: 16384,
+            shift: 15,
+        },
+        dwt::Round {
+            add: 32768,
+            shift: 16,
+        },
+        dwt::Round {
+            add: 16384,
+            shift: 15,
+        },
+    ];
     let bw = w.div_ceil(2);
     tmp.clear();
     tmp.resize(2 * w, 0);
     let (lo, hi) = tmp.split_at_mut(w);
     for i in 0..h.div_ceil(2) {
-        let rows = dwt_taps(i, h);
-        for j in 0..w {
-            let s = rows.map(|y| i64::from(src[y * w + j]));
-            let (mut a, mut b) = (0i64, 0i64);
-            for k in 0..4 {
-                a += i64::from(DWT_LO[k]) * s[k];
-                b += i64::from(DWT_HI[k]) * s[k];
-            }
-            lo[j] = ((a + add_vp) >> shift_vp) as i32;
-            hi[j] = ((b + add_vp) >> shift_vp) as i32;
-        }
-        for j in 0..bw {
-            let x = dwt_taps(j, w);
-            let (mut a, mut v, mut hh, mut d) = (0i64, 0i64, 0i64, 0i64);
-            for k in 0..4 {
-                let (l, hv) = (i64::from(lo[x[k]]), i64::from(hi[x[k]]));
-                a += i64::from(DWT_LO[k]) * l;
-                v += i64::from(DWT_HI[k]) * l;
-                hh += i64::from(DWT_LO[k]) * hv;
-                d += i64::from(DWT_HI[k]) * hv;
-            }
-            let o = i * bw + j;
-            out.a[o] = ((a + add_hp) >> shift_hp) as i32;
-            out.v[o] = ((v + add_hp) >> shift_hp) as i32;
-            out.h[o] = ((hh + add_hp) >> shift_hp) as i32;
-            out.d[o] = ((d + add_hp) >> shift_hp) as i32;
-        }
+        let rows = dwt::taps(i, h).map(|y| &src[y * w..(y + 1) * w]);
+        kernels::dwt_vertical32(isa, rows, VP[scale - 1], lo, hi, w);
+        let o = i * bw..(i + 1) * bw;
+        kernels::dwt_horizontal32(
+            isa,
+            lo,
+            hi,
+            w,
+            HP[scale - 1],
+            [
+                &mut out.a[o.clone()],
+                &mut out.v[o.clone()],
+                &mut out.h[o.clone()],
+                &mut out.d[o],
+            ],
+        );
     }
 }
 
@@ -344,7 +402,8 @@ fn within_one_degree(oh: i64, ov: i64, th: i64, tv: i64) -> bool {
     let dp = f64::from(ot_dp as f32) / 4096.0;
     dp >= 0.0
         && dp * dp
-            >= f64::from(cos_1deg_sq) * (f64::from(o_mag_sq as f32) / 4096.0)
+            >= f64::from(cos_1deg_sq)
+                * (f64::from(o_mag_sq as f32) / 4096.0)
                 * (f64::from(t_mag_sq as f32) / 4096.0)
 }
 
@@ -362,8 +421,44 @@ fn limit_restored(rst: i64, k: i64, o: i64, t: i64, angle: bool, gain_limit: f64
     }
 }
 
+/// One row of the 16-bit bands to decouple: reference (h, v, d) and distorted (h, v, d).
+pub(crate) struct DecoupleRow<'a> {
+    pub o: [&'a [i16]; 3],
+    pub t: [&'a [i16]; 3],
+}
+
+/// Decouples the columns `cols` of one row into restored detail and additive impairment.
+pub(crate) fn decouple_row16(
+    row: &DecoupleRow<'_>,
+    gain_limit: f64,
+    div: &DivTable,
+    out_r: &mut [&mut [i16]; 3],
+    out_a: &mut [&mut [i16]; 3],
+    cols: std::ops::Range<usize>,
+) {
+    for j in cols {
+        let o = row.o.map(|b| i64::from(b[j]));
+        let t = row.t.map(|b| i64::from(b[j]));
+        let angle = within_one_degree(o[0], o[1], t[0], t[1]);
+        for band in 0..3 {
+            let (ov, tv) = (o[band], t[band]);
+            let tmp_k = if ov == 0 {
+                32768
+            } else {
+                (div.get(ov as i32) * tv + 16384) >> 15
+            };
+            let k = tmp_k.clamp(0, 32768);
+            let rst = (k * ov + 16384) >> 15;
+            let rst = limit_restored(rst, k, ov, tv, angle, gain_limit) as i16;
+            out_r[band][j] = rst;
+            out_a[band][j] = (tv as i16).wrapping_sub(rst);
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn decouple16(
+    isa: Isa,
     r: &Bands<i16>,
     t: &Bands<i16>,
     w: usize,
@@ -374,21 +469,30 @@ fn decouple16(
     out_a: &mut Details<i16>,
 ) {
     let reg = Region::with_taps(w as i32, h as i32);
+    let cols = reg.left as usize..reg.right as usize;
+    let [rh, rv, rd] = &mut out_r.b;
+    let [ah, av, ad] = &mut out_a.b;
     for i in reg.top as usize..reg.bottom as usize {
-        for j in reg.left as usize..reg.right as usize {
-            let o = i * w + j;
-            let (oh, ov, od) = (i64::from(r.h[o]), i64::from(r.v[o]), i64::from(r.d[o]));
-            let (th, tv, td) = (i64::from(t.h[o]), i64::from(t.v[o]), i64::from(t.d[o]));
-            let angle = within_one_degree(oh, ov, th, tv);
-            for (band, (ov, tv)) in [(oh, th), (ov, tv), (od, td)].into_iter().enumerate() {
-                let tmp_k = if ov == 0 { 32768 } else { (div.get(ov as i32) * tv + 16384) >> 15 };
-                let k = tmp_k.clamp(0, 32768);
-                let rst = (k * ov + 16384) >> 15;
-                let rst = limit_restored(rst, k, ov, tv, angle, gain_limit) as i16;
-                out_r.b[band][o] = rst;
-                out_a.b[band][o] = (tv as i16).wrapping_sub(rst);
-            }
-        }
+        let span = i * w..(i + 1) * w;
+        let row = DecoupleRow {
+            o: [&r.h[span.clone()], &r.v[span.clone()], &r.d[span.clone()]],
+            t: [&t.h[span.clone()], &t.v[span.clone()], &t.d[span.clone()]],
+        };
+        let mut outs_r = [
+            &mut rh[span.clone()],
+            &mut rv[span.clone()],
+            &mut rd[span.clone()],
+        ];
+        let mut outs_a = [&mut ah[span.clone()], &mut av[span.clone()], &mut ad[span]];
+        kernels::decouple_row16(
+            isa,
+            &row,
+            gain_limit,
+            div,
+            &mut outs_r,
+            &mut outs_a,
+            cols.clone(),
+        );
     }
 }
 
@@ -493,8 +597,9 @@ fn csf_den32(r: &Bands<i32>, scale: usize, w: usize, h: usize) -> f32 {
             acc[b] += (inner[b] + add_acc) >> shift_acc;
         }
     }
-    let shift_csf =
-        2f64.powf(f64::from(TO_FLOAT[scale - 1] - shift_acc as i32 - shift_cub as i32));
+    let shift_csf = 2f64.powf(f64::from(
+        TO_FLOAT[scale - 1] - shift_acc as i32 - shift_cub as i32,
+    ));
     den_from(acc, shift_csf, rf, reg)
 }
 
@@ -525,7 +630,14 @@ fn i_rfactors(scale: usize) -> [u32; 3] {
     rfactors(scale as i32).map(|r| (f64::from(r) * 2f64.powf(32.0)) as u32)
 }
 
-fn csf32(a: &Details<i32>, scale: usize, w: usize, h: usize, csf_a: &mut Details<i32>, csf_f: &mut Details<i32>) {
+fn csf32(
+    a: &Details<i32>,
+    scale: usize,
+    w: usize,
+    h: usize,
+    csf_a: &mut Details<i32>,
+    csf_f: &mut Details<i32>,
+) {
     const FIX_ONE_BY_30: i64 = 143_165_577;
     let rf = i_rfactors(scale);
     let reg = Region::with_taps(w as i32, h as i32);
@@ -533,10 +645,12 @@ fn csf32(a: &Details<i32>, scale: usize, w: usize, h: usize, csf_a: &mut Details
         for i in reg.top as usize..reg.bottom as usize {
             for j in reg.left as usize..reg.right as usize {
                 let o = i * w + j;
-                let dst = ((i64::from(rf[theta]) * i64::from(a.b[theta][o]) + (1 << 27)) >> 28) as i32;
+                let dst =
+                    ((i64::from(rf[theta]) * i64::from(a.b[theta][o]) + (1 << 27)) >> 28) as i32;
                 csf_a.b[theta][o] = dst;
                 // libvmaf's rounding constant here is (int32_t)(1u << 31), that is -2^31.
-                csf_f.b[theta][o] = ((FIX_ONE_BY_30 * i64::from(dst.unsigned_abs()) - (1i64 << 31)) >> 32) as i32;
+                csf_f.b[theta][o] =
+                    ((FIX_ONE_BY_30 * i64::from(dst.unsigned_abs()) - (1i64 << 31)) >> 32) as i32;
             }
         }
     }
@@ -549,132 +663,125 @@ fn cm_span(lo: i32, hi: i32, n: i32) -> impl Iterator<Item = usize> {
     let end = hi.min(n - 1);
     let first = (lo <= 0).then_some(0);
     let last = (hi > n - 1).then_some(n - 1);
-    first.into_iter().chain(start..end).chain(last).map(|x| x as usize)
+    first
+        .into_iter()
+        .chain(start..end)
+        .chain(last)
+        .map(|x| x as usize)
 }
 
-/// Neighbour index for the masking filter: 1 above the top, the last row below the bottom.
-#[inline(always)]
-fn cm_neighbour(i: usize, delta: isize, n: usize) -> usize {
-    match (i, delta) {
-        (0, -1) => 1,
-        (i, 1) if i == n - 1 => n - 1,
-        (i, d) => (i as isize + d) as usize,
-    }
-}
-
-/// The masking threshold at (i, j): the 3×3 neighbourhood of the CSF-filtered impairment over
-/// all three bands, with the centre taken from the impairment itself.
-#[inline(always)]
-fn threshold<T: Copy>(
+/// Sums the masking stage over the region's rows: each row's masked, cubed detail per band,
+/// rounded down by `shift_inner` as libvmaf does row by row.
+fn cm_sum<T: cm::CmBand + Default>(
+    isa: Isa,
+    r: &Details<T>,
     csf_a: &Details<T>,
     csf_f: &Details<T>,
     w: usize,
     h: usize,
-    i: usize,
-    j: usize,
-    centre: impl Fn(T) -> i32,
-    to_i32: impl Fn(T) -> i32,
-) -> i32 {
-    let rows = [cm_neighbour(i, -1, h), i, cm_neighbour(i, 1, h)];
-    let cols = [cm_neighbour(j, -1, w), j, cm_neighbour(j, 1, w)];
-    let mut thr = 0i32;
-    for theta in 0..3 {
-        let mut sum = 0i32;
-        for (ri, &y) in rows.iter().enumerate() {
-            for (ci, &x) in cols.iter().enumerate() {
-                sum += if ri == 1 && ci == 1 {
-                    centre(csf_a.b[theta][y * w + x])
-                } else {
-                    to_i32(csf_f.b[theta][y * w + x])
-                };
-            }
-        }
-        thr += sum;
-    }
-    thr
-}
-
-fn cm16(r: &Details<i16>, csf_a: &Details<i16>, csf_f: &Details<i16>, w: usize, h: usize) -> f32 {
+    p: &cm::CmParams,
+    kernel: fn(Isa, &cm::CmRows<'_, T>, &cm::CmParams, usize, std::ops::Range<usize>) -> [i64; 3],
+) -> [i64; 3] {
     let reg = Region::inner(w as i32, h as i32);
-    let wf = (w as f64).log2();
-    let shift_cub = [(wf - 4.0).ceil() as u32, (wf - 4.0).ceil() as u32, (wf - 3.0).ceil() as u32];
-    let add_cub = shift_cub.map(|s| 2f64.powf(f64::from(s as i32 - 1)) as u32 as i64);
     let shift_inner = (h as f64).log2().ceil() as u32;
     let add_inner = 2f64.powf(f64::from(shift_inner as i32 - 1)) as u32 as i64;
-    const SHIFT_SQ: [u32; 3] = [29, 29, 30];
-    const ADD_SQ: [i64; 3] = [268_435_456, 268_435_456, 536_870_912];
-    const SHIFT_SUB: [u32; 3] = [10, 10, 12];
+    let (start, end) = (
+        reg.left.max(1) as usize,
+        reg.right.min(w as i32 - 1) as usize,
+    );
+    fn row<T>(band: &[T], y: usize, w: usize) -> &[T] {
+        &band[y * w..(y + 1) * w]
+    }
     let mut acc = [0i64; 3];
     for i in cm_span(reg.top, reg.bottom, h as i32) {
-        let mut inner = [0i64; 3];
-        for j in cm_span(reg.left, reg.right, w as i32) {
-            let thr = threshold(
-                csf_a,
-                csf_f,
-                w,
-                h,
-                i,
-                j,
-                |a: i16| i32::from(((ONE_BY_15 * i32::from(a).abs() + 2048) >> 12) as i16),
-                i32::from,
-            );
-            let o = i * w + j;
-            for b in 0..3 {
-                let x = i32::from(r.b[b][o]) * I_RFACTOR0[b];
-                let x = (x.abs() - (thr << SHIFT_SUB[b])).max(0);
-                let x_sq = ((i64::from(x) * i64::from(x) + ADD_SQ[b]) >> SHIFT_SQ[b]) as i32;
-                inner[b] += (i64::from(x_sq) * i64::from(x) + add_cub[b]) >> shift_cub[b];
-            }
+        let ys = [cm::neighbour(i, -1, h), i, cm::neighbour(i, 1, h)];
+        let rows = cm::CmRows {
+            r: [0, 1, 2].map(|b| row(&r.b[b], i, w)),
+            a: [0, 1, 2].map(|b| row(&csf_a.b[b], i, w)),
+            f: ys.map(|y| [0, 1, 2].map(|b| row(&csf_f.b[b], y, w))),
+        };
+        let mut inner = if start < end {
+            kernel(isa, &rows, p, w, start..end)
+        } else {
+            [0; 3]
+        };
+        let edges = [
+            (reg.left <= 0).then_some(0),
+            (reg.right > w as i32 - 1).then_some(w - 1),
+        ];
+        for j in edges.into_iter().flatten() {
+            let e = cm::row(&rows, p, w, j..j + 1);
+            (0..3).for_each(|b| inner[b] += e[b]);
         }
         for b in 0..3 {
             acc[b] += (inner[b] + add_inner) >> shift_inner;
         }
     }
+    acc
+}
+
+fn cm16(
+    isa: Isa,
+    r: &Details<i16>,
+    csf_a: &Details<i16>,
+    csf_f: &Details<i16>,
+    w: usize,
+    h: usize,
+) -> f32 {
+    let reg = Region::inner(w as i32, h as i32);
+    let wf = (w as f64).log2();
+    let shift_cub = [
+        (wf - 4.0).ceil() as u32,
+        (wf - 4.0).ceil() as u32,
+        (wf - 3.0).ceil() as u32,
+    ];
+    let p = cm::CmParams {
+        rf: I_RFACTOR0.map(i64::from),
+        sub: [10, 10, 12],
+        add_sq: [268_435_456, 268_435_456, 536_870_912],
+        shift_sq: [29, 29, 30],
+        add_cub: shift_cub.map(|s| 2f64.powf(f64::from(s as i32 - 1)) as u32 as i64),
+        shift_cub,
+    };
+    let acc = cm_sum(isa, r, csf_a, csf_f, w, h, &p, kernels::cm_row16);
+    let shift_inner = (h as f64).log2().ceil() as i32;
     let finals = [52i32, 52, 57];
     let add = (reg.area() as f32 / 32.0).powf(1.0 / 3.0);
     (0..3)
         .map(|b| {
-            let f = (acc[b] as f64 / 2f64.powf(f64::from(finals[b] - shift_cub[b] as i32 - shift_inner as i32))) as f32;
+            let f = (acc[b] as f64
+                / 2f64.powf(f64::from(finals[b] - shift_cub[b] as i32 - shift_inner)))
+                as f32;
             f.powf(1.0 / 3.0) + add
         })
         .fold(0.0f32, |s, x| s + x)
 }
 
-fn cm32(r: &Details<i32>, csf_a: &Details<i32>, csf_f: &Details<i32>, scale: usize, w: usize, h: usize) -> f32 {
-    let rf = i_rfactors(scale);
+#[allow(clippy::too_many_arguments)]
+fn cm32(
+    isa: Isa,
+    r: &Details<i32>,
+    csf_a: &Details<i32>,
+    csf_f: &Details<i32>,
+    scale: usize,
+    w: usize,
+    h: usize,
+) -> f32 {
     let reg = Region::inner(w as i32, h as i32);
     let shift_cub = (w as f64).log2().ceil() as u32;
     let add_cub = 2f64.powf(f64::from(shift_cub as i32 - 1)) as u32 as i64;
-    let shift_inner = (h as f64).log2().ceil() as u32;
-    let add_inner = 2f64.powf(f64::from(shift_inner as i32 - 1)) as u32 as i64;
-    let finals = [45i32, 39, 36].map(|f| 2f64.powf(f64::from(f - shift_cub as i32 - shift_inner as i32)) as f32);
-    let mut acc = [0i64; 3];
-    for i in cm_span(reg.top, reg.bottom, h as i32) {
-        let mut inner = [0i64; 3];
-        for j in cm_span(reg.left, reg.right, w as i32) {
-            let thr = threshold(
-                csf_a,
-                csf_f,
-                w,
-                h,
-                i,
-                j,
-                // libvmaf's rounding constant here is (int32_t)(1u << 31), that is -2^31.
-                |a: i32| ((I4_ONE_BY_15 * i64::from(a.unsigned_abs()) - (1i64 << 31)) >> 32) as i32,
-                |f| f,
-            );
-            let o = i * w + j;
-            for b in 0..3 {
-                let x = ((i64::from(r.b[b][o]) * i64::from(rf[b]) + (1 << 27)) >> 28) as i32;
-                let x = (x.abs() - thr).max(0);
-                let x_sq = ((i64::from(x) * i64::from(x) + 536_870_912) >> 30) as i32;
-                inner[b] += (i64::from(x_sq) * i64::from(x) + add_cub) >> shift_cub;
-            }
-        }
-        for b in 0..3 {
-            acc[b] += (inner[b] + add_inner) >> shift_inner;
-        }
-    }
+    let p = cm::CmParams {
+        rf: i_rfactors(scale).map(i64::from),
+        sub: [0; 3],
+        add_sq: [536_870_912; 3],
+        shift_sq: [30; 3],
+        add_cub: [add_cub; 3],
+        shift_cub: [shift_cub; 3],
+    };
+    let acc = cm_sum(isa, r, csf_a, csf_f, w, h, &p, kernels::cm_row32);
+    let shift_inner = (h as f64).log2().ceil() as i32;
+    let finals =
+        [45i32, 39, 36].map(|f| 2f64.powf(f64::from(f - shift_cub as i32 - shift_inner)) as f32);
     let add = (reg.area() as f32 / 32.0).powf(1.0 / 3.0);
     (0..3)
         .map(|b| (acc[b] as f32 / finals[scale - 1]).powf(1.0 / 3.0) + add)
@@ -686,17 +793,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scale0_factors_match_libvmafs_constants() {
-        let rf = rfactors(0);
-        assert_eq!((f64::from(rf[0]) * 2f64.powi(21)) as u16, 36453);
-        assert_eq!((f64::from(rf[2]) * 2f64.powi(23)) as u16, 49417);
-    }
-
-    #[test]
     fn dwt_taps_mirror_like_libvmaf() {
-        assert_eq!(dwt_taps(0, 10), [1, 0, 1, 2]);
-        assert_eq!(dwt_taps(1, 10), [1, 2, 3, 4]);
-        assert_eq!(dwt_taps(4, 10), [7, 8, 9, 9]);
-        assert_eq!(dwt_taps(4, 9), [7, 8, 8, 7]);
+        assert_eq!(dwt::taps(0, 10), [1, 0, 1, 2]);
+        assert_eq!(dwt::taps(1, 10), [1, 2, 3, 4]);
+        assert_eq!(dwt::taps(4, 10), [7, 8, 9, 9]);
+        assert_eq!(dwt::taps(4, 9), [7, 8, 8, 7]);
     }
 }

@@ -12,21 +12,21 @@
 //! let (w, h) = (64, 48);
 //! let reference: Vec<u8> = (0..w * h).map(|i| (i * 7 % 251) as u8).collect();
 //! let distorted: Vec<u8> = reference.iter().map(|v| v.saturating_add(3)).collect();
-//! let picture = |data: &[u8]| -> Picture<'_> {
+//! fn picture(data: &[u8], w: usize, h: usize) -> Picture<'_> {
 //!     let luma = Plane::U8(PlaneView::new(data, w, w, h).unwrap());
 //!     Picture::new(8, luma, None).unwrap()
-//! };
+//! }
 //! let mut scorer = Scorer::new(Model::v061(), Options::default());
 //! let mut scores = Vec::new();
 //! for _ in 0..3 {
-//!     scores.extend(scorer.push(&picture(&reference), &picture(&distorted)).unwrap());
+//!     scores.extend(scorer.push(&picture(&reference, w, h), &picture(&distorted, w, h)).unwrap());
 //! }
 //! scores.extend(scorer.finish());
 //! assert_eq!(scores.len(), 3);
 //! assert!(scores.iter().all(|s| (0.0..=100.0).contains(&s.vmaf)));
 //! ```
 
-mod adm;
+pub(crate) mod adm;
 mod error;
 mod kernels;
 mod model;
@@ -75,7 +75,10 @@ pub struct Tables {
 impl Tables {
     /// Builds the tables (about 400 KiB).
     pub fn new() -> Self {
-        Self { log2: vif::Log2Table::new(), div: adm::DivTable::new() }
+        Self {
+            log2: vif::Log2Table::new(),
+            div: adm::DivTable::new(),
+        }
     }
 }
 
@@ -86,11 +89,22 @@ impl Default for Tables {
 }
 
 /// Scratch memory for [`spatial`]; one per thread, reused across frames.
-#[derive(Default)]
 pub struct Workspace {
+    isa: kernels::Isa,
     vif: vif::Workspace,
     adm: adm::Workspace,
-    blur_tmp: Vec<u16>,
+    blur_rows: [Vec<u32>; 2],
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self {
+            isa: kernels::Isa::detect(),
+            vif: vif::Workspace::default(),
+            adm: adm::Workspace::default(),
+            blur_rows: Default::default(),
+        }
+    }
 }
 
 /// The features of one frame pair that do not depend on other frames.
@@ -128,7 +142,11 @@ pub fn spatial(
     }
     if reference.bit_depth() != distorted.bit_depth() {
         return Err(Error::Mismatch {
-            what: format!("bit depth {} vs {}", reference.bit_depth(), distorted.bit_depth()),
+            what: format!(
+                "bit depth {} vs {}",
+                reference.bit_depth(),
+                distorted.bit_depth()
+            ),
         });
     }
     if reference.width() < 32 || reference.height() < 32 {
@@ -144,7 +162,9 @@ pub fn spatial(
         (Plane::U8(r), Plane::U8(d)) => features(&r, &d, bpc, options, tables, ws, &mut blur),
         (Plane::U16(r), Plane::U16(d)) => features(&r, &d, bpc, options, tables, ws, &mut blur),
         _ => {
-            return Err(Error::Mismatch { what: "sample types (8-bit vs 16-bit)".into() });
+            return Err(Error::Mismatch {
+                what: "sample types (8-bit vs 16-bit)".into(),
+            });
         }
     };
     let psnr = options.psnr.then(|| {
@@ -155,7 +175,14 @@ pub fn spatial(
             _ => None,
         })
     });
-    Ok(Spatial { vif, adm, psnr, width: reference.width(), height: reference.height(), blur })
+    Ok(Spatial {
+        vif,
+        adm,
+        psnr,
+        width: reference.width(),
+        height: reference.height(),
+        blur,
+    })
 }
 
 fn features<T: picture::Sample>(
@@ -169,7 +196,7 @@ fn features<T: picture::Sample>(
 ) -> (VifScales, AdmScales) {
     let vif = vif::compute(r, d, bpc, &tables.log2, options.vif_gain_limit, &mut ws.vif);
     let adm = adm::compute(r, d, bpc, options.adm_gain_limit, &tables.div, &mut ws.adm);
-    motion::blur(r, bpc, &mut ws.blur_tmp, blur);
+    motion::blur(ws.isa, r, bpc, &mut ws.blur_rows, blur);
     (vif, adm)
 }
 
@@ -211,7 +238,11 @@ pub struct Temporal {
 impl Temporal {
     /// A temporal stage predicting with `model`.
     pub fn new(model: Model) -> Self {
-        Self { model, next: 0, pending: None }
+        Self {
+            model,
+            next: 0,
+            pending: None,
+        }
     }
 
     /// Adds the next frame. Returns the previous frame's scores, now that its `motion2` is
@@ -220,22 +251,42 @@ impl Temporal {
         let frame = self.next;
         self.next += 1;
         let Some(prev) = self.pending.take() else {
-            self.pending = Some(Pending { frame, spatial, motion: 0.0 });
+            self.pending = Some(Pending {
+                frame,
+                spatial,
+                motion: 0.0,
+            });
             return Ok(None);
         };
         if (prev.spatial.width, prev.spatial.height) != (spatial.width, spatial.height) {
             return Err(Error::Mismatch {
                 what: format!(
                     "frame {frame} is {}x{} but frame {} was {}x{}",
-                    spatial.width, spatial.height, prev.frame, prev.spatial.width, prev.spatial.height
+                    spatial.width,
+                    spatial.height,
+                    prev.frame,
+                    prev.spatial.width,
+                    prev.spatial.height
                 ),
             });
         }
-        let motion =
-            motion::sad_score(&prev.spatial.blur, &spatial.blur, spatial.width, spatial.height);
-        let motion2 = if prev.frame == 0 { 0.0 } else { prev.motion.min(motion) };
+        let motion = motion::sad_score(
+            &prev.spatial.blur,
+            &spatial.blur,
+            spatial.width,
+            spatial.height,
+        );
+        let motion2 = if prev.frame == 0 {
+            0.0
+        } else {
+            prev.motion.min(motion)
+        };
         let out = self.score(&prev, motion2);
-        self.pending = Some(Pending { frame, spatial, motion });
+        self.pending = Some(Pending {
+            frame,
+            spatial,
+            motion,
+        });
         Ok(Some(out))
     }
 
@@ -293,7 +344,13 @@ impl Scorer {
         reference: &Picture<'_>,
         distorted: &Picture<'_>,
     ) -> Result<Option<FrameScore>, Error> {
-        let s = spatial(reference, distorted, &self.options, &self.tables, &mut self.workspace)?;
+        let s = spatial(
+            reference,
+            distorted,
+            &self.options,
+            &self.tables,
+            &mut self.workspace,
+        )?;
         self.temporal.push(s)
     }
 

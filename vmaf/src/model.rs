@@ -64,12 +64,14 @@ pub struct Model {
 impl Model {
     /// VMAF v0.6.1, libvmaf's default.
     pub fn v061() -> Self {
-        Self::from_json("vmaf_v0.6.1", VMAF_V061).unwrap_or_else(|e| unreachable!("built-in model: {e}"))
+        Self::from_json("vmaf_v0.6.1", VMAF_V061)
+            .unwrap_or_else(|e| unreachable!("built-in model: {e}"))
     }
 
     /// VMAF 4K v0.6.1.
     pub fn v061_4k() -> Self {
-        Self::from_json("vmaf_4k_v0.6.1", VMAF_4K_V061).unwrap_or_else(|e| unreachable!("built-in model: {e}"))
+        Self::from_json("vmaf_4k_v0.6.1", VMAF_4K_V061)
+            .unwrap_or_else(|e| unreachable!("built-in model: {e}"))
     }
 
     /// A built-in model by libvmaf's version name (`vmaf_v0.6.1`, `vmaf_4k_v0.6.1`).
@@ -101,15 +103,25 @@ impl Model {
     pub fn from_json(name: &str, json: &str) -> Result<Self, Error> {
         let bad = |reason: String| Error::Model { reason };
         let v: Value = serde_json::from_str(json).map_err(|e| {
-            bad(format!("{name}: {e} (line {}, column {})", e.line(), e.column()))
+            bad(format!(
+                "{name}: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
         })?;
-        let dict = v.get("model_dict").ok_or_else(|| bad(format!("{name}: no model_dict")))?;
+        let dict = v
+            .get("model_dict")
+            .ok_or_else(|| bad(format!("{name}: no model_dict")))?;
         let strs = |key: &str| -> Result<Vec<String>, Error> {
             dict.get(key)
                 .and_then(Value::as_array)
                 .ok_or_else(|| bad(format!("{name}: model_dict.{key} is missing or not a list")))?
                 .iter()
-                .map(|x| x.as_str().map(str::to_owned).ok_or_else(|| bad(format!("{name}: {key} holds a non-string"))))
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad(format!("{name}: {key} holds a non-string")))
+                })
                 .collect()
         };
         let nums = |key: &str| -> Result<Vec<f64>, Error> {
@@ -117,7 +129,10 @@ impl Model {
                 .and_then(Value::as_array)
                 .ok_or_else(|| bad(format!("{name}: model_dict.{key} is missing or not a list")))?
                 .iter()
-                .map(|x| x.as_f64().ok_or_else(|| bad(format!("{name}: {key} holds a non-number"))))
+                .map(|x| {
+                    x.as_f64()
+                        .ok_or_else(|| bad(format!("{name}: {key} holds a non-number")))
+                })
                 .collect()
         };
         let feature_names = strs("feature_names")?;
@@ -149,19 +164,30 @@ impl Model {
         let clip = match dict.get("score_clip") {
             None | Some(Value::Null) => None,
             Some(c) => {
-                let c = c.as_array().filter(|c| c.len() == 2).ok_or_else(|| bad(format!("{name}: score_clip must be [min, max]")))?;
+                let c = c
+                    .as_array()
+                    .filter(|c| c.len() == 2)
+                    .ok_or_else(|| bad(format!("{name}: score_clip must be [min, max]")))?;
                 Some((c[0].as_f64().unwrap_or(0.0), c[1].as_f64().unwrap_or(100.0)))
             }
         };
         let transform = match dict.get("score_transform") {
-            Some(t) => parse_transform(t).map_err(|r| bad(format!("{name}: score_transform: {r}")))?,
+            Some(t) => {
+                parse_transform(t).map_err(|r| bad(format!("{name}: score_transform: {r}")))?
+            }
             None => Transform::default(),
         };
         if dict.get("model_type").and_then(Value::as_str) != Some("LIBSVMNUSVR") {
-            return Err(bad(format!("{name}: only LIBSVMNUSVR models are supported")));
+            return Err(bad(format!(
+                "{name}: only LIBSVMNUSVR models are supported"
+            )));
         }
-        let text = dict.get("model").and_then(Value::as_str).ok_or_else(|| bad(format!("{name}: no libsvm model text")))?;
-        let (gamma, rho, support) = parse_libsvm(text, features.len()).map_err(|r| bad(format!("{name}: libsvm model: {r}")))?;
+        let text = dict
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("{name}: no libsvm model text")))?;
+        let (gamma, rho, support) = parse_libsvm(text, features.len())
+            .map_err(|r| bad(format!("{name}: libsvm model: {r}")))?;
         Ok(Self {
             name: name.to_owned(),
             features,
@@ -183,7 +209,11 @@ impl Model {
             .iter()
             .map(|&(f, slope, intercept)| {
                 let v = value(f);
-                if self.linear_rescale { slope * v + intercept } else { v }
+                if self.linear_rescale {
+                    slope * v + intercept
+                } else {
+                    v
+                }
             })
             .collect();
         let mut sum = 0.0;
@@ -276,8 +306,14 @@ fn parse_transform(t: &Value) -> Result<Transform, String> {
         Some(Value::Array(list)) => list
             .iter()
             .map(|k| {
-                let k = k.as_array().filter(|k| k.len() == 2).ok_or("each knot must be [x, y]")?;
-                Ok((k[0].as_f64().ok_or("knot x")?, k[1].as_f64().ok_or("knot y")?))
+                let k = k
+                    .as_array()
+                    .filter(|k| k.len() == 2)
+                    .ok_or("each knot must be [x, y]")?;
+                Ok((
+                    k[0].as_f64().ok_or("knot x")?,
+                    k[1].as_f64().ok_or("knot y")?,
+                ))
             })
             .collect::<Result<Vec<_>, &str>>()?,
         _ => Vec::new(),
@@ -300,8 +336,12 @@ fn parse_libsvm(text: &str, n_features: usize) -> Result<(f64, f64, Vec<(f64, Ve
         let mut parts = line.split_whitespace();
         match parts.next() {
             Some("SV") => break,
-            Some("svm_type") if parts.next() != Some("nu_svr") => return Err(format!("line {}: only nu_svr", no + 1)),
-            Some("kernel_type") if parts.next() != Some("rbf") => return Err(format!("line {}: only the rbf kernel", no + 1)),
+            Some("svm_type") if parts.next() != Some("nu_svr") => {
+                return Err(format!("line {}: only nu_svr", no + 1));
+            }
+            Some("kernel_type") if parts.next() != Some("rbf") => {
+                return Err(format!("line {}: only the rbf kernel", no + 1));
+            }
             Some("gamma") => gamma = parts.next().and_then(|g| g.parse().ok()),
             Some("rho") => rho = parts.next().and_then(|r| r.parse().ok()),
             _ => {}
@@ -313,14 +353,25 @@ fn parse_libsvm(text: &str, n_features: usize) -> Result<(f64, f64, Vec<(f64, Ve
     for (no, line) in lines {
         let mut parts = line.split_whitespace();
         let Some(coef) = parts.next() else { continue };
-        let coef: f64 = coef.parse().map_err(|_| format!("line {}: bad coefficient {coef:?}", no + 1))?;
+        let coef: f64 = coef
+            .parse()
+            .map_err(|_| format!("line {}: bad coefficient {coef:?}", no + 1))?;
         let mut sv = vec![0.0; n_features];
         for p in parts {
-            let (i, v) = p.split_once(':').ok_or_else(|| format!("line {}: bad pair {p:?}", no + 1))?;
-            let i: usize = i.parse().map_err(|_| format!("line {}: bad index {i:?}", no + 1))?;
-            let v: f64 = v.parse().map_err(|_| format!("line {}: bad value {v:?}", no + 1))?;
+            let (i, v) = p
+                .split_once(':')
+                .ok_or_else(|| format!("line {}: bad pair {p:?}", no + 1))?;
+            let i: usize = i
+                .parse()
+                .map_err(|_| format!("line {}: bad index {i:?}", no + 1))?;
+            let v: f64 = v
+                .parse()
+                .map_err(|_| format!("line {}: bad value {v:?}", no + 1))?;
             if i == 0 || i > n_features {
-                return Err(format!("line {}: feature index {i} outside 1..={n_features}", no + 1));
+                return Err(format!(
+                    "line {}: feature index {i} outside 1..={n_features}",
+                    no + 1
+                ));
             }
             sv[i - 1] = v;
         }
@@ -363,7 +414,11 @@ mod tests {
     fn bad_models_are_refused_with_a_reason() {
         let e = Model::from_json("x", "{ nope").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
-        let e = Model::from_json("x", r#"{"model_dict": {"feature_names": ["foo"], "slopes": [1, 1], "intercepts": [0, 0]}}"#).unwrap_err();
+        let e = Model::from_json(
+            "x",
+            r#"{"model_dict": {"feature_names": ["foo"], "slopes": [1, 1], "intercepts": [0, 0]}}"#,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("unsupported feature"), "{e}");
     }
 

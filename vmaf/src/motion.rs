@@ -2,9 +2,10 @@
 //! difference between consecutive low-passed luma frames, and `motion2`, the smaller of the
 //! differences to the previous and to the next frame.
 
+use crate::kernels::{self, Isa, PAD};
 use crate::picture::{PlaneView, Sample};
 
-const FILTER: [u32; 5] = [3571, 16004, 26386, 16004, 3571];
+const FILTER: [u16; 5] = [3571, 16004, 26386, 16004, 3571];
 
 /// Reflects an index into `0..n` the way libvmaf's motion filter does: mirrored without the
 /// edge sample at the start, with it at the end.
@@ -22,35 +23,33 @@ fn mirror(i: isize, n: usize) -> usize {
 
 /// Low-passes the luma of a frame (5-tap Gaussian, vertical then horizontal) into `out`, a
 /// packed `w`×`h` buffer.
-pub(crate) fn blur<T: Sample>(src: &PlaneView<'_, T>, bpc: u32, tmp: &mut Vec<u16>, out: &mut Vec<u16>) {
+pub(crate) fn blur<T: Sample>(
+    isa: Isa,
+    src: &PlaneView<'_, T>,
+    bpc: u32,
+    rows: &mut [Vec<u32>; 2],
+    out: &mut Vec<u16>,
+) {
     let (w, h) = (src.width(), src.height());
-    tmp.clear();
-    tmp.resize(w * h, 0);
     out.clear();
     out.resize(w * h, 0);
-    let add = 1u32 << (bpc - 1);
-    let mut acc = vec![0u32; w];
+    let [padded, full] = rows;
+    padded.clear();
+    padded.resize(w + 2 * PAD, 0);
+    full.clear();
+    full.resize(w, 0);
+    let mut taps: Vec<&[T]> = Vec::with_capacity(FILTER.len());
     for i in 0..h {
-        acc.iter_mut().for_each(|a| *a = 0);
-        for (k, &c) in FILTER.iter().enumerate() {
-            let row = src.row(mirror(i as isize - 2 + k as isize, h));
-            for (a, &s) in acc.iter_mut().zip(row) {
-                *a += c * Into::<u32>::into(s);
-            }
+        taps.clear();
+        taps.extend((0..FILTER.len()).map(|k| src.row(mirror(i as isize - 2 + k as isize, h))));
+        kernels::vertical_sum(isa, &taps, &FILTER, bpc, padded, w);
+        // libvmaf mirrors the right edge with the edge sample repeated.
+        for f in 1..=PAD.min(w) {
+            padded[PAD + w - 1 + f] = padded[PAD + w - f];
         }
-        for (t, &a) in tmp[i * w..(i + 1) * w].iter_mut().zip(&acc) {
-            *t = ((a + add) >> bpc) as u16;
-        }
-    }
-    for i in 0..h {
-        let row = &tmp[i * w..(i + 1) * w];
-        let dst = &mut out[i * w..(i + 1) * w];
-        for (j, d) in dst.iter_mut().enumerate() {
-            let mut a = 0u32;
-            for (k, &c) in FILTER.iter().enumerate() {
-                a += c * u32::from(row[mirror(j as isize - 2 + k as isize, w)]);
-            }
-            *d = ((a + 32768) >> 16) as u16;
+        kernels::horizontal_sum(isa, padded, &FILTER, 16, full, w);
+        for (o, &v) in out[i * w..(i + 1) * w].iter_mut().zip(full.iter()) {
+            *o = v as u16;
         }
     }
 }
@@ -59,7 +58,11 @@ pub(crate) fn blur<T: Sample>(src: &PlaneView<'_, T>, bpc: u32, tmp: &mut Vec<u1
 pub(crate) fn sad_score(a: &[u16], b: &[u16], w: usize, h: usize) -> f64 {
     let mut sad = 0u64;
     for (ra, rb) in a.chunks_exact(w).zip(b.chunks_exact(w)) {
-        let inner: u32 = ra.iter().zip(rb).map(|(&x, &y)| (i32::from(x) - i32::from(y)).unsigned_abs()).sum();
+        let inner: u32 = ra
+            .iter()
+            .zip(rb)
+            .map(|(&x, &y)| (i32::from(x) - i32::from(y)).unsigned_abs())
+            .sum();
         sad += u64::from(inner);
     }
     f64::from((sad as f64 / 256.0) as f32 / (w * h) as u32 as f32)
@@ -81,9 +84,9 @@ mod tests {
     fn flat_frames_have_no_motion() {
         let a = vec![128u8; 64 * 48];
         let p = PlaneView::new(&a, 64, 64, 48).unwrap();
-        let (mut t, mut x, mut y) = (Vec::new(), Vec::new(), Vec::new());
-        blur(&p, 8, &mut t, &mut x);
-        blur(&p, 8, &mut t, &mut y);
+        let (mut t, mut x, mut y) = (Default::default(), Vec::new(), Vec::new());
+        blur(Isa::Portable, &p, 8, &mut t, &mut x);
+        blur(Isa::detect(), &p, 8, &mut t, &mut y);
         assert_eq!(sad_score(&x, &y, 64, 48), 0.0);
         assert!(x.iter().all(|&v| v == 128 * 256));
     }

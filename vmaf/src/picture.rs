@@ -15,22 +15,39 @@ impl<'a, T: Copy> PlaneView<'a, T> {
     /// Wraps `data` as `width`×`height` samples whose rows start every `stride` samples.
     pub fn new(data: &'a [T], stride: usize, width: usize, height: usize) -> Result<Self, Error> {
         if width == 0 || height == 0 {
-            return Err(Error::InvalidSize { width, height, reason: "empty plane" });
+            return Err(Error::InvalidSize {
+                width,
+                height,
+                reason: "empty plane",
+            });
         }
         if stride < width {
             return Err(Error::InvalidStride { stride, width });
         }
         let needed = stride * (height - 1) + width;
         if data.len() < needed {
-            return Err(Error::ShortPlane { len: data.len(), needed });
+            return Err(Error::ShortPlane {
+                len: data.len(),
+                needed,
+            });
         }
-        Ok(Self { data, stride, width, height })
+        Ok(Self {
+            data,
+            stride,
+            width,
+            height,
+        })
     }
 
     /// A view of a tightly packed `width`×`height` buffer the crate made itself. Rows are
     /// sliced on use, so a short buffer panics rather than reading out of bounds.
     pub(crate) fn packed(data: &'a [T], width: usize, height: usize) -> Self {
-        Self { data, stride: width, width, height }
+        Self {
+            data,
+            stride: width,
+            width,
+            height,
+        }
     }
 
     /// Width in samples.
@@ -88,7 +105,11 @@ pub struct Picture<'a> {
 impl<'a> Picture<'a> {
     /// A picture from its luma plane and optional chroma planes. 8-bit planes need
     /// `bit_depth == 8`; `u16` planes need 9 to 16.
-    pub fn new(bit_depth: u8, luma: Plane<'a>, chroma: Option<[Plane<'a>; 2]>) -> Result<Self, Error> {
+    pub fn new(
+        bit_depth: u8,
+        luma: Plane<'a>,
+        chroma: Option<[Plane<'a>; 2]>,
+    ) -> Result<Self, Error> {
         let check = |p: &Plane<'_>| match p {
             Plane::U8(_) if bit_depth == 8 => Ok(()),
             Plane::U16(_) if (9..=16).contains(&bit_depth) => Ok(()),
@@ -113,7 +134,11 @@ impl<'a> Picture<'a> {
                 });
             }
         }
-        Ok(Self { bit_depth, luma, chroma })
+        Ok(Self {
+            bit_depth,
+            luma,
+            chroma,
+        })
     }
 
     /// Bits per sample.

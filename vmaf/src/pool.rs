@@ -42,7 +42,11 @@ impl Pooled {
 pub fn percentile(sorted: &[f64], perc: f64) -> f64 {
     let p = perc * (sorted.len() - 1) as f64 / 100.0;
     let (l, r) = (p.floor() as usize, p.ceil() as usize);
-    if l == r { sorted[l] } else { sorted[l] * (r as f64 - p) + sorted[r] * (p - l as f64) }
+    if l == r {
+        sorted[l]
+    } else {
+        sorted[l] * (r as f64 - p) + sorted[r] * (p - l as f64)
+    }
 }
 
 #[cfg(test)]

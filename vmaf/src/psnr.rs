@@ -11,7 +11,11 @@ pub(crate) fn plane(r: Plane<'_>, d: Plane<'_>, bpc: u32) -> Option<f64> {
     };
     let (w, h) = (r.width(), r.height());
     // libvmaf uses 255 for 8-bit input and (1 << bpc) - 1 otherwise.
-    let peak = if bpc == 8 { 255.0 } else { f64::from((1u32 << bpc) - 1) };
+    let peak = if bpc == 8 {
+        255.0
+    } else {
+        f64::from((1u32 << bpc) - 1)
+    };
     let mse = sse as f64 / (w * h) as f64;
     let max_db = f64::from(6 * bpc + 12);
     Some((10.0 * (peak * peak / mse.max(1e-16)).log10()).min(max_db))

@@ -11,14 +11,17 @@ use crate::picture::{PlaneView, Sample};
 
 /// The Gaussian filters of the four scales, Q16 (each sums to 65536).
 pub(crate) const FILTERS: [&[u16]; 4] = [
-    &[489, 935, 1640, 2640, 3896, 5274, 6547, 7455, 7784, 7455, 6547, 5274, 3896, 2640, 1640, 935, 489],
+    &[
+        489, 935, 1640, 2640, 3896, 5274, 6547, 7455, 7784, 7455, 6547, 5274, 3896, 2640, 1640,
+        935, 489,
+    ],
     &[1244, 3663, 7925, 12590, 14692, 12590, 7925, 3663, 1244],
     &[3571, 16004, 26386, 16004, 3571],
     &[10904, 43728, 10904],
 ];
 
 /// The noise variance of the model, 2.0 in Q16.
-const SIGMA_NSQ: i32 = 65536 << 1;
+pub(crate) const SIGMA_NSQ: i32 = 65536 << 1;
 
 /// libvmaf's default enhancement gain limit.
 pub const DEFAULT_VIF_ENHN_GAIN_LIMIT: f64 = 100.0;
@@ -53,16 +56,6 @@ pub(crate) struct Accum {
 }
 
 impl Accum {
-    pub(crate) fn add(&mut self, o: &Accum) {
-        self.num_log += o.num_log;
-        self.den_log += o.den_log;
-        self.num_non_log += o.num_non_log;
-        self.den_non_log += o.den_non_log;
-        self.x += o.x;
-        self.x2 += o.x2;
-        self.num_x += o.num_x;
-    }
-
     fn finish(&self) -> (f32, f32) {
         let num = self.num_log as f64 / 2048.0
             + self.x2 as f64
@@ -74,13 +67,14 @@ impl Accum {
 }
 
 /// `round(log2f(i) * 2048)` for the 16-bit mantissas the statistic looks up.
-pub(crate) struct Log2Table(Box<[u16]>);
+/// Entries are `u32` so that SIMD code can gather them directly.
+pub(crate) struct Log2Table(Box<[u32]>);
 
 impl Log2Table {
     pub(crate) fn new() -> Self {
-        let mut t = vec![0u16; 65536];
+        let mut t = vec![0u32; 65536];
         for (i, v) in t.iter_mut().enumerate().skip(32767) {
-            *v = ((i as f32).log2() * 2048.0).round() as u16;
+            *v = u32::from(((i as f32).log2() * 2048.0).round() as u16);
         }
         Self(t.into_boxed_slice())
     }
@@ -88,6 +82,11 @@ impl Log2Table {
     #[inline(always)]
     pub(crate) fn get(&self, i: u16) -> i64 {
         i64::from(self.0[i as usize])
+    }
+
+    /// The table itself, 65536 entries.
+    pub(crate) fn entries(&self) -> &[u32] {
+        &self.0
     }
 }
 
@@ -115,9 +114,13 @@ fn best16_from64(v: u64) -> (u16, i32) {
     }
 }
 
+/// libvmaf's eps, below which a variance counts as zero.
+pub(crate) const EPS: f64 = 65536.0 * 1.0e-10;
+
 /// Adds one pixel's contribution to the accumulators, given its filtered means (Q32 of the
 /// normalised range) and second moments (Q16).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn statistic(
     mu1: u32,
     mu2: u32,
@@ -134,7 +137,7 @@ pub(crate) fn statistic(
     let sigma12 = xy.wrapping_sub(round_q32(mu1, mu2)) as i32;
     sigma1_sq = sigma1_sq.max(0);
     sigma2_sq = sigma2_sq.max(0);
-    let eps = 65536.0 * 1.0e-10;
+    let eps = EPS;
     let mut g = f64::from(sigma12) / (f64::from(sigma1_sq) + eps);
     let mut sv_sq = (f64::from(sigma2_sq) - g * f64::from(sigma12)) as i32;
     if f64::from(sigma1_sq) < eps {
@@ -156,12 +159,12 @@ pub(crate) fn statistic(
     }
     g = g.min(gain_limit);
     if sigma1_sq >= SIGMA_NSQ {
-        let (log_den1, x) = best16_from32((SIGMA_NSQ + sigma1_sq) as u32);
+        let (log_den1, x) = best16_from32(SIGMA_NSQ.wrapping_add(sigma1_sq) as u32);
         acc.num_x += 1;
         acc.x += i64::from(x);
         let den_val = log2.get(log_den1);
         if sigma12 >= 0 {
-            let numer1 = (sv_sq + SIGMA_NSQ) as u32;
+            let numer1 = sv_sq.wrapping_add(SIGMA_NSQ) as u32;
             let numer1_tmp = (g * g * f64::from(sigma1_sq)) as i64 + i64::from(numer1);
             let (numlog, x1) = best16_from64(numer1_tmp as u64);
             if numer1 > 0 {
@@ -187,7 +190,13 @@ pub(crate) fn statistic(
 #[inline(always)]
 pub(crate) fn reflect(i: isize, n: usize) -> usize {
     let n = n as isize;
-    let r = if i < 0 { -i } else if i >= n { 2 * (n - 1) - i } else { i };
+    let r = if i < 0 {
+        -i
+    } else if i >= n {
+        2 * (n - 1) - i
+    } else {
+        i
+    };
     r as usize
 }
 
@@ -203,22 +212,35 @@ pub(crate) struct Shifts {
 impl Shifts {
     /// The vertical shifts at `scale` for input of `bpc` bits.
     pub(crate) fn at(scale: usize, bpc: u32) -> Self {
-        if scale == 0 { Self { mu: bpc, sq: (bpc - 8) * 2 } } else { Self { mu: 16, sq: 16 } }
+        if scale == 0 {
+            Self {
+                mu: bpc,
+                sq: (bpc - 8) * 2,
+            }
+        } else {
+            Self { mu: 16, sq: 16 }
+        }
     }
 }
 
-#[inline(always)]
-pub(crate) fn round_shift_u64(v: u64, shift: u32) -> u64 {
-    if shift == 0 { v } else { (v + (1 << (shift - 1))) >> shift }
-}
-
 /// Scratch memory, kept between frames.
-#[derive(Default)]
 pub(crate) struct Workspace {
+    isa: kernels::Isa,
     /// The decimated images of the next scale.
     next: [Vec<u16>; 2],
     cur: [Vec<u16>; 2],
     rows: kernels::VifRows,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self {
+            isa: kernels::Isa::detect(),
+            next: Default::default(),
+            cur: Default::default(),
+            rows: Default::default(),
+        }
+    }
 }
 
 /// Computes VIF for one frame pair of `bpc`-bit samples.
@@ -231,19 +253,36 @@ pub(crate) fn compute<T: Sample>(
     ws: &mut Workspace,
 ) -> VifScales {
     let mut out = VifScales::default();
-    let acc = scale_statistic(reference, distorted, 0, bpc, log2, gain_limit, &mut ws.rows);
+    let acc = scale_statistic(
+        ws.isa,
+        reference,
+        distorted,
+        0,
+        bpc,
+        log2,
+        gain_limit,
+        &mut ws.rows,
+    );
     (out.num[0], out.den[0]) = acc.finish();
-    decimate(reference, distorted, 0, bpc, &mut ws.next, &mut ws.rows);
+    decimate(
+        ws.isa,
+        reference,
+        distorted,
+        0,
+        bpc,
+        &mut ws.next,
+        &mut ws.rows,
+    );
     let (mut w, mut h) = (reference.width() / 2, reference.height() / 2);
     for scale in 1..4 {
         std::mem::swap(&mut ws.cur, &mut ws.next);
         let [rc, dc] = &ws.cur;
         let r = PlaneView::packed(&rc[..w * h], w, h);
         let d = PlaneView::packed(&dc[..w * h], w, h);
-        let acc = scale_statistic(&r, &d, scale, bpc, log2, gain_limit, &mut ws.rows);
+        let acc = scale_statistic(ws.isa, &r, &d, scale, bpc, log2, gain_limit, &mut ws.rows);
         (out.num[scale], out.den[scale]) = acc.finish();
         if scale < 3 {
-            decimate(&r, &d, scale, bpc, &mut ws.next, &mut ws.rows);
+            decimate(ws.isa, &r, &d, scale, bpc, &mut ws.next, &mut ws.rows);
         }
         w /= 2;
         h /= 2;
@@ -251,8 +290,17 @@ pub(crate) fn compute<T: Sample>(
     out
 }
 
+/// The rows of `img` under a vertical filter of `taps` centred on row `i`, mirrored at the edges.
+fn tap_rows<'a, T: Sample>(img: &PlaneView<'a, T>, i: usize, taps: usize, out: &mut Vec<&'a [T]>) {
+    out.clear();
+    let half = (taps / 2) as isize;
+    out.extend((0..taps).map(|k| img.row(reflect(i as isize - half + k as isize, img.height()))));
+}
+
 /// The statistic of one scale over the whole image.
+#[allow(clippy::too_many_arguments)]
 fn scale_statistic<T: Sample>(
+    isa: kernels::Isa,
     r: &PlaneView<'_, T>,
     d: &PlaneView<'_, T>,
     scale: usize,
@@ -264,16 +312,27 @@ fn scale_statistic<T: Sample>(
     let (w, h) = (r.width(), r.height());
     let filter = FILTERS[scale];
     let shifts = Shifts::at(scale, bpc);
+    let pass = kernels::Pass {
+        filter,
+        mu_shift: shifts.mu,
+        sq_shift: shifts.sq,
+    };
+    rows.ready(w);
     let mut acc = Accum::default();
+    let (mut rr, mut dr) = (Vec::new(), Vec::new());
     for i in 0..h {
-        kernels::vif_vertical(r, d, i, filter, shifts, rows);
-        kernels::vif_horizontal_statistic(rows, w, filter, log2, gain_limit, &mut acc);
+        tap_rows(r, i, filter.len(), &mut rr);
+        tap_rows(d, i, filter.len(), &mut dr);
+        kernels::vif_vertical(isa, &rr, &dr, pass, rows, w);
+        kernels::vif_horizontal(isa, rows, w, filter);
+        kernels::vif_statistic(isa, rows, w, log2, gain_limit, &mut acc);
     }
     acc
 }
 
 /// Low-passes both images with the next scale's filter and keeps every other sample.
 fn decimate<T: Sample>(
+    isa: kernels::Isa,
     r: &PlaneView<'_, T>,
     d: &PlaneView<'_, T>,
     scale: usize,
@@ -289,15 +348,20 @@ fn decimate<T: Sample>(
         buf.clear();
         buf.resize(nw * nh, 0);
     }
+    rows.ready(w);
+    let (mut rr, mut dr) = (Vec::new(), Vec::new());
     let [nr, nd] = next;
     for i in 0..nh {
+        tap_rows(r, 2 * i, filter.len(), &mut rr);
+        tap_rows(d, 2 * i, filter.len(), &mut dr);
         kernels::vif_decimate_row(
-            r,
-            d,
-            2 * i,
+            isa,
+            &rr,
+            &dr,
             filter,
             shift,
             rows,
+            w,
             &mut nr[i * nw..(i + 1) * nw],
             &mut nd[i * nw..(i + 1) * nw],
         );
