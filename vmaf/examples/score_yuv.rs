@@ -69,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Model::v061(),
         Options {
             psnr,
+            ssim: psnr,
             ..Options::default()
         },
     );

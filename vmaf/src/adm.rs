@@ -641,12 +641,11 @@ fn csf32(
     const FIX_ONE_BY_30: i64 = 143_165_577;
     let rf = i_rfactors(scale);
     let reg = Region::with_taps(w as i32, h as i32);
-    for theta in 0..3 {
+    for (theta, &rf) in rf.iter().enumerate() {
         for i in reg.top as usize..reg.bottom as usize {
             for j in reg.left as usize..reg.right as usize {
                 let o = i * w + j;
-                let dst =
-                    ((i64::from(rf[theta]) * i64::from(a.b[theta][o]) + (1 << 27)) >> 28) as i32;
+                let dst = ((i64::from(rf) * i64::from(a.b[theta][o]) + (1 << 27)) >> 28) as i32;
                 csf_a.b[theta][o] = dst;
                 // libvmaf's rounding constant here is (int32_t)(1u << 31), that is -2^31.
                 csf_f.b[theta][o] =
@@ -674,13 +673,10 @@ fn cm_span(lo: i32, hi: i32, n: i32) -> impl Iterator<Item = usize> {
 /// rounded down by `shift_inner` as libvmaf does row by row.
 fn cm_sum<T: cm::CmBand + Default>(
     isa: Isa,
-    r: &Details<T>,
-    csf_a: &Details<T>,
-    csf_f: &Details<T>,
-    w: usize,
-    h: usize,
+    [r, csf_a, csf_f]: [&Details<T>; 3],
+    (w, h): (usize, usize),
     p: &cm::CmParams,
-    kernel: fn(Isa, &cm::CmRows<'_, T>, &cm::CmParams, usize, std::ops::Range<usize>) -> [i64; 3],
+    kernel: cm::RowKernel<T>,
 ) -> [i64; 3] {
     let reg = Region::inner(w as i32, h as i32);
     let shift_inner = (h as f64).log2().ceil() as u32;
@@ -713,8 +709,8 @@ fn cm_sum<T: cm::CmBand + Default>(
             let e = cm::row(&rows, p, w, j..j + 1);
             (0..3).for_each(|b| inner[b] += e[b]);
         }
-        for b in 0..3 {
-            acc[b] += (inner[b] + add_inner) >> shift_inner;
+        for (acc, inner) in acc.iter_mut().zip(inner) {
+            *acc += (inner + add_inner) >> shift_inner;
         }
     }
     acc
@@ -743,7 +739,7 @@ fn cm16(
         add_cub: shift_cub.map(|s| 2f64.powf(f64::from(s as i32 - 1)) as u32 as i64),
         shift_cub,
     };
-    let acc = cm_sum(isa, r, csf_a, csf_f, w, h, &p, kernels::cm_row16);
+    let acc = cm_sum(isa, [r, csf_a, csf_f], (w, h), &p, kernels::cm_row16);
     let shift_inner = (h as f64).log2().ceil() as i32;
     let finals = [52i32, 52, 57];
     let add = (reg.area() as f32 / 32.0).powf(1.0 / 3.0);
@@ -778,7 +774,7 @@ fn cm32(
         add_cub: [add_cub; 3],
         shift_cub: [shift_cub; 3],
     };
-    let acc = cm_sum(isa, r, csf_a, csf_f, w, h, &p, kernels::cm_row32);
+    let acc = cm_sum(isa, [r, csf_a, csf_f], (w, h), &p, kernels::cm_row32);
     let shift_inner = (h as f64).log2().ceil() as i32;
     let finals =
         [45i32, 39, 36].map(|f| 2f64.powf(f64::from(f - shift_cub as i32 - shift_inner)) as f32);

@@ -34,6 +34,7 @@ mod motion;
 mod picture;
 mod pool;
 mod psnr;
+mod ssim;
 mod vif;
 
 use serde::Serialize;
@@ -50,6 +51,8 @@ pub use vif::VifScales;
 pub struct Options {
     /// Also compute PSNR of Y, Cb and Cr (when the pictures carry chroma).
     pub psnr: bool,
+    /// Also compute SSIM of luma.
+    pub ssim: bool,
     /// Enhancement gain limit of VIF (libvmaf's `vif_enhn_gain_limit`, 1 to 100).
     pub vif_gain_limit: f64,
     /// Enhancement gain limit of ADM (libvmaf's `adm_enhn_gain_limit`, 1 to 100).
@@ -60,6 +63,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             psnr: false,
+            ssim: false,
             vif_gain_limit: vif::DEFAULT_VIF_ENHN_GAIN_LIMIT,
             adm_gain_limit: adm::DEFAULT_ADM_ENHN_GAIN_LIMIT,
         }
@@ -116,6 +120,8 @@ pub struct Spatial {
     pub adm: AdmScales,
     /// PSNR of Y, Cb, Cr, when asked for and available.
     pub psnr: Option<[Option<f64>; 3]>,
+    /// SSIM of luma, when asked for.
+    pub ssim: Option<f64>,
     width: usize,
     height: usize,
     blur: Vec<u16>,
@@ -175,10 +181,16 @@ pub fn spatial(
             _ => None,
         })
     });
+    let ssim = if options.ssim {
+        ssim::ssim(reference.luma(), distorted.luma(), bpc)
+    } else {
+        None
+    };
     Ok(Spatial {
         vif,
         adm,
         psnr,
+        ssim,
         width: reference.width(),
         height: reference.height(),
         blur,
@@ -220,6 +232,9 @@ pub struct FrameScore {
     /// PSNR of Y, Cb and Cr in dB, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub psnr: Option<[Option<f64>; 3]>,
+    /// SSIM of luma, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssim: Option<f64>,
 }
 
 struct Pending {
@@ -315,6 +330,7 @@ impl Temporal {
             motion: p.motion,
             motion2,
             psnr: s.psnr,
+            ssim: s.ssim,
         }
     }
 }

@@ -32,4 +32,5 @@
 //! # }
 //! ```
 
+pub mod measure;
 pub mod media;

@@ -109,12 +109,12 @@ pub struct ShotOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The master could not be read from disk (missing, a directory, no permission).
-    #[error("cannot read master {path}: {source}")]
+    #[error("cannot read master {path}: {error}")]
     Io {
         /// The master.
         path: PathBuf,
-        /// What the OS said (part of the message, not a separate source).
-        source: std::io::Error,
+        /// What the OS said (part of the message).
+        error: std::io::Error,
     },
     /// The options are invalid.
     #[error("{0}")]
@@ -220,14 +220,14 @@ pub fn analyze(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<IngestReport, IngestError> {
     options.validate()?;
-    let meta = std::fs::metadata(path).map_err(|source| IngestError::Io {
+    let meta = std::fs::metadata(path).map_err(|error| IngestError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     if meta.is_dir() {
         return Err(IngestError::Io {
             path: path.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory"),
+            error: std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory"),
         });
     }
     scan::run(path, meta.len(), options, progress)

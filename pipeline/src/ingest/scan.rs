@@ -105,10 +105,10 @@ pub(super) fn run(
     };
     let mut demuxer = match Demuxer::open(path) {
         Ok(d) => d,
-        Err(MediaError::Io { source, .. }) => {
+        Err(MediaError::Io { error, .. }) => {
             return Err(IngestError::Io {
                 path: path.to_owned(),
-                source,
+                error,
             });
         }
         Err(MediaError::Empty { .. }) => {

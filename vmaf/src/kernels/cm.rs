@@ -14,6 +14,10 @@ pub(crate) struct CmRows<'a, T> {
     pub f: [[&'a [T]; 3]; 3],
 }
 
+/// A row kernel: the masked, cubed detail summed per band over some columns of a row.
+pub(crate) type RowKernel<T> =
+    fn(super::Isa, &CmRows<'_, T>, &CmParams, usize, Range<usize>) -> [i64; 3];
+
 /// Fixed-point constants of one scale.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CmParams {
@@ -101,11 +105,11 @@ pub(crate) fn row<T: CmBand>(
     let mut inner = [0i64; 3];
     for j in cols {
         let thr = threshold(rows, w, j);
-        for b in 0..3 {
+        for (b, sum) in inner.iter_mut().enumerate() {
             let x = T::scaled(rows.r[b][j], p.rf[b]);
             let x = (x.abs() - (thr << p.sub[b])).max(0);
             let x_sq = ((i64::from(x) * i64::from(x) + p.add_sq[b]) >> p.shift_sq[b]) as i32;
-            inner[b] += (i64::from(x_sq) * i64::from(x) + p.add_cub[b]) >> p.shift_cub[b];
+            *sum += (i64::from(x_sq) * i64::from(x) + p.add_cub[b]) >> p.shift_cub[b];
         }
     }
     inner

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     /// The file could not be read from disk at all.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// What the OS said (part of the message, not a separate source).
-        source: std::io::Error,
+        /// What the OS said (part of the message).
+        error: std::io::Error,
     },
     /// The file exists but holds no bytes.
     #[error("{path} is empty (0 bytes)")]

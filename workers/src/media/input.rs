@@ -96,9 +96,9 @@ impl Demuxer {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, MediaError> {
         super::init();
         let path = path.as_ref();
-        let meta = std::fs::metadata(path).map_err(|source| MediaError::Io {
+        let meta = std::fs::metadata(path).map_err(|error| MediaError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         if meta.is_dir() {
             return Err(MediaError::NotMedia {
@@ -111,9 +111,9 @@ impl Demuxer {
                 path: path.to_owned(),
             });
         }
-        let absolute = std::path::absolute(path).map_err(|source| MediaError::Io {
+        let absolute = std::path::absolute(path).map_err(|error| MediaError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let mut url = b"file:".to_vec();
         url.extend_from_slice(absolute.as_os_str().as_bytes());

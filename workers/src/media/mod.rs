@@ -18,6 +18,7 @@ mod decoder;
 mod error;
 mod input;
 mod log;
+mod owned;
 mod pixel;
 mod probe;
 mod rational;
@@ -26,6 +27,7 @@ mod video;
 pub use audio::{AudioDecoder, AudioFrame};
 pub use error::MediaError;
 pub use input::{Demuxer, Packet};
+pub use owned::{OwnedFrame, Resizer, Samples, ScaleFilter};
 pub use pixel::{Chroma, PixelLayout, PixelSupport, Plane, PlaneRef, classify};
 pub use probe::{
     AudioInfo, ColorInfo, ContentLightLevel, HdrInfo, MasteringDisplay, MediaInfo, StreamInfo,

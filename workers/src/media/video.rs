@@ -219,6 +219,36 @@ fn picture_char(t: ffi::AVPictureType) -> char {
 }
 
 impl<'a> VideoFrame<'a> {
+    /// Views an FFmpeg frame already in `layout` (for the resizer's output).
+    pub(crate) fn wrap(
+        frame: &'a frame::Video,
+        layout: PixelLayout,
+        pts: Option<i64>,
+        time_base: Rational,
+    ) -> Self {
+        Self {
+            frame,
+            layout,
+            pts,
+            time_base,
+            duration: 0,
+            position: None,
+            key: false,
+            picture_type: '?',
+            interlaced: false,
+            top_field_first: false,
+            corrupt: false,
+            decode_error_flags: 0,
+            source_format: layout.av_format(),
+            source: frame,
+        }
+    }
+
+    /// The FFmpeg frame holding the picture in [`VideoFrame::layout`].
+    pub(crate) fn ffmpeg_frame(&self) -> &'a frame::Video {
+        self.frame
+    }
+
     /// Width in pixels.
     pub fn width(&self) -> usize {
         self.frame.width() as usize

@@ -10,7 +10,8 @@ Exit codes:
   0   success; the master is accepted
   1   a check failed (ladder gate)
   2   usage or configuration error
-  3   the master is rejected, or is not readable media
+  3   an input is rejected: a master that fails validation, a file that is not
+      readable media, or videos that cannot be compared
   4   an input or output file could not be read or written
   70  internal error";
 
@@ -56,6 +57,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Find the scene cuts and plan the encode chunks (exit 3 if the master is rejected).
     Shots(ShotsArgs),
+    /// VMAF (with PSNR and SSIM) of a distorted video against its reference.
+    Vmaf(VmafArgs),
 }
 
 /// Where JSON goes.
@@ -129,4 +132,30 @@ pub struct ShotsArgs {
     pub scores: bool,
     #[command(flatten)]
     pub ingest: IngestArgs,
+}
+
+/// `rungs vmaf`.
+#[derive(Debug, Args)]
+pub struct VmafArgs {
+    /// The reference (any file FFmpeg reads).
+    pub reference: PathBuf,
+    /// The distorted video; scaled to the reference's size (bicubic) when they differ.
+    pub distorted: PathBuf,
+    /// Include every frame's scores in the JSON.
+    #[arg(long)]
+    pub per_frame: bool,
+    /// A built-in model (vmaf_v0.6.1, vmaf_4k_v0.6.1) or the path of a libvmaf JSON model.
+    #[arg(long, default_value = "vmaf_v0.6.1", value_name = "NAME|FILE")]
+    pub model: String,
+    /// Apply the model's score transform: with v0.6.1, the phone model.
+    #[arg(long)]
+    pub phone: bool,
+    /// Scoring threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Compute VMAF only, without PSNR and SSIM.
+    #[arg(long)]
+    pub vmaf_only: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }

@@ -6,7 +6,7 @@ use pipeline::ingest::{self, IngestReport};
 use serde::Serialize;
 use workers::media::{self, MediaError};
 
-use crate::args::{Cli, Command, Global, IngestArgs, ProbeArgs, ShotsArgs, ValidateArgs};
+use crate::args::{Cli, Command, Global, IngestArgs, ProbeArgs, ShotsArgs, ValidateArgs, VmafArgs};
 use crate::config::{self, ShotChoice};
 use crate::exit::{self, Failure};
 use crate::{logging, output};
@@ -16,7 +16,64 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(a) => probe(&cli.global, a),
         Command::Validate(a) => validate(&cli.global, a),
         Command::Shots(a) => shots(&cli.global, a),
+        Command::Vmaf(a) => vmaf(&cli.global, a),
     }
+}
+
+fn load_model(args: &VmafArgs) -> anyhow::Result<vmaf::Model> {
+    let model = match vmaf::Model::builtin(&args.model) {
+        Some(m) => m,
+        None => {
+            let path = std::path::Path::new(&args.model);
+            if !path.exists() {
+                return Err(Failure::usage(format!(
+                    "unknown model {:?} (built-in: vmaf_v0.6.1, vmaf_4k_v0.6.1; or a JSON file)",
+                    args.model
+                )));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::io(format!("cannot read model {}: {e}", path.display())))?;
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            vmaf::Model::from_json(&name, &text).map_err(|e| Failure::usage(e.to_string()))?
+        }
+    };
+    Ok(if args.phone {
+        model.with_transform()
+    } else {
+        model
+    })
+}
+
+fn vmaf(global: &Global, args: &VmafArgs) -> anyhow::Result<ExitCode> {
+    let options = workers::measure::MeasureOptions {
+        model: load_model(args)?,
+        threads: args.threads.unwrap_or(0),
+        extras: !args.vmaf_only,
+        per_frame: args.per_frame,
+    };
+    let total = media::Demuxer::open(&args.reference).ok().and_then(|d| {
+        d.info()
+            .best_video()
+            .and_then(|v| d.info().streams[v].frames)
+    });
+    let bar = logging::progress(global);
+    if let Some(t) = total {
+        bar.set_length(t);
+    }
+    let report = workers::measure::measure(&args.reference, &args.distorted, &options, &mut |n| {
+        bar.set_position(n);
+        bar.set_message(format!("{n} frames"));
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    output::json(&report, &args.output)?;
+    if !global.quiet {
+        eprintln!("{}", output::vmaf_summary(&report));
+    }
+    Ok(exit::OK.into())
 }
 
 fn probe(global: &Global, args: &ProbeArgs) -> anyhow::Result<ExitCode> {

@@ -5,7 +5,7 @@
 //! | 0 | success; the master is accepted |
 //! | 1 | a check failed (reserved for `rungs ladder check`) |
 //! | 2 | usage or configuration error |
-//! | 3 | the master is rejected, or is not readable media |
+//! | 3 | an input is rejected: a failed master, non-media, or videos that cannot be compared |
 //! | 4 | an input or output file could not be read or written |
 //! | 70 | internal error (a bug in rungs) |
 
@@ -84,6 +84,16 @@ pub fn for_error(e: &anyhow::Error) -> Code {
             return match e {
                 pipeline::ingest::IngestError::Io { .. } => IO,
                 pipeline::ingest::IngestError::Config(_) => USAGE,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<workers::measure::MeasureError>() {
+            use workers::measure::MeasureError as M;
+            return match e {
+                M::Media {
+                    error: workers::media::MediaError::Io { .. },
+                    ..
+                } => IO,
+                _ => REJECTED,
             };
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {

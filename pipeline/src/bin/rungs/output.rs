@@ -201,3 +201,27 @@ pub fn shots_summary(r: &ShotReport) -> String {
     }
     s
 }
+
+/// The VMAF summary.
+pub fn vmaf_summary(r: &workers::measure::MeasureReport) -> String {
+    let v = &r.pooled.vmaf;
+    let mut s = format!(
+        "{}: VMAF {:.2} (harmonic mean {:.2}, min {:.2}, 5th percentile {:.2}) over {} frames at {}x{}, model {}",
+        r.distorted.display(),
+        v.mean,
+        v.harmonic_mean,
+        v.min,
+        v.p5,
+        r.frames,
+        r.width,
+        r.height,
+        r.model
+    );
+    if let Some(p) = &r.pooled.psnr_y {
+        s.push_str(&format!("; PSNR-Y {:.2} dB", p.mean));
+    }
+    if let Some(p) = &r.pooled.ssim {
+        s.push_str(&format!("; SSIM {:.4}", p.mean));
+    }
+    s
+}

@@ -1,0 +1,477 @@
+//! The measure task: VMAF (and PSNR, SSIM) of a distorted video against its reference.
+//!
+//! One thread decodes both inputs in step and brings every distorted frame to the reference's
+//! size and layout (bicubic, as Netflix does); a pool of scoring threads computes the
+//! per-frame features of several frames at once; the calling thread puts them back in order
+//! for motion and the model. Nothing is written to disk, and memory holds only the frames in
+//! flight.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use serde::Serialize;
+use vmaf::{FrameScore, Model, Picture, Plane, PlaneView, Pooled, Spatial, Tables, Temporal};
+
+use crate::media::{
+    DecoderOptions, Demuxer, MediaError, OwnedFrame, PixelLayout, Rational, Resizer, Samples,
+    ScaleFilter, VideoDecoder,
+};
+
+/// How to measure.
+#[derive(Clone, Debug)]
+pub struct MeasureOptions {
+    /// The VMAF model.
+    pub model: Model,
+    /// Scoring threads; 0 means one per core.
+    pub threads: usize,
+    /// Also compute PSNR and SSIM.
+    pub extras: bool,
+    /// Keep every frame's scores in the report.
+    pub per_frame: bool,
+}
+
+impl Default for MeasureOptions {
+    fn default() -> Self {
+        Self {
+            model: Model::v061(),
+            threads: 0,
+            extras: true,
+            per_frame: false,
+        }
+    }
+}
+
+/// Why a measurement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// An input could not be opened or read.
+    #[error("{which}: {error}")]
+    Media {
+        /// `reference` or `distorted`.
+        which: &'static str,
+        /// What went wrong.
+        error: MediaError,
+    },
+    /// An input has no video stream.
+    #[error("{which} {path} has no video stream")]
+    NoVideo {
+        /// `reference` or `distorted`.
+        which: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The inputs' frame rates differ.
+    #[error("frame rates differ: reference {reference} fps, distorted {distorted} fps")]
+    FrameRate {
+        /// The reference's rate.
+        reference: Rational,
+        /// The distorted rate.
+        distorted: Rational,
+    },
+    /// The inputs have different numbers of frames.
+    #[error("frame counts differ: reference has {reference} frames, distorted {distorted}")]
+    FrameCount {
+        /// Frames in the reference.
+        reference: u64,
+        /// Frames in the distorted video.
+        distorted: u64,
+    },
+    /// The inputs cannot be compared (bit depth, frame size).
+    #[error("{0}")]
+    Incompatible(String),
+    /// Scoring refused a frame.
+    #[error("frame {frame}: {error}")]
+    Score {
+        /// The frame index.
+        frame: u64,
+        /// Why.
+        error: vmaf::Error,
+    },
+    /// The inputs have no frames.
+    #[error("the inputs have no frames")]
+    Empty,
+}
+
+/// Pooled metrics of a measurement.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PooledMetrics {
+    /// VMAF.
+    pub vmaf: Pooled,
+    /// PSNR of luma, in dB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psnr_y: Option<Pooled>,
+    /// PSNR of Cb, in dB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psnr_cb: Option<Pooled>,
+    /// PSNR of Cr, in dB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psnr_cr: Option<Pooled>,
+    /// SSIM of luma.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssim: Option<Pooled>,
+}
+
+/// The result of a measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct MeasureReport {
+    /// The reference file.
+    pub reference: PathBuf,
+    /// The distorted file.
+    pub distorted: PathBuf,
+    /// The model's name.
+    pub model: String,
+    /// Frames scored.
+    pub frames: u64,
+    /// Reference width.
+    pub width: usize,
+    /// Reference height.
+    pub height: usize,
+    /// Bits per sample.
+    pub bit_depth: u8,
+    /// The common frame rate.
+    pub frame_rate: Rational,
+    /// True when the distorted frames were scaled to the reference's size.
+    pub scaled: bool,
+    /// Pooled metrics.
+    pub pooled: PooledMetrics,
+    /// Every frame's scores, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_frame: Option<Vec<FrameScore>>,
+}
+
+/// One input being decoded.
+struct Input {
+    which: &'static str,
+    demuxer: Demuxer,
+    decoder: VideoDecoder,
+    stream: usize,
+    done: bool,
+}
+
+impl Input {
+    fn open(which: &'static str, path: &Path) -> Result<(Self, Rational), MeasureError> {
+        let media = |error| MeasureError::Media { which, error };
+        let demuxer = Demuxer::open(path).map_err(media)?;
+        let stream = demuxer
+            .info()
+            .best_video()
+            .ok_or_else(|| MeasureError::NoVideo {
+                which,
+                path: path.to_owned(),
+            })?;
+        let video = demuxer.info().streams[stream].video.as_ref();
+        let rate = video
+            .map(|v| {
+                if v.avg_frame_rate.is_positive() {
+                    v.avg_frame_rate
+                } else {
+                    v.r_frame_rate
+                }
+            })
+            .unwrap_or(Rational::new(0, 1));
+        // One decoder thread: the scoring pool has the cores.
+        let decoder = demuxer
+            .video_decoder(stream, &DecoderOptions { threads: 1 })
+            .map_err(media)?;
+        Ok((
+            Self {
+                which,
+                demuxer,
+                decoder,
+                stream,
+                done: false,
+            },
+            rate,
+        ))
+    }
+
+    /// Decodes the next frame and hands it to `take`; `None` at the end.
+    fn next<T>(
+        &mut self,
+        take: impl FnOnce(&crate::media::VideoFrame<'_>) -> Result<T, MeasureError>,
+    ) -> Result<Option<T>, MeasureError> {
+        let which = self.which;
+        let media = |error| MeasureError::Media { which, error };
+        loop {
+            // A frame the decoder already holds comes first.
+            if let Some(f) = self.decoder.receive().map_err(media)? {
+                return take(&f).map(Some);
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.demuxer.read().map_err(media)? {
+                Some(p) if p.stream() == self.stream => self.decoder.send(&p).map_err(media)?,
+                Some(_) => {}
+                None => {
+                    self.decoder.send_eof().map_err(media)?;
+                    self.done = true;
+                }
+            }
+        }
+    }
+
+    /// Decodes and counts the frames left.
+    fn count_rest(&mut self) -> u64 {
+        let mut n = 0;
+        while let Ok(Some(())) = self.next(|_| Ok(())) {
+            n += 1;
+        }
+        n
+    }
+}
+
+type Pair = (u64, OwnedFrame, OwnedFrame);
+
+/// Decodes both inputs in step on the current thread, sending frame pairs until the end.
+fn decode(
+    mut reference: Input,
+    mut distorted: Input,
+    tx: SyncSender<Result<Pair, MeasureError>>,
+    scaled: &AtomicBool,
+) {
+    let mut resizer: Option<Resizer> = None;
+    let mut index = 0u64;
+    loop {
+        let r = match reference.next(|f| Ok(f.to_owned_frame())) {
+            Ok(r) => r,
+            Err(e) => return drop(tx.send(Err(e))),
+        };
+        let d = match distorted.next(|f| {
+            let Some(r) = &r else {
+                return Ok(f.to_owned_frame());
+            };
+            if (f.width(), f.height(), f.layout()) == (r.width, r.height, r.layout) {
+                return Ok(f.to_owned_frame());
+            }
+            scaled.store(true, Ordering::Relaxed);
+            let rs = resizer.get_or_insert_with(|| {
+                Resizer::new(
+                    r.width as u32,
+                    r.height as u32,
+                    r.layout,
+                    ScaleFilter::Bicubic,
+                )
+            });
+            rs.resize(f).map_err(|error| MeasureError::Media {
+                which: "distorted",
+                error,
+            })
+        }) {
+            Ok(d) => d,
+            Err(e) => return drop(tx.send(Err(e))),
+        };
+        match (r, d) {
+            (Some(r), Some(d)) => {
+                if tx.send(Ok((index, r, d))).is_err() {
+                    return;
+                }
+                index += 1;
+            }
+            (None, None) => return,
+            (Some(_), None) => {
+                let reference = index + 1 + reference.count_rest();
+                return drop(tx.send(Err(MeasureError::FrameCount {
+                    reference,
+                    distorted: index,
+                })));
+            }
+            (None, Some(_)) => {
+                let distorted = index + 1 + distorted.count_rest();
+                return drop(tx.send(Err(MeasureError::FrameCount {
+                    reference: index,
+                    distorted,
+                })));
+            }
+        }
+    }
+}
+
+/// A vmaf picture viewing an owned frame.
+fn picture(f: &OwnedFrame) -> Result<Picture<'_>, vmaf::Error> {
+    let plane = |i: usize| -> Result<Plane<'_>, vmaf::Error> {
+        let (w, h) = f.plane_size(i);
+        Ok(match &f.planes[i] {
+            Samples::U8(v) => Plane::U8(PlaneView::new(v, w, w, h)?),
+            Samples::U16(v) => Plane::U16(PlaneView::new(v, w, w, h)?),
+        })
+    };
+    let chroma = if f.planes.len() == 3 {
+        Some([plane(1)?, plane(2)?])
+    } else {
+        None
+    };
+    Picture::new(f.layout.bit_depth, plane(0)?, chroma)
+}
+
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<vmaf::Workspace> = std::cell::RefCell::new(vmaf::Workspace::default());
+}
+
+/// Measures `distorted` against `reference`. `progress` is told the frames done so far.
+pub fn measure(
+    reference: &Path,
+    distorted: &Path,
+    options: &MeasureOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<MeasureReport, MeasureError> {
+    let (ref_in, ref_rate) = Input::open("reference", reference)?;
+    let (dis_in, dis_rate) = Input::open("distorted", distorted)?;
+    if ref_rate.reduced() != dis_rate.reduced() {
+        return Err(MeasureError::FrameRate {
+            reference: ref_rate,
+            distorted: dis_rate,
+        });
+    }
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        options.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("vmaf-{i}"))
+        .build()
+        .map_err(|e| {
+            MeasureError::Incompatible(format!("cannot start the scoring threads: {e}"))
+        })?;
+    let in_flight = 2 * threads + 1;
+    let (frames_tx, frames_rx) = sync_channel::<Result<Pair, MeasureError>>(in_flight);
+    let tables = Arc::new(Tables::new());
+    let vmaf_options = vmaf::Options {
+        psnr: options.extras,
+        ssim: options.extras,
+        ..vmaf::Options::default()
+    };
+    let scaled = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let scaled = &scaled;
+        scope.spawn(move || decode(ref_in, dis_in, frames_tx, scaled));
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Result<Spatial, vmaf::Error>)>();
+        let mut temporal = Temporal::new(options.model.clone());
+        let mut scores: Vec<FrameScore> = Vec::new();
+        let mut waiting: BTreeMap<u64, Result<Spatial, vmaf::Error>> = BTreeMap::new();
+        let (mut next, mut sent) = (0u64, 0u64);
+        let mut geometry = None;
+        let mut failure = None;
+        let mut feed = |rx: &Receiver<Result<Pair, MeasureError>>,
+                        sent: &mut u64|
+         -> Result<bool, MeasureError> {
+            match rx.recv() {
+                Ok(Ok((index, r, d))) => {
+                    geometry.get_or_insert((r.width, r.height, r.layout));
+                    let (tables, opts, tx) =
+                        (Arc::clone(&tables), vmaf_options.clone(), done_tx.clone());
+                    pool.spawn(move || {
+                        let result = picture(&r).and_then(|rp| {
+                            let dp = picture(&d)?;
+                            WORKSPACE.with(|ws| {
+                                vmaf::spatial(&rp, &dp, &opts, &tables, &mut ws.borrow_mut())
+                            })
+                        });
+                        let _ = tx.send((index, result));
+                    });
+                    *sent += 1;
+                    Ok(true)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Ok(false),
+            }
+        };
+        let mut open = true;
+        loop {
+            while open && sent - next < in_flight as u64 {
+                match feed(&frames_rx, &mut sent) {
+                    Ok(more) => open = more,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        open = false;
+                    }
+                }
+            }
+            if next == sent {
+                break;
+            }
+            let Ok((index, result)) = done_rx.recv() else {
+                break;
+            };
+            waiting.insert(index, result);
+            while let Some(result) = waiting.remove(&next) {
+                match result.and_then(|s| temporal.push(s)) {
+                    Ok(Some(score)) => scores.push(score),
+                    Ok(None) => {}
+                    Err(error) => {
+                        failure.get_or_insert(MeasureError::Score { frame: next, error });
+                    }
+                }
+                next += 1;
+                progress(next);
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+        drop(frames_rx);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        scores.extend(temporal.finish());
+        let (width, height, layout): (usize, usize, PixelLayout) =
+            geometry.ok_or(MeasureError::Empty)?;
+        let mut out = report(
+            reference,
+            distorted,
+            options,
+            scores,
+            width,
+            height,
+            layout.bit_depth,
+            ref_rate,
+        );
+        out.scaled = scaled.load(Ordering::Relaxed);
+        Ok(out)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    reference: &Path,
+    distorted: &Path,
+    options: &MeasureOptions,
+    scores: Vec<FrameScore>,
+    width: usize,
+    height: usize,
+    bit_depth: u8,
+    frame_rate: Rational,
+) -> MeasureReport {
+    let series = |f: &dyn Fn(&FrameScore) -> Option<f64>| -> Option<Pooled> {
+        let v: Option<Vec<f64>> = scores.iter().map(f).collect();
+        v.filter(|v| !v.is_empty()).map(|v| Pooled::of(&v))
+    };
+    let psnr = |i: usize| move |s: &FrameScore| s.psnr.and_then(|p| p[i]);
+    let pooled = PooledMetrics {
+        vmaf: series(&|s| Some(s.vmaf)).unwrap_or_default(),
+        psnr_y: series(&psnr(0)),
+        psnr_cb: series(&psnr(1)),
+        psnr_cr: series(&psnr(2)),
+        ssim: series(&|s| s.ssim),
+    };
+    MeasureReport {
+        reference: reference.to_owned(),
+        distorted: distorted.to_owned(),
+        model: options.model.name().to_owned(),
+        frames: scores.len() as u64,
+        width,
+        height,
+        bit_depth,
+        frame_rate,
+        scaled: false,
+        pooled,
+        per_frame: options.per_frame.then_some(scores),
+    }
+}
