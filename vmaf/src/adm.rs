@@ -177,6 +177,14 @@ impl Default for Workspace {
     }
 }
 
+impl Workspace {
+    /// Runs the kernels of `isa` from now on (tests compare the implementations).
+    #[cfg(test)]
+    pub(crate) fn set_isa(&mut self, isa: Isa) {
+        self.isa = isa;
+    }
+}
+
 /// The region a stage works on: libvmaf skips a border of 10% on every side.
 #[derive(Clone, Copy, Debug)]
 struct Region {
@@ -333,6 +341,34 @@ fn dwt2_scale0<T: Sample>(
     }
 }
 
+/// Rounding of the vertical pass of the transforms of scales 1 to 3.
+pub(crate) const DWT32_V: [dwt::Round; 3] = [
+    dwt::Round { add: 0, shift: 0 },
+    dwt::Round {
+        add: 32768,
+        shift: 16,
+    },
+    dwt::Round {
+        add: 32768,
+        shift: 16,
+    },
+];
+/// Rounding of the horizontal pass of the transforms of scales 1 to 3.
+pub(crate) const DWT32_H: [dwt::Round; 3] = [
+    dwt::Round {
+        add: 16384,
+        shift: 15,
+    },
+    dwt::Round {
+        add: 32768,
+        shift: 16,
+    },
+    dwt::Round {
+        add: 16384,
+        shift: 15,
+    },
+];
+
 /// The DWT of scales 1 to 3, on the previous approximation band.
 fn dwt2_s123(
     isa: Isa,
@@ -343,45 +379,20 @@ fn dwt2_s123(
     out: &mut Bands<i32>,
     tmp: &mut Vec<i32>,
 ) {
-    const VP: [dwt::Round; 3] = [
-        dwt::Round { add: 0, shift: 0 },
-        dwt::Round {
-            add: 32768,
-            shift: 16,
-        },
-        dwt::Round {
-            add: 32768,
-            shift: 16,
-        },
-    ];
-    const HP: [dwt::Round; 3] = [
-        dwt::Round {
-            add: 16384,
-            shift: 15,
-        },
-        dwt::Round {
-            add: 32768,
-            shift: 16,
-        },
-        dwt::Round {
-            add: 16384,
-            shift: 15,
-        },
-    ];
     let bw = w.div_ceil(2);
     tmp.clear();
     tmp.resize(2 * w, 0);
     let (lo, hi) = tmp.split_at_mut(w);
     for i in 0..h.div_ceil(2) {
         let rows = dwt::taps(i, h).map(|y| &src[y * w..(y + 1) * w]);
-        kernels::dwt_vertical32(isa, rows, VP[scale - 1], lo, hi, w);
+        kernels::dwt_vertical32(isa, rows, DWT32_V[scale - 1], lo, hi, w);
         let o = i * bw..(i + 1) * bw;
         kernels::dwt_horizontal32(
             isa,
             lo,
             hi,
             w,
-            HP[scale - 1],
+            DWT32_H[scale - 1],
             [
                 &mut out.a[o.clone()],
                 &mut out.v[o.clone()],
@@ -716,6 +727,38 @@ fn cm_sum<T: cm::CmBand + Default>(
     acc
 }
 
+/// The masking constants of scale 0 for a band `w` samples wide.
+pub(crate) fn cm16_params(w: usize) -> cm::CmParams {
+    let wf = (w as f64).log2();
+    let shift_cub = [
+        (wf - 4.0).ceil() as u32,
+        (wf - 4.0).ceil() as u32,
+        (wf - 3.0).ceil() as u32,
+    ];
+    cm::CmParams {
+        rf: I_RFACTOR0.map(i64::from),
+        sub: [10, 10, 12],
+        add_sq: [268_435_456, 268_435_456, 536_870_912],
+        shift_sq: [29, 29, 30],
+        add_cub: shift_cub.map(|s| 2f64.powf(f64::from(s as i32 - 1)) as u32 as i64),
+        shift_cub,
+    }
+}
+
+/// The masking constants of `scale` (1 to 3) for a band `w` samples wide.
+pub(crate) fn cm32_params(scale: usize, w: usize) -> cm::CmParams {
+    let shift_cub = (w as f64).log2().ceil() as u32;
+    let add_cub = 2f64.powf(f64::from(shift_cub as i32 - 1)) as u32 as i64;
+    cm::CmParams {
+        rf: i_rfactors(scale).map(i64::from),
+        sub: [0; 3],
+        add_sq: [536_870_912; 3],
+        shift_sq: [30; 3],
+        add_cub: [add_cub; 3],
+        shift_cub: [shift_cub; 3],
+    }
+}
+
 fn cm16(
     isa: Isa,
     r: &Details<i16>,
@@ -725,20 +768,8 @@ fn cm16(
     h: usize,
 ) -> f32 {
     let reg = Region::inner(w as i32, h as i32);
-    let wf = (w as f64).log2();
-    let shift_cub = [
-        (wf - 4.0).ceil() as u32,
-        (wf - 4.0).ceil() as u32,
-        (wf - 3.0).ceil() as u32,
-    ];
-    let p = cm::CmParams {
-        rf: I_RFACTOR0.map(i64::from),
-        sub: [10, 10, 12],
-        add_sq: [268_435_456, 268_435_456, 536_870_912],
-        shift_sq: [29, 29, 30],
-        add_cub: shift_cub.map(|s| 2f64.powf(f64::from(s as i32 - 1)) as u32 as i64),
-        shift_cub,
-    };
+    let p = cm16_params(w);
+    let shift_cub = p.shift_cub;
     let acc = cm_sum(isa, [r, csf_a, csf_f], (w, h), &p, kernels::cm_row16);
     let shift_inner = (h as f64).log2().ceil() as i32;
     let finals = [52i32, 52, 57];
@@ -764,16 +795,8 @@ fn cm32(
     h: usize,
 ) -> f32 {
     let reg = Region::inner(w as i32, h as i32);
-    let shift_cub = (w as f64).log2().ceil() as u32;
-    let add_cub = 2f64.powf(f64::from(shift_cub as i32 - 1)) as u32 as i64;
-    let p = cm::CmParams {
-        rf: i_rfactors(scale).map(i64::from),
-        sub: [0; 3],
-        add_sq: [536_870_912; 3],
-        shift_sq: [30; 3],
-        add_cub: [add_cub; 3],
-        shift_cub: [shift_cub; 3],
-    };
+    let p = cm32_params(scale, w);
+    let shift_cub = p.shift_cub[0];
     let acc = cm_sum(isa, [r, csf_a, csf_f], (w, h), &p, kernels::cm_row32);
     let shift_inner = (h as f64).log2().ceil() as i32;
     let finals =

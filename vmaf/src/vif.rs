@@ -243,6 +243,14 @@ impl Default for Workspace {
     }
 }
 
+impl Workspace {
+    /// Runs the kernels of `isa` from now on (tests compare the implementations).
+    #[cfg(test)]
+    pub(crate) fn set_isa(&mut self, isa: kernels::Isa) {
+        self.isa = isa;
+    }
+}
+
 /// Computes VIF for one frame pair of `bpc`-bit samples.
 pub(crate) fn compute<T: Sample>(
     reference: &PlaneView<'_, T>,

@@ -1,6 +1,6 @@
-//! The inner loops of VIF. Each kernel has a portable version, written over whole rows so that
-//! it reads as the definition, and an AVX2 twin in `avx2` that keeps its accumulators in
-//! registers; a test checks that the two agree on random input.
+//! The inner loops of VIF, ADM and motion. Each kernel has a portable version, written over
+//! whole rows so that it reads as the definition, and an AVX2 twin in `avx2` that keeps its
+//! accumulators in registers; the tests in `twins` check that the two agree on random input.
 //!
 //! The portable kernels keep libvmaf's 64-bit sums in two 32-bit halves: every filter sums to
 //! 65536, so `Σ c·(v >> 16)` and `Σ c·(v & 0xffff)` each fit 32 bits, and recombining them
@@ -15,6 +15,8 @@ use crate::vif::{Accum, Log2Table, statistic};
 pub(crate) mod avx2;
 pub(crate) mod cm;
 pub(crate) mod dwt;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod twins;
 
 /// Margin on each side of a padded row; at least half the widest filter (17 taps).
 pub(crate) const PAD: usize = 8;
