@@ -102,13 +102,8 @@ impl Model {
     /// Parses a model in libvmaf's JSON format.
     pub fn from_json(name: &str, json: &str) -> Result<Self, Error> {
         let bad = |reason: String| Error::Model { reason };
-        let v: Value = serde_json::from_str(json).map_err(|e| {
-            bad(format!(
-                "{name}: {e} (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        // serde_json's message ends with the line and column.
+        let v: Value = serde_json::from_str(json).map_err(|e| bad(format!("{name}: {e}")))?;
         let dict = v
             .get("model_dict")
             .ok_or_else(|| bad(format!("{name}: no model_dict")))?;

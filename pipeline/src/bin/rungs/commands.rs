@@ -33,11 +33,8 @@ fn load_model(args: &VmafArgs) -> anyhow::Result<vmaf::Model> {
             }
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Failure::io(format!("cannot read model {}: {e}", path.display())))?;
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            vmaf::Model::from_json(&name, &text).map_err(|e| Failure::usage(e.to_string()))?
+            vmaf::Model::from_json(&path.display().to_string(), &text)
+                .map_err(|e| Failure::usage(e.to_string()))?
         }
     };
     Ok(if args.phone {
