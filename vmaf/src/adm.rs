@@ -108,11 +108,20 @@ struct Bands<T> {
     d: Vec<T>,
 }
 
+/// Sizes a buffer to `n` values, zeroing it only when the size changes: every stage writes
+/// the same positions of a buffer for every frame of one size, and reads only those or the
+/// zeros around them, so stale values are never seen.
+fn fit<T: Default + Clone>(b: &mut Vec<T>, n: usize) {
+    if b.len() != n {
+        b.clear();
+        b.resize(n, T::default());
+    }
+}
+
 impl<T: Default + Clone> Bands<T> {
     fn resize(&mut self, n: usize) {
         for b in [&mut self.a, &mut self.v, &mut self.h, &mut self.d] {
-            b.clear();
-            b.resize(n, T::default());
+            fit(b, n);
         }
     }
 }
@@ -126,10 +135,20 @@ struct Details<T> {
 impl<T: Default + Clone> Details<T> {
     fn resize(&mut self, n: usize) {
         for b in &mut self.b {
-            b.clear();
-            b.resize(n, T::default());
+            fit(b, n);
         }
     }
+}
+
+/// The 32-bit buffers of one of scales 1 to 3.
+#[derive(Default)]
+struct Scale32 {
+    ref32: Bands<i32>,
+    dis32: Bands<i32>,
+    r32: Details<i32>,
+    a32: Details<i32>,
+    csf_a32: Details<i32>,
+    csf_f32: Details<i32>,
 }
 
 /// Scratch memory, kept between frames.
@@ -142,14 +161,10 @@ pub(crate) struct Workspace {
     a16: Details<i16>,
     csf_a16: Details<i16>,
     csf_f16: Details<i16>,
-    ref32: Bands<i32>,
-    dis32: Bands<i32>,
+    /// The buffers of scales 1 to 3, apart so that their sizes never change.
+    s123: [Scale32; 3],
     prev_ref: Vec<i32>,
     prev_dis: Vec<i32>,
-    r32: Details<i32>,
-    a32: Details<i32>,
-    csf_a32: Details<i32>,
-    csf_f32: Details<i32>,
     tmp: Vec<i32>,
 }
 
@@ -164,14 +179,9 @@ impl Default for Workspace {
             a16: Details::default(),
             csf_a16: Details::default(),
             csf_f16: Details::default(),
-            ref32: Bands::default(),
-            dis32: Bands::default(),
+            s123: Default::default(),
             prev_ref: Vec::new(),
             prev_dis: Vec::new(),
-            r32: Details::default(),
-            a32: Details::default(),
-            csf_a32: Details::default(),
-            csf_f32: Details::default(),
             tmp: Vec::new(),
         }
     }
@@ -249,62 +259,47 @@ pub(crate) fn compute<T: Sample>(
     for d in [&mut ws.r16, &mut ws.a16, &mut ws.csf_a16, &mut ws.csf_f16] {
         d.resize(w * h);
     }
-    decouple16(
+    decouple(
         ws.isa,
-        &ws.ref16,
-        &ws.dis16,
-        w,
-        h,
+        [&ws.ref16, &ws.dis16],
+        (w, h),
         gain_limit,
         div,
-        &mut ws.r16,
-        &mut ws.a16,
+        [&mut ws.r16, &mut ws.a16],
+        kernels::decouple_row16,
     );
     out.den[0] = csf_den16(&ws.ref16, w, h);
     csf16(&ws.a16, w, h, &mut ws.csf_a16, &mut ws.csf_f16);
     out.num[0] = cm16(ws.isa, &ws.r16, &ws.csf_a16, &ws.csf_f16, w, h);
-    // Scales 1 to 3: 32-bit bands.
+    // Scales 1 to 3: 32-bit bands, each from the previous scale's approximation band.
     for scale in 1..4 {
         let (bw, bh) = (w.div_ceil(2), h.div_ceil(2));
-        ws.ref32.resize(bw * bh);
-        ws.dis32.resize(bw * bh);
-        dwt2_s123(
-            ws.isa,
-            &ws.prev_ref,
-            w,
-            h,
-            scale,
-            &mut ws.ref32,
-            &mut ws.tmp,
-        );
-        dwt2_s123(
-            ws.isa,
-            &ws.prev_dis,
-            w,
-            h,
-            scale,
-            &mut ws.dis32,
-            &mut ws.tmp,
-        );
-        std::mem::swap(&mut ws.prev_ref, &mut ws.ref32.a);
-        std::mem::swap(&mut ws.prev_dis, &mut ws.dis32.a);
+        let (done, rest) = ws.s123.split_at_mut(scale - 1);
+        let s = &mut rest[0];
+        let (prev_ref, prev_dis) = match done.last() {
+            Some(p) => (&p.ref32.a, &p.dis32.a),
+            None => (&ws.prev_ref, &ws.prev_dis),
+        };
+        s.ref32.resize(bw * bh);
+        s.dis32.resize(bw * bh);
+        dwt2_s123(ws.isa, prev_ref, w, h, scale, &mut s.ref32, &mut ws.tmp);
+        dwt2_s123(ws.isa, prev_dis, w, h, scale, &mut s.dis32, &mut ws.tmp);
         (w, h) = (bw, bh);
-        for d in [&mut ws.r32, &mut ws.a32, &mut ws.csf_a32, &mut ws.csf_f32] {
+        for d in [&mut s.r32, &mut s.a32, &mut s.csf_a32, &mut s.csf_f32] {
             d.resize(w * h);
         }
-        decouple32(
-            &ws.ref32,
-            &ws.dis32,
-            w,
-            h,
+        decouple(
+            ws.isa,
+            [&s.ref32, &s.dis32],
+            (w, h),
             gain_limit,
             div,
-            &mut ws.r32,
-            &mut ws.a32,
+            [&mut s.r32, &mut s.a32],
+            kernels::decouple_row32,
         );
-        out.den[scale] = csf_den32(&ws.ref32, scale, w, h);
-        csf32(&ws.a32, scale, w, h, &mut ws.csf_a32, &mut ws.csf_f32);
-        out.num[scale] = cm32(ws.isa, &ws.r32, &ws.csf_a32, &ws.csf_f32, scale, w, h);
+        out.den[scale] = csf_den32(&s.ref32, scale, w, h);
+        csf32(&s.a32, scale, w, h, &mut s.csf_a32, &mut s.csf_f32);
+        out.num[scale] = cm32(ws.isa, &s.r32, &s.csf_a32, &s.csf_f32, scale, w, h);
     }
     out
 }
@@ -432,15 +427,26 @@ fn limit_restored(rst: i64, k: i64, o: i64, t: i64, angle: bool, gain_limit: f64
     }
 }
 
-/// One row of the 16-bit bands to decouple: reference (h, v, d) and distorted (h, v, d).
-pub(crate) struct DecoupleRow<'a> {
-    pub o: [&'a [i16]; 3],
-    pub t: [&'a [i16]; 3],
+/// One row of the bands to decouple: reference (h, v, d) and distorted (h, v, d).
+pub(crate) struct DecoupleRow<'a, T> {
+    pub o: [&'a [T]; 3],
+    pub t: [&'a [T]; 3],
 }
+
+/// A row kernel of the decoupling stage.
+pub(crate) type DecoupleKernel<T> = fn(
+    Isa,
+    &DecoupleRow<'_, T>,
+    f64,
+    &DivTable,
+    &mut [&mut [T]; 3],
+    &mut [&mut [T]; 3],
+    std::ops::Range<usize>,
+);
 
 /// Decouples the columns `cols` of one row into restored detail and additive impairment.
 pub(crate) fn decouple_row16(
-    row: &DecoupleRow<'_>,
+    row: &DecoupleRow<'_, i16>,
     gain_limit: f64,
     div: &DivTable,
     out_r: &mut [&mut [i16]; 3],
@@ -467,17 +473,15 @@ pub(crate) fn decouple_row16(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decouple16(
+/// Decouples every row of the bands inside the region with the given row kernel.
+fn decouple<T>(
     isa: Isa,
-    r: &Bands<i16>,
-    t: &Bands<i16>,
-    w: usize,
-    h: usize,
+    [r, t]: [&Bands<T>; 2],
+    (w, h): (usize, usize),
     gain_limit: f64,
     div: &DivTable,
-    out_r: &mut Details<i16>,
-    out_a: &mut Details<i16>,
+    [out_r, out_a]: [&mut Details<T>; 2],
+    kernel: DecoupleKernel<T>,
 ) {
     let reg = Region::with_taps(w as i32, h as i32);
     let cols = reg.left as usize..reg.right as usize;
@@ -495,7 +499,7 @@ fn decouple16(
             &mut rd[span.clone()],
         ];
         let mut outs_a = [&mut ah[span.clone()], &mut av[span.clone()], &mut ad[span]];
-        kernels::decouple_row16(
+        kernel(
             isa,
             &row,
             gain_limit,
@@ -507,44 +511,40 @@ fn decouple16(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decouple32(
-    r: &Bands<i32>,
-    t: &Bands<i32>,
-    w: usize,
-    h: usize,
+/// Decouples the columns `cols` of one row of 32-bit bands (scales 1 to 3), where the
+/// reference coefficient is first normalised to 15 bits for the reciprocal table.
+pub(crate) fn decouple_row32(
+    row: &DecoupleRow<'_, i32>,
     gain_limit: f64,
     div: &DivTable,
-    out_r: &mut Details<i32>,
-    out_a: &mut Details<i32>,
+    out_r: &mut [&mut [i32]; 3],
+    out_a: &mut [&mut [i32]; 3],
+    cols: std::ops::Range<usize>,
 ) {
-    let reg = Region::with_taps(w as i32, h as i32);
-    for i in reg.top as usize..reg.bottom as usize {
-        for j in reg.left as usize..reg.right as usize {
-            let o = i * w + j;
-            let (oh, ov, od) = (i64::from(r.h[o]), i64::from(r.v[o]), i64::from(r.d[o]));
-            let (th, tv, td) = (i64::from(t.h[o]), i64::from(t.v[o]), i64::from(t.d[o]));
-            let angle = within_one_degree(oh, ov, th, tv);
-            for (band, (ov, tv)) in [(oh, th), (ov, tv), (od, td)].into_iter().enumerate() {
-                let abs = (ov as i32).unsigned_abs();
-                let sign: i64 = if ov < 0 { -1 } else { 1 };
-                let (msb, shift) = if abs < 32768 {
-                    (abs as i32, 0)
-                } else {
-                    let k = 17 - abs.leading_zeros();
-                    ((abs.wrapping_add(1 << (k - 1)) >> k) as u16 as i32, k)
-                };
-                let tmp_k = if ov == 0 {
-                    32768
-                } else {
-                    ((div.get(msb) * tv) * sign + (1i64 << (14 + shift))) >> (15 + shift)
-                };
-                let k = tmp_k.clamp(0, 32768);
-                let rst = (k * ov + 16384) >> 15;
-                let rst = limit_restored(rst, k, ov, tv, angle, gain_limit) as i32;
-                out_r.b[band][o] = rst;
-                out_a.b[band][o] = (tv as i32).wrapping_sub(rst);
-            }
+    for j in cols {
+        let o = row.o.map(|b| i64::from(b[j]));
+        let t = row.t.map(|b| i64::from(b[j]));
+        let angle = within_one_degree(o[0], o[1], t[0], t[1]);
+        for band in 0..3 {
+            let (ov, tv) = (o[band], t[band]);
+            let abs = (ov as i32).unsigned_abs();
+            let sign: i64 = if ov < 0 { -1 } else { 1 };
+            let (msb, shift) = if abs < 32768 {
+                (abs as i32, 0)
+            } else {
+                let k = 17 - abs.leading_zeros();
+                ((abs.wrapping_add(1 << (k - 1)) >> k) as u16 as i32, k)
+            };
+            let tmp_k = if ov == 0 {
+                32768
+            } else {
+                ((div.get(msb) * tv) * sign + (1i64 << (14 + shift))) >> (15 + shift)
+            };
+            let k = tmp_k.clamp(0, 32768);
+            let rst = (k * ov + 16384) >> 15;
+            let rst = limit_restored(rst, k, ov, tv, angle, gain_limit) as i32;
+            out_r[band][j] = rst;
+            out_a[band][j] = (tv as i32).wrapping_sub(rst);
         }
     }
 }

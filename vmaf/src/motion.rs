@@ -32,7 +32,7 @@ pub(crate) fn blur<T: Sample>(
 ) {
     let (w, h) = (src.width(), src.height());
     out.clear();
-    out.resize(w * h, 0);
+    out.reserve(w * h);
     let [padded, full] = rows;
     padded.clear();
     padded.resize(w + 2 * PAD, 0);
@@ -48,9 +48,7 @@ pub(crate) fn blur<T: Sample>(
             padded[PAD + w - 1 + f] = padded[PAD + w - f];
         }
         kernels::horizontal_sum(isa, padded, &FILTER, 16, full, w);
-        for (o, &v) in out[i * w..(i + 1) * w].iter_mut().zip(full.iter()) {
-            *o = v as u16;
-        }
+        out.extend(full.iter().map(|&v| v as u16));
     }
 }
 

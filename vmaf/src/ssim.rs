@@ -19,16 +19,55 @@ fn iqa_round(a: f32) -> i32 {
     }
 }
 
-fn to_f32<T: Sample>(p: &PlaneView<'_, T>, scaler: f32) -> Vec<f32> {
-    let mut out = Vec::with_capacity(p.width() * p.height());
-    for y in 0..p.height() {
-        out.extend(
-            p.row(y)
-                .iter()
-                .map(|&v| Into::<u32>::into(v) as f32 / scaler),
-        );
+/// The samples of `p` as floats, box-filtered and subsampled by `factor` (IQA's decimation,
+/// whose window is `factor` wide, centred on every `factor`-th sample, mirrored at the edges).
+/// Returns the image and its size.
+fn decimated<T: Sample>(
+    p: &PlaneView<'_, T>,
+    scaler: f32,
+    factor: usize,
+) -> (Vec<f32>, usize, usize) {
+    let (w, h) = (p.width(), p.height());
+    // The scalers are powers of two, so multiplying by the inverse divides exactly.
+    let inv = 1.0 / scaler;
+    let value = |v: T| Into::<u32>::into(v) as f32 * inv;
+    if factor == 1 {
+        let mut out = Vec::with_capacity(w * h);
+        for y in 0..h {
+            out.extend(p.row(y).iter().map(|&v| value(v)));
+        }
+        return (out, w, h);
     }
-    out
+    let sw = w / factor + (w & 1);
+    let sh = h / factor + (h & 1);
+    let weight = 1.0f32 / (factor * factor) as f32;
+    let half = (factor / 2) as isize;
+    let even = isize::from(factor.is_multiple_of(2));
+    let taps: Vec<isize> = (-half..=half - even).collect();
+    // The source columns of every output column, tap by tap.
+    let cols: Vec<usize> = (0..sw)
+        .flat_map(|x| taps.iter().map(move |&u| sym((x * factor) as isize + u, w)))
+        .collect();
+    let mut out = Vec::with_capacity(sw * sh);
+    let mut rows: Vec<&[T]> = Vec::with_capacity(taps.len());
+    for y in 0..sh {
+        rows.clear();
+        rows.extend(
+            taps.iter()
+                .map(|&v| p.row(sym((y * factor) as isize + v, h))),
+        );
+        for x in 0..sw {
+            let cx = &cols[x * taps.len()..(x + 1) * taps.len()];
+            let mut sum = 0.0f64;
+            for row in &rows {
+                for &c in cx {
+                    sum += f64::from(value(row[c]) * weight);
+                }
+            }
+            out.push(sum as f32);
+        }
+    }
+    (out, sw, sh)
 }
 
 /// IQA's symmetric boundary: mirrored with the edge sample repeated.
@@ -44,53 +83,33 @@ fn sym(i: isize, n: usize) -> usize {
     }) as usize
 }
 
-/// Box-filters and subsamples by `factor`, in place, returning the new size.
-fn decimate(img: &mut [f32], w: usize, h: usize, factor: usize) -> (usize, usize) {
-    let sw = w / factor + (w & 1);
-    let sh = h / factor + (h & 1);
-    let weight = 1.0f32 / (factor * factor) as f32;
-    let half = (factor / 2) as isize;
-    let even = isize::from(factor.is_multiple_of(2));
-    for y in 0..sh {
-        for x in 0..sw {
-            let (cx, cy) = ((x * factor) as isize, (y * factor) as isize);
-            let mut sum = 0.0f64;
-            for v in -half..=half - even {
-                for u in -half..=half - even {
-                    let s = img[sym(cy + v, h) * w + sym(cx + u, w)];
-                    sum += f64::from(s * weight);
-                }
-            }
-            img[y * sw + x] = sum as f32;
-        }
-    }
-    (sw, sh)
-}
-
-/// The valid 11×11 separable convolution: `(w - 10)`×`(h - 10)` outputs.
+/// The valid 11×11 separable convolution: `(w - 10)`×`(h - 10)` outputs. Each output sums
+/// its taps in order in double precision, as IQA does; the loops run along rows so that the
+/// sums of neighbouring outputs proceed together.
 fn convolve(img: &[f32], w: usize, h: usize, cache: &mut Vec<f32>, out: &mut Vec<f32>) {
     let (dw, dh) = (w - 10, h - 10);
+    let mut acc = vec![0.0f64; dw];
     cache.clear();
-    cache.resize(w * h, 0.0);
     for y in 0..h {
-        for x in 0..dw {
-            let mut sum = 0.0f64;
-            for (k, &c) in WINDOW.iter().enumerate() {
-                sum += f64::from(img[y * w + x + k] * c);
+        let row = &img[y * w..(y + 1) * w];
+        acc.fill(0.0);
+        for (k, &c) in WINDOW.iter().enumerate() {
+            for (a, &v) in acc.iter_mut().zip(&row[k..k + dw]) {
+                *a += f64::from(v * c);
             }
-            cache[y * w + x + 5] = sum as f32;
         }
+        cache.extend(acc.iter().map(|&a| a as f32));
     }
     out.clear();
-    out.resize(dw * dh, 0.0);
-    for x in 0..dw {
-        for y in 0..dh {
-            let mut sum = 0.0f64;
-            for (k, &c) in WINDOW.iter().enumerate() {
-                sum += f64::from(cache[(y + k) * w + x + 5] * c);
+    for y in 0..dh {
+        acc.fill(0.0);
+        for (k, &c) in WINDOW.iter().enumerate() {
+            let row = &cache[(y + k) * dw..(y + k + 1) * dw];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += f64::from(v * c);
             }
-            out[y * dw + x] = sum as f32;
         }
+        out.extend(acc.iter().map(|&a| a as f32));
     }
 }
 
@@ -102,17 +121,17 @@ pub(crate) fn ssim(r: Plane<'_>, d: Plane<'_>, bpc: u32) -> Option<f64> {
         12 => 16.0,
         _ => 256.0,
     };
-    let (mut rf, mut df) = match (r, d) {
-        (Plane::U8(r), Plane::U8(d)) => (to_f32(&r, scaler), to_f32(&d, scaler)),
-        (Plane::U16(r), Plane::U16(d)) => (to_f32(&r, scaler), to_f32(&d, scaler)),
+    let (w, h) = (r.width(), r.height());
+    let scale = iqa_round(w.min(h) as f32 / 256.0).max(1) as usize;
+    let ((rf, w, h), (df, _, _)) = match (r, d) {
+        (Plane::U8(r), Plane::U8(d)) => {
+            (decimated(&r, scaler, scale), decimated(&d, scaler, scale))
+        }
+        (Plane::U16(r), Plane::U16(d)) => {
+            (decimated(&r, scaler, scale), decimated(&d, scaler, scale))
+        }
         _ => return None,
     };
-    let (mut w, mut h) = (r.width(), r.height());
-    let scale = iqa_round(w.min(h) as f32 / 256.0).max(1) as usize;
-    if scale > 1 {
-        decimate(&mut rf, w, h, scale);
-        (w, h) = decimate(&mut df, w, h, scale);
-    }
     if w < 11 || h < 11 {
         return None;
     }
@@ -122,7 +141,7 @@ pub(crate) fn ssim(r: Plane<'_>, d: Plane<'_>, bpc: u32) -> Option<f64> {
     );
     let c3 = c2 / 2.0;
     let n = w * h;
-    let (rf, df) = (&rf[..n], &df[..n]);
+    let (rf, df) = (&rf[..], &df[..]);
     let mut cache = Vec::new();
     let (mut mu1, mut mu2, mut s11, mut s22, mut s12) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());

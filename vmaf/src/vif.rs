@@ -353,8 +353,11 @@ fn decimate<T: Sample>(
     let filter = FILTERS[scale + 1];
     let shift = if scale == 0 { bpc } else { 16 };
     for buf in next.iter_mut() {
-        buf.clear();
-        buf.resize(nw * nh, 0);
+        // Every sample is written below.
+        if buf.len() != nw * nh {
+            buf.clear();
+            buf.resize(nw * nh, 0);
+        }
     }
     rows.ready(w);
     let (mut rr, mut dr) = (Vec::new(), Vec::new());

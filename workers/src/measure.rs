@@ -231,21 +231,31 @@ fn decode(
     mut reference: Input,
     mut distorted: Input,
     tx: SyncSender<Result<Pair, MeasureError>>,
+    spare: Receiver<OwnedFrame>,
     scaled: &AtomicBool,
 ) {
     let mut resizer: Option<Resizer> = None;
     let mut index = 0u64;
+    // Frames the scorers are done with come back, so that their buffers are reused.
+    let take = || spare.try_recv().unwrap_or_else(|_| OwnedFrame::empty());
     loop {
-        let r = match reference.next(|f| Ok(f.to_owned_frame())) {
+        let r = match reference.next(|f| {
+            let mut out = take();
+            f.copy_to(&mut out);
+            Ok(out)
+        }) {
             Ok(r) => r,
             Err(e) => return drop(tx.send(Err(e))),
         };
         let d = match distorted.next(|f| {
+            let mut out = take();
             let Some(r) = &r else {
-                return Ok(f.to_owned_frame());
+                f.copy_to(&mut out);
+                return Ok(out);
             };
             if (f.width(), f.height(), f.layout()) == (r.width, r.height, r.layout) {
-                return Ok(f.to_owned_frame());
+                f.copy_to(&mut out);
+                return Ok(out);
             }
             scaled.store(true, Ordering::Relaxed);
             let rs = resizer.get_or_insert_with(|| {
@@ -256,10 +266,12 @@ fn decode(
                     ScaleFilter::Bicubic,
                 )
             });
-            rs.resize(f).map_err(|error| MeasureError::Media {
-                which: "distorted",
-                error,
-            })
+            rs.resize_into(f, &mut out)
+                .map_err(|error| MeasureError::Media {
+                    which: "distorted",
+                    error,
+                })
+                .map(|()| out)
         }) {
             Ok(d) => d,
             Err(e) => return drop(tx.send(Err(e))),
@@ -351,7 +363,8 @@ pub fn measure(
     let scaled = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let scaled = &scaled;
-        scope.spawn(move || decode(ref_in, dis_in, frames_tx, scaled));
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<OwnedFrame>();
+        scope.spawn(move || decode(ref_in, dis_in, frames_tx, spare_rx, scaled));
         let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Result<Spatial, vmaf::Error>)>();
         let mut temporal = Temporal::new(options.model.clone());
         let mut scores: Vec<FrameScore> = Vec::new();
@@ -365,8 +378,12 @@ pub fn measure(
             match rx.recv() {
                 Ok(Ok((index, r, d))) => {
                     geometry.get_or_insert((r.width, r.height, r.layout));
-                    let (tables, opts, tx) =
-                        (Arc::clone(&tables), vmaf_options.clone(), done_tx.clone());
+                    let (tables, opts, tx, spare) = (
+                        Arc::clone(&tables),
+                        vmaf_options.clone(),
+                        done_tx.clone(),
+                        spare_tx.clone(),
+                    );
                     pool.spawn(move || {
                         let result = picture(&r).and_then(|rp| {
                             let dp = picture(&d)?;
@@ -375,6 +392,8 @@ pub fn measure(
                             })
                         });
                         let _ = tx.send((index, result));
+                        let _ = spare.send(r);
+                        let _ = spare.send(d);
                     });
                     *sent += 1;
                     Ok(true)

@@ -61,6 +61,9 @@ pub(crate) struct VifRows {
     pub xx: Vec<u32>,
     pub yy: Vec<u32>,
     pub xy: Vec<u32>,
+    /// The vertical results in 16-bit halves for the AVX2 horizontal pass (see
+    /// `avx2::vif16`): mu1, mu2, then the high and low halves of xx, yy and xy, padded.
+    pub packed: [Vec<i16>; 8],
     /// Horizontal results, `w` samples.
     pub h_mu1: Vec<u32>,
     pub h_mu2: Vec<u32>,
@@ -69,10 +72,10 @@ pub(crate) struct VifRows {
     pub h_xy: Vec<u32>,
 }
 
-fn fit(v: &mut Vec<u32>, n: usize) {
+fn fit<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
     if v.len() != n {
         v.clear();
-        v.resize(n, 0);
+        v.resize(n, T::default());
     }
 }
 
@@ -87,6 +90,13 @@ impl VifRows {
         ] {
             fit(v, w + 2 * PAD);
         }
+        for v in &mut self.packed {
+            // Padding the mirror does not reach reads as 0, which is -32768 biased.
+            if v.len() != w + 2 * PAD {
+                v.clear();
+                v.resize(w + 2 * PAD, i16::MIN);
+            }
+        }
         for v in [
             &mut self.h_mu1,
             &mut self.h_mu2,
@@ -100,7 +110,7 @@ impl VifRows {
 }
 
 /// Mirrors the `PAD` samples beyond each end of a padded row of `w` samples.
-pub(crate) fn mirror_pad(v: &mut [u32], w: usize) {
+pub(crate) fn mirror_pad<T: Copy>(v: &mut [T], w: usize) {
     for f in 1..=PAD.min(w - 1) {
         v[PAD - f] = v[PAD + f];
         v[PAD + w - 1 + f] = v[PAD + w - 1 - f];
@@ -118,8 +128,9 @@ pub(crate) fn recombine(hi: u32, lo: u32, shift: u32) -> u32 {
     (hi << (16 - shift)).wrapping_add(lo.wrapping_add(round) >> shift)
 }
 
-/// The vertical pass of VIF: for each column in `cols`, the filtered means and second moments
-/// of the rows `r[k]`, `d[k]` (one per filter tap), written at `PAD + j` of the padded rows.
+/// The vertical pass of VIF: for each column, the filtered means and second moments of the
+/// rows `r[k]`, `d[k]` (one per filter tap), written at `PAD + j` of the padded rows (the
+/// AVX2 pass writes them in 16-bit halves, which only its horizontal pass reads).
 pub(crate) fn vif_vertical<T: Sample>(
     isa: Isa,
     r: &[&[T]],
@@ -130,18 +141,25 @@ pub(crate) fn vif_vertical<T: Sample>(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
-        Isa::Avx2 => unsafe { avx2::vertical(r, d, pass, rows, w) },
-        Isa::Portable => vertical(r, d, pass, rows, 0..w),
-    }
-    for v in [
-        &mut rows.mu1,
-        &mut rows.mu2,
-        &mut rows.xx,
-        &mut rows.yy,
-        &mut rows.xy,
-    ] {
-        mirror_pad(v, w);
+        Isa::Avx2 => {
+            // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
+            unsafe { avx2::vif16::vertical(r, d, pass, rows, w) };
+            for v in &mut rows.packed {
+                mirror_pad(v, w);
+            }
+        }
+        Isa::Portable => {
+            vertical(r, d, pass, rows, 0..w);
+            for v in [
+                &mut rows.mu1,
+                &mut rows.mu2,
+                &mut rows.xx,
+                &mut rows.yy,
+                &mut rows.xy,
+            ] {
+                mirror_pad(v, w);
+            }
+        }
     }
 }
 
@@ -185,7 +203,7 @@ pub(crate) fn vif_horizontal(isa: Isa, rows: &mut VifRows, w: usize, filter: &[u
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
-        Isa::Avx2 => unsafe { avx2::horizontal(rows, w, filter) },
+        Isa::Avx2 => unsafe { avx2::vif16::horizontal(rows, w, filter) },
         Isa::Portable => horizontal(rows, filter, 0..w),
     }
 }
@@ -455,7 +473,7 @@ pub(crate) fn cm_row32(
 /// Decouples one row of 16-bit bands over the columns `cols`.
 pub(crate) fn decouple_row16(
     isa: Isa,
-    row: &crate::adm::DecoupleRow<'_>,
+    row: &crate::adm::DecoupleRow<'_, i16>,
     gain_limit: f64,
     div: &crate::adm::DivTable,
     out_r: &mut [&mut [i16]; 3],
@@ -467,5 +485,23 @@ pub(crate) fn decouple_row16(
         // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
         Isa::Avx2 => unsafe { avx2::adm::decouple_row16(row, gain_limit, div, out_r, out_a, cols) },
         Isa::Portable => crate::adm::decouple_row16(row, gain_limit, div, out_r, out_a, cols),
+    }
+}
+
+/// Decouples one row of 32-bit bands (scales 1 to 3) over the columns `cols`.
+pub(crate) fn decouple_row32(
+    isa: Isa,
+    row: &crate::adm::DecoupleRow<'_, i32>,
+    gain_limit: f64,
+    div: &crate::adm::DivTable,
+    out_r: &mut [&mut [i32]; 3],
+    out_a: &mut [&mut [i32]; 3],
+    cols: Range<usize>,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
+        Isa::Avx2 => unsafe { avx2::adm::decouple_row32(row, gain_limit, div, out_r, out_a, cols) },
+        Isa::Portable => crate::adm::decouple_row32(row, gain_limit, div, out_r, out_a, cols),
     }
 }

@@ -209,6 +209,31 @@ proptest! {
     }
 
     #[test]
+    fn decoupling32_agrees(w in 1usize..40, seed: u64, range in 0usize..4) {
+        prop_assume!(have_avx2());
+        let mut rng = Rng::new(seed);
+        let div = DivTable::new();
+        // Small values, values around the 15-bit normalisation, the largest the fast path
+        // takes, and beyond it (the portable fallback inside the AVX2 kernel).
+        let b = [4i64, 70_000, (1 << 22) - 1, 1 << 30][range];
+        let o: [Vec<i32>; 3] = [0, 1, 2].map(|_| rng.vec(w, -b, b, |v| v as i32));
+        let t: [Vec<i32>; 3] = [0, 1, 2].map(|k| {
+            o[k].iter().map(|&v| (v as i64 + rng.range(-b / 2, b / 2)).clamp(-b, b) as i32).collect()
+        });
+        let row = DecoupleRow { o: o.each_ref().map(|v| &v[..]), t: t.each_ref().map(|v| &v[..]) };
+        for gain in [100.0, 1.0, 1.5] {
+            let run = |isa| {
+                let (mut r, mut a) = ([0, 1, 2].map(|_| vec![0i32; w]), [0, 1, 2].map(|_| vec![0i32; w]));
+                let [r0, r1, r2] = &mut r;
+                let [a0, a1, a2] = &mut a;
+                super::decouple_row32(isa, &row, gain, &div, &mut [r0, r1, r2], &mut [a0, a1, a2], 0..w);
+                (r, a)
+            };
+            prop_assert_eq!(run(Isa::Portable), run(Isa::Avx2));
+        }
+    }
+
+    #[test]
     fn blur_filters_agree(w in 1usize..70, ten_bit: bool, seed: u64) {
         prop_assume!(have_avx2());
         let mut rng = Rng::new(seed);

@@ -51,29 +51,70 @@ impl OwnedFrame {
         }
     }
 
-    fn copy_from(frame: &VideoFrame<'_>) -> Self {
-        let layout = frame.layout();
-        let planes = (0..layout.chroma.planes())
-            .filter_map(|i| frame.plane(i))
-            .map(|p| match p {
-                PlaneRef::U8(p) => Samples::U8(p.rows().flatten().copied().collect()),
-                PlaneRef::U16(p) => Samples::U16(p.rows().flatten().copied().collect()),
-            })
-            .collect();
+    /// An empty frame, whose buffers [`VideoFrame::copy_to`] fills.
+    pub fn empty() -> Self {
         Self {
-            layout,
-            width: frame.width(),
-            height: frame.height(),
-            planes,
-            pts: frame.pts,
+            layout: PixelLayout {
+                chroma: Chroma::Cs420,
+                bit_depth: 8,
+            },
+            width: 0,
+            height: 0,
+            planes: Vec::new(),
+            pts: None,
         }
+    }
+}
+
+/// Copies the rows of `p` into `out`, packed, reusing its allocation.
+fn pack<T: Copy>(p: &Plane<'_, T>, out: &mut Vec<T>) {
+    out.clear();
+    out.reserve(p.width() * p.height());
+    for row in p.rows() {
+        out.extend_from_slice(row);
     }
 }
 
 impl VideoFrame<'_> {
     /// Copies the picture out of the decoder.
     pub fn to_owned_frame(&self) -> OwnedFrame {
-        OwnedFrame::copy_from(self)
+        let mut out = OwnedFrame::empty();
+        self.copy_to(&mut out);
+        out
+    }
+
+    /// Copies the picture into `out`, reusing its buffers where it can.
+    pub fn copy_to(&self, out: &mut OwnedFrame) {
+        let layout = self.layout();
+        let n = layout.chroma.planes();
+        out.planes.truncate(n);
+        for i in 0..n {
+            let Some(p) = self.plane(i) else {
+                out.planes.truncate(i);
+                break;
+            };
+            if out.planes.len() == i {
+                out.planes.push(Samples::U8(Vec::new()));
+            }
+            match (p, &mut out.planes[i]) {
+                (PlaneRef::U8(p), Samples::U8(v)) => pack(&p, v),
+                (PlaneRef::U16(p), Samples::U16(v)) => pack(&p, v),
+                (PlaneRef::U8(p), slot) => {
+                    let mut v = Vec::new();
+                    pack(&p, &mut v);
+                    *slot = Samples::U8(v);
+                }
+                (PlaneRef::U16(p), slot) => {
+                    let mut v = Vec::new();
+                    pack(&p, &mut v);
+                    *slot = Samples::U16(v);
+                }
+            }
+        }
+        out.layout = layout;
+        out.width = self.width();
+        out.height = self.height();
+        out.pts = self.pts;
     }
 }
 
@@ -116,6 +157,17 @@ impl Resizer {
 
     /// Scales `frame` and copies the result out.
     pub fn resize(&mut self, frame: &VideoFrame<'_>) -> Result<OwnedFrame, MediaError> {
+        let mut out = OwnedFrame::empty();
+        self.resize_into(frame, &mut out)?;
+        Ok(out)
+    }
+
+    /// Scales `frame` into `out`, reusing its buffers.
+    pub fn resize_into(
+        &mut self,
+        frame: &VideoFrame<'_>,
+        out: &mut OwnedFrame,
+    ) -> Result<(), MediaError> {
         let src = frame.ffmpeg_frame();
         let key = (src.format(), src.width(), src.height());
         if self.context.as_ref().map(|c| c.1) != Some(key) {
@@ -151,7 +203,8 @@ impl Resizer {
                 reason: e.to_string(),
             })?;
         let view = VideoFrame::wrap(&self.out, self.layout, frame.pts, frame.time_base);
-        Ok(OwnedFrame::copy_from(&view))
+        view.copy_to(out);
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@ use std::arch::x86_64::*;
 
 use std::ops::Range;
 
+use super::exponent;
 use crate::adm::{DecoupleRow, DivTable};
 use crate::kernels::cm::{CmParams, CmRows};
 use crate::kernels::dwt::{self, DWT_HI, DWT_LO, DWT_LO_SUM, Round};
@@ -524,11 +525,63 @@ unsafe fn store4_i16(dst: &mut [i16], j: usize, v: __m128i) {
     unsafe { _mm_storel_epi64(dst.as_mut_ptr().add(j) as *mut __m128i, packed) }
 }
 
+/// The angle test of four columns: true where the (h, v) detail vectors of reference and
+/// distorted are within one degree, with libvmaf's float roundings (the products are exact
+/// in double for values below 2^26).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn within_one_degree(o: &[__m256d; 3], t: &[__m256d; 3]) -> __m256d {
+    let cos_1deg_sq = _mm256_set1_pd(f64::from(
+        ((1.0f64 * std::f64::consts::PI / 180.0).cos().powi(2)) as f32,
+    ));
+    let q4096 = _mm256_set1_pd(1.0 / 4096.0);
+    let zero = _mm256_setzero_pd();
+    let dot = _mm256_add_pd(_mm256_mul_pd(o[0], t[0]), _mm256_mul_pd(o[1], t[1]));
+    let om = _mm256_add_pd(_mm256_mul_pd(o[0], o[0]), _mm256_mul_pd(o[1], o[1]));
+    let tm = _mm256_add_pd(_mm256_mul_pd(t[0], t[0]), _mm256_mul_pd(t[1], t[1]));
+    let dp = _mm256_mul_pd(via_f32(dot), q4096);
+    let rhs = _mm256_mul_pd(
+        _mm256_mul_pd(cos_1deg_sq, _mm256_mul_pd(via_f32(om), q4096)),
+        _mm256_mul_pd(via_f32(tm), q4096),
+    );
+    _mm256_and_pd(
+        _mm256_cmp_pd::<_CMP_GE_OQ>(dp, zero),
+        _mm256_cmp_pd::<_CMP_GE_OQ>(_mm256_mul_pd(dp, dp), rhs),
+    )
+}
+
+/// The restored coefficient of four columns of one band, given the gain `k` (Q15) already
+/// clamped: `(k·o + 2^14) >> 15`, limited by the enhancement gain where the angle test holds.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn restored(ov: __m256d, tv: __m256d, k: __m256d, angle: __m256d, gain: __m256d) -> __m256d {
+    let zero = _mm256_setzero_pd();
+    let rst = shr15(_mm256_add_pd(_mm256_mul_pd(k, ov), _mm256_set1_pd(16384.0)));
+    let k_pos = _mm256_and_pd(angle, _mm256_cmp_pd::<_CMP_GT_OQ>(k, zero));
+    let pos = _mm256_and_pd(k_pos, _mm256_cmp_pd::<_CMP_GT_OQ>(ov, zero));
+    let neg = _mm256_and_pd(k_pos, _mm256_cmp_pd::<_CMP_LT_OQ>(ov, zero));
+    let scaled = _mm256_mul_pd(rst, gain);
+    let lim_pos = _mm256_blendv_pd(tv, scaled, _mm256_cmp_pd::<_CMP_LT_OQ>(scaled, tv));
+    let lim_neg = _mm256_blendv_pd(tv, scaled, _mm256_cmp_pd::<_CMP_GT_OQ>(scaled, tv));
+    _mm256_blendv_pd(_mm256_blendv_pd(rst, lim_pos, pos), lim_neg, neg)
+}
+
+/// `2^30 / max(|o|, 1)`, truncated, with the sign of `o`: libvmaf's reciprocal table.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn reciprocal(abs: __m256d, negative: __m256d) -> __m256d {
+    let recip = _mm256_floor_pd(_mm256_div_pd(
+        _mm256_set1_pd(1_073_741_824.0),
+        _mm256_max_pd(abs, _mm256_set1_pd(1.0)),
+    ));
+    _mm256_blendv_pd(recip, _mm256_sub_pd(_mm256_setzero_pd(), recip), negative)
+}
+
 /// # Safety
 /// AVX2 must be available.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn decouple_row16(
-    row: &DecoupleRow<'_>,
+    row: &DecoupleRow<'_, i16>,
     gain_limit: f64,
     div: &DivTable,
     out_r: &mut [&mut [i16]; 3],
@@ -536,12 +589,7 @@ pub(crate) unsafe fn decouple_row16(
     cols: Range<usize>,
 ) {
     let n = cols.start + (cols.end - cols.start) / 4 * 4;
-    let cos_1deg_sq = _mm256_set1_pd(f64::from(
-        ((1.0f64 * std::f64::consts::PI / 180.0).cos().powi(2)) as f32,
-    ));
     let zero = _mm256_setzero_pd();
-    let q4096 = _mm256_set1_pd(1.0 / 4096.0);
-    let two30 = _mm256_set1_pd(1_073_741_824.0);
     let k_max = _mm256_set1_pd(32768.0);
     let half = _mm256_set1_pd(16384.0);
     let gain = _mm256_set1_pd(gain_limit);
@@ -549,55 +597,17 @@ pub(crate) unsafe fn decouple_row16(
     while j < n {
         // SAFETY: j + 4 <= n <= the row length, for every input and output row.
         unsafe {
-            let o = [
-                four_i16(row.o[0], j),
-                four_i16(row.o[1], j),
-                four_i16(row.o[2], j),
-            ];
-            let t = [
-                four_i16(row.t[0], j),
-                four_i16(row.t[1], j),
-                four_i16(row.t[2], j),
-            ];
-            // The angle test, with libvmaf's float roundings (the products are exact in double).
-            let dot = _mm256_add_pd(_mm256_mul_pd(o[0], t[0]), _mm256_mul_pd(o[1], t[1]));
-            let om = _mm256_add_pd(_mm256_mul_pd(o[0], o[0]), _mm256_mul_pd(o[1], o[1]));
-            let tm = _mm256_add_pd(_mm256_mul_pd(t[0], t[0]), _mm256_mul_pd(t[1], t[1]));
-            let dp = _mm256_mul_pd(via_f32(dot), q4096);
-            let rhs = _mm256_mul_pd(
-                _mm256_mul_pd(cos_1deg_sq, _mm256_mul_pd(via_f32(om), q4096)),
-                _mm256_mul_pd(via_f32(tm), q4096),
-            );
-            let angle = _mm256_and_pd(
-                _mm256_cmp_pd::<_CMP_GE_OQ>(dp, zero),
-                _mm256_cmp_pd::<_CMP_GE_OQ>(_mm256_mul_pd(dp, dp), rhs),
-            );
+            let o = [0, 1, 2].map(|b| four_i16(row.o[b], j));
+            let t = [0, 1, 2].map(|b| four_i16(row.t[b], j));
+            let angle = within_one_degree(&o, &t);
             for b in 0..3 {
                 let (ov, tv) = (o[b], t[b]);
-                let is_zero = _mm256_cmp_pd::<_CMP_EQ_OQ>(ov, zero);
-                let neg = _mm256_cmp_pd::<_CMP_LT_OQ>(ov, zero);
-                let abs = _mm256_max_pd(
-                    _mm256_andnot_pd(_mm256_set1_pd(-0.0), ov),
-                    _mm256_set1_pd(1.0),
-                );
-                // 2^30 / |o|, truncated, then signed: libvmaf's reciprocal table.
-                let recip = _mm256_floor_pd(_mm256_div_pd(two30, abs));
-                let recip = _mm256_blendv_pd(recip, _mm256_sub_pd(zero, recip), neg);
+                let abs = _mm256_andnot_pd(_mm256_set1_pd(-0.0), ov);
+                let recip = reciprocal(abs, _mm256_cmp_pd::<_CMP_LT_OQ>(ov, zero));
                 let tmp = shr15(_mm256_add_pd(_mm256_mul_pd(recip, tv), half));
-                let tmp = _mm256_blendv_pd(tmp, k_max, is_zero);
+                let tmp = _mm256_blendv_pd(tmp, k_max, _mm256_cmp_pd::<_CMP_EQ_OQ>(ov, zero));
                 let k = _mm256_min_pd(_mm256_max_pd(tmp, zero), k_max);
-                let rst = shr15(_mm256_add_pd(_mm256_mul_pd(k, ov), half));
-                let k_pos = _mm256_cmp_pd::<_CMP_GT_OQ>(k, zero);
-                let pos = _mm256_and_pd(
-                    _mm256_and_pd(angle, k_pos),
-                    _mm256_cmp_pd::<_CMP_GT_OQ>(ov, zero),
-                );
-                let negl = _mm256_and_pd(_mm256_and_pd(angle, k_pos), neg);
-                let scaled = _mm256_mul_pd(rst, gain);
-                let lim_pos = _mm256_blendv_pd(tv, scaled, _mm256_cmp_pd::<_CMP_LT_OQ>(scaled, tv));
-                let lim_neg = _mm256_blendv_pd(tv, scaled, _mm256_cmp_pd::<_CMP_GT_OQ>(scaled, tv));
-                let out = _mm256_blendv_pd(_mm256_blendv_pd(rst, lim_pos, pos), lim_neg, negl);
-                let r_i = _mm256_cvttpd_epi32(out);
+                let r_i = _mm256_cvttpd_epi32(restored(ov, tv, k, angle, gain));
                 // The impairment wraps to 16 bits like libvmaf's int16 store.
                 let t_i = _mm256_cvttpd_epi32(tv);
                 let r16 = _mm_srai_epi32(_mm_slli_epi32(r_i, 16), 16);
@@ -609,4 +619,96 @@ pub(crate) unsafe fn decouple_row16(
         j += 4;
     }
     crate::adm::decouple_row16(row, gain_limit, div, out_r, out_a, n..cols.end);
+}
+
+/// Four 32-bit values as doubles.
+///
+/// # Safety
+/// `s[j..j + 4]` must exist.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn four_i32(s: &[i32], j: usize) -> (__m128i, __m256d) {
+    // SAFETY: guaranteed by the caller.
+    let v = unsafe { _mm_loadu_si128(s.as_ptr().add(j) as *const __m128i) };
+    (v, _mm256_cvtepi32_pd(v))
+}
+
+/// Doubles `2^e` for integer exponents `e` in 64-bit lanes (normal range only).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pow2(e: __m256i) -> __m256d {
+    _mm256_castsi256_pd(_mm256_slli_epi64::<52>(_mm256_add_epi64(
+        e,
+        _mm256_set1_epi64x(1023),
+    )))
+}
+
+/// The 32-bit bands of scales 1 to 3. Blocks whose coefficients all lie below 2^22 in
+/// magnitude run in doubles, where every product is exact; others (which natural video does
+/// not produce) go to the portable twin.
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn decouple_row32(
+    row: &DecoupleRow<'_, i32>,
+    gain_limit: f64,
+    div: &DivTable,
+    out_r: &mut [&mut [i32]; 3],
+    out_a: &mut [&mut [i32]; 3],
+    cols: Range<usize>,
+) {
+    let zero = _mm256_setzero_pd();
+    let k_max = _mm256_set1_pd(32768.0);
+    let gain = _mm256_set1_pd(gain_limit);
+    let big = _mm_set1_epi32((1 << 22) - 1);
+    let mut j = cols.start;
+    while j + 4 <= cols.end {
+        // SAFETY: j + 4 <= cols.end <= the row length, for every input and output row.
+        unsafe {
+            let o = [0, 1, 2].map(|b| four_i32(row.o[b], j));
+            let t = [0, 1, 2].map(|b| four_i32(row.t[b], j));
+            let large = o.iter().chain(&t).fold(_mm_setzero_si128(), |m, (v, _)| {
+                _mm_or_si128(m, _mm_cmpgt_epi32(_mm_abs_epi32(*v), big))
+            });
+            if _mm_movemask_epi8(large) != 0 {
+                crate::adm::decouple_row32(row, gain_limit, div, out_r, out_a, j..j + 4);
+                j += 4;
+                continue;
+            }
+            let (o, t) = (o.map(|v| v.1), t.map(|v| v.1));
+            let angle = within_one_degree(&o, &t);
+            for b in 0..3 {
+                let (ov, tv) = (o[b], t[b]);
+                let abs = _mm256_andnot_pd(_mm256_set1_pd(-0.0), ov);
+                // Magnitudes of 2^15 and more are rounded to 15 significant bits, shift s.
+                let e = _mm256_sub_epi64(exponent(abs), _mm256_set1_epi64x(14));
+                let s = _mm256_and_si256(
+                    e,
+                    _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_GE_OQ>(abs, k_max)),
+                );
+                let msb = _mm256_floor_pd(_mm256_mul_pd(
+                    _mm256_add_pd(abs, _mm256_mul_pd(pow2(s), _mm256_set1_pd(0.5))),
+                    pow2(_mm256_sub_epi64(_mm256_setzero_si256(), s)),
+                ));
+                let recip = reciprocal(msb, _mm256_cmp_pd::<_CMP_LT_OQ>(ov, zero));
+                // ((recip · t) + 2^(14 + s)) >> (15 + s)
+                let tmp = _mm256_floor_pd(_mm256_mul_pd(
+                    _mm256_add_pd(
+                        _mm256_mul_pd(recip, tv),
+                        pow2(_mm256_add_epi64(s, _mm256_set1_epi64x(14))),
+                    ),
+                    pow2(_mm256_sub_epi64(_mm256_set1_epi64x(-15), s)),
+                ));
+                let tmp = _mm256_blendv_pd(tmp, k_max, _mm256_cmp_pd::<_CMP_EQ_OQ>(ov, zero));
+                let k = _mm256_min_pd(_mm256_max_pd(tmp, zero), k_max);
+                let r = _mm256_cvttpd_epi32(restored(ov, tv, k, angle, gain));
+                let a = _mm_sub_epi32(_mm256_cvttpd_epi32(tv), r);
+                _mm_storeu_si128(out_r[b].as_mut_ptr().add(j) as *mut __m128i, r);
+                _mm_storeu_si128(out_a[b].as_mut_ptr().add(j) as *mut __m128i, a);
+            }
+        }
+        j += 4;
+    }
+    crate::adm::decouple_row32(row, gain_limit, div, out_r, out_a, j..cols.end);
 }

@@ -6,6 +6,7 @@
 use std::arch::x86_64::*;
 
 pub(crate) mod adm;
+pub(crate) mod vif16;
 
 use super::{PAD, Pass, VifRows};
 use crate::picture::Sample;
@@ -53,7 +54,7 @@ pub(crate) fn as_u16<T: Sample>(s: &[T]) -> Option<&[u16]> {
         .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const u16, s.len()) })
 }
 
-fn rows_as<'a, T: Sample, U>(
+pub(crate) fn rows_as<'a, T: Sample, U>(
     rows: &[&'a [T]],
     f: impl Fn(&'a [T]) -> Option<&'a [U]>,
 ) -> Option<Vec<&'a [U]>> {
@@ -115,134 +116,69 @@ impl Acc64 {
     }
 }
 
+/// The vertical pass of eight columns from `j`: the means, shifted, and the second moments,
+/// finished, as 32-bit lanes `[mu1, mu2, xx, yy, xy]`.
+///
 /// # Safety
-/// AVX2 must be available.
+/// AVX2 must be available; `j + 8` must not exceed the length of any tap row.
+#[inline]
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn vertical<T: Sample>(
+pub(crate) unsafe fn vertical_block<T: Widen>(
     r: &[&[T]],
     d: &[&[T]],
     pass: Pass<'_>,
-    rows: &mut VifRows,
-    w: usize,
-) {
-    let n = w - w % 8;
-    if let (Some(r8), Some(d8)) = (rows_as(r, as_u8), rows_as(d, as_u8)) {
-        // SAFETY: AVX2 is enabled here; the rows hold w samples.
-        unsafe { vertical_w::<u8>(&r8, &d8, pass, rows, n) }
-    } else if let (Some(r16), Some(d16)) = (rows_as(r, as_u16), rows_as(d, as_u16)) {
-        // SAFETY: as above.
-        unsafe { vertical_w::<u16>(&r16, &d16, pass, rows, n) }
-    }
-    super::vertical(r, d, pass, rows, n..w);
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn vertical_w<T: Widen>(
-    r: &[&[T]],
-    d: &[&[T]],
-    pass: Pass<'_>,
-    rows: &mut VifRows,
-    n: usize,
-) {
-    let taps = pass.filter.len();
+    j: usize,
+) -> [__m256i; 5] {
     let mu_round = _mm256_set1_epi32(1 << (pass.mu_shift - 1));
     let mu_count = _mm_cvtsi32_si128(pass.mu_shift as i32);
-    let coef: Vec<__m256i> = pass
-        .filter
-        .iter()
-        .map(|&c| _mm256_set1_epi32(i32::from(c)))
-        .collect();
-    let mut j = 0;
-    while j < n {
-        let (mut m1, mut m2) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        // SAFETY: j + 8 <= n <= w; every tap row holds w samples; the padded output rows hold
-        // w + 2 * PAD values.
-        unsafe {
-            if T::NARROW {
-                let (mut xx, mut yy, mut xy) = (
-                    _mm256_setzero_si256(),
-                    _mm256_setzero_si256(),
-                    _mm256_setzero_si256(),
-                );
-                for k in 0..taps {
-                    let x = T::load8(r[k].as_ptr().add(j));
-                    let y = T::load8(d[k].as_ptr().add(j));
-                    let cx = _mm256_mullo_epi32(coef[k], x);
-                    let cy = _mm256_mullo_epi32(coef[k], y);
-                    m1 = _mm256_add_epi32(m1, cx);
-                    m2 = _mm256_add_epi32(m2, cy);
-                    xx = _mm256_add_epi32(xx, _mm256_mullo_epi32(cx, x));
-                    yy = _mm256_add_epi32(yy, _mm256_mullo_epi32(cy, y));
-                    xy = _mm256_add_epi32(xy, _mm256_mullo_epi32(cx, y));
-                }
-                // 8-bit squares are never shifted (libvmaf's shift is 0 at 8 bits).
-                storeu(rows.xx.as_mut_ptr().add(PAD + j), xx);
-                storeu(rows.yy.as_mut_ptr().add(PAD + j), yy);
-                storeu(rows.xy.as_mut_ptr().add(PAD + j), xy);
-            } else {
-                let (mut xx, mut yy, mut xy) = (Acc64::zero(), Acc64::zero(), Acc64::zero());
-                for k in 0..taps {
-                    let x = T::load8(r[k].as_ptr().add(j));
-                    let y = T::load8(d[k].as_ptr().add(j));
-                    let cx = _mm256_mullo_epi32(coef[k], x);
-                    let cy = _mm256_mullo_epi32(coef[k], y);
-                    m1 = _mm256_add_epi32(m1, cx);
-                    m2 = _mm256_add_epi32(m2, cy);
-                    xx.mac(cx, x);
-                    yy.mac(cy, y);
-                    xy.mac(cx, y);
-                }
-                storeu(rows.xx.as_mut_ptr().add(PAD + j), xx.finish(pass.sq_shift));
-                storeu(rows.yy.as_mut_ptr().add(PAD + j), yy.finish(pass.sq_shift));
-                storeu(rows.xy.as_mut_ptr().add(PAD + j), xy.finish(pass.sq_shift));
-            }
-            storeu(
-                rows.mu1.as_mut_ptr().add(PAD + j),
-                _mm256_srl_epi32(_mm256_add_epi32(m1, mu_round), mu_count),
+    let (mut m1, mut m2) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mean = |m: __m256i| _mm256_srl_epi32(_mm256_add_epi32(m, mu_round), mu_count);
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        if T::NARROW {
+            // 8-bit squares are never shifted (libvmaf's shift is 0 at 8 bits) and their
+            // sums fit 32 bits.
+            let (mut xx, mut yy, mut xy) = (
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
             );
-            storeu(
-                rows.mu2.as_mut_ptr().add(PAD + j),
-                _mm256_srl_epi32(_mm256_add_epi32(m2, mu_round), mu_count),
-            );
-        }
-        j += 8;
-    }
-}
-
-/// # Safety
-/// AVX2 must be available.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn horizontal(rows: &mut VifRows, w: usize, filter: &[u16]) {
-    let n = w - w % 8;
-    let start = PAD - filter.len() / 2;
-    let coef: Vec<__m256i> = filter
-        .iter()
-        .map(|&c| _mm256_set1_epi32(i32::from(c)))
-        .collect();
-    let mut j = 0;
-    while j < n {
-        let (mut m1, mut m2) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        let (mut xx, mut yy, mut xy) = (Acc64::zero(), Acc64::zero(), Acc64::zero());
-        // SAFETY: start + j + k + 8 <= w + 2 * PAD, the length of the padded rows; the outputs
-        // hold w values and j + 8 <= n <= w.
-        unsafe {
-            for (k, &c) in coef.iter().enumerate() {
-                let x = start + j + k;
-                m1 = _mm256_add_epi32(m1, _mm256_mullo_epi32(c, loadu(rows.mu1.as_ptr().add(x))));
-                m2 = _mm256_add_epi32(m2, _mm256_mullo_epi32(c, loadu(rows.mu2.as_ptr().add(x))));
-                xx.mac(c, loadu(rows.xx.as_ptr().add(x)));
-                yy.mac(c, loadu(rows.yy.as_ptr().add(x)));
-                xy.mac(c, loadu(rows.xy.as_ptr().add(x)));
+            for (k, &c) in pass.filter.iter().enumerate() {
+                let c = _mm256_set1_epi32(i32::from(c));
+                let x = T::load8(r[k].as_ptr().add(j));
+                let y = T::load8(d[k].as_ptr().add(j));
+                let cx = _mm256_mullo_epi32(c, x);
+                let cy = _mm256_mullo_epi32(c, y);
+                m1 = _mm256_add_epi32(m1, cx);
+                m2 = _mm256_add_epi32(m2, cy);
+                xx = _mm256_add_epi32(xx, _mm256_mullo_epi32(cx, x));
+                yy = _mm256_add_epi32(yy, _mm256_mullo_epi32(cy, y));
+                xy = _mm256_add_epi32(xy, _mm256_mullo_epi32(cx, y));
             }
-            storeu(rows.h_mu1.as_mut_ptr().add(j), m1);
-            storeu(rows.h_mu2.as_mut_ptr().add(j), m2);
-            storeu(rows.h_xx.as_mut_ptr().add(j), xx.finish(16));
-            storeu(rows.h_yy.as_mut_ptr().add(j), yy.finish(16));
-            storeu(rows.h_xy.as_mut_ptr().add(j), xy.finish(16));
+            [mean(m1), mean(m2), xx, yy, xy]
+        } else {
+            let (mut xx, mut yy, mut xy) = (Acc64::zero(), Acc64::zero(), Acc64::zero());
+            for (k, &c) in pass.filter.iter().enumerate() {
+                let c = _mm256_set1_epi32(i32::from(c));
+                let x = T::load8(r[k].as_ptr().add(j));
+                let y = T::load8(d[k].as_ptr().add(j));
+                let cx = _mm256_mullo_epi32(c, x);
+                let cy = _mm256_mullo_epi32(c, y);
+                m1 = _mm256_add_epi32(m1, cx);
+                m2 = _mm256_add_epi32(m2, cy);
+                xx.mac(cx, x);
+                yy.mac(cy, y);
+                xy.mac(cx, y);
+            }
+            [
+                mean(m1),
+                mean(m2),
+                xx.finish(pass.sq_shift),
+                yy.finish(pass.sq_shift),
+                xy.finish(pass.sq_shift),
+            ]
         }
-        j += 8;
     }
-    super::horizontal(rows, filter, n..w);
 }
 
 /// # Safety
@@ -348,7 +284,7 @@ fn low32(v: __m256i) -> __m128i {
 /// `floor(log2(v))` of positive doubles below 2^53, from the exponent bits, as 64-bit lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn exponent(v: __m256d) -> __m256i {
+pub(crate) fn exponent(v: __m256d) -> __m256i {
     _mm256_sub_epi64(
         _mm256_srli_epi64(_mm256_castpd_si256(v), 52),
         _mm256_set1_epi64x(1023),
@@ -571,53 +507,52 @@ mod tests {
         std::arch::is_x86_feature_detected!("avx2")
     }
 
-    fn run_vertical<T: Sample>(
+    /// The vertical and horizontal VIF passes through the dispatcher, as the scorer runs them.
+    fn filtered<T: Sample>(
         r: &[Vec<T>],
         d: &[Vec<T>],
         pass: Pass<'_>,
         w: usize,
-        simd: bool,
-    ) -> VifRows {
+        isa: super::super::Isa,
+    ) -> [Vec<u32>; 5] {
         let rr: Vec<&[T]> = r.iter().map(|v| &v[..]).collect();
         let dr: Vec<&[T]> = d.iter().map(|v| &v[..]).collect();
         let mut rows = VifRows::default();
         rows.ready(w);
-        if simd {
-            // SAFETY: callers check for AVX2 first.
-            unsafe { vertical(&rr, &dr, pass, &mut rows, w) };
-        } else {
-            super::super::vertical(&rr, &dr, pass, &mut rows, 0..w);
-        }
-        rows
+        super::super::vif_vertical(isa, &rr, &dr, pass, &mut rows, w);
+        super::super::vif_horizontal(isa, &mut rows, w, pass.filter);
+        [rows.h_mu1, rows.h_mu2, rows.h_xx, rows.h_yy, rows.h_xy]
     }
 
     proptest! {
         #[test]
-        fn vertical_agrees(w in 1usize..40, scale in 0usize..4, seed in any::<u64>(), ten_bit in any::<bool>()) {
+        fn vif_filters_agree(w in 1usize..70, scale in 0usize..4, seed in any::<u64>(), ten_bit in any::<bool>(), extreme in any::<bool>()) {
             prop_assume!(have_avx2());
+            use super::super::Isa::{Avx2, Portable};
             let taps = FILTERS[scale].len();
             let mut s = seed | 1;
             let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            // Extremes: only the largest and smallest samples, where the sums are largest.
+            let mut sample = move |max: u64| {
+                let v = next();
+                if extreme { if v & 1 == 0 { 0 } else { max } } else { v % (max + 1) }
+            };
             if scale == 0 && !ten_bit {
-                let r: Vec<Vec<u8>> = (0..taps).map(|_| (0..w).map(|_| next() as u8).collect()).collect();
-                let d: Vec<Vec<u8>> = (0..taps).map(|_| (0..w).map(|_| next() as u8).collect()).collect();
+                let r: Vec<Vec<u8>> = (0..taps).map(|_| (0..w).map(|_| sample(255) as u8).collect()).collect();
+                let d: Vec<Vec<u8>> = (0..taps).map(|_| (0..w).map(|_| sample(255) as u8).collect()).collect();
                 let pass = Pass { filter: FILTERS[0], mu_shift: 8, sq_shift: 0 };
-                let (a, b) = (run_vertical(&r, &d, pass, w, false), run_vertical(&r, &d, pass, w, true));
-                prop_assert_eq!((&a.mu1, &a.mu2, &a.xx, &a.yy, &a.xy), (&b.mu1, &b.mu2, &b.xx, &b.yy, &b.xy));
+                prop_assert_eq!(filtered(&r, &d, pass, w, Portable), filtered(&r, &d, pass, w, Avx2));
             } else {
                 let max = if scale == 0 { 1023 } else { u64::from(u16::MAX) };
-                let r: Vec<Vec<u16>> = (0..taps).map(|_| (0..w).map(|_| (next() % (max + 1)) as u16).collect()).collect();
-                let d: Vec<Vec<u16>> = (0..taps).map(|_| (0..w).map(|_| (next() % (max + 1)) as u16).collect()).collect();
+                let r: Vec<Vec<u16>> = (0..taps).map(|_| (0..w).map(|_| sample(max) as u16).collect()).collect();
+                let d: Vec<Vec<u16>> = (0..taps).map(|_| (0..w).map(|_| sample(max) as u16).collect()).collect();
                 let pass = if scale == 0 {
                     Pass { filter: FILTERS[0], mu_shift: 10, sq_shift: 4 }
                 } else {
                     Pass { filter: FILTERS[scale], mu_shift: 16, sq_shift: 16 }
                 };
-                let (a, b) = (run_vertical(&r, &d, pass, w, false), run_vertical(&r, &d, pass, w, true));
-                prop_assert_eq!((&a.mu1, &a.mu2, &a.xx, &a.yy, &a.xy), (&b.mu1, &b.mu2, &b.xx, &b.yy, &b.xy));
+                prop_assert_eq!(filtered(&r, &d, pass, w, Portable), filtered(&r, &d, pass, w, Avx2));
                 let rr: Vec<&[u16]> = r.iter().map(|v| &v[..]).collect();
-                let dr: Vec<&[u16]> = d.iter().map(|v| &v[..]).collect();
-                let _ = dr;
                 let (mut p, mut q) = (vec![0u32; w + 2 * PAD], vec![0u32; w + 2 * PAD]);
                 super::super::vertical_sum_portable(&rr, FILTERS[scale], pass.mu_shift, &mut p, 0..w);
                 // SAFETY: checked above.
@@ -629,27 +564,6 @@ mod tests {
                 unsafe { horizontal_sum(&p, FILTERS[scale], 16, &mut q2, w) };
                 prop_assert_eq!(&p2, &q2);
             }
-        }
-
-        #[test]
-        fn horizontal_agrees(w in 1usize..40, scale in 0usize..4, seed in any::<u64>()) {
-            prop_assume!(have_avx2());
-            let mut s = seed | 1;
-            let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
-            let mut a = VifRows::default();
-            a.ready(w);
-            for v in [&mut a.mu1, &mut a.mu2] {
-                v.iter_mut().for_each(|x| *x = next() as u32 & 0xffff);
-            }
-            for v in [&mut a.xx, &mut a.yy, &mut a.xy] {
-                v.iter_mut().for_each(|x| *x = next() as u32);
-            }
-            let mut b = VifRows { mu1: a.mu1.clone(), mu2: a.mu2.clone(), xx: a.xx.clone(), yy: a.yy.clone(), xy: a.xy.clone(), ..VifRows::default() };
-            b.ready(w);
-            super::super::horizontal(&mut a, FILTERS[scale], 0..w);
-            // SAFETY: checked above.
-            unsafe { horizontal(&mut b, w, FILTERS[scale]) };
-            prop_assert_eq!((&a.h_mu1, &a.h_mu2, &a.h_xx, &a.h_yy, &a.h_xy), (&b.h_mu1, &b.h_mu2, &b.h_xx, &b.h_yy, &b.h_xy));
         }
     }
 }

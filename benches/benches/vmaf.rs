@@ -1,0 +1,164 @@
+//! `rungs vmaf` against libvmaf 2.3.1's `vmaf` tool on the same 1080p pair, in the same run.
+//!
+//! Both read the same two Y4M files and compute VMAF v0.6.1, first limited to one core with 1
+//! thread each, then to two cores with 2 threads each (`taskset`, so that neither can use more
+//! cores than the other; a decoding or reading thread counts against the same cores). The
+//! bench prints frames per second, the ratio (rungs / libvmaf; goal >= 1.5) and CPU time, for
+//! VMAF alone and for VMAF with PSNR and SSIM. The two tools run alternately, several times;
+//! medians are compared.
+//!
+//! The rungs side is the measure task the `rungs vmaf` command runs (decoding, scaling checks,
+//! pipelined scoring, the JSON report), in a child process like the reference tool.
+//!
+//! Run with `cargo bench -p benches --bench vmaf`. `RUNGS_BENCH_RUNS` sets the repetitions
+//! (default 3).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use benches::{Cost, measure, median};
+use workers::measure::{MeasureOptions, measure as score};
+
+const CHILD: &str = "RUNGS_BENCH_VMAF_CHILD";
+
+fn main() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        child(&spec);
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        println!("vmaf: bench");
+        return;
+    }
+    let runs: usize = std::env::var("RUNGS_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let pair = fixtures::pair(&fixtures::BENCH_1080P).expect("the 1080p benchmark pair");
+    let libvmaf = fixtures::libvmaf_cli().expect("the libvmaf tool");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+
+    println!(
+        "rungs vmaf vs libvmaf 2.3.1 on {} frames of {}x{} ({}), {} run(s) each, medians{}",
+        pair.frames,
+        pair.width,
+        pair.height,
+        pair.name,
+        runs,
+        if pinned { ", pinned with taskset" } else { "" }
+    );
+    println!(
+        "{:<22} {:>7} {:>10} {:>12} {:>7} {:>10} {:>12}",
+        "metrics", "threads", "rungs fps", "libvmaf fps", "ratio", "rungs CPU", "libvmaf CPU"
+    );
+    for threads in [1usize, 2] {
+        if threads > cores {
+            println!("(skipping {threads} threads: only {cores} core(s))");
+            continue;
+        }
+        for extras in [false, true] {
+            let spec = format!(
+                "{}\n{}\n{threads}\n{}",
+                pair.reference.display(),
+                pair.distorted.display(),
+                u8::from(extras)
+            );
+            let mut ours = Vec::new();
+            let mut theirs = Vec::new();
+            for _ in 0..runs.max(1) {
+                theirs.push(
+                    measure(&mut pin(
+                        pinned,
+                        threads,
+                        reference(&libvmaf, &pair.reference, &pair.distorted, threads, extras),
+                    ))
+                    .expect("libvmaf runs"),
+                );
+                let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+                cmd.env(CHILD, &spec).stdout(Stdio::null());
+                ours.push(measure(&mut pin(pinned, threads, cmd)).expect("rungs runs"));
+            }
+            row(
+                extras,
+                threads,
+                pair.frames,
+                &median(&ours),
+                &median(&theirs),
+            );
+        }
+    }
+}
+
+/// The libvmaf command for one run.
+fn reference(cli: &Path, r: &Path, d: &Path, threads: usize, extras: bool) -> Command {
+    let mut cmd = Command::new(cli);
+    cmd.args(["-r".as_ref(), r.as_os_str(), "-d".as_ref(), d.as_os_str()])
+        .args([
+            "--threads",
+            &threads.to_string(),
+            "-q",
+            "--json",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-m", "version=vmaf_v0.6.1"])
+        .stdout(Stdio::null());
+    if extras {
+        cmd.args(["--feature", "psnr", "--feature", "float_ssim"]);
+    }
+    cmd
+}
+
+/// `cmd` restricted to the first `threads` cores, when taskset is there.
+fn pin(pinned: bool, threads: usize, cmd: Command) -> Command {
+    if !pinned {
+        return cmd;
+    }
+    let mut t = Command::new("taskset");
+    t.args(["-c", &format!("0-{}", threads - 1)])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdout(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            t.env(k, v);
+        }
+    }
+    t
+}
+
+fn row(extras: bool, threads: usize, frames: u64, o: &Cost, t: &Cost) {
+    let fps = |c: &Cost| frames as f64 / c.wall.as_secs_f64();
+    println!(
+        "{:<22} {:>7} {:>10.2} {:>12.2} {:>6.2}x {:>9.2}s {:>11.2}s",
+        if extras { "VMAF + PSNR + SSIM" } else { "VMAF" },
+        threads,
+        fps(o),
+        fps(t),
+        fps(o) / fps(t),
+        o.cpu.as_secs_f64(),
+        t.cpu.as_secs_f64()
+    );
+}
+
+/// The measured work: what `rungs vmaf` does, JSON included.
+fn child(spec: &str) {
+    let parts: Vec<&str> = spec.lines().collect();
+    let [r, d, threads, extras] = parts[..] else {
+        panic!("bad child spec {spec:?}");
+    };
+    let options = MeasureOptions {
+        threads: threads.parse().expect("threads"),
+        extras: extras == "1",
+        per_frame: true,
+        ..MeasureOptions::default()
+    };
+    let report =
+        score(&PathBuf::from(r), &PathBuf::from(d), &options, &mut |_| {}).expect("scores");
+    serde_json::to_writer(std::io::sink(), &report).expect("serialises");
+}
