@@ -97,7 +97,7 @@ pub struct Workspace {
     isa: kernels::Isa,
     vif: vif::Workspace,
     adm: adm::Workspace,
-    blur_rows: [Vec<u32>; 2],
+    blur_rows: kernels::LowPassRow,
 }
 
 impl Default for Workspace {

@@ -2,7 +2,7 @@
 //! difference between consecutive low-passed luma frames, and `motion2`, the smaller of the
 //! differences to the previous and to the next frame.
 
-use crate::kernels::{self, Isa, PAD};
+use crate::kernels::{self, Edge, Isa, LowPassRow};
 use crate::picture::{PlaneView, Sample};
 
 const FILTER: [u16; 5] = [3571, 16004, 26386, 16004, 3571];
@@ -27,28 +27,21 @@ pub(crate) fn blur<T: Sample>(
     isa: Isa,
     src: &PlaneView<'_, T>,
     bpc: u32,
-    rows: &mut [Vec<u32>; 2],
+    buf: &mut LowPassRow,
     out: &mut Vec<u16>,
 ) {
     let (w, h) = (src.width(), src.height());
-    out.clear();
-    out.reserve(w * h);
-    let [padded, full] = rows;
-    padded.clear();
-    padded.resize(w + 2 * PAD, 0);
-    full.clear();
-    full.resize(w, 0);
+    // Every sample is written below.
+    if out.len() != w * h {
+        out.clear();
+        out.resize(w * h, 0);
+    }
     let mut taps: Vec<&[T]> = Vec::with_capacity(FILTER.len());
-    for i in 0..h {
+    for (i, row) in out.chunks_exact_mut(w).enumerate() {
         taps.clear();
         taps.extend((0..FILTER.len()).map(|k| src.row(mirror(i as isize - 2 + k as isize, h))));
-        kernels::vertical_sum(isa, &taps, &FILTER, bpc, padded, w);
         // libvmaf mirrors the right edge with the edge sample repeated.
-        for f in 1..=PAD.min(w) {
-            padded[PAD + w - 1 + f] = padded[PAD + w - f];
-        }
-        kernels::horizontal_sum(isa, padded, &FILTER, 16, full, w);
-        out.extend(full.iter().map(|&v| v as u16));
+        kernels::low_pass(isa, &taps, &FILTER, bpc, Edge::Repeat, buf, w, 1, row);
     }
 }
 

@@ -230,6 +230,7 @@ pub(crate) struct Workspace {
     next: [Vec<u16>; 2],
     cur: [Vec<u16>; 2],
     rows: kernels::VifRows,
+    low: kernels::LowPassRow,
 }
 
 impl Default for Workspace {
@@ -239,6 +240,7 @@ impl Default for Workspace {
             next: Default::default(),
             cur: Default::default(),
             rows: Default::default(),
+            low: Default::default(),
         }
     }
 }
@@ -279,7 +281,7 @@ pub(crate) fn compute<T: Sample>(
         0,
         bpc,
         &mut ws.next,
-        &mut ws.rows,
+        &mut ws.low,
     );
     let (mut w, mut h) = (reference.width() / 2, reference.height() / 2);
     for scale in 1..4 {
@@ -290,7 +292,7 @@ pub(crate) fn compute<T: Sample>(
         let acc = scale_statistic(ws.isa, &r, &d, scale, bpc, log2, gain_limit, &mut ws.rows);
         (out.num[scale], out.den[scale]) = acc.finish();
         if scale < 3 {
-            decimate(ws.isa, &r, &d, scale, bpc, &mut ws.next, &mut ws.rows);
+            decimate(ws.isa, &r, &d, scale, bpc, &mut ws.next, &mut ws.low);
         }
         w /= 2;
         h /= 2;
@@ -346,7 +348,7 @@ fn decimate<T: Sample>(
     scale: usize,
     bpc: u32,
     next: &mut [Vec<u16>; 2],
-    rows: &mut kernels::VifRows,
+    low: &mut kernels::LowPassRow,
 ) {
     let (w, h) = (r.width(), r.height());
     let (nw, nh) = (w / 2, h / 2);
@@ -359,7 +361,6 @@ fn decimate<T: Sample>(
             buf.resize(nw * nh, 0);
         }
     }
-    rows.ready(w);
     let (mut rr, mut dr) = (Vec::new(), Vec::new());
     let [nr, nd] = next;
     for i in 0..nh {
@@ -371,7 +372,7 @@ fn decimate<T: Sample>(
             &dr,
             filter,
             shift,
-            rows,
+            low,
             w,
             &mut nr[i * nw..(i + 1) * nw],
             &mut nd[i * nw..(i + 1) * nw],

@@ -92,9 +92,9 @@ impl VifRows {
         }
         for v in &mut self.packed {
             // Padding the mirror does not reach reads as 0, which is -32768 biased.
-            if v.len() != w + 2 * PAD {
+            if v.len() != w + 2 * PAD + SLACK {
                 v.clear();
-                v.resize(w + 2 * PAD, i16::MIN);
+                v.resize(w + 2 * PAD + SLACK, i16::MIN);
             }
         }
         for v in [
@@ -245,7 +245,7 @@ pub(crate) fn vif_statistic(
     let done = match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
-        Isa::Avx2 => unsafe { avx2::statistic(rows, w, log2, gain_limit, acc) },
+        Isa::Avx2 => unsafe { avx2::stat::statistic(rows, w, log2, gain_limit, acc) },
         Isa::Portable => 0,
     };
     for j in done..w {
@@ -262,77 +262,88 @@ pub(crate) fn vif_statistic(
     }
 }
 
-/// One filtered row of one image: `out[PAD + j] = (Σ c·rows[k][j] + round) >> shift` for every
-/// column, then mirrored into the padding.
-pub(crate) fn vertical_sum<T: Sample>(
+/// How a low-passed row continues past its right edge: mirrored about the last sample, or
+/// mirrored with the last sample repeated (libvmaf's motion filter). The left edge always
+/// mirrors about the first sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Edge {
+    Mirror,
+    Repeat,
+}
+
+/// Fills the padding of a row of `w` values that starts at `PAD`.
+pub(crate) fn pad_row<T: Copy>(v: &mut [T], w: usize, edge: Edge) {
+    mirror_pad(v, w);
+    if edge == Edge::Repeat {
+        for f in 1..=PAD.min(w) {
+            v[PAD + w - 1 + f] = v[PAD + w - f];
+        }
+    }
+}
+
+/// Room past the padding that the AVX2 horizontal passes may read (always multiplied by a
+/// zero coefficient).
+pub(crate) const SLACK: usize = 16;
+
+/// The intermediate row of a low-pass filter.
+#[derive(Default)]
+pub(crate) struct LowPassRow {
+    /// The portable pass's row, padded.
+    wide: Vec<u32>,
+    /// The AVX2 pass's row, padded and biased by -32768, with `SLACK` more.
+    narrow: Vec<i16>,
+}
+
+/// A separable low-pass filter of `rows` (one per tap, centred on the output row): vertical
+/// with rounding shift `shift`, horizontal with shift 16. `out[i]` is the result at column
+/// `i * step`. The results fit 16 bits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn low_pass<T: Sample>(
     isa: Isa,
     rows: &[&[T]],
     filter: &[u16],
     shift: u32,
-    out: &mut [u32],
+    edge: Edge,
+    buf: &mut LowPassRow,
     w: usize,
+    step: usize,
+    out: &mut [u16],
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
-        Isa::Avx2 => unsafe { avx2::vertical_sum(rows, filter, shift, out, w) },
-        Isa::Portable => vertical_sum_portable(rows, filter, shift, out, 0..w),
-    }
-    mirror_pad(out, w);
-}
-
-/// Portable [`vertical_sum`] over the columns `cols`.
-pub(crate) fn vertical_sum_portable<T: Sample>(
-    rows: &[&[T]],
-    filter: &[u16],
-    shift: u32,
-    out: &mut [u32],
-    cols: Range<usize>,
-) {
-    let round = 1u32 << (shift - 1);
-    for j in cols {
-        let mut a = 0u32;
-        for (k, &c) in filter.iter().enumerate() {
-            a = a.wrapping_add(u32::from(c).wrapping_mul(rows[k][j].into()));
+        Isa::Avx2 => {
+            // Padding the mirror does not reach reads as 0, which is -32768 biased.
+            if buf.narrow.len() != w + 2 * PAD + SLACK {
+                buf.narrow.clear();
+                buf.narrow.resize(w + 2 * PAD + SLACK, i16::MIN);
+            }
+            // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
+            unsafe {
+                avx2::lowpass::low_pass(rows, filter, shift, edge, &mut buf.narrow, w, step, out)
+            }
         }
-        out[PAD + j] = a.wrapping_add(round) >> shift;
-    }
-}
-
-/// One horizontally filtered row: `out[j] = (Σ c·src[j + k - half] + round) >> shift` over a
-/// row padded by `PAD`.
-pub(crate) fn horizontal_sum(
-    isa: Isa,
-    src: &[u32],
-    filter: &[u16],
-    shift: u32,
-    out: &mut [u32],
-    w: usize,
-) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Avx2` is only chosen when the CPU supports AVX2.
-        Isa::Avx2 => unsafe { avx2::horizontal_sum(src, filter, shift, out, w) },
-        Isa::Portable => horizontal_sum_portable(src, filter, shift, out, 0..w),
-    }
-}
-
-/// Portable [`horizontal_sum`] over the columns `cols`.
-pub(crate) fn horizontal_sum_portable(
-    src: &[u32],
-    filter: &[u16],
-    shift: u32,
-    out: &mut [u32],
-    cols: Range<usize>,
-) {
-    let start = PAD - filter.len() / 2;
-    let round = 1u32 << (shift - 1);
-    for j in cols {
-        let mut a = 0u32;
-        for (k, &c) in filter.iter().enumerate() {
-            a = a.wrapping_add(u32::from(c).wrapping_mul(src[start + j + k]));
+        Isa::Portable => {
+            fit(&mut buf.wide, w + 2 * PAD);
+            let v = &mut buf.wide;
+            let round = 1u32 << (shift - 1);
+            for j in 0..w {
+                let mut a = 0u32;
+                for (k, &c) in filter.iter().enumerate() {
+                    a = a.wrapping_add(u32::from(c).wrapping_mul(rows[k][j].into()));
+                }
+                v[PAD + j] = a.wrapping_add(round) >> shift;
+            }
+            pad_row(v, w, edge);
+            let start = PAD - filter.len() / 2;
+            for (i, o) in out.iter_mut().enumerate() {
+                let j = i * step;
+                let mut a = 0u32;
+                for (k, &c) in filter.iter().enumerate() {
+                    a = a.wrapping_add(u32::from(c).wrapping_mul(v[start + j + k]));
+                }
+                *o = (a.wrapping_add(1 << 15) >> 16) as u16;
+            }
         }
-        out[j] = a.wrapping_add(round) >> shift;
     }
 }
 
@@ -345,28 +356,13 @@ pub(crate) fn vif_decimate_row<T: Sample>(
     d: &[&[T]],
     filter: &[u16],
     shift: u32,
-    rows: &mut VifRows,
+    buf: &mut LowPassRow,
     w: usize,
     out_r: &mut [u16],
     out_d: &mut [u16],
 ) {
-    let VifRows {
-        mu1,
-        mu2,
-        h_mu1,
-        h_mu2,
-        ..
-    } = rows;
-    for (img, padded, full, out) in [
-        (r, &mut *mu1, &mut *h_mu1, &mut *out_r),
-        (d, &mut *mu2, &mut *h_mu2, &mut *out_d),
-    ] {
-        vertical_sum(isa, img, filter, shift, padded, w);
-        horizontal_sum(isa, padded, filter, 16, full, w);
-        for (o, v) in out.iter_mut().zip(full.iter().step_by(2)) {
-            *o = *v as u16;
-        }
-    }
+    low_pass(isa, r, filter, shift, Edge::Mirror, buf, w, 2, out_r);
+    low_pass(isa, d, filter, shift, Edge::Mirror, buf, w, 2, out_d);
 }
 
 /// The vertical pass of ADM's first transform for one output row.

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use super::{Isa, PAD, VifRows, cm};
+use super::{Isa, VifRows, cm};
 use crate::adm::{self, DecoupleRow, DivTable};
 use crate::vif::{Accum, FILTERS, Log2Table};
 
@@ -234,20 +234,38 @@ proptest! {
     }
 
     #[test]
-    fn blur_filters_agree(w in 1usize..70, ten_bit: bool, seed: u64) {
+    fn low_pass_filters_agree(w in 1usize..70, ten_bit: bool, scale in 0usize..3, seed: u64) {
         prop_assume!(have_avx2());
         let mut rng = Rng::new(seed);
-        let max = if ten_bit { 1023 } else { 255 };
-        let src = sample_rows(&mut rng, 5, w, max, None);
-        let filter = [3571u16, 16004, 26386, 16004, 3571];
-        let bpc = if ten_bit { 10 } else { 8 };
-        let run = |isa| {
-            let (mut padded, mut full) = (vec![0u32; w + 2 * PAD], vec![0u32; w]);
-            super::vertical_sum(isa, &refs(&src), &filter, bpc, &mut padded, w);
-            super::horizontal_sum(isa, &padded, &filter, 16, &mut full, w);
-            (padded, full)
+        // The motion blur on picture samples, and VIF's decimation filters on picture samples
+        // (scale 0) or on 16-bit decimated samples (scales 1 and 2).
+        let (max, bpc) = match (scale, ten_bit) {
+            (0, false) => (255, 8),
+            (0, true) => (1023, 10),
+            _ => (65535, 16),
         };
-        prop_assert_eq!(run(Isa::Portable), run(Isa::Avx2));
+        let src = sample_rows(&mut rng, 9, w, max, None);
+        let blur = [3571u16, 16004, 26386, 16004, 3571];
+        for (filter, edge, step) in [
+            (&blur[..], super::Edge::Repeat, 1),
+            (FILTERS[scale + 1], super::Edge::Mirror, 2),
+            (FILTERS[scale + 1], super::Edge::Mirror, 1),
+        ] {
+            let taps: Vec<&[u16]> = src.iter().take(filter.len()).map(|r| &r[..]).collect();
+            let bytes: Vec<Vec<u8>> = src.iter().map(|r| r.iter().map(|&v| v as u8).collect()).collect();
+            let taps8: Vec<&[u8]> = bytes.iter().take(filter.len()).map(|r| &r[..]).collect();
+            let run = |isa| {
+                let mut buf = super::LowPassRow::default();
+                let mut out = vec![0u16; w / step];
+                if bpc == 8 {
+                    super::low_pass(isa, &taps8, filter, bpc, edge, &mut buf, w, step, &mut out);
+                } else {
+                    super::low_pass(isa, &taps, filter, bpc, edge, &mut buf, w, step, &mut out);
+                }
+                out
+            };
+            prop_assert_eq!(run(Isa::Portable), run(Isa::Avx2), "{:?} step {}", edge, step);
+        }
     }
 }
 

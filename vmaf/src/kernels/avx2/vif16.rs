@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::{PAD, Pass, VifRows, recombine};
+use super::super::{PAD, Pass, SLACK, VifRows, recombine};
 use super::{Widen, as_u8, rows_as};
 use crate::picture::Sample;
 
@@ -344,8 +344,8 @@ pub(crate) unsafe fn horizontal(rows: &mut VifRows, w: usize, filter: &[u16]) {
         h_xy,
         ..
     } = rows;
-    // The last load of a block reads up to column start + n + taps + 15 <= w + 2 * PAD.
-    assert!(packed.iter().all(|p| p.len() >= w + 2 * PAD) && h_xy.len() >= w);
+    // The last load of a block reads up to column start + n + taps + 15 < w + 2 * PAD + SLACK.
+    assert!(packed.iter().all(|p| p.len() >= w + 2 * PAD + SLACK) && h_xy.len() >= w);
     // Each quantity in turn, so that two accumulators suffice; the high halves of the second
     // moments are stored first and the low halves added to them.
     for (q, src) in packed.iter().enumerate() {
@@ -360,8 +360,8 @@ pub(crate) unsafe fn horizontal(rows: &mut VifRows, w: usize, filter: &[u16]) {
         let mut j = 0;
         while j < n {
             let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-            // SAFETY: the loads read src[start + j + k ..= start + j + k + 16] with
-            // k + 1 < taps + 1, inside the padded row (asserted above); the stores write
+            // SAFETY: the loads read src[start + j + k ..= start + j + k + 16] with k < taps,
+            // inside the padded row and its slack (asserted above); the stores write
             // out[j .. j + 16] with j + 16 <= n <= w.
             unsafe {
                 let base = src.as_ptr().add(start + j);
