@@ -21,18 +21,11 @@ use pipeline::ingest::{IngestOptions, ShotOptions, analyze};
 const CHILD: &str = "RUNGS_BENCH_INGEST_CHILD";
 
 fn main() {
-    if let Some(path) = std::env::var_os(CHILD) {
-        child(Path::new(&path));
-        return;
-    }
-    if std::env::args().any(|a| a == "--list") {
-        println!("ingest: bench");
-        return;
-    }
-    let runs: usize = std::env::var("RUNGS_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let runs = match benches::mode("ingest", CHILD, 5) {
+        benches::Mode::Child(path) => return child(Path::new(&path)),
+        benches::Mode::List => return,
+        benches::Mode::Runs(n) => n,
+    };
     let master = fixtures::ensure(Fixture::MultiShot1080p).expect("1080p fixture");
     let frames = master.truth.frames;
     // The memory comparison uses video-only copies, 1x and 10x, made the same way.

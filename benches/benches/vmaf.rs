@@ -22,18 +22,11 @@ use workers::measure::{MeasureOptions, measure as score};
 const CHILD: &str = "RUNGS_BENCH_VMAF_CHILD";
 
 fn main() {
-    if let Ok(spec) = std::env::var(CHILD) {
-        child(&spec);
-        return;
-    }
-    if std::env::args().any(|a| a == "--list") {
-        println!("vmaf: bench");
-        return;
-    }
-    let runs: usize = std::env::var("RUNGS_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs = match benches::mode("vmaf", CHILD, 3) {
+        benches::Mode::Child(spec) => return child(&spec.to_string_lossy()),
+        benches::Mode::List => return,
+        benches::Mode::Runs(n) => n,
+    };
     let pair = fixtures::pair(&fixtures::BENCH_1080P).expect("the 1080p benchmark pair");
     let libvmaf = fixtures::libvmaf_cli().expect("the libvmaf tool");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -58,3 +58,31 @@ pub fn median(costs: &[Cost]) -> Cost {
         max_rss_kib: costs.iter().map(|c| c.max_rss_kib).max().unwrap_or(0),
     }
 }
+
+/// What a benchmark should do, from its environment and arguments.
+pub enum Mode {
+    /// Run as the measured child process with this value of the child variable.
+    Child(std::ffi::OsString),
+    /// `cargo bench -- --list`: print the name and stop.
+    List,
+    /// Measure, this many runs of each side (`RUNGS_BENCH_RUNS`, or the default).
+    Runs(usize),
+}
+
+/// Decides the [`Mode`] of the benchmark `name`, whose child processes carry `child_var`.
+pub fn mode(name: &str, child_var: &str, default_runs: usize) -> Mode {
+    if let Some(v) = std::env::var_os(child_var) {
+        return Mode::Child(v);
+    }
+    if std::env::args().any(|a| a == "--list") {
+        println!("{name}: bench");
+        return Mode::List;
+    }
+    Mode::Runs(
+        std::env::var("RUNGS_BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(default_runs),
+    )
+}

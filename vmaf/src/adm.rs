@@ -413,9 +413,12 @@ fn within_one_degree(oh: i64, ov: i64, th: i64, tv: i64) -> bool {
                 * (f64::from(t_mag_sq as f32) / 4096.0)
 }
 
-/// Applies the enhancement limit to a restored coefficient (libvmaf's MIN/MAX in doubles).
+/// Restores a reference coefficient `o` by the gain `tmp_k` (Q15, clamped to 0..=1) and applies
+/// the enhancement limit against the distorted `t` (libvmaf's MIN/MAX in doubles).
 #[inline(always)]
-fn limit_restored(rst: i64, k: i64, o: i64, t: i64, angle: bool, gain_limit: f64) -> f64 {
+fn restore(tmp_k: i64, o: i64, t: i64, angle: bool, gain_limit: f64) -> f64 {
+    let k = tmp_k.clamp(0, 32768);
+    let rst = (k * o + 16384) >> 15;
     let rst_f = (k as f32 / 32768.0) * (o as f32 / 64.0);
     let scaled = rst as f64 * gain_limit;
     if angle && rst_f > 0.0 {
@@ -464,9 +467,7 @@ pub(crate) fn decouple_row16(
             } else {
                 (div.get(ov as i32) * tv + 16384) >> 15
             };
-            let k = tmp_k.clamp(0, 32768);
-            let rst = (k * ov + 16384) >> 15;
-            let rst = limit_restored(rst, k, ov, tv, angle, gain_limit) as i16;
+            let rst = restore(tmp_k, ov, tv, angle, gain_limit) as i16;
             out_r[band][j] = rst;
             out_a[band][j] = (tv as i16).wrapping_sub(rst);
         }
@@ -540,9 +541,7 @@ pub(crate) fn decouple_row32(
             } else {
                 ((div.get(msb) * tv) * sign + (1i64 << (14 + shift))) >> (15 + shift)
             };
-            let k = tmp_k.clamp(0, 32768);
-            let rst = (k * ov + 16384) >> 15;
-            let rst = limit_restored(rst, k, ov, tv, angle, gain_limit) as i32;
+            let rst = restore(tmp_k, ov, tv, angle, gain_limit) as i32;
             out_r[band][j] = rst;
             out_a[band][j] = (tv as i32).wrapping_sub(rst);
         }

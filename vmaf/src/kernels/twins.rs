@@ -37,6 +37,31 @@ impl Rng {
     }
 }
 
+/// The restored and additive bands of one row through a decoupling kernel.
+fn decoupled<T: Copy + Default>(
+    kernel: adm::DecoupleKernel<T>,
+    isa: Isa,
+    row: &DecoupleRow<'_, T>,
+    gain: f64,
+    div: &DivTable,
+) -> ([Vec<T>; 3], [Vec<T>; 3]) {
+    let w = row.o[0].len();
+    let mut r = [0, 1, 2].map(|_| vec![T::default(); w]);
+    let mut a = [0, 1, 2].map(|_| vec![T::default(); w]);
+    let [r0, r1, r2] = &mut r;
+    let [a0, a1, a2] = &mut a;
+    kernel(
+        isa,
+        row,
+        gain,
+        div,
+        &mut [r0, r1, r2],
+        &mut [a0, a1, a2],
+        0..w,
+    );
+    (r, a)
+}
+
 /// Rows of samples shaped like pictures: noise, flat areas, ramps, or the reference with a
 /// little noise added, so that every branch of the statistic is taken.
 fn sample_rows(
@@ -197,13 +222,7 @@ proptest! {
         });
         let row = DecoupleRow { o: o.each_ref().map(|v| &v[..]), t: t.each_ref().map(|v| &v[..]) };
         for gain in [100.0, 1.0] {
-            let run = |isa| {
-                let (mut r, mut a) = ([0, 1, 2].map(|_| vec![0i16; w]), [0, 1, 2].map(|_| vec![0i16; w]));
-                let [r0, r1, r2] = &mut r;
-                let [a0, a1, a2] = &mut a;
-                super::decouple_row16(isa, &row, gain, &div, &mut [r0, r1, r2], &mut [a0, a1, a2], 0..w);
-                (r, a)
-            };
+            let run = |isa| decoupled(super::decouple_row16, isa, &row, gain, &div);
             prop_assert_eq!(run(Isa::Portable), run(Isa::Avx2));
         }
     }
@@ -222,13 +241,7 @@ proptest! {
         });
         let row = DecoupleRow { o: o.each_ref().map(|v| &v[..]), t: t.each_ref().map(|v| &v[..]) };
         for gain in [100.0, 1.0, 1.5] {
-            let run = |isa| {
-                let (mut r, mut a) = ([0, 1, 2].map(|_| vec![0i32; w]), [0, 1, 2].map(|_| vec![0i32; w]));
-                let [r0, r1, r2] = &mut r;
-                let [a0, a1, a2] = &mut a;
-                super::decouple_row32(isa, &row, gain, &div, &mut [r0, r1, r2], &mut [a0, a1, a2], 0..w);
-                (r, a)
-            };
+            let run = |isa| decoupled(super::decouple_row32, isa, &row, gain, &div);
             prop_assert_eq!(run(Isa::Portable), run(Isa::Avx2));
         }
     }

@@ -62,6 +62,45 @@ pub(crate) fn rows_as<'a, T: Sample, U>(
     rows.iter().map(|r| f(r)).collect()
 }
 
+/// Sums of products of eight columns, in the width the sums need.
+///
+/// # Safety
+/// Every method needs AVX2.
+trait Moment: Copy {
+    /// All zeros.
+    unsafe fn zero() -> Self;
+    /// Adds `a * b` of 32-bit lanes.
+    unsafe fn mac(&mut self, a: __m256i, b: __m256i);
+    /// `(sum + round) >> shift`, as 32-bit lanes in column order.
+    unsafe fn finish(self, shift: u32) -> __m256i;
+}
+
+/// 32-bit accumulators: 8-bit squares are never shifted (libvmaf's shift is 0 at 8 bits) and
+/// their sums fit 32 bits.
+#[derive(Clone, Copy)]
+struct Acc32(__m256i);
+
+impl Moment for Acc32 {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn zero() -> Self {
+        Self(_mm256_setzero_si256())
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn mac(&mut self, a: __m256i, b: __m256i) {
+        self.0 = _mm256_add_epi32(self.0, _mm256_mullo_epi32(a, b));
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn finish(self, shift: u32) -> __m256i {
+        debug_assert_eq!(shift, 0);
+        self.0
+    }
+}
+
 /// 64-bit accumulators of eight columns: even columns in one register, odd in the other.
 #[derive(Clone, Copy)]
 struct Acc64 {
@@ -69,10 +108,10 @@ struct Acc64 {
     odd: __m256i,
 }
 
-impl Acc64 {
+impl Moment for Acc64 {
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn zero() -> Self {
+    unsafe fn zero() -> Self {
         Self {
             even: _mm256_setzero_si256(),
             odd: _mm256_setzero_si256(),
@@ -82,7 +121,7 @@ impl Acc64 {
     /// Adds `a * b` of 32-bit lanes as 64-bit products.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn mac(&mut self, a: __m256i, b: __m256i) {
+    unsafe fn mac(&mut self, a: __m256i, b: __m256i) {
         self.even = _mm256_add_epi64(self.even, _mm256_mul_epu32(a, b));
         self.odd = _mm256_add_epi64(
             self.odd,
@@ -93,7 +132,7 @@ impl Acc64 {
     /// `(sum + round) >> shift`, truncated to 32 bits, back in column order.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn finish(self, shift: u32) -> __m256i {
+    unsafe fn finish(self, shift: u32) -> __m256i {
         let round = if shift == 0 { 0 } else { 1i64 << (shift - 1) };
         let r = _mm256_set1_epi64x(round);
         let count = _mm_cvtsi32_si128(shift as i32);
@@ -116,55 +155,54 @@ pub(crate) unsafe fn vertical_block<T: Widen>(
     pass: Pass<'_>,
     j: usize,
 ) -> [__m256i; 5] {
-    let mu_round = _mm256_set1_epi32(1 << (pass.mu_shift - 1));
-    let mu_count = _mm_cvtsi32_si128(pass.mu_shift as i32);
-    let (mut m1, mut m2) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    let mean = |m: __m256i| _mm256_srl_epi32(_mm256_add_epi32(m, mu_round), mu_count);
     // SAFETY: guaranteed by the caller.
     unsafe {
         if T::NARROW {
-            // 8-bit squares are never shifted (libvmaf's shift is 0 at 8 bits) and their
-            // sums fit 32 bits.
-            let (mut xx, mut yy, mut xy) = (
-                _mm256_setzero_si256(),
-                _mm256_setzero_si256(),
-                _mm256_setzero_si256(),
-            );
-            for (k, &c) in pass.filter.iter().enumerate() {
-                let c = _mm256_set1_epi32(i32::from(c));
-                let x = T::load8(r[k].as_ptr().add(j));
-                let y = T::load8(d[k].as_ptr().add(j));
-                let cx = _mm256_mullo_epi32(c, x);
-                let cy = _mm256_mullo_epi32(c, y);
-                m1 = _mm256_add_epi32(m1, cx);
-                m2 = _mm256_add_epi32(m2, cy);
-                xx = _mm256_add_epi32(xx, _mm256_mullo_epi32(cx, x));
-                yy = _mm256_add_epi32(yy, _mm256_mullo_epi32(cy, y));
-                xy = _mm256_add_epi32(xy, _mm256_mullo_epi32(cx, y));
-            }
-            [mean(m1), mean(m2), xx, yy, xy]
+            moments::<T, Acc32>(r, d, pass, j)
         } else {
-            let (mut xx, mut yy, mut xy) = (Acc64::zero(), Acc64::zero(), Acc64::zero());
-            for (k, &c) in pass.filter.iter().enumerate() {
-                let c = _mm256_set1_epi32(i32::from(c));
-                let x = T::load8(r[k].as_ptr().add(j));
-                let y = T::load8(d[k].as_ptr().add(j));
-                let cx = _mm256_mullo_epi32(c, x);
-                let cy = _mm256_mullo_epi32(c, y);
-                m1 = _mm256_add_epi32(m1, cx);
-                m2 = _mm256_add_epi32(m2, cy);
-                xx.mac(cx, x);
-                yy.mac(cy, y);
-                xy.mac(cx, y);
-            }
-            [
-                mean(m1),
-                mean(m2),
-                xx.finish(pass.sq_shift),
-                yy.finish(pass.sq_shift),
-                xy.finish(pass.sq_shift),
-            ]
+            moments::<T, Acc64>(r, d, pass, j)
         }
+    }
+}
+
+/// [`vertical_block`] with second moments summed in `A`.
+///
+/// # Safety
+/// As for [`vertical_block`].
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn moments<T: Widen, A: Moment>(
+    r: &[&[T]],
+    d: &[&[T]],
+    pass: Pass<'_>,
+    j: usize,
+) -> [__m256i; 5] {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let mu_round = _mm256_set1_epi32(1 << (pass.mu_shift - 1));
+        let mu_count = _mm_cvtsi32_si128(pass.mu_shift as i32);
+        let mean = |m: __m256i| _mm256_srl_epi32(_mm256_add_epi32(m, mu_round), mu_count);
+        let (mut m1, mut m2) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let (mut xx, mut yy, mut xy) = (A::zero(), A::zero(), A::zero());
+        for (k, &c) in pass.filter.iter().enumerate() {
+            let c = _mm256_set1_epi32(i32::from(c));
+            let x = T::load8(r[k].as_ptr().add(j));
+            let y = T::load8(d[k].as_ptr().add(j));
+            let cx = _mm256_mullo_epi32(c, x);
+            let cy = _mm256_mullo_epi32(c, y);
+            m1 = _mm256_add_epi32(m1, cx);
+            m2 = _mm256_add_epi32(m2, cy);
+            xx.mac(cx, x);
+            yy.mac(cy, y);
+            xy.mac(cx, y);
+        }
+        [
+            mean(m1),
+            mean(m2),
+            xx.finish(pass.sq_shift),
+            yy.finish(pass.sq_shift),
+            xy.finish(pass.sq_shift),
+        ]
     }
 }
 
