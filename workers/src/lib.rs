@@ -1,9 +1,12 @@
 //! Workers: everything that touches media bytes.
 //!
-//! Today this crate holds [`media`], the media I/O layer over ffmpeg-next: opening any container
-//! that libavformat reads, decoding video to planar YUV frames with exact timestamps, decoding
-//! audio, and reading stream metadata. Encode and measure tasks, the `Queue` and `Store` traits
-//! and the generic worker loop join it in later issues.
+//! - [`media`]: the media I/O layer over ffmpeg-next: opening any container that libavformat
+//!   reads, decoding video to planar YUV frames with exact timestamps, decoding audio, and
+//!   reading stream metadata.
+//! - [`measure`]: VMAF, PSNR and SSIM of a distorted file against its reference.
+//! - [`store`] and [`queue`]: the `Store` and `Queue` traits every byte and every task goes
+//!   through, with their local backends.
+//! - [`worker`]: the generic worker loop that runs a handler on leased tasks.
 //!
 //! ```no_run
 //! use workers::media::{Demuxer, Packet};
@@ -32,5 +35,9 @@
 //! # }
 //! ```
 
+pub mod fsutil;
 pub mod measure;
 pub mod media;
+pub mod queue;
+pub mod store;
+pub mod worker;

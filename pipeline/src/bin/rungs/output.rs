@@ -31,23 +31,10 @@ pub fn json<T: Serialize>(value: &T, out: &OutputArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Writes through a temporary file in the same folder and renames it into place, so that a
-/// reader never sees half a file and an existing file survives a failed write.
+/// Writes the whole file or nothing (see [`workers::fsutil::write_file_atomic`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| Failure::io(format!("cannot write {}: {e}", path.display()));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".rungs-")
-        .tempfile_in(dir)
-        .map_err(fail)?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    workers::fsutil::write_file_atomic(path, |f| f.write_all(bytes))
+        .map_err(|e| Failure::io(format!("cannot write {}: {e}", path.display())))
 }
 
 fn mb(bytes: u64) -> String {

@@ -1,0 +1,139 @@
+//! The task queue every unit of work goes through.
+//!
+//! The [`Queue`] trait has the semantics of Amazon SQS, so that code above it runs unchanged on
+//! one machine or on a fleet:
+//! - delivery is at least once: a task may be delivered again, so handlers must be idempotent;
+//! - a delivered task is *leased* for a visibility timeout; if the lease is neither extended
+//!   nor acknowledged in time, the task becomes visible again and another worker gets it;
+//! - a task that keeps failing (or keeps killing its worker) is moved to a dead-letter list
+//!   after a maximum number of receives, with its last error.
+//!
+//! [`LocalQueue`] is the in-process backend, journalled on disk so that a killed run resumes.
+
+mod local;
+
+use std::time::Duration;
+
+pub use local::LocalQueue;
+
+/// A task to run: a unique id and a body (JSON text, opaque to the queue).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Message {
+    /// Unique among the tasks of a queue; pushing a known id again changes nothing.
+    pub id: String,
+    /// What the handler needs to run the task.
+    pub body: String,
+}
+
+/// A task handed to one worker, until its lease expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The task.
+    pub message: Message,
+    /// Names this delivery; acknowledging or extending an older delivery fails.
+    pub receipt: String,
+    /// How many times the task has been delivered, this time included.
+    pub receives: u32,
+}
+
+/// A task that will not be delivered again, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    /// The task.
+    pub message: Message,
+    /// The last error.
+    pub error: String,
+    /// Deliveries it had.
+    pub receives: u32,
+}
+
+/// How many tasks are where.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Waiting to be delivered (including those waiting out a retry delay).
+    pub pending: usize,
+    /// Leased to a worker.
+    pub in_flight: usize,
+    /// Acknowledged.
+    pub done: usize,
+    /// Moved to the dead-letter list.
+    pub dead: usize,
+}
+
+impl Counts {
+    /// True when nothing is waiting or running.
+    pub fn is_drained(&self) -> bool {
+        self.pending == 0 && self.in_flight == 0
+    }
+}
+
+/// What became of a failed delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// The task will be delivered again.
+    Retried,
+    /// The task went to the dead-letter list.
+    DeadLettered,
+}
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The lease expired and the task was delivered again (or finished) since: the holder must
+    /// stop treating the task as its own.
+    #[error("the lease of task {id} was lost (its visibility timeout passed)")]
+    LeaseLost {
+        /// The task.
+        id: String,
+    },
+    /// The journal could not be read or written.
+    #[error("queue journal {path}: {error}")]
+    Journal {
+        /// The journal file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// The journal holds a line that is not a journal record.
+    #[error("queue journal {path} line {line}: {reason}")]
+    CorruptJournal {
+        /// The journal file.
+        path: std::path::PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A queue of tasks with leases, shared by worker threads (and, for remote backends, processes).
+pub trait Queue: Send + Sync + std::fmt::Debug {
+    /// Adds a task. Returns false, changing nothing, when a task with this id is already known
+    /// (pending, running, done or dead).
+    fn push(&self, message: Message) -> Result<bool, QueueError>;
+
+    /// Takes the next visible task and leases it for `visibility`, waiting up to `wait` for one
+    /// to appear. `None` when nothing became visible in time.
+    fn lease(&self, visibility: Duration, wait: Duration) -> Result<Option<Lease>, QueueError>;
+
+    /// Keeps a lease alive for `visibility` from now (a heartbeat).
+    fn extend(&self, lease: &Lease, visibility: Duration) -> Result<(), QueueError>;
+
+    /// Marks the task done; it will not be delivered again.
+    fn ack(&self, lease: &Lease) -> Result<(), QueueError>;
+
+    /// Gives the task back after a failure: visible again after `retry_after`, or dead-lettered
+    /// with `error` when `retry_after` is `None` or the task has used up its receives.
+    fn fail(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<AfterFailure, QueueError>;
+
+    /// How many tasks are where.
+    fn counts(&self) -> Result<Counts, QueueError>;
+
+    /// The tasks in the dead-letter list.
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError>;
+}

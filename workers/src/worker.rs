@@ -1,0 +1,281 @@
+//! The generic worker loop: lease a task, keep the lease alive while the handler runs, then
+//! acknowledge it or give it back. It knows nothing of what tasks mean; the handler does.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::queue::{AfterFailure, Lease, Queue, QueueError};
+
+/// How the worker threads run.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// Worker threads, at least 1.
+    pub workers: usize,
+    /// The lease a task gets, renewed by the heartbeat while it runs.
+    pub visibility: Duration,
+    /// How often running leases are renewed; well under `visibility`.
+    pub heartbeat: Duration,
+    /// How long an idle worker waits for a task before checking whether the queue drained.
+    pub idle_wait: Duration,
+    /// How long a task that failed with a retryable error stays hidden.
+    pub retry_delay: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            visibility: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(15),
+            idle_wait: Duration::from_millis(200),
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a handler could not finish a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskFailure {
+    /// What went wrong, for the log and the dead-letter record.
+    pub message: String,
+    /// True when running the task again may succeed (a busy store, a lost connection); false
+    /// when it cannot (a corrupt input, an impossible setting).
+    pub retryable: bool,
+}
+
+impl TaskFailure {
+    /// A failure that another attempt will not fix.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A failure that another attempt may fix.
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+/// What the pool did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolReport {
+    /// Tasks acknowledged.
+    pub done: usize,
+    /// Failures given back for another attempt.
+    pub retried: usize,
+    /// Tasks that went to the dead-letter list.
+    pub dead: usize,
+}
+
+/// Runs `handler` on tasks from `queue` with `options.workers` threads until the queue is
+/// drained (nothing pending or in flight) or `stop` is set. After `stop`, workers finish the
+/// task in hand and take no new one.
+///
+/// A handler that panics counts as a retryable failure. Queue errors other than a lost lease
+/// end the run.
+pub fn run<H>(
+    queue: &dyn Queue,
+    handler: &H,
+    options: &PoolOptions,
+    stop: &AtomicBool,
+) -> Result<PoolReport, QueueError>
+where
+    H: Fn(&Lease) -> Result<(), TaskFailure> + Sync,
+{
+    let held: Mutex<HashMap<usize, Lease>> = Mutex::new(HashMap::new());
+    let report = Mutex::new(PoolReport::default());
+    let finished = AtomicBool::new(false);
+    let lock = |m: &Mutex<HashMap<usize, Lease>>| {
+        m.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    std::thread::scope(|s| {
+        let beat = s.spawn(|| {
+            while !finished.load(Ordering::Acquire) {
+                std::thread::park_timeout(options.heartbeat);
+                for lease in lock(&held) {
+                    if let Err(e) = queue.extend(&lease, options.visibility) {
+                        tracing::warn!(task = %lease.message.id, "heartbeat: {e}");
+                    }
+                }
+            }
+        });
+        let workers: Vec<_> = (0..options.workers.max(1))
+            .map(|slot| {
+                let (held, report) = (&held, &report);
+                s.spawn(move || -> Result<(), QueueError> {
+                    while !stop.load(Ordering::Acquire) {
+                        let Some(lease) = queue.lease(options.visibility, options.idle_wait)?
+                        else {
+                            if queue.counts()?.is_drained() {
+                                break;
+                            }
+                            continue;
+                        };
+                        held.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(slot, lease.clone());
+                        let outcome = catch_unwind(AssertUnwindSafe(|| handler(&lease)))
+                            .unwrap_or_else(|panic| {
+                                Err(TaskFailure::retry(format!(
+                                    "the task panicked: {}",
+                                    panic_message(&panic)
+                                )))
+                            });
+                        held.lock().unwrap_or_else(|p| p.into_inner()).remove(&slot);
+                        let settled = match outcome {
+                            Ok(()) => queue.ack(&lease).map(|()| None),
+                            Err(f) => {
+                                tracing::warn!(task = %lease.message.id, attempt = lease.receives, "task failed: {}", f.message);
+                                let delay = f.retryable.then_some(options.retry_delay);
+                                queue.fail(&lease, &f.message, delay).map(Some)
+                            }
+                        };
+                        match settled {
+                            Ok(after) => {
+                                let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
+                                match after {
+                                    None => r.done += 1,
+                                    Some(AfterFailure::Retried) => r.retried += 1,
+                                    Some(AfterFailure::DeadLettered) => r.dead += 1,
+                                }
+                            }
+                            // Someone else has the task now; its output is the same.
+                            Err(QueueError::LeaseLost { id }) => {
+                                tracing::warn!(task = %id, "lease lost before the task was settled");
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let results: Vec<Result<(), QueueError>> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or(Ok(())))
+            .collect();
+        finished.store(true, Ordering::Release);
+        beat.thread().unpark();
+        let _ = beat.join();
+        results.into_iter().collect::<Result<(), _>>()
+    })?;
+    Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{LocalQueue, Message};
+    use std::sync::atomic::AtomicUsize;
+
+    fn queue_with(dir: &tempfile::TempDir, n: usize) -> LocalQueue {
+        let q = LocalQueue::with_max_receives(dir.path().join("q"), 3).unwrap();
+        for i in 0..n {
+            q.push(Message {
+                id: format!("t{i}"),
+                body: i.to_string(),
+            })
+            .unwrap();
+        }
+        q
+    }
+
+    fn fast() -> PoolOptions {
+        PoolOptions {
+            workers: 3,
+            visibility: Duration::from_millis(150),
+            heartbeat: Duration::from_millis(30),
+            idle_wait: Duration::from_millis(20),
+            retry_delay: Duration::from_millis(5),
+        }
+    }
+
+    #[test]
+    fn runs_every_task_and_survives_failures_and_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue_with(&dir, 30);
+        let runs = AtomicUsize::new(0);
+        let handler = |l: &Lease| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            match (l.message.body.as_str(), l.receives) {
+                ("3", 1) => Err(TaskFailure::retry("store busy")),
+                ("4", 1) => panic!("boom"),
+                ("5", _) => Err(TaskFailure::fatal("corrupt input")),
+                _ => Ok(()),
+            }
+        };
+        let report = run(&q, &handler, &fast(), &AtomicBool::new(false)).unwrap();
+        assert_eq!(
+            report,
+            PoolReport {
+                done: 29,
+                retried: 2,
+                dead: 1
+            }
+        );
+        assert_eq!(runs.load(Ordering::Relaxed), 32);
+        let dead = q.dead_letters().unwrap();
+        assert_eq!(
+            (dead[0].message.id.as_str(), dead[0].error.as_str()),
+            ("t5", "corrupt input")
+        );
+    }
+
+    #[test]
+    fn the_heartbeat_keeps_long_tasks_leased() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue_with(&dir, 2);
+        let runs = AtomicUsize::new(0);
+        let handler = |_: &Lease| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            // Three visibility timeouts long.
+            std::thread::sleep(Duration::from_millis(450));
+            Ok(())
+        };
+        let report = run(&q, &handler, &fast(), &AtomicBool::new(false)).unwrap();
+        assert_eq!(report.done, 2);
+        assert_eq!(
+            runs.load(Ordering::Relaxed),
+            2,
+            "no task was delivered twice"
+        );
+    }
+
+    #[test]
+    fn stop_finishes_the_task_in_hand_and_takes_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue_with(&dir, 10);
+        let stop = AtomicBool::new(false);
+        let handler = |_: &Lease| {
+            stop.store(true, Ordering::Release);
+            Ok(())
+        };
+        let options = PoolOptions {
+            workers: 1,
+            ..fast()
+        };
+        let report = run(&q, &handler, &options, &stop).unwrap();
+        assert_eq!(report.done, 1);
+        assert_eq!(q.counts().unwrap().pending, 9);
+    }
+}
