@@ -35,6 +35,7 @@
 //! # }
 //! ```
 
+pub mod encode;
 pub mod fsutil;
 pub mod measure;
 pub mod media;

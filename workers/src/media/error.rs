@@ -121,3 +121,16 @@ fn at(pts: Option<f64>, position: Option<u64>) -> String {
         (None, None) => String::new(),
     }
 }
+
+impl MediaError {
+    /// True for a demuxer error after which reading may go on (skipped bad data).
+    pub fn is_recoverable(&self) -> bool {
+        matches!(
+            self,
+            MediaError::Demux {
+                recoverable: true,
+                ..
+            }
+        )
+    }
+}

@@ -213,6 +213,37 @@ impl Demuxer {
         }
     }
 
+    /// Moves to the last keyframe of stream `index` at or before `timestamp` (in the stream's
+    /// time base), so that decoding from there reaches `timestamp` exactly. Open a new decoder
+    /// after seeking. Some containers land after the target; callers check the first frame.
+    pub fn seek(&mut self, index: usize, timestamp: i64) -> Result<(), MediaError> {
+        let count = self.input.nb_streams() as usize;
+        if index >= count {
+            return Err(MediaError::NoSuchStream { index, count });
+        }
+        // SAFETY: the context is open; the stream index was checked above.
+        let r = unsafe {
+            ffi::av_seek_frame(
+                self.input.as_mut_ptr(),
+                index as i32,
+                timestamp,
+                ffi::AVSEEK_FLAG_BACKWARD,
+            )
+        };
+        if r < 0 {
+            return Err(MediaError::Demux {
+                position: self.position(),
+                reason: format!(
+                    "seeking to timestamp {timestamp}: {}",
+                    ffmpeg_next::Error::from(r)
+                ),
+                recoverable: false,
+            });
+        }
+        self.invalid_in_a_row = 0;
+        Ok(())
+    }
+
     /// Opens a decoder for video stream `index`.
     pub fn video_decoder(
         &self,

@@ -36,6 +36,10 @@ pub use probe::{
 pub use rational::Rational;
 pub use video::{DecoderOptions, VideoDecoder, VideoFrame};
 
+pub(crate) use input::codec_name as codec_name_of;
+pub(crate) use pixel::{pix_fmt_from_raw, pix_fmt_name};
+pub(crate) use probe::cstr as probe_cstr;
+
 /// Initialises FFmpeg once per process and routes its log into `tracing`.
 ///
 /// Every entry point of this module calls it, so callers never need to; it is public for

@@ -168,6 +168,17 @@ impl Resizer {
         frame: &VideoFrame<'_>,
         out: &mut OwnedFrame,
     ) -> Result<(), MediaError> {
+        let (layout, pts, time_base) = (self.layout, frame.pts, frame.time_base);
+        let scaled = self.scale(frame)?;
+        VideoFrame::wrap(scaled, layout, pts, time_base).copy_to(out);
+        Ok(())
+    }
+
+    /// Scales `frame` into the resizer's own FFmpeg frame and lends it out, for an encoder.
+    pub(crate) fn scale(
+        &mut self,
+        frame: &VideoFrame<'_>,
+    ) -> Result<&mut frame::Video, MediaError> {
         let src = frame.ffmpeg_frame();
         let key = (src.format(), src.width(), src.height());
         if self.context.as_ref().map(|c| c.1) != Some(key) {
@@ -202,9 +213,7 @@ impl Resizer {
                 what: "scaling",
                 reason: e.to_string(),
             })?;
-        let view = VideoFrame::wrap(&self.out, self.layout, frame.pts, frame.time_base);
-        view.copy_to(out);
-        Ok(())
+        Ok(&mut self.out)
     }
 }
 

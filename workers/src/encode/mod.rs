@@ -1,0 +1,86 @@
+//! The encode task: one chunk of the master, in one rendition setting, to one encoded chunk.
+//!
+//! The chunk's frames are decoded from the master (seeking to the keyframe before the chunk
+//! and selecting frames by their exact timestamps), scaled with swscale's lanczos, and fed to
+//! the encoder, which runs single-threaded so that the same input and settings always give the
+//! same bytes: parallelism comes from running tasks side by side. Every chunk starts with an
+//! IDR frame and has keyframes every `keyint` frames from there and nowhere else, so when the
+//! chunk plan and `keyint` are shared, keyframes line up across every rendition of a ladder.
+
+mod chunk;
+mod ffenc;
+mod settings;
+mod source;
+
+use std::path::PathBuf;
+
+pub use chunk::{ChunkFormatError, ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams};
+pub use settings::{Codec, EncodeSettings, RateControl, Vbv};
+
+use crate::media::{MediaError, Rational};
+
+/// Which frames of which master an encode task reads.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkSource {
+    /// The master.
+    pub path: PathBuf,
+    /// Its video stream.
+    pub stream: usize,
+    /// Index of the chunk's first frame, in presentation order.
+    pub start_frame: u64,
+    /// Frames in the chunk.
+    pub frames: u64,
+    /// Presentation timestamp of the first frame in the stream's time base, when the master
+    /// has timestamps.
+    pub start_pts: Option<i64>,
+    /// The master's frame rate; the chunk's timestamps count frames at this rate.
+    pub frame_rate: Rational,
+    /// Decoder threads (0: one per core).
+    pub decoder_threads: usize,
+}
+
+/// Why an encode task failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// Reading the master failed.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// The settings cannot be used (with this encoder or this FFmpeg).
+    #[error("invalid encode settings: {0}")]
+    Settings(String),
+    /// The encoder is not in this FFmpeg build.
+    #[error("the encoder {0} is not available in this FFmpeg build")]
+    MissingEncoder(&'static str),
+    /// The encoder refused to open or to take a frame.
+    #[error("{encoder}: {what}: {reason}")]
+    Encoder {
+        /// The encoder.
+        encoder: &'static str,
+        /// What it was doing.
+        what: &'static str,
+        /// Its reason.
+        reason: String,
+    },
+    /// The master does not hold the frames the chunk expects.
+    #[error("chunk at frame {start_frame}: {reason}")]
+    Source {
+        /// The chunk's first frame.
+        start_frame: u64,
+        /// What was found instead.
+        reason: String,
+    },
+}
+
+/// Encodes the frames of `source` with `settings`.
+#[tracing::instrument(skip_all, fields(start = source.start_frame, frames = source.frames, codec = settings.codec.name(), height = settings.height))]
+pub fn encode_chunk(
+    source: &ChunkSource,
+    settings: &EncodeSettings,
+) -> Result<EncodedChunk, EncodeError> {
+    settings.validate().map_err(EncodeError::Settings)?;
+    let mut encoder = ffenc::FfEncoder::new(settings, source.frame_rate)?;
+    source::read(source, settings, &mut |frame, index| {
+        encoder.push(frame, index)
+    })?;
+    encoder.finish()
+}

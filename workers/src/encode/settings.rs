@@ -1,0 +1,212 @@
+//! Rendition settings: codec, size, rate control, preset, VBV and keyframe interval.
+
+use serde::{Deserialize, Serialize};
+
+/// A video codec and the encoder that makes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Codec {
+    /// H.264 with libx264.
+    H264,
+    /// HEVC with libx265.
+    Hevc,
+    /// AV1 with SVT-AV1 (libsvtav1).
+    Av1,
+    /// AV1 with the rav1e crate, natively.
+    Av1Rav1e,
+    /// VP9 with libvpx.
+    Vp9,
+}
+
+impl Codec {
+    /// Every codec, in the order of `--codec`'s help.
+    pub const ALL: [Codec; 5] = [
+        Codec::H264,
+        Codec::Hevc,
+        Codec::Av1,
+        Codec::Av1Rav1e,
+        Codec::Vp9,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::Hevc => "hevc",
+            Codec::Av1 => "av1",
+            Codec::Av1Rav1e => "av1-rav1e",
+            Codec::Vp9 => "vp9",
+        }
+    }
+
+    /// The codec named on the command line.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The FFmpeg encoder, or `None` for rav1e (not through FFmpeg).
+    pub fn ffmpeg_encoder(self) -> Option<&'static str> {
+        match self {
+            Codec::H264 => Some("libx264"),
+            Codec::Hevc => Some("libx265"),
+            Codec::Av1 => Some("libsvtav1"),
+            Codec::Vp9 => Some("libvpx-vp9"),
+            Codec::Av1Rav1e => None,
+        }
+    }
+
+    /// The encoder's name, for messages.
+    pub fn encoder_name(self) -> &'static str {
+        self.ffmpeg_encoder().unwrap_or("rav1e")
+    }
+
+    /// The range of the constant-quality value (CRF, or rav1e's quantizer).
+    pub fn quality_range(self) -> (f32, f32) {
+        match self {
+            Codec::H264 | Codec::Hevc => (0.0, 51.0),
+            Codec::Av1 | Codec::Vp9 => (0.0, 63.0),
+            Codec::Av1Rav1e => (0.0, 255.0),
+        }
+    }
+
+    /// The presets the encoder takes, for messages and validation.
+    pub fn presets(self) -> &'static [&'static str] {
+        match self {
+            Codec::H264 | Codec::Hevc => &[
+                "ultrafast",
+                "superfast",
+                "veryfast",
+                "faster",
+                "fast",
+                "medium",
+                "slow",
+                "slower",
+                "veryslow",
+                "placebo",
+            ],
+            // SVT-AV1 presets 0 (slowest) to 13; libvpx cpu-used 0 to 8; rav1e speed 0 to 10.
+            Codec::Av1 => &[
+                "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
+            ],
+            Codec::Vp9 => &["0", "1", "2", "3", "4", "5", "6", "7", "8"],
+            Codec::Av1Rav1e => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"],
+        }
+    }
+}
+
+/// How the encoder spends bits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateControl {
+    /// Constant quality (CRF; rav1e's quantizer).
+    Crf(f32),
+    /// Constant quantizer.
+    Qp(u32),
+}
+
+/// A video buffering verifier cap: the peak rate a player's buffer can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vbv {
+    /// Maximum rate in kbit/s.
+    pub maxrate_kbps: u32,
+    /// Buffer size in kbit.
+    pub bufsize_kbit: u32,
+}
+
+/// One rendition's encode settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EncodeSettings {
+    /// Codec and encoder.
+    pub codec: Codec,
+    /// Output width (even).
+    pub width: u32,
+    /// Output height (even).
+    pub height: u32,
+    /// Rate control.
+    pub rate: RateControl,
+    /// Encoder preset (x264/x265 names; SVT-AV1, libvpx and rav1e numbers).
+    pub preset: String,
+    /// Optional VBV cap.
+    pub vbv: Option<Vbv>,
+    /// Frames from one keyframe to the next inside a chunk.
+    pub keyint: u32,
+    /// Bits per sample of the output: 8 or 10.
+    pub bit_depth: u8,
+}
+
+impl EncodeSettings {
+    /// Checks every value, naming the bad one and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        let c = self.codec;
+        for (what, v) in [("width", self.width), ("height", self.height)] {
+            if !(16..=16384).contains(&v) || v % 2 != 0 {
+                return Err(format!(
+                    "invalid {what} {v} (expected an even number >= 16, <= 16384)"
+                ));
+            }
+        }
+        match self.rate {
+            RateControl::Crf(q) => {
+                let (lo, hi) = c.quality_range();
+                if !q.is_finite() || !(lo..=hi).contains(&q) {
+                    return Err(format!(
+                        "invalid crf {q} for {} (expected >= {lo}, <= {hi})",
+                        c.name()
+                    ));
+                }
+                if c == Codec::Av1Rav1e && q.fract() != 0.0 {
+                    return Err(format!(
+                        "invalid crf {q} for av1-rav1e (its quantizer is a whole number)"
+                    ));
+                }
+            }
+            RateControl::Qp(q) => {
+                let hi = c.quality_range().1 as u32;
+                if q > hi {
+                    return Err(format!(
+                        "invalid qp {q} for {} (expected <= {hi})",
+                        c.name()
+                    ));
+                }
+            }
+        }
+        if !c.presets().contains(&self.preset.as_str()) {
+            return Err(format!(
+                "invalid preset {:?} for {} (expected one of {})",
+                self.preset,
+                c.name(),
+                c.presets().join(", ")
+            ));
+        }
+        if let Some(v) = self.vbv {
+            if !(16..=1_000_000).contains(&v.maxrate_kbps) {
+                return Err(format!(
+                    "invalid maxrate {} kbit/s (expected >= 16, <= 1000000)",
+                    v.maxrate_kbps
+                ));
+            }
+            if !(16..=4_000_000).contains(&v.bufsize_kbit) {
+                return Err(format!(
+                    "invalid bufsize {} kbit (expected >= 16, <= 4000000)",
+                    v.bufsize_kbit
+                ));
+            }
+            if c == Codec::Av1Rav1e {
+                return Err("av1-rav1e has no VBV cap; remove maxrate and bufsize".into());
+            }
+        }
+        if !(1..=1000).contains(&self.keyint) {
+            return Err(format!(
+                "invalid keyint {} frames (expected >= 1, <= 1000)",
+                self.keyint
+            ));
+        }
+        match (self.bit_depth, c) {
+            (8, _) | (10, Codec::Hevc | Codec::Av1 | Codec::Av1Rav1e | Codec::Vp9) => Ok(()),
+            (10, Codec::H264) => Err("10-bit output needs hevc, av1 or vp9 (this libx264 \
+                                      is 8-bit)"
+                .into()),
+            (d, _) => Err(format!("invalid bit depth {d} (expected 8 or 10)")),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The encode task on generated masters: frame counts, keyframe placement, determinism and
+//! exact frame selection, for every encoder.
+
+use std::path::Path;
+
+use fixtures::Fixture;
+use workers::encode::{ChunkSource, Codec, EncodeSettings, RateControl, Vbv, encode_chunk};
+use workers::media::{self, DecoderOptions, Demuxer};
+
+/// The presentation timestamps of every frame of the master's video, in order.
+fn frame_pts(path: &Path) -> (usize, Vec<i64>) {
+    let mut d = Demuxer::open(path).unwrap();
+    let v = d.info().best_video().unwrap();
+    let mut dec = d.video_decoder(v, &DecoderOptions::default()).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = d.read().unwrap() {
+        if p.stream() == v {
+            dec.send(&p).unwrap();
+            while let Some(f) = dec.receive().unwrap() {
+                out.push(f.pts.unwrap());
+            }
+        }
+    }
+    dec.send_eof().unwrap();
+    while let Some(f) = dec.receive().unwrap() {
+        out.push(f.pts.unwrap());
+    }
+    (v, out)
+}
+
+fn source(f: Fixture, start: u64, frames: u64) -> ChunkSource {
+    let m = fixtures::ensure(f).unwrap();
+    let (stream, pts) = frame_pts(&m.path);
+    let info = media::probe(&m.path, false).unwrap();
+    let rate = info.streams[stream].video.as_ref().unwrap().avg_frame_rate;
+    ChunkSource {
+        path: m.path.clone(),
+        stream,
+        start_frame: start,
+        frames,
+        start_pts: Some(pts[start as usize]),
+        frame_rate: rate,
+        decoder_threads: 1,
+    }
+}
+
+fn settings(codec: Codec) -> EncodeSettings {
+    let preset = match codec {
+        Codec::H264 | Codec::Hevc => "ultrafast",
+        Codec::Av1 => "12",
+        Codec::Vp9 => "8",
+        Codec::Av1Rav1e => "10",
+    };
+    EncodeSettings {
+        codec,
+        width: 320,
+        height: 180,
+        rate: RateControl::Crf(30.0),
+        preset: preset.into(),
+        vbv: None,
+        keyint: 25,
+        bit_depth: 8,
+    }
+}
+
+#[test]
+fn every_ffmpeg_encoder_places_keyframes_exactly_and_repeats_itself() {
+    let src = source(Fixture::MultiShot, 100, 60);
+    for codec in [Codec::H264, Codec::Hevc, Codec::Av1, Codec::Vp9] {
+        let s = settings(codec);
+        let a = encode_chunk(&src, &s).unwrap_or_else(|e| panic!("{}: {e}", codec.name()));
+        assert_eq!(a.frames(), 60, "{}", codec.name());
+        let keys: Vec<i64> = a
+            .packets
+            .iter()
+            .filter(|p| p.is_key())
+            .map(|p| p.pts)
+            .collect();
+        assert_eq!(keys, [0, 25, 50], "{}", codec.name());
+        assert!(a.packets[0].is_key());
+        let mut pts: Vec<i64> = a.packets.iter().map(|p| p.pts).collect();
+        pts.sort();
+        assert_eq!(pts, (0..60).collect::<Vec<_>>(), "{}", codec.name());
+        assert!(
+            a.packets.windows(2).all(|w| w[0].dts < w[1].dts),
+            "{}: decoding times rise",
+            codec.name()
+        );
+        assert_eq!((a.params.width, a.params.height), (320, 180));
+        let b = encode_chunk(&src, &s).unwrap();
+        assert!(
+            a.to_bytes() == b.to_bytes(),
+            "{}: not deterministic",
+            codec.name()
+        );
+    }
+}
+
+#[test]
+fn seeking_selects_the_same_frames_as_counting_from_the_start() {
+    let seek = source(Fixture::MultiShot, 237, 40);
+    let count = ChunkSource {
+        start_pts: None,
+        ..seek.clone()
+    };
+    let s = settings(Codec::H264);
+    assert_eq!(
+        encode_chunk(&seek, &s).unwrap().to_bytes(),
+        encode_chunk(&count, &s).unwrap().to_bytes()
+    );
+    // A different start gives a different chunk (the comparison can fail).
+    let other = source(Fixture::MultiShot, 238, 40);
+    assert_ne!(
+        encode_chunk(&other, &s).unwrap().to_bytes(),
+        encode_chunk(&seek, &s).unwrap().to_bytes()
+    );
+}
+
+#[test]
+fn vbv_caps_and_bad_settings() {
+    let src = source(Fixture::MultiShot, 0, 50);
+    let free = encode_chunk(&src, &settings(Codec::H264)).unwrap();
+    let capped = encode_chunk(
+        &src,
+        &EncodeSettings {
+            rate: RateControl::Crf(18.0),
+            vbv: Some(Vbv {
+                maxrate_kbps: 100,
+                bufsize_kbit: 200,
+            }),
+            ..settings(Codec::H264)
+        },
+    )
+    .unwrap();
+    let bytes =
+        |c: &workers::encode::EncodedChunk| c.packets.iter().map(|p| p.data.len()).sum::<usize>();
+    // 2 s at 100 kbit/s plus one buffer is at most 50 kB.
+    assert!(bytes(&capped) <= 50_000, "{} bytes", bytes(&capped));
+    assert!(bytes(&free) > 0);
+
+    let bad = EncodeSettings {
+        preset: "warp".into(),
+        ..settings(Codec::H264)
+    };
+    let e = encode_chunk(&src, &bad).unwrap_err().to_string();
+    assert!(e.contains("invalid preset \"warp\""), "{e}");
+    let past_end = ChunkSource {
+        frames: 10_000,
+        ..src.clone()
+    };
+    let e = encode_chunk(&past_end, &settings(Codec::H264))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ended after 490 of the chunk's 10000 frames"),
+        "{e}"
+    );
+}
