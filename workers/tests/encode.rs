@@ -1,36 +1,13 @@
 //! The encode task on generated masters: frame counts, keyframe placement, determinism and
 //! exact frame selection, for every encoder.
 
-use std::path::Path;
-
 use fixtures::Fixture;
 use workers::encode::{ChunkSource, Codec, EncodeSettings, RateControl, Vbv, encode_chunk};
-use workers::media::{self, DecoderOptions, Demuxer};
-
-/// The presentation timestamps of every frame of the master's video, in order.
-fn frame_pts(path: &Path) -> (usize, Vec<i64>) {
-    let mut d = Demuxer::open(path).unwrap();
-    let v = d.info().best_video().unwrap();
-    let mut dec = d.video_decoder(v, &DecoderOptions::default()).unwrap();
-    let mut out = Vec::new();
-    while let Some(p) = d.read().unwrap() {
-        if p.stream() == v {
-            dec.send(&p).unwrap();
-            while let Some(f) = dec.receive().unwrap() {
-                out.push(f.pts.unwrap());
-            }
-        }
-    }
-    dec.send_eof().unwrap();
-    while let Some(f) = dec.receive().unwrap() {
-        out.push(f.pts.unwrap());
-    }
-    (v, out)
-}
+use workers::media;
 
 fn source(f: Fixture, start: u64, frames: u64) -> ChunkSource {
     let m = fixtures::ensure(f).unwrap();
-    let (stream, pts) = frame_pts(&m.path);
+    let (stream, pts) = media::frame_timestamps(&m.path).unwrap();
     let info = media::probe(&m.path, false).unwrap();
     let rate = info.streams[stream].video.as_ref().unwrap().avg_frame_rate;
     ChunkSource {
@@ -38,7 +15,7 @@ fn source(f: Fixture, start: u64, frames: u64) -> ChunkSource {
         stream,
         start_frame: start,
         frames,
-        start_pts: Some(pts[start as usize]),
+        start_pts: pts[start as usize],
         frame_rate: rate,
         decoder_threads: 1,
     }
@@ -46,7 +23,8 @@ fn source(f: Fixture, start: u64, frames: u64) -> ChunkSource {
 
 fn settings(codec: Codec) -> EncodeSettings {
     let preset = match codec {
-        Codec::H264 | Codec::Hevc => "ultrafast",
+        Codec::H264 => "veryfast",
+        Codec::Hevc => "ultrafast",
         Codec::Av1 => "12",
         Codec::Vp9 => "8",
         Codec::Av1Rav1e => "10",

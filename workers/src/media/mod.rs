@@ -18,6 +18,7 @@ mod decoder;
 mod error;
 mod input;
 mod log;
+mod mux;
 mod owned;
 mod pixel;
 mod probe;
@@ -27,6 +28,7 @@ mod video;
 pub use audio::{AudioDecoder, AudioFrame};
 pub use error::MediaError;
 pub use input::{Demuxer, Packet};
+pub use mux::VideoMuxer;
 pub use owned::{OwnedFrame, Resizer, Samples, ScaleFilter};
 pub use pixel::{Chroma, PixelLayout, PixelSupport, Plane, PlaneRef, classify};
 pub use probe::{
@@ -61,4 +63,37 @@ pub fn library_versions() -> String {
         split(ffmpeg_next::format::version()),
         split(ffmpeg_next::util::version())
     )
+}
+
+/// Decodes the best video stream of `path` and returns its index and every frame's
+/// presentation timestamp, in presentation order. A whole decode pass: for tests, tools and
+/// small files; ingest gathers the same while validating.
+pub fn frame_timestamps(
+    path: impl AsRef<std::path::Path>,
+) -> Result<(usize, Vec<Option<i64>>), MediaError> {
+    let mut demuxer = Demuxer::open(path)?;
+    let video = demuxer
+        .info()
+        .best_video()
+        .ok_or(MediaError::NoSuchStream {
+            index: 0,
+            count: demuxer.info().streams.len(),
+        })?;
+    let mut decoder = demuxer.video_decoder(video, &DecoderOptions::default())?;
+    let mut out = Vec::new();
+    let mut eof = false;
+    while !eof {
+        match demuxer.read()? {
+            Some(p) if p.stream() == video => decoder.send(&p)?,
+            Some(_) => continue,
+            None => {
+                decoder.send_eof()?;
+                eof = true;
+            }
+        }
+        while let Some(f) = decoder.receive()? {
+            out.push(f.pts);
+        }
+    }
+    Ok((video, out))
 }
