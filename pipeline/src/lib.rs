@@ -16,5 +16,6 @@
 //! }
 //! ```
 
+pub mod encode;
 pub mod ingest;
 pub mod shots;

@@ -18,6 +18,12 @@ pub fn write_file_atomic(
         .prefix(".rungs-")
         .tempfile_in(dir)?;
     fill(tmp.as_file_mut())?;
+    // Temporary files are private (0600); a finished output is an ordinary file.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -59,6 +59,8 @@ pub enum Command {
     Shots(ShotsArgs),
     /// VMAF (with PSNR and SSIM) of a distorted video against its reference.
     Vmaf(VmafArgs),
+    /// Encode the master into a ladder of renditions, in parallel chunks (resumable).
+    Encode(EncodeArgs),
 }
 
 /// Where JSON goes.
@@ -88,6 +90,15 @@ pub struct ProbeArgs {
 /// Settings shared by `validate` and `shots`.
 #[derive(Debug, Args)]
 pub struct IngestArgs {
+    #[command(flatten)]
+    pub settings: IngestSettings,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How the master is validated and cut into chunks.
+#[derive(Debug, Args)]
+pub struct IngestSettings {
     /// A TOML file with [validate], [chunks] and [shot_detector] sections.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -100,11 +111,44 @@ pub struct IngestArgs {
     /// Largest accepted audio/video duration difference in seconds (default 1).
     #[arg(long, value_name = "SECONDS")]
     pub av_tolerance: Option<f64>,
-    /// Decoder threads (default: one per core).
+    /// Decoder threads for validation (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+}
+
+/// `rungs encode`.
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// The master.
+    pub input: PathBuf,
+    /// The output folder (default: out/MASTER-NAME). Renditions, report.json and the work
+    /// folder .rungs/ go there; nothing else in it is touched.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The ladder: `fixed` (Apple's HLS authoring ladder for the codec, fitted to the master).
+    #[arg(long, default_value = "fixed", value_parser = ["fixed"])]
+    pub ladder: String,
+    /// A TOML file of [[rung]] tables (name, width, height, crf or qp, maxrate_kbps,
+    /// bufsize_kbit) to use instead of Apple's ladder.
+    #[arg(long, value_name = "FILE")]
+    pub rungs: Option<PathBuf>,
+    /// The codec and encoder.
+    #[arg(long, default_value = "h264", value_parser = ["h264", "hevc", "av1", "av1-rav1e", "vp9"])]
+    pub codec: String,
+    /// Encoder preset (x264/x265 names; SVT-AV1, libvpx and rav1e numbers).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Parallel encode tasks (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Keyframe interval and segment duration target in seconds.
+    #[arg(long, default_value_t = 4.0, value_name = "SECONDS")]
+    pub segment: f64,
+    /// Skip measuring each rung's VMAF for the report.
+    #[arg(long)]
+    pub no_vmaf: bool,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub ingest: IngestSettings,
 }
 
 /// `rungs validate`.

@@ -17,6 +17,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate(&cli.global, a),
         Command::Shots(a) => shots(&cli.global, a),
         Command::Vmaf(a) => vmaf(&cli.global, a),
+        Command::Encode(a) => crate::encode::run(&cli.global, a),
     }
 }
 
@@ -92,7 +93,7 @@ fn ingest(
     args: &IngestArgs,
     choice: ShotChoice,
 ) -> anyhow::Result<IngestReport> {
-    let options = config::ingest_options(args, choice)?;
+    let options = config::ingest_options(&args.settings, choice)?;
     let bar = logging::progress(global);
     let report = ingest::analyze(input, &options, &mut |p| {
         if let Some(total) = p.total_seconds {

@@ -7,7 +7,7 @@ use pipeline::ingest::{IngestOptions, ShotOptions};
 use pipeline::shots::{ChunkRules, DetectorParams};
 use serde::Deserialize;
 
-use crate::args::IngestArgs;
+use crate::args::IngestSettings;
 use crate::exit::Failure;
 
 /// The config file. Every section and key is optional; unknown keys are errors.
@@ -44,7 +44,7 @@ pub struct ShotChoice {
 }
 
 /// Builds the ingest options from the config file and the flags.
-pub fn ingest_options(args: &IngestArgs, shots: ShotChoice) -> anyhow::Result<IngestOptions> {
+pub fn ingest_options(args: &IngestSettings, shots: ShotChoice) -> anyhow::Result<IngestOptions> {
     let file = match &args.config {
         Some(p) => load(p)?,
         None => FileConfig::default(),

@@ -7,6 +7,8 @@
 //! | 2 | usage or configuration error |
 //! | 3 | an input is rejected: a failed master, non-media, or videos that cannot be compared |
 //! | 4 | an input or output file could not be read or written |
+//! | 5 | encoding failed: a task failed for good, or its output could not be assembled |
+//! | 130 | interrupted; running the same command again resumes |
 //! | 70 | internal error (a bug in rungs) |
 
 use std::process::ExitCode;
@@ -22,6 +24,10 @@ pub const USAGE: Code = Code(2);
 pub const REJECTED: Code = Code(3);
 /// Reading or writing a file failed.
 pub const IO: Code = Code(4);
+/// Encoding failed.
+pub const ENCODE_FAILED: Code = Code(5);
+/// Interrupted (resumable).
+pub const INTERRUPTED: Code = Code(130);
 /// A bug.
 pub const INTERNAL: Code = Code(70);
 

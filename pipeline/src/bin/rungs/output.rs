@@ -212,3 +212,32 @@ pub fn vmaf_summary(r: &workers::measure::MeasureReport) -> String {
     }
     s
 }
+
+pub fn encode_summary(r: &pipeline::encode::EncodeReport, out: &Path) -> String {
+    let mut s = format!(
+        "{}: {} frames at {} fps in {} chunks, {} rungs of {} in {}",
+        r.master.display(),
+        r.frames,
+        pipeline::encode::rate_text(r.frame_rate),
+        r.chunks,
+        r.rungs.len(),
+        r.codec.name(),
+        out.display()
+    );
+    if r.reused_chunk_encodes > 0 {
+        s += &format!(" ({} chunk encodes reused)", r.reused_chunk_encodes);
+    }
+    for g in &r.rungs {
+        s += &format!(
+            "\n  {:<14} {:>5}x{:<5} {:>8.0} kbps avg {:>8.0} peak",
+            g.name, g.width, g.height, g.average_kbps, g.peak_kbps
+        );
+        if let Some(v) = g.vmaf {
+            s += &format!(
+                "  VMAF {:.2} (harmonic {:.2}, min {:.2})",
+                v.mean, v.harmonic_mean, v.min
+            );
+        }
+    }
+    s
+}

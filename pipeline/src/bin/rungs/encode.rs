@@ -1,0 +1,142 @@
+//! `rungs encode`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use pipeline::encode::{self, EncodeJobError, EncodeOptions, Event, LadderChoice};
+use workers::encode::Codec;
+
+use crate::args::{EncodeArgs, Global};
+use crate::config::{self, ShotChoice};
+use crate::exit::{self, Failure};
+use crate::{logging, output};
+
+/// The output folder when `-o` is not given: `out/<master name without extension>`.
+fn default_output(args: &EncodeArgs) -> PathBuf {
+    let stem = args
+        .input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "master".into());
+    PathBuf::from("out").join(stem)
+}
+
+pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
+    let codec = Codec::from_name(&args.codec)
+        .ok_or_else(|| Failure::usage(format!("unknown codec {:?}", args.codec)))?;
+    let ladder = match &args.rungs {
+        None => LadderChoice::Apple,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+            LadderChoice::Custom(
+                encode::ladder::from_toml(&text, codec)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
+            )
+        }
+    };
+    let choice = ShotChoice {
+        detect: true,
+        threshold: None,
+        keep_scores: false,
+    };
+    let options = EncodeOptions {
+        codec,
+        ladder,
+        preset: args.preset.clone(),
+        workers: args.workers.unwrap_or(0),
+        segment_seconds: args.segment,
+        ingest: config::ingest_options(&args.ingest, choice)?,
+        measure: !args.no_vmaf,
+    };
+    let out = args.output.clone().unwrap_or_else(|| default_output(args));
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Failure::io(format!("cannot create {}: {e}", out.display())))?;
+
+    let bar = logging::progress(global);
+    let started = Instant::now();
+    // (frames done, frames at the start of this run, chunk encodes done, total)
+    let state = Mutex::new((0u64, 0u64, 0usize, 0usize));
+    let quiet = global.quiet;
+    let on_event = |e: Event| {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::Ingest(p) => {
+                bar.set_message(format!("validating: {} frames", p.frames));
+            }
+            Event::Planned {
+                total,
+                reused,
+                frames,
+                frames_done,
+            } => {
+                *s = (frames_done, frames_done, reused, total);
+                if reused > 0 && !quiet {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "resuming: {reused} of {total} chunk encodes reused from the last run"
+                        )
+                    });
+                }
+                bar.set_length(frames);
+                bar.set_position(frames_done);
+            }
+            Event::ChunkDone { frames } => {
+                s.0 += frames;
+                s.2 += 1;
+                let fps = (s.0 - s.1) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                bar.set_position(s.0);
+                bar.set_message(format!("chunks {}/{} · {fps:.1} fps", s.2, s.3));
+            }
+            Event::Assembling(name) => bar.set_message(format!("assembling {name}")),
+            Event::Measuring(name, n) => bar.set_message(format!("VMAF of {name}: {n} frames")),
+        }
+    };
+    let stop = AtomicBool::new(false);
+    let result = encode::run(&args.input, &out, &options, &stop, &on_event);
+    bar.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(EncodeJobError::Rejected(report)) => {
+            if !global.quiet {
+                eprintln!("{}", output::validate_summary(&report));
+            }
+            return Err(Failure::rejected(format!(
+                "{} is rejected; see the problems above (rungs validate gives them as JSON)",
+                args.input.display()
+            )));
+        }
+        Err(e @ EncodeJobError::Config(_)) => return Err(Failure::usage(e.to_string())),
+        Err(e @ EncodeJobError::Io(_)) => return Err(Failure::io(e.to_string())),
+        Err(e @ EncodeJobError::Interrupted) => {
+            return Err(Failure {
+                code: exit::INTERRUPTED,
+                message: e.to_string(),
+            }
+            .into());
+        }
+        Err(e @ (EncodeJobError::Tasks { .. } | EncodeJobError::Assemble { .. })) => {
+            return Err(Failure {
+                code: exit::ENCODE_FAILED,
+                message: e.to_string(),
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    output::json(
+        &report,
+        &crate::args::OutputArgs {
+            output: None,
+            compact: false,
+        },
+    )?;
+    if !global.quiet {
+        eprintln!("{}", output::encode_summary(&report, &out));
+    }
+    Ok(exit::OK.into())
+}
