@@ -54,8 +54,6 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
         measure: !args.no_vmaf,
     };
     let out = args.output.clone().unwrap_or_else(|| default_output(args));
-    std::fs::create_dir_all(&out)
-        .map_err(|e| Failure::io(format!("cannot create {}: {e}", out.display())))?;
 
     let bar = logging::progress(global);
     let started = Instant::now();

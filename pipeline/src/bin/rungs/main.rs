@@ -16,6 +16,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // SVT-AV1 prints a banner and its configuration straight to stderr for every encoder it
+    // opens; keep only its errors unless the user asked otherwise.
+    if std::env::var_os("SVT_LOG").is_none() {
+        // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("SVT_LOG", "1") };
+    }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

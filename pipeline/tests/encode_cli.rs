@@ -1,0 +1,252 @@
+//! `rungs encode` as a user drives it: a fixed ladder from a master, the report, a resumed run
+//! after `kill -9` that gives the same bytes, and clear refusals.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{arg, rungs};
+use fixtures::Fixture;
+
+fn master(f: Fixture) -> PathBuf {
+    fixtures::ensure(f).unwrap().path
+}
+
+/// ffprobe's decoded frame count and average frame rate of a file's video.
+fn ffprobe(path: &Path) -> (u64, String) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,avg_frame_rate",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut parts = text.trim().split(',');
+    let rate = parts.next().unwrap_or_default().to_owned();
+    let frames = parts.next().and_then(|f| f.parse().ok()).unwrap_or(0);
+    (frames, rate)
+}
+
+#[test]
+fn encodes_apples_ladder_capped_at_the_master_with_a_report() {
+    let m = master(Fixture::MultiShot2997);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("title");
+    let run = rungs(&[
+        "encode",
+        arg(&m),
+        "-o",
+        arg(&out),
+        "--preset",
+        "veryfast",
+        "-q",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report, run.json, "stdout and report.json agree");
+    let frames = report["frames"].as_u64().unwrap();
+    assert_eq!(report["frame_rate"], "30000/1001");
+    let rungs = report["rungs"].as_array().unwrap();
+    let names: Vec<&str> = rungs.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["234p-145k", "360p-365k"],
+        "Apple's ladder up to the master's 360p"
+    );
+    let audio = report["audio_duration_seconds"].as_f64().unwrap();
+    for r in rungs {
+        let file = PathBuf::from(r["file"].as_str().unwrap());
+        let (n, rate) = ffprobe(&file);
+        assert_eq!(n, frames, "{}", file.display());
+        assert_eq!(rate, "30000/1001");
+        assert_eq!(r["frames"].as_u64(), Some(frames));
+        let video = r["duration_seconds"].as_f64().unwrap();
+        assert!(
+            (video - audio).abs() <= 1001.0 / 30000.0,
+            "{video} s against audio {audio} s"
+        );
+        let v = &r["vmaf"];
+        let (mean, harmonic, min) = (
+            v["mean"].as_f64().unwrap(),
+            v["harmonic_mean"].as_f64().unwrap(),
+            v["min"].as_f64().unwrap(),
+        );
+        assert!(
+            min <= harmonic && harmonic <= mean && mean <= 100.0 && mean > 20.0,
+            "{v}"
+        );
+        assert!(r["average_kbps"].as_f64().unwrap() > 0.0);
+        assert!(r["peak_kbps"].as_f64().unwrap() >= r["average_kbps"].as_f64().unwrap());
+    }
+    // The higher rung is the better one.
+    assert!(rungs[1]["vmaf"]["mean"].as_f64() > rungs[0]["vmaf"]["mean"].as_f64());
+}
+
+/// Files of `dir` (not the work folder) and their bytes.
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn chunk_files(out: &Path) -> usize {
+    let root = out.join(".rungs/store/chunks");
+    std::fs::read_dir(&root)
+        .map(|rungs| {
+            rungs
+                .flatten()
+                .flat_map(|r| std::fs::read_dir(r.path()).into_iter().flatten().flatten())
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".chunk"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_killed_run_resumes_and_gives_the_same_bytes() {
+    let m = master(Fixture::MultiShot720p);
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    // Two small rungs keep the test quick; the master is 720p.
+    let ladder = dir.path().join("ladder.toml");
+    std::fs::write(
+        &ladder,
+        "[[rung]]\nname = \"low\"\nwidth = 416\nheight = 234\ncrf = 26\n\n\
+         [[rung]]\nname = \"high\"\nwidth = 640\nheight = 360\ncrf = 24\nmaxrate_kbps = 900\n",
+    )
+    .unwrap();
+    let args = |out: &Path| {
+        vec![
+            "encode".to_owned(),
+            arg(&m).to_owned(),
+            "-o".into(),
+            arg(out).to_owned(),
+            "--preset".into(),
+            "medium".into(),
+            "--rungs".into(),
+            arg(&ladder).to_owned(),
+            "--workers".into(),
+            "1".into(),
+            "--no-vmaf".into(),
+            "-q".into(),
+        ]
+    };
+    let a: Vec<String> = args(&whole);
+    let run = rungs(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let total =
+        run.json["chunks"].as_u64().unwrap() as usize * run.json["rungs"].as_array().unwrap().len();
+
+    // Start again elsewhere and kill -9 once a few chunks are done.
+    let resumed = dir.path().join("resumed");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rungs"))
+        .args(args(&resumed))
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while chunk_files(&resumed) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no chunks appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done_before = chunk_files(&resumed);
+    assert!(
+        done_before < total,
+        "killed mid-run ({done_before} of {total})"
+    );
+    assert!(
+        outputs(&resumed).is_empty(),
+        "no rendition presented before the run finished"
+    );
+
+    let mut b = args(&resumed);
+    b.retain(|x| x != "-q");
+    let run = rungs(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let reused = run.json["reused_chunk_encodes"].as_u64().unwrap() as usize;
+    assert!(
+        reused >= done_before.min(3) && reused < total,
+        "reused {reused}, had {done_before}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "resuming: {reused} of {total} chunk encodes reused"
+        )),
+        "{}",
+        run.stderr
+    );
+    let (x, y) = (outputs(&whole), outputs(&resumed));
+    assert_eq!(x.len(), y.len());
+    for ((na, a), (nb, b)) in x.iter().zip(&y) {
+        assert_eq!(na, nb);
+        assert!(a == b, "{na} differs after resuming");
+    }
+}
+
+#[test]
+fn rejected_masters_and_bad_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = fixtures::corpus().unwrap();
+    let interlaced = &corpus
+        .iter()
+        .find(|b| b.path.ends_with("interlaced.mp4"))
+        .unwrap()
+        .path;
+    let out = dir.path().join("o");
+    let run = rungs(&["encode", arg(interlaced), "-o", arg(&out)]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("interlaced"), "{}", run.stderr);
+    assert!(!out.join("report.json").exists());
+
+    let m = master(Fixture::MultiShot);
+    let ladder = dir.path().join("ladder.toml");
+    std::fs::write(
+        &ladder,
+        "[[rung]]\nname = \"x\"\nwidth = 640\nheight = 360\ncrf = 99\n",
+    )
+    .unwrap();
+    let run = rungs(&["encode", arg(&m), "-o", arg(&out), "--rungs", arg(&ladder)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("rung x: invalid crf 99"),
+        "{}",
+        run.stderr
+    );
+    let run = rungs(&["encode", arg(&m), "-o", arg(&out), "--preset", "warp"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("invalid preset \"warp\""),
+        "{}",
+        run.stderr
+    );
+    let run = rungs(&["encode", arg(&m), "--codec", "mpeg2"]);
+    assert_eq!(run.code, 2);
+}
