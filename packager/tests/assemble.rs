@@ -204,42 +204,21 @@ fn bad_chunks_are_refused_and_nothing_is_left_behind() {
     )
     .unwrap_err();
     assert!(matches!(e, AssembleError::Mismatch { index: 0, .. }), "{e}");
-    let other = encode_all(&m, &plan[1..2], &settings(Codec::H264, 25));
-    let e = assemble(
-        &plan,
-        m.rate,
-        &mut |i| {
-            Ok(if i == 1 {
-                other[0].clone()
-            } else {
-                chunks[i].clone()
-            })
-        },
-        &out,
-    );
+    // The chunks with chunk 1 encoded with other settings.
+    let with_middle = |s: &EncodeSettings| {
+        let other = encode_all(&m, &plan[1..2], s).remove(0);
+        let mut c = chunks.clone();
+        c[1] = other;
+        assemble(&plan, m.rate, &mut |i| Ok(c[i].clone()), &out)
+    };
+    let e = with_middle(&settings(Codec::H264, 25));
     // Different keyint gives the same parameters, so this one joins; a different size does not.
     assert!(e.is_ok(), "{e:?}");
-    let small = encode_all(
-        &m,
-        &plan[1..2],
-        &EncodeSettings {
-            width: 128,
-            height: 72,
-            ..settings(Codec::H264, 50)
-        },
-    );
-    let e = assemble(
-        &plan,
-        m.rate,
-        &mut |i| {
-            Ok(if i == 1 {
-                small[0].clone()
-            } else {
-                chunks[i].clone()
-            })
-        },
-        &out,
-    )
+    let e = with_middle(&EncodeSettings {
+        width: 128,
+        height: 72,
+        ..settings(Codec::H264, 50)
+    })
     .unwrap_err();
     assert!(e.to_string().contains("128x72"), "{e}");
     let e = assemble(

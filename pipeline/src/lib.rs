@@ -1,5 +1,6 @@
-//! The rungs pipeline: ingest, shots, and (in later issues) planning, orchestration and the
-//! task handler. The `rungs` binary lives here too.
+//! The rungs pipeline: ingest (validation and shots in one decode pass), and the encode job
+//! (`encode`: fixed ladders, chunk × rung tasks through the queue, assembly, report). The
+//! `rungs` binary lives here too.
 //!
 //! ```no_run
 //! use pipeline::ingest::{IngestOptions, ShotOptions, analyze};
