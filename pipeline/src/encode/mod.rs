@@ -11,7 +11,6 @@ pub mod ladder;
 mod report;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
@@ -348,7 +347,7 @@ pub fn run(
             decoder_threads: if workers_n == 1 { 0 } else { 1 },
         })
         .collect();
-    let store_ref: Arc<&dyn Store> = Arc::new(&store);
+    let store_ref: &dyn Store = &store;
     let handler = |lease: &workers::queue::Lease| -> Result<(), TaskFailure> {
         let task: Task = serde_json::from_str(&lease.message.body)
             .map_err(|e| TaskFailure::fatal(format!("unreadable task: {e}")))?;

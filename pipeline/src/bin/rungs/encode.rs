@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use pipeline::encode::{self, EncodeJobError, EncodeOptions, Event, LadderChoice};
@@ -94,8 +93,8 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
             Event::Measuring(name, n) => bar.set_message(format!("VMAF of {name}: {n} frames")),
         }
     };
-    let stop = AtomicBool::new(false);
-    let result = encode::run(&args.input, &out, &options, &stop, &on_event);
+    interrupt::install();
+    let result = encode::run(&args.input, &out, &options, &interrupt::STOP, &on_event);
     bar.finish_and_clear();
     let report = match result {
         Ok(r) => r,
@@ -137,4 +136,29 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", output::encode_summary(&report, &out));
     }
     Ok(exit::OK.into())
+}
+
+/// Ctrl-C: the first one lets running tasks finish and stops taking new ones (the work is kept
+/// for the next run); the second one ends the process at once.
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    pub static STOP: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_sigint(_: libc::c_int) {
+        if STOP.swap(true, Ordering::AcqRel) {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(130) };
+        }
+        let msg = b"\ninterrupted: finishing the running chunks (Ctrl-C again to quit now)\n";
+        // SAFETY: write(2) is async-signal-safe; the buffer is static.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+
+    pub fn install() {
+        // SAFETY: installs a handler that only touches an atomic and async-signal-safe calls.
+        unsafe {
+            libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        }
+    }
 }
