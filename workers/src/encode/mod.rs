@@ -9,6 +9,7 @@
 
 mod chunk;
 mod ffenc;
+mod rav1e_enc;
 mod settings;
 mod source;
 
@@ -78,6 +79,13 @@ pub fn encode_chunk(
     settings: &EncodeSettings,
 ) -> Result<EncodedChunk, EncodeError> {
     settings.validate().map_err(EncodeError::Settings)?;
+    if settings.codec == Codec::Av1Rav1e {
+        let mut encoder = rav1e_enc::Rav1eEncoder::new(settings, source.frame_rate)?;
+        source::read(source, settings, &mut |frame, index| {
+            encoder.push(frame, index)
+        })?;
+        return encoder.finish();
+    }
     let mut encoder = ffenc::FfEncoder::new(settings, source.frame_rate)?;
     source::read(source, settings, &mut |frame, index| {
         encoder.push(frame, index)
