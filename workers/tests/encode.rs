@@ -134,3 +134,31 @@ fn vbv_caps_and_bad_settings() {
         "{e}"
     );
 }
+
+#[test]
+fn a_worker_going_on_to_the_next_chunk_reads_the_same_frames() {
+    let a = source(Fixture::MultiShot, 100, 37);
+    let b = source(Fixture::MultiShot, 137, 60);
+    let s = settings(Codec::H264);
+    // In a fresh thread, b is read after a seek.
+    let fresh = std::thread::spawn({
+        let (b, s) = (b.clone(), s.clone());
+        move || encode_chunk(&b, &s).unwrap().to_bytes()
+    })
+    .join()
+    .unwrap();
+    // Here, b continues the reader a left open.
+    encode_chunk(&a, &s).unwrap();
+    let carried = encode_chunk(&b, &s).unwrap().to_bytes();
+    assert!(fresh == carried, "continuing changed the frames");
+    // And a chunk that does not follow does not continue (it would take the wrong frames).
+    let c = source(Fixture::MultiShot, 300, 20);
+    let d = source(Fixture::MultiShot, 200, 20);
+    encode_chunk(&c, &s).unwrap();
+    let after = encode_chunk(&d, &s).unwrap().to_bytes();
+    let alone =
+        std::thread::spawn(move || encode_chunk(&d, &settings(Codec::H264)).unwrap().to_bytes())
+            .join()
+            .unwrap();
+    assert!(after == alone);
+}

@@ -5,12 +5,20 @@
 //! seek skipped. When the master has no timestamps, or the seek lands past the chunk (some
 //! containers index coarsely), the chunk is read from the start of the file by counting frames,
 //! which is slower but exact.
+//!
+//! A worker thread keeps its reader open after a chunk. When its next task starts where the
+//! last one ended (the next chunk of the same master, as a worker that takes tasks in order
+//! gets), it goes on decoding from there: no reopening, no seek, and no decoding of the frames
+//! between the keyframe and the chunk start a second time. The frames are the same either way.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
 
 use ffmpeg_next::util::frame;
 
 use super::{ChunkSource, EncodeError, EncodeSettings};
 use crate::media::{
-    Chroma, DecoderOptions, Demuxer, PixelLayout, Resizer, ScaleFilter, VideoFrame,
+    Chroma, DecoderOptions, Demuxer, PixelLayout, Resizer, ScaleFilter, VideoDecoder, VideoFrame,
 };
 
 /// Where the reader starts.
@@ -22,6 +30,24 @@ enum Start {
     Count,
 }
 
+/// An open master, positioned after the last frame a chunk took.
+struct Reader {
+    path: PathBuf,
+    stream: usize,
+    threads: usize,
+    demuxer: Demuxer,
+    decoder: VideoDecoder,
+    eof: bool,
+    /// Index of the next frame the decoder will give (when known).
+    next_frame: Option<u64>,
+    /// Timestamp of the last frame given.
+    last_pts: Option<i64>,
+}
+
+thread_local! {
+    static OPEN: RefCell<Option<Reader>> = const { RefCell::new(None) };
+}
+
 /// Calls `sink` with each frame of the chunk, scaled to the settings' size and depth, and its
 /// index within the chunk.
 pub(super) fn read(
@@ -29,46 +55,6 @@ pub(super) fn read(
     settings: &EncodeSettings,
     sink: &mut dyn FnMut(&mut frame::Video, u64) -> Result<(), EncodeError>,
 ) -> Result<(), EncodeError> {
-    let start = match source.start_pts {
-        Some(pts) if source.start_frame > 0 => Start::Seek(pts),
-        _ => Start::Count,
-    };
-    match read_from(source, settings, start, sink)? {
-        Outcome::Done => Ok(()),
-        Outcome::Overshot(first) => {
-            tracing::debug!(first, "seek landed past the chunk; reading from the start");
-            match read_from(source, settings, Start::Count, sink)? {
-                Outcome::Done => Ok(()),
-                Outcome::Overshot(_) => unreachable!("counting never overshoots"),
-            }
-        }
-    }
-}
-
-enum Outcome {
-    Done,
-    /// The first frame after the seek came after the chunk's start (its pts).
-    Overshot(i64),
-}
-
-fn read_from(
-    source: &ChunkSource,
-    settings: &EncodeSettings,
-    start: Start,
-    sink: &mut dyn FnMut(&mut frame::Video, u64) -> Result<(), EncodeError>,
-) -> Result<Outcome, EncodeError> {
-    let fail = |reason: String| EncodeError::Source {
-        start_frame: source.start_frame,
-        reason,
-    };
-    let mut demuxer = Demuxer::open(&source.path)?;
-    if let Start::Seek(pts) = start {
-        demuxer.seek(source.stream, pts)?;
-    }
-    let options = DecoderOptions {
-        threads: source.decoder_threads,
-    };
-    let mut decoder = demuxer.video_decoder(source.stream, &options)?;
     let layout = PixelLayout {
         chroma: Chroma::Cs420,
         bit_depth: settings.bit_depth,
@@ -79,45 +65,128 @@ fn read_from(
         layout,
         ScaleFilter::Lanczos,
     );
-    let mut seen = 0u64; // frames decoded (Count) since the start of the file
-    let mut taken = 0u64;
-    let mut last_pts: Option<i64> = None;
-    let mut eof = false;
-    loop {
-        if !eof {
-            match demuxer.read() {
-                Ok(Some(packet)) if packet.stream() == source.stream => decoder.send(&packet)?,
-                Ok(Some(_)) => continue,
-                Ok(None) => {
-                    decoder.send_eof()?;
-                    eof = true;
-                }
-                Err(e) if e.is_recoverable() => continue,
-                Err(e) => return Err(e.into()),
-            }
+    let mut deliver = |frame: &VideoFrame<'_>, index: u64| {
+        let colors = frame.color_properties();
+        let scaled = resizer.scale(frame)?;
+        // SAFETY: `scaled` is the resizer's own frame; these are plain fields.
+        unsafe {
+            let raw = &mut *scaled.as_mut_ptr();
+            raw.color_range = colors.0;
+            raw.color_primaries = colors.1;
+            raw.color_trc = colors.2;
+            raw.colorspace = colors.3;
+            raw.chroma_location = colors.4;
         }
+        sink(scaled, index)
+    };
+    // Go on from where this thread's last chunk ended, if it ended right before this one.
+    let carried = OPEN.with(|o| o.borrow_mut().take()).filter(|r| {
+        r.path == source.path
+            && r.stream == source.stream
+            && r.threads == source.decoder_threads
+            && r.next_frame == Some(source.start_frame)
+    });
+    let start = match source.start_pts {
+        Some(pts) if source.start_frame > 0 => Start::Seek(pts),
+        _ => Start::Count,
+    };
+    let mut reader = match carried {
+        Some(r) => r,
+        None => open(source, start)?,
+    };
+    let continuing = reader.next_frame == Some(source.start_frame) && reader.last_pts.is_some();
+    let outcome = take(&mut reader, source, start, continuing, &mut deliver)?;
+    let outcome = match outcome {
+        Outcome::Overshot(first) => {
+            tracing::debug!(first, "seek landed past the chunk; reading from the start");
+            let mut fresh = open(source, Start::Count)?;
+            let o = take(&mut fresh, source, Start::Count, false, &mut deliver)?;
+            reader = fresh;
+            o
+        }
+        done => done,
+    };
+    debug_assert!(matches!(outcome, Outcome::Done));
+    OPEN.with(|o| *o.borrow_mut() = Some(reader));
+    Ok(())
+}
+
+fn open(source: &ChunkSource, start: Start) -> Result<Reader, EncodeError> {
+    let mut demuxer = Demuxer::open(&source.path)?;
+    if let Start::Seek(pts) = start {
+        demuxer.seek(source.stream, pts)?;
+    }
+    let options = DecoderOptions {
+        threads: source.decoder_threads,
+    };
+    let decoder = demuxer.video_decoder(source.stream, &options)?;
+    Ok(Reader {
+        path: source.path.clone(),
+        stream: source.stream,
+        threads: source.decoder_threads,
+        demuxer,
+        decoder,
+        eof: false,
+        next_frame: match start {
+            Start::Count => Some(0),
+            Start::Seek(_) => None,
+        },
+        last_pts: None,
+    })
+}
+
+enum Outcome {
+    Done,
+    /// The first frame after the seek came after the chunk's start (its pts).
+    Overshot(i64),
+}
+
+/// Takes the chunk's frames from `reader`. `continuing` means the reader stands right before
+/// the chunk's first frame, so every frame it gives belongs to the chunk.
+fn take(
+    reader: &mut Reader,
+    source: &ChunkSource,
+    start: Start,
+    continuing: bool,
+    deliver: &mut dyn FnMut(&VideoFrame<'_>, u64) -> Result<(), EncodeError>,
+) -> Result<Outcome, EncodeError> {
+    let fail = |reason: String| EncodeError::Source {
+        start_frame: source.start_frame,
+        reason,
+    };
+    let mut taken = 0u64;
+    loop {
+        // Frames the decoder already holds come first (a reader carried over from the last
+        // chunk may have some).
         let mut got_any = false;
-        while let Some(frame) = decoder.receive()? {
+        while let Some(frame) = reader.decoder.receive()? {
             got_any = true;
-            let wanted = match start {
-                Start::Count => {
-                    seen += 1;
-                    seen > source.start_frame
-                }
-                Start::Seek(target) => {
-                    let pts = frame
-                        .pts
-                        .ok_or_else(|| fail("a frame without a timestamp after seeking".into()))?;
-                    if taken == 0 && pts > target {
-                        return Ok(Outcome::Overshot(pts));
+            let wanted = if continuing {
+                true
+            } else {
+                match start {
+                    Start::Count => {
+                        let index = reader.next_frame.unwrap_or(0);
+                        index >= source.start_frame
                     }
-                    pts >= target
+                    Start::Seek(target) => {
+                        let pts = frame.pts.ok_or_else(|| {
+                            fail("a frame without a timestamp after seeking".into())
+                        })?;
+                        if taken == 0 && pts > target {
+                            return Ok(Outcome::Overshot(pts));
+                        }
+                        pts >= target
+                    }
                 }
             };
+            if let Some(n) = reader.next_frame.as_mut() {
+                *n += 1;
+            }
             if !wanted {
                 continue;
             }
-            if let (Some(prev), Some(pts)) = (last_pts, frame.pts)
+            if let (Some(prev), Some(pts)) = (reader.last_pts, frame.pts)
                 && pts <= prev
             {
                 return Err(fail(format!(
@@ -125,38 +194,41 @@ fn read_from(
                     source.start_frame + taken
                 )));
             }
-            last_pts = frame.pts;
-            deliver(&mut resizer, &frame, taken, sink)?;
+            if taken == 0
+                && let (Some(expected), Some(pts)) = (source.start_pts, frame.pts)
+                && source.start_frame > 0
+                && pts != expected
+            {
+                return Err(fail(format!(
+                    "the chunk's first frame has timestamp {pts}, the plan says {expected}"
+                )));
+            }
+            reader.last_pts = frame.pts;
+            deliver(&frame, taken)?;
             taken += 1;
             if taken == source.frames {
+                reader.next_frame = Some(source.start_frame + source.frames);
                 return Ok(Outcome::Done);
             }
         }
-        if eof && !got_any {
-            return Err(fail(format!(
-                "the master ended after {taken} of the chunk's {} frames",
-                source.frames
-            )));
+        if reader.eof {
+            if !got_any {
+                return Err(fail(format!(
+                    "the master ended after {taken} of the chunk's {} frames",
+                    source.frames
+                )));
+            }
+            continue;
+        }
+        match reader.demuxer.read() {
+            Ok(Some(packet)) if packet.stream() == source.stream => reader.decoder.send(&packet)?,
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                reader.decoder.send_eof()?;
+                reader.eof = true;
+            }
+            Err(e) if e.is_recoverable() => {}
+            Err(e) => return Err(e.into()),
         }
     }
-}
-
-fn deliver(
-    resizer: &mut Resizer,
-    frame: &VideoFrame<'_>,
-    index: u64,
-    sink: &mut dyn FnMut(&mut frame::Video, u64) -> Result<(), EncodeError>,
-) -> Result<(), EncodeError> {
-    let colors = frame.color_properties();
-    let scaled = resizer.scale(frame)?;
-    // SAFETY: `scaled` is the resizer's own frame; these are plain fields.
-    unsafe {
-        let raw = &mut *scaled.as_mut_ptr();
-        raw.color_range = colors.0;
-        raw.color_primaries = colors.1;
-        raw.color_trc = colors.2;
-        raw.colorspace = colors.3;
-        raw.chroma_location = colors.4;
-    }
-    sink(scaled, index)
 }
