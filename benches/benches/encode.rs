@@ -6,7 +6,9 @@
 //! mezzanine made from it (every frame a keyframe, the usual shape of a master). The ladder is
 //! Apple's H.264 ladder fitted to 720p (six rungs), CRF 23 capped by each rung's VBV, x264
 //! preset `medium` (`RUNGS_BENCH_PRESET` changes it), one encoder thread, keyframes every 4 s
-//! with no scene-cut keyframes. The ffmpeg
+//! with no scene-cut keyframes. A worker is one core: the ffmpeg CLI and rungs with 1 worker
+//! run pinned to one core (`taskset`, threads and children included), rungs with 2 workers to
+//! two. The ffmpeg
 //! side scales with `lanczos+accurate_rnd` like rungs, and decodes with its default threads, as
 //! rungs does with one worker. The rungs side includes its validation and shot-detection pass,
 //! and skips the VMAF report (the ffmpeg CLI measures nothing). Medians of
@@ -50,11 +52,17 @@ fn main() {
     let rungs = encode::ladder::apple(Codec::H264, 1280, 720, 16.0 / 9.0);
     let keyint = (4.0 * 25.0) as u32;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = benches::can_pin();
     println!(
         "rungs encode --ladder fixed (H.264, {} rungs up to 720p, preset {}) on {frames} frames, \
-         {runs} run(s) each, medians, {cores} cores",
+         {runs} run(s) each, medians, {cores} cores{}",
         rungs.len(),
         preset(),
+        if pin {
+            ", one core per worker (taskset)"
+        } else {
+            ""
+        },
     );
     println!(
         "{:<44} {:>9} {:>10} {:>9}",
@@ -68,14 +76,16 @@ fn main() {
         let mut one = Vec::new();
         let mut two = Vec::new();
         for run in 0..runs.max(1) {
-            ffmpeg.push(ffmpeg_ladder(master, &rungs, keyint, dir.path()));
+            ffmpeg.push(ffmpeg_ladder(pin, master, &rungs, keyint, dir.path()));
             for (workers, into) in [(1usize, &mut one), (2, &mut two)] {
                 let out = dir.path().join(format!("rungs-{workers}-{run}"));
                 let _ = std::fs::remove_dir_all(&out);
                 let spec = format!("{}\n{}\n{workers}", master.display(), out.display());
                 let mut cmd = Command::new(std::env::current_exe().expect("own path"));
                 cmd.env(CHILD, &spec).stdout(Stdio::null());
-                into.push(measure(&mut cmd).expect("rungs encode runs"));
+                into.push(
+                    measure(&mut benches::pinned(pin, workers, cmd)).expect("rungs encode runs"),
+                );
             }
         }
         let (f, a, b) = (median(&ffmpeg), median(&one), median(&two));
@@ -105,7 +115,13 @@ fn main() {
 }
 
 /// Encodes every rung with the ffmpeg CLI, one after another, with rungs' settings.
-fn ffmpeg_ladder(master: &Path, rungs: &[encode::Rung], keyint: u32, dir: &Path) -> Cost {
+fn ffmpeg_ladder(
+    pin: bool,
+    master: &Path,
+    rungs: &[encode::Rung],
+    keyint: u32,
+    dir: &Path,
+) -> Cost {
     let script: Vec<String> = rungs
         .iter()
         .map(|r| {
@@ -128,7 +144,9 @@ fn ffmpeg_ladder(master: &Path, rungs: &[encode::Rung], keyint: u32, dir: &Path)
             )
         })
         .collect();
-    measure(Command::new("sh").arg("-c").arg(script.join(" && "))).expect("ffmpeg runs")
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(script.join(" && "));
+    measure(&mut benches::pinned(pin, 1, sh)).expect("ffmpeg runs")
 }
 
 fn child(spec: &str) {

@@ -30,11 +30,7 @@ fn main() {
     let pair = fixtures::pair(&fixtures::BENCH_1080P).expect("the 1080p benchmark pair");
     let libvmaf = fixtures::libvmaf_cli().expect("the libvmaf tool");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pinned = Command::new("taskset")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let pinned = benches::can_pin();
 
     println!(
         "rungs vmaf vs libvmaf 2.3.1 on {} frames of {}x{} ({}), {} run(s) each, medians{}",
@@ -65,7 +61,7 @@ fn main() {
             let mut theirs = Vec::new();
             for _ in 0..runs.max(1) {
                 theirs.push(
-                    measure(&mut pin(
+                    measure(&mut benches::pinned(
                         pinned,
                         threads,
                         reference(&libvmaf, &pair.reference, &pair.distorted, threads, extras),
@@ -74,7 +70,7 @@ fn main() {
                 );
                 let mut cmd = Command::new(std::env::current_exe().expect("own path"));
                 cmd.env(CHILD, &spec).stdout(Stdio::null());
-                ours.push(measure(&mut pin(pinned, threads, cmd)).expect("rungs runs"));
+                ours.push(measure(&mut benches::pinned(pinned, threads, cmd)).expect("rungs runs"));
             }
             row(
                 extras,
@@ -105,24 +101,6 @@ fn reference(cli: &Path, r: &Path, d: &Path, threads: usize, extras: bool) -> Co
         cmd.args(["--feature", "psnr", "--feature", "float_ssim"]);
     }
     cmd
-}
-
-/// `cmd` restricted to the first `threads` cores, when taskset is there.
-fn pin(pinned: bool, threads: usize, cmd: Command) -> Command {
-    if !pinned {
-        return cmd;
-    }
-    let mut t = Command::new("taskset");
-    t.args(["-c", &format!("0-{}", threads - 1)])
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .stdout(Stdio::null());
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            t.env(k, v);
-        }
-    }
-    t
 }
 
 fn row(extras: bool, threads: usize, frames: u64, o: &Cost, t: &Cost) {

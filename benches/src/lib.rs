@@ -86,3 +86,31 @@ pub fn mode(name: &str, child_var: &str, default_runs: usize) -> Mode {
             .unwrap_or(default_runs),
     )
 }
+
+/// True when `taskset` is there to pin processes to cores.
+pub fn can_pin() -> bool {
+    std::process::Command::new("taskset")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `cmd` restricted to the first `cores` cores (with all its threads and children), when
+/// `pin` is set; stdout goes nowhere.
+pub fn pinned(pin: bool, cores: usize, cmd: Command) -> Command {
+    if !pin {
+        return cmd;
+    }
+    let mut t = Command::new("taskset");
+    t.args(["-c", &format!("0-{}", cores.max(1) - 1)])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdout(std::process::Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            t.env(k, v);
+        }
+    }
+    t
+}

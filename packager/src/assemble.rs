@@ -144,6 +144,18 @@ fn write(
     out: &Path,
 ) -> Result<Assembled, AssembleError> {
     let fps = frame_rate.to_f64().unwrap_or(0.0);
+    // Decoding times are rebuilt with one reorder delay for the whole stream, the largest any
+    // chunk needs: the k-th packet of a chunk decodes at its k-th presentation time minus the
+    // delay. Encoders may use a smaller delay in a short chunk (x264 does for a chunk of one
+    // frame), which would otherwise make decoding times go backwards at the next chunk. The
+    // chunks are read twice for this, one at a time.
+    let mut delay = 0i64;
+    for index in 0..plan.len() {
+        let chunk = load(index).map_err(|reason| AssembleError::Load { index, reason })?;
+        for (k, p) in chunk.packets.iter().enumerate() {
+            delay = delay.max(k as i64 - p.pts);
+        }
+    }
     let mut muxer: Option<VideoMuxer> = None;
     let mut first: Option<StreamParams> = None;
     let mut last_dts: Option<i64> = None;
@@ -201,14 +213,13 @@ fn write(
         }
         let m = muxer.as_mut().expect("created with the first chunk");
         let base = span.start_frame as i64;
-        for p in &chunk.packets {
-            let (pts, dts) = (base + p.pts, base + p.dts);
+        for (k, p) in chunk.packets.iter().enumerate() {
+            let (pts, dts) = (base + p.pts, base + k as i64 - delay);
             if let Some(prev) = last_dts
                 && dts <= prev
             {
                 return Err(mismatch(format!(
-                    "decoding time {dts} does not follow {prev} (the chunks' reorder delays \
-                     differ)"
+                    "decoding time {dts} does not follow {prev}"
                 )));
             }
             last_dts = Some(dts);

@@ -21,16 +21,19 @@ struct Master {
 }
 
 fn master(f: Fixture) -> Master {
-    let m = fixtures::ensure(f).unwrap();
-    let (stream, pts) = media::frame_timestamps(&m.path).unwrap();
-    let info = media::probe(&m.path, false).unwrap();
+    master_at(&fixtures::ensure(f).unwrap().path)
+}
+
+fn master_at(path: &Path) -> Master {
+    let (stream, pts) = media::frame_timestamps(path).unwrap();
+    let info = media::probe(path, false).unwrap();
     let rate = info.streams[stream].video.as_ref().unwrap().avg_frame_rate;
     let audio = info.audio_streams().next().expect("the fixture has audio");
     let audio_seconds = info.streams[audio]
         .duration_seconds
         .expect("audio duration");
     Master {
-        path: m.path.clone(),
+        path: path.to_owned(),
         stream,
         pts,
         rate,
@@ -117,15 +120,18 @@ fn ffprobe(path: &Path) -> (String, Vec<f64>) {
 }
 
 fn check(fixture: Fixture, codecs: &[Codec], cuts: &[u64], keyint: u32) {
-    let m = master(fixture);
-    let plan = plan(&m, cuts);
+    check_master(fixture.name(), &master(fixture), codecs, cuts, keyint);
+}
+
+fn check_master(label: &str, m: &Master, codecs: &[Codec], cuts: &[u64], keyint: u32) {
+    let plan = plan(m, cuts);
     let dir = tempfile::tempdir().unwrap();
     let fps = m.rate.to_f64().unwrap();
     for &codec in codecs {
-        let chunks = encode_all(&m, &plan, &settings(codec, keyint));
+        let chunks = encode_all(m, &plan, &settings(codec, keyint));
         let out = dir.path().join(format!("{}.mp4", codec.name()));
         let a = assemble(&plan, m.rate, &mut |i| Ok(chunks[i].clone()), &out).unwrap();
-        let name = format!("{} {}", fixture.name(), codec.name());
+        let name = format!("{label} {}", codec.name());
         assert_eq!(a.frames, m.pts.len() as u64, "{name}");
         // Keyframes at every chunk start and every keyint inside a chunk, nowhere else.
         let expected: Vec<u64> = plan
@@ -175,6 +181,22 @@ fn every_codec_assembles_the_multishot_master_exactly() {
 #[test]
 fn the_2997_master_keeps_its_rational_rate() {
     check(Fixture::MultiShot2997, &Codec::ALL, &[150, 333], 60);
+}
+
+#[test]
+fn a_real_clip_assembles_exactly() {
+    let Some(clip) = fixtures::real_clip("car-detection.mp4") else {
+        eprintln!("skipping: the real clips are not in ../shared/media (set RUNGS_MEDIA)");
+        return;
+    };
+    // 12.5 fps camera footage with AAC audio; chunks of uneven lengths.
+    check_master(
+        "car-detection",
+        &master_at(&clip),
+        &Codec::ALL,
+        &[31, 150, 151, 290],
+        25,
+    );
 }
 
 #[test]
