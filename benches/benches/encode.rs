@@ -133,7 +133,7 @@ fn ffmpeg_ladder(
             format!(
                 "ffmpeg -nostdin -v error -y -i '{}' -an -vf scale={}:{}:flags=lanczos+accurate_rnd \
                  -pix_fmt yuv420p -c:v libx264 -preset {} -crf {crf} -maxrate {}k -bufsize {}k -g {keyint} \
-                 -forced-idr 1 -x264-params scenecut=0:open-gop=0 -threads 1 '{}'",
+                 -forced-idr 1 -x264-params scenecut=0:open-gop=0:vbv-init=0.9:vbv-end=0.9 -threads 1 '{}'",
                 master.display(),
                 r.width,
                 r.height,

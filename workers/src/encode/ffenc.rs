@@ -20,6 +20,8 @@ pub(super) struct FfEncoder {
     packets: Vec<ChunkPacket>,
     params: Option<StreamParams>,
     frames_in: u64,
+    /// Frames the chunk will have (the VBV end target needs it).
+    frames_total: u64,
 }
 
 // SAFETY: the encoder is used only through `&mut FfEncoder` on one thread at a time; FFmpeg
@@ -30,6 +32,7 @@ impl FfEncoder {
     pub(super) fn new(
         settings: &EncodeSettings,
         frame_rate: Rational,
+        frames_total: u64,
     ) -> Result<Self, EncodeError> {
         crate::media::init();
         let name = settings
@@ -52,6 +55,7 @@ impl FfEncoder {
             packets: Vec::new(),
             params: None,
             frames_in: 0,
+            frames_total,
         })
     }
 
@@ -147,7 +151,7 @@ impl FfEncoder {
             chroma: Chroma::Cs420,
             bit_depth: s.bit_depth,
         };
-        let options = codec_options(s);
+        let options = codec_options(s, self.frames_total);
         // SAFETY: the context is allocated and not yet open; these are plain fields, and the
         // dictionary is freed whatever avcodec_open2 returns.
         unsafe {
@@ -213,7 +217,7 @@ impl FfEncoder {
 /// The encoder options for `s`: rate control, preset, IDR forcing, no scene-cut keyframes and
 /// one thread, so that keyframes fall exactly where the chunk plan puts them and the output is
 /// the same on every run.
-fn codec_options(s: &EncodeSettings) -> Vec<(String, String)> {
+fn codec_options(s: &EncodeSettings, frames: u64) -> Vec<(String, String)> {
     let mut o: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: String| o.push((k.to_owned(), v));
     let quality = match s.rate {
@@ -225,7 +229,10 @@ fn codec_options(s: &EncodeSettings) -> Vec<(String, String)> {
             set("preset", s.preset.clone());
             set(quality.0, quality.1);
             set("forced-idr", "1".into());
-            set("x264-params", "scenecut=0:open-gop=0".into());
+            set(
+                "x264-params",
+                format!("scenecut=0:open-gop=0{}", chunk_vbv(s, frames)),
+            );
         }
         Codec::Hevc => {
             set("preset", s.preset.clone());
@@ -235,7 +242,8 @@ fn codec_options(s: &EncodeSettings) -> Vec<(String, String)> {
                 "x265-params",
                 format!(
                     "scenecut=0:open-gop=0:keyint={k}:min-keyint={k}:pools=1:frame-threads=1:\
-                     log-level=error",
+                     log-level=error{}",
+                    chunk_vbv(s, frames),
                     k = s.keyint
                 ),
             );
@@ -263,6 +271,18 @@ fn codec_options(s: &EncodeSettings) -> Vec<(String, String)> {
         Codec::Av1Rav1e => {}
     }
     o
+}
+
+/// With a VBV cap, every chunk starts and ends with its buffer at the same fullness, so that
+/// the joined stream keeps the cap across chunk boundaries (otherwise each chunk would start
+/// with a nearly full buffer whatever the last one left, and the joined stream overshoot).
+/// The encoders honour the end target only when they know the frame count.
+fn chunk_vbv(s: &EncodeSettings, frames: u64) -> String {
+    if s.vbv.is_some() {
+        format!(":vbv-init=0.9:vbv-end=0.9:frames={frames}")
+    } else {
+        String::new()
+    }
 }
 
 fn cstring(s: &str) -> CString {

@@ -86,7 +86,7 @@ pub fn encode_chunk(
         })?;
         return encoder.finish();
     }
-    let mut encoder = ffenc::FfEncoder::new(settings, source.frame_rate)?;
+    let mut encoder = ffenc::FfEncoder::new(settings, source.frame_rate, source.frames)?;
     source::read(source, settings, &mut |frame, index| {
         encoder.push(frame, index)
     })?;

@@ -221,7 +221,18 @@ fn take(
             continue;
         }
         match reader.demuxer.read() {
-            Ok(Some(packet)) if packet.stream() == source.stream => reader.decoder.send(&packet)?,
+            Ok(Some(packet)) if packet.stream() == source.stream => {
+                // Before the chunk, frames nothing refers to need not be decoded at all: with a
+                // long-GOP master this roughly halves the decoding between the keyframe and the
+                // chunk start. Only with one decoder thread, where the setting is exact.
+                if let (Start::Seek(target), false, 1) = (start, continuing, source.decoder_threads)
+                {
+                    reader
+                        .decoder
+                        .skip_unreferenced(packet.pts().is_some_and(|p| p < target));
+                }
+                reader.decoder.send(&packet)?
+            }
             Ok(Some(_)) => {}
             Ok(None) => {
                 reader.decoder.send_eof()?;

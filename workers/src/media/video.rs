@@ -114,6 +114,20 @@ impl VideoDecoder {
         self.deliver().map(Some)
     }
 
+    /// Makes the decoder skip (true) or decode (false) frames that no other frame references,
+    /// from the next packet on. Exact only for a single-threaded decoder, where the setting
+    /// applies to each packet as it is sent; frame threads would apply it late.
+    pub(crate) fn skip_unreferenced(&mut self, skip: bool) {
+        // SAFETY: a plain field of the open decoder context, read when a packet is decoded.
+        unsafe {
+            (*self.decoder.as_mut_ptr()).skip_frame = if skip {
+                ffi::AVDiscard::AVDISCARD_NONREF
+            } else {
+                ffi::AVDiscard::AVDISCARD_DEFAULT
+            };
+        }
+    }
+
     /// The warnings and errors the decoder logged since the last call.
     pub fn take_messages(&mut self) -> Vec<String> {
         self.core.take_messages()
