@@ -42,11 +42,6 @@ impl FfEncoder {
         if ffmpeg_next::encoder::find_by_name(name).is_none() {
             return Err(EncodeError::MissingEncoder(name));
         }
-        if frame_rate.num <= 0 || frame_rate.den <= 0 {
-            return Err(EncodeError::Settings(format!(
-                "invalid frame rate {frame_rate} (expected a positive rational)"
-            )));
-        }
         Ok(Self {
             settings: settings.clone(),
             name,

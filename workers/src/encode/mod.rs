@@ -79,6 +79,12 @@ pub fn encode_chunk(
     settings: &EncodeSettings,
 ) -> Result<EncodedChunk, EncodeError> {
     settings.validate().map_err(EncodeError::Settings)?;
+    let rate = source.frame_rate;
+    if rate.num <= 0 || rate.den <= 0 {
+        return Err(EncodeError::Settings(format!(
+            "invalid frame rate {rate} (expected a positive rational)"
+        )));
+    }
     if settings.codec == Codec::Av1Rav1e {
         let mut encoder = rav1e_enc::Rav1eEncoder::new(settings, source.frame_rate)?;
         source::read(source, settings, &mut |frame, index| {

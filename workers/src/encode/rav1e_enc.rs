@@ -42,11 +42,6 @@ impl Rav1eEncoder {
         settings: &EncodeSettings,
         frame_rate: Rational,
     ) -> Result<Self, EncodeError> {
-        if frame_rate.num <= 0 || frame_rate.den <= 0 {
-            return Err(EncodeError::Settings(format!(
-                "invalid frame rate {frame_rate} (expected a positive rational)"
-            )));
-        }
         Ok(Self {
             settings: settings.clone(),
             frame_rate,
