@@ -447,6 +447,33 @@ pub(crate) type DecoupleKernel<T> = fn(
     std::ops::Range<usize>,
 );
 
+/// The column loop shared by both decouplings: `gain` gives the Q15 gain of a reference
+/// coefficient against its distorted one, and `store` narrows the restored value and the
+/// distorted one back to the band type.
+#[inline(always)]
+fn decouple_cols<T: Copy + Into<i64>>(
+    row: &DecoupleRow<'_, T>,
+    gain_limit: f64,
+    out_r: &mut [&mut [T]; 3],
+    out_a: &mut [&mut [T]; 3],
+    cols: std::ops::Range<usize>,
+    gain: impl Fn(i64, i64) -> i64,
+    store: impl Fn(f64, i64) -> (T, T),
+) {
+    for j in cols {
+        let o = row.o.map(|b| b[j].into());
+        let t = row.t.map(|b| b[j].into());
+        let angle = within_one_degree(o[0], o[1], t[0], t[1]);
+        for band in 0..3 {
+            let (ov, tv) = (o[band], t[band]);
+            let tmp_k = if ov == 0 { 32768 } else { gain(ov, tv) };
+            let (rst, add) = store(restore(tmp_k, ov, tv, angle, gain_limit), tv);
+            out_r[band][j] = rst;
+            out_a[band][j] = add;
+        }
+    }
+}
+
 /// Decouples the columns `cols` of one row into restored detail and additive impairment.
 pub(crate) fn decouple_row16(
     row: &DecoupleRow<'_, i16>,
@@ -456,22 +483,18 @@ pub(crate) fn decouple_row16(
     out_a: &mut [&mut [i16]; 3],
     cols: std::ops::Range<usize>,
 ) {
-    for j in cols {
-        let o = row.o.map(|b| i64::from(b[j]));
-        let t = row.t.map(|b| i64::from(b[j]));
-        let angle = within_one_degree(o[0], o[1], t[0], t[1]);
-        for band in 0..3 {
-            let (ov, tv) = (o[band], t[band]);
-            let tmp_k = if ov == 0 {
-                32768
-            } else {
-                (div.get(ov as i32) * tv + 16384) >> 15
-            };
-            let rst = restore(tmp_k, ov, tv, angle, gain_limit) as i16;
-            out_r[band][j] = rst;
-            out_a[band][j] = (tv as i16).wrapping_sub(rst);
-        }
-    }
+    decouple_cols(
+        row,
+        gain_limit,
+        out_r,
+        out_a,
+        cols,
+        |ov, tv| (div.get(ov as i32) * tv + 16384) >> 15,
+        |rst, tv| {
+            let rst = rst as i16;
+            (rst, (tv as i16).wrapping_sub(rst))
+        },
+    );
 }
 
 /// Decouples every row of the bands inside the region with the given row kernel.
@@ -522,30 +545,21 @@ pub(crate) fn decouple_row32(
     out_a: &mut [&mut [i32]; 3],
     cols: std::ops::Range<usize>,
 ) {
-    for j in cols {
-        let o = row.o.map(|b| i64::from(b[j]));
-        let t = row.t.map(|b| i64::from(b[j]));
-        let angle = within_one_degree(o[0], o[1], t[0], t[1]);
-        for band in 0..3 {
-            let (ov, tv) = (o[band], t[band]);
-            let abs = (ov as i32).unsigned_abs();
-            let sign: i64 = if ov < 0 { -1 } else { 1 };
-            let (msb, shift) = if abs < 32768 {
-                (abs as i32, 0)
-            } else {
-                let k = 17 - abs.leading_zeros();
-                ((abs.wrapping_add(1 << (k - 1)) >> k) as u16 as i32, k)
-            };
-            let tmp_k = if ov == 0 {
-                32768
-            } else {
-                ((div.get(msb) * tv) * sign + (1i64 << (14 + shift))) >> (15 + shift)
-            };
-            let rst = restore(tmp_k, ov, tv, angle, gain_limit) as i32;
-            out_r[band][j] = rst;
-            out_a[band][j] = (tv as i32).wrapping_sub(rst);
-        }
-    }
+    let gain = |ov: i64, tv: i64| {
+        let abs = (ov as i32).unsigned_abs();
+        let sign: i64 = if ov < 0 { -1 } else { 1 };
+        let (msb, shift) = if abs < 32768 {
+            (abs as i32, 0)
+        } else {
+            let k = 17 - abs.leading_zeros();
+            ((abs.wrapping_add(1 << (k - 1)) >> k) as u16 as i32, k)
+        };
+        ((div.get(msb) * tv) * sign + (1i64 << (14 + shift))) >> (15 + shift)
+    };
+    decouple_cols(row, gain_limit, out_r, out_a, cols, gain, |rst, tv| {
+        let rst = rst as i32;
+        (rst, (tv as i32).wrapping_sub(rst))
+    });
 }
 
 /// The denominator of scale 0: the cubic norm of the reference's CSF-weighted details.

@@ -385,6 +385,33 @@ fn hsum64(v: __m256i) -> i64 {
     _mm_cvtsi128_si64(s) + _mm_extract_epi64::<1>(s)
 }
 
+/// The sum over band `b` of the eight neighbours of columns `j .. j + 8` in the rows above, at
+/// and below (the centre excluded), read with `load`.
+///
+/// # Safety
+/// AVX2 must be available; columns `j - 1 .. j + 9` must exist in every row.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn neighbours<T>(
+    f: &[[&[T]; 3]; 3],
+    b: usize,
+    j: usize,
+    load: unsafe fn(&[T], usize) -> __m256i,
+) -> __m256i {
+    let mut sum = _mm256_setzero_si256();
+    for (ri, row) in f.iter().enumerate() {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            sum = _mm256_add_epi32(sum, load(row[b], j - 1));
+            sum = _mm256_add_epi32(sum, load(row[b], j + 1));
+            if ri != 1 {
+                sum = _mm256_add_epi32(sum, load(row[b], j));
+            }
+        }
+    }
+    sum
+}
+
 /// # Safety
 /// AVX2 must be available; `1 <= cols.start` and `cols.end <= w - 1` (interior columns).
 #[target_feature(enable = "avx2")]
@@ -404,13 +431,7 @@ pub(crate) unsafe fn cm_row16(
         unsafe {
             let mut thr = _mm256_setzero_si256();
             for b in 0..3 {
-                for (ri, row) in rows.f.iter().enumerate() {
-                    thr = _mm256_add_epi32(thr, band8_i16(row[b], j - 1));
-                    thr = _mm256_add_epi32(thr, band8_i16(row[b], j + 1));
-                    if ri != 1 {
-                        thr = _mm256_add_epi32(thr, band8_i16(row[b], j));
-                    }
-                }
+                thr = _mm256_add_epi32(thr, neighbours(&rows.f, b, j, band8_i16));
                 let a = _mm256_abs_epi32(band8_i16(rows.a[b], j));
                 let c =
                     _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(a, k8738), k2048), 12);
@@ -452,13 +473,7 @@ pub(crate) unsafe fn cm_row32(
         unsafe {
             let mut thr = _mm256_setzero_si256();
             for b in 0..3 {
-                for (ri, row) in rows.f.iter().enumerate() {
-                    thr = _mm256_add_epi32(thr, band8_i32(row[b], j - 1));
-                    thr = _mm256_add_epi32(thr, band8_i32(row[b], j + 1));
-                    if ri != 1 {
-                        thr = _mm256_add_epi32(thr, band8_i32(row[b], j));
-                    }
-                }
+                thr = _mm256_add_epi32(thr, neighbours(&rows.f, b, j, band8_i32));
                 // ((1/15 in Q32) * |a| - 2^31) >> 32: the high half of the 64-bit value.
                 let a = _mm256_abs_epi32(band8_i32(rows.a[b], j));
                 let e = _mm256_add_epi64(_mm256_mul_epu32(a, one_by_15), minus_half);
