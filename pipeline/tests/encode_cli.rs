@@ -114,7 +114,11 @@ fn chunk_files(out: &Path) -> usize {
             rungs
                 .flatten()
                 .flat_map(|r| std::fs::read_dir(r.path()).into_iter().flatten().flatten())
-                .filter(|f| f.file_name().to_string_lossy().ends_with(".chunk"))
+                .filter(|f| {
+                    // A write in progress is a temporary file, not a finished chunk.
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    name.ends_with(".chunk") && !name.starts_with('.')
+                })
                 .count()
         })
         .unwrap_or(0)
