@@ -1,0 +1,469 @@
+//! The shot-level Dynamic Optimizer: one Lagrangian slope per rung, a quality setting per chunk.
+//!
+//! Every chunk of a rung offers candidate settings, each with its bits R and an additive
+//! distortion D (see [`Tally::distortion`]). For a slope λ every chunk takes the candidate that
+//! minimises D + λR; that choice lies on the chunk's lower convex hull in (R, D), and all chunks
+//! then trade quality for bits at the same marginal rate, which is what makes the sum optimal.
+//! λ is bisected until the rung meets its target (an average bit rate, or a pooled VMAF), and
+//! the budget left by the last step is spent greedily at the steepest slopes that still fit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hull;
+use crate::rd::{Pooling, Tally};
+
+/// One candidate setting of a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// The quality setting (CRF).
+    pub crf: f64,
+    /// What it gives (measured or interpolated).
+    pub tally: Tally,
+}
+
+/// What a rung must reach.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
+pub enum Target {
+    /// The best quality at this average bit rate (kbit/s) or below.
+    Kbps(f64),
+    /// The fewest bits that reach this pooled VMAF.
+    Vmaf(f64),
+}
+
+/// Limits the allocation may not break.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Constraints {
+    /// The rung's average bit rate cap in kbit/s.
+    pub max_kbps: Option<f64>,
+    /// The highest average bit rate any one chunk may take, in kbit/s (the VBV peak).
+    pub chunk_max_kbps: Option<f64>,
+}
+
+/// The outcome for one rung.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The slope: VMAF (as the pooling's distortion) per bit.
+    pub lambda: f64,
+    /// The choice of every chunk, in order.
+    pub choices: Vec<Choice>,
+    /// Their sum.
+    pub total: Tally,
+    /// Predicted average bit rate.
+    pub kbps: f64,
+    /// Predicted pooled quality.
+    pub quality: f64,
+    /// False when the target could not be met within the constraints (the closest allowed
+    /// allocation is given).
+    pub met: bool,
+    /// Chunks whose every candidate is above the chunk peak cap: they take their cheapest, and
+    /// the encoder's VBV must hold the cap.
+    pub over_peak: Vec<usize>,
+}
+
+/// Why no allocation exists.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OptimizeError {
+    /// A chunk has no usable candidate.
+    #[error("chunk {0} has no candidate setting")]
+    NoCandidates(usize),
+    /// The frame rate is not positive.
+    #[error("invalid frame rate {0}")]
+    FrameRate(f64),
+}
+
+/// A chunk's usable candidates: its hull in (bits, −distortion), by rising bits.
+struct Chunk {
+    hull: Vec<Choice>,
+}
+
+impl Chunk {
+    fn gain(c: &Choice, pooling: Pooling) -> f64 {
+        -c.tally.distortion(pooling)
+    }
+
+    /// The hull index that maximises gain − λ·bits (the cheaper one on ties).
+    fn pick(&self, lambda: f64, pooling: Pooling) -> usize {
+        let mut best = 0;
+        let mut best_v = f64::NEG_INFINITY;
+        for (i, c) in self.hull.iter().enumerate() {
+            let v = Self::gain(c, pooling) - lambda * c.tally.bits;
+            if v > best_v + 1e-12 * (1.0 + v.abs()) {
+                best = i;
+                best_v = v;
+            }
+        }
+        best
+    }
+}
+
+/// Chooses one candidate per chunk for `target` under `constraints`. `fps` turns bits into
+/// bit rates.
+pub fn allocate(
+    candidates: &[Vec<Choice>],
+    fps: f64,
+    pooling: Pooling,
+    target: Target,
+    constraints: Constraints,
+) -> Result<Allocation, OptimizeError> {
+    if !(fps.is_finite() && fps > 0.0) {
+        return Err(OptimizeError::FrameRate(fps));
+    }
+    let mut over_peak = Vec::new();
+    let mut chunks = Vec::with_capacity(candidates.len());
+    for (ci, cands) in candidates.iter().enumerate() {
+        let usable: Vec<Choice> = cands
+            .iter()
+            .copied()
+            .filter(|c| c.tally.frames > 0 && c.tally.bits.is_finite() && c.tally.bits > 0.0)
+            .collect();
+        let cheapest = usable
+            .iter()
+            .copied()
+            .min_by(|a, b| a.tally.bits.total_cmp(&b.tally.bits))
+            .ok_or(OptimizeError::NoCandidates(ci))?;
+        let mut allowed: Vec<Choice> = usable
+            .into_iter()
+            .filter(|c| {
+                constraints
+                    .chunk_max_kbps
+                    .is_none_or(|cap| c.tally.kbps(fps) <= cap)
+            })
+            .collect();
+        if allowed.is_empty() {
+            over_peak.push(ci);
+            allowed.push(cheapest);
+        }
+        let pts: Vec<(f64, f64)> = allowed
+            .iter()
+            .map(|c| (c.tally.bits, Chunk::gain(c, pooling)))
+            .collect();
+        let hull = hull::upper(&pts).into_iter().map(|i| allowed[i]).collect();
+        chunks.push(Chunk { hull });
+    }
+    let frames: u64 = chunks.iter().map(|c| c.hull[0].tally.frames).sum();
+    let budget_bits = |kbps: f64| kbps * 1000.0 * frames as f64 / fps;
+    let cap_bits = constraints.max_kbps.map(budget_bits);
+
+    let picks_at =
+        |lambda: f64| -> Vec<usize> { chunks.iter().map(|c| c.pick(lambda, pooling)).collect() };
+    let total = |picks: &[usize]| -> Tally {
+        chunks
+            .iter()
+            .zip(picks)
+            .fold(Tally::ZERO, |t, (c, &i)| t.add(&c.hull[i].tally))
+    };
+    // The slopes that matter lie between the flattest and the steepest hull segment.
+    let mut steepest: f64 = 0.0;
+    for c in &chunks {
+        for w in c.hull.windows(2) {
+            let s = (Chunk::gain(&w[1], pooling) - Chunk::gain(&w[0], pooling))
+                / (w[1].tally.bits - w[0].tally.bits);
+            steepest = steepest.max(s);
+        }
+    }
+    let lambda_max = if steepest > 0.0 { steepest * 2.0 } else { 1.0 };
+
+    // Bisect for the smallest λ whose total satisfies `fits` (fits is monotone in λ: a larger
+    // λ never spends more bits).
+    let bisect = |fits: &dyn Fn(&Tally) -> bool| -> Option<f64> {
+        if fits(&total(&picks_at(0.0))) {
+            return Some(0.0);
+        }
+        if !fits(&total(&picks_at(lambda_max))) {
+            return None;
+        }
+        let (mut lo, mut hi) = (0.0f64, lambda_max);
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if fits(&total(&picks_at(mid))) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+            if hi - lo <= hi * 1e-12 {
+                break;
+            }
+        }
+        Some(hi)
+    };
+
+    let within_cap = |t: &Tally| cap_bits.is_none_or(|c| t.bits <= c * (1.0 + 1e-12));
+    let (lambda, mut picks, met) = match target {
+        Target::Kbps(kbps) => {
+            let limit = cap_bits.map_or(budget_bits(kbps), |c| c.min(budget_bits(kbps)));
+            match bisect(&|t| t.bits <= limit * (1.0 + 1e-12)) {
+                Some(l) => {
+                    let mut p = picks_at(l);
+                    spend(&chunks, &mut p, limit, pooling);
+                    (l, p, true)
+                }
+                None => (lambda_max, picks_at(lambda_max), false),
+            }
+        }
+        Target::Vmaf(q) => {
+            // The largest λ that still reaches q: bisect on "misses q", which grows with λ.
+            let misses = |t: &Tally| t.quality(pooling) < q;
+            let reach = match bisect(&misses) {
+                // λ = 0 already misses: q is beyond the best candidates.
+                Some(0.0) => None,
+                Some(l) => Some(l),
+                // Even the cheapest reaches q.
+                None => Some(lambda_max),
+            };
+            match reach {
+                Some(l) => {
+                    // `l` is the first λ that misses; step back inside the reaching side.
+                    let mut lam = l;
+                    let mut p = picks_at(lam);
+                    let mut guard = 0;
+                    while misses(&total(&p)) && guard < 200 {
+                        lam *= 1.0 - 1e-6;
+                        if lam < 1e-300 {
+                            lam = 0.0;
+                        }
+                        p = picks_at(lam);
+                        guard += 1;
+                    }
+                    trim(&chunks, &mut p, q, pooling);
+                    if within_cap(&total(&p)) {
+                        (lam, p, true)
+                    } else {
+                        let limit = cap_bits.unwrap_or(f64::INFINITY);
+                        let l = bisect(&|t| t.bits <= limit).unwrap_or(lambda_max);
+                        let mut p = picks_at(l);
+                        spend(&chunks, &mut p, limit, pooling);
+                        (l, p, false)
+                    }
+                }
+                None => {
+                    let limit = cap_bits.unwrap_or(f64::INFINITY);
+                    let l = bisect(&|t| t.bits <= limit).unwrap_or(lambda_max);
+                    let p = picks_at(l);
+                    (l, p, false)
+                }
+            }
+        }
+    };
+    if !within_cap(&total(&picks)) {
+        picks = picks_at(lambda_max);
+    }
+    let sum = total(&picks);
+    Ok(Allocation {
+        lambda,
+        choices: chunks.iter().zip(&picks).map(|(c, &i)| c.hull[i]).collect(),
+        kbps: sum.kbps(fps),
+        quality: sum.quality(pooling),
+        total: sum,
+        met: met && within_cap(&sum),
+        over_peak,
+    })
+}
+
+/// Spends what is left of `limit` bits: repeatedly takes the next hull step, over all chunks,
+/// with the most gain per bit that still fits.
+fn spend(chunks: &[Chunk], picks: &mut [usize], limit: f64, pooling: Pooling) {
+    let mut used: f64 = chunks
+        .iter()
+        .zip(picks.iter())
+        .map(|(c, &i)| c.hull[i].tally.bits)
+        .sum();
+    loop {
+        let mut best: Option<(usize, f64, f64)> = None;
+        for (ci, c) in chunks.iter().enumerate() {
+            let i = picks[ci];
+            let Some(next) = c.hull.get(i + 1) else {
+                continue;
+            };
+            let extra = next.tally.bits - c.hull[i].tally.bits;
+            if used + extra > limit {
+                continue;
+            }
+            let slope = (Chunk::gain(next, pooling) - Chunk::gain(&c.hull[i], pooling)) / extra;
+            if best.is_none_or(|(_, s, _)| slope > s) {
+                best = Some((ci, slope, extra));
+            }
+        }
+        let Some((ci, _, extra)) = best else {
+            return;
+        };
+        picks[ci] += 1;
+        used += extra;
+    }
+}
+
+/// Saves bits while the pooled quality stays at or above `q`: repeatedly takes back the hull
+/// step, over all chunks, that loses the least gain per bit saved.
+fn trim(chunks: &[Chunk], picks: &mut [usize], q: f64, pooling: Pooling) {
+    let mut sum = chunks
+        .iter()
+        .zip(picks.iter())
+        .fold(Tally::ZERO, |t, (c, &i)| t.add(&c.hull[i].tally));
+    loop {
+        let mut best: Option<(usize, f64, Tally)> = None;
+        for (ci, c) in chunks.iter().enumerate() {
+            let i = picks[ci];
+            if i == 0 {
+                continue;
+            }
+            let (cur, prev) = (&c.hull[i].tally, &c.hull[i - 1].tally);
+            let after = Tally {
+                frames: sum.frames,
+                bits: sum.bits - cur.bits + prev.bits,
+                vmaf_sum: sum.vmaf_sum - cur.vmaf_sum + prev.vmaf_sum,
+                inverse_sum: sum.inverse_sum - cur.inverse_sum + prev.inverse_sum,
+                vmaf_min: sum.vmaf_min,
+            };
+            if after.quality(pooling) < q {
+                continue;
+            }
+            let slope = (Chunk::gain(&c.hull[i], pooling) - Chunk::gain(&c.hull[i - 1], pooling))
+                / (cur.bits - prev.bits);
+            if best.as_ref().is_none_or(|(_, s, _)| slope < *s) {
+                best = Some((ci, slope, after));
+            }
+        }
+        let Some((ci, _, after)) = best else {
+            return;
+        };
+        picks[ci] -= 1;
+        sum = after;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A chunk whose VMAF follows a + b·ln(kbps) at a few CRFs, `frames` frames at 25 fps.
+    fn chunk(frames: u64, difficulty: f64) -> Vec<Choice> {
+        (0..12)
+            .map(|k| {
+                let crf = 18.0 + 2.0 * k as f64;
+                let kbps = 4000.0 * difficulty * (-0.11 * (crf - 18.0)).exp();
+                let vmaf = (30.0 + 12.0 * (kbps / difficulty / 100.0).ln()).clamp(0.0, 100.0);
+                let bits = kbps * 1000.0 * frames as f64 / 25.0;
+                Choice {
+                    crf,
+                    tally: Tally::of_frames(bits, &vec![vmaf; frames as usize]),
+                }
+            })
+            .collect()
+    }
+
+    fn uniform(chunks: &[Vec<Choice>], crf: f64) -> Tally {
+        chunks.iter().fold(Tally::ZERO, |t, c| {
+            t.add(&c.iter().find(|x| x.crf == crf).unwrap().tally)
+        })
+    }
+
+    #[test]
+    fn equal_slope_beats_one_crf_at_the_same_bits() {
+        let chunks = vec![
+            chunk(50, 0.5),
+            chunk(100, 1.0),
+            chunk(30, 3.0),
+            chunk(80, 1.5),
+        ];
+        let same = uniform(&chunks, 26.0);
+        let a = allocate(
+            &chunks,
+            25.0,
+            Pooling::Mean,
+            Target::Kbps(same.kbps(25.0)),
+            Constraints::default(),
+        )
+        .unwrap();
+        assert!(a.met);
+        assert!(a.kbps <= same.kbps(25.0) * (1.0 + 1e-9));
+        assert!(
+            a.quality > same.mean() + 0.1,
+            "{} vs {}",
+            a.quality,
+            same.mean()
+        );
+        // Not every chunk at the same CRF.
+        assert!(a.choices.iter().any(|c| c.crf != a.choices[0].crf));
+    }
+
+    #[test]
+    fn vmaf_targets_are_reached_with_fewer_bits() {
+        let chunks = vec![chunk(50, 0.5), chunk(100, 1.0), chunk(30, 3.0)];
+        let same = uniform(&chunks, 24.0);
+        for pooling in [Pooling::Mean, Pooling::Harmonic] {
+            let q = same.quality(pooling);
+            let a = allocate(
+                &chunks,
+                25.0,
+                pooling,
+                Target::Vmaf(q),
+                Constraints::default(),
+            )
+            .unwrap();
+            assert!(a.met && a.quality >= q - 1e-9, "{pooling:?}");
+            assert!(a.total.bits <= same.bits, "{pooling:?}");
+        }
+        // Out of reach: the best there is, flagged.
+        let a = allocate(
+            &chunks,
+            25.0,
+            Pooling::Mean,
+            Target::Vmaf(101.0),
+            Constraints::default(),
+        )
+        .unwrap();
+        assert!(!a.met);
+    }
+
+    #[test]
+    fn caps_hold() {
+        let chunks = vec![chunk(50, 0.5), chunk(100, 1.0), chunk(30, 3.0)];
+        let c = Constraints {
+            max_kbps: Some(1500.0),
+            chunk_max_kbps: Some(3000.0),
+        };
+        let a = allocate(&chunks, 25.0, Pooling::Mean, Target::Vmaf(99.0), c).unwrap();
+        assert!(a.kbps <= 1500.0 + 1e-6, "{}", a.kbps);
+        assert!(!a.met);
+        for ch in &a.choices {
+            assert!(ch.tally.kbps(25.0) <= 3000.0 + 1e-6);
+        }
+        // A chunk that cannot get under the peak cap takes its cheapest and is named.
+        let tight = Constraints {
+            max_kbps: None,
+            chunk_max_kbps: Some(500.0),
+        };
+        let a = allocate(&chunks, 25.0, Pooling::Mean, Target::Kbps(2000.0), tight).unwrap();
+        assert_eq!(a.over_peak, [2]);
+        assert_eq!(a.choices[2].crf, 40.0);
+    }
+
+    proptest! {
+        /// With a bit-rate target, no single-chunk change to another candidate improves the
+        /// quality while staying within the budget by more than the grid's granularity: the
+        /// allocation is on the efficient frontier, and never over budget.
+        #[test]
+        fn bitrate_targets_stay_within_budget(
+            diffs in prop::collection::vec((10u64..200, 0.2f64..4.0), 1..12),
+            kbps in 100.0f64..6000.0,
+        ) {
+            let chunks: Vec<_> = diffs.iter().map(|&(f, d)| chunk(f, d)).collect();
+            let a = allocate(&chunks, 25.0, Pooling::Mean, Target::Kbps(kbps), Constraints::default()).unwrap();
+            let cheapest = uniform(&chunks, 40.0).kbps(25.0);
+            if cheapest <= kbps {
+                prop_assert!(a.met);
+                prop_assert!(a.kbps <= kbps * (1.0 + 1e-9));
+            } else {
+                prop_assert!(!a.met);
+            }
+            // Uniform CRF under the same budget is never better.
+            for k in 0..12 {
+                let t = uniform(&chunks, 18.0 + 2.0 * k as f64);
+                if t.kbps(25.0) <= a.kbps {
+                    prop_assert!(t.mean() <= a.quality + 1e-9);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! The per-title decision: pool the chunks' probes into one curve per resolution, take the upper
+//! convex hull across resolutions, and place the rungs on it by the ladder rules.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hull;
+use crate::optimize::Target;
+use crate::rd::{Curve, Pooling, Tally};
+
+/// The smallest rung height the candidate resolutions start from (Apple's lowest rung).
+pub const LOWEST_HEIGHT: u32 = 234;
+
+/// A frame size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Size {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl Size {
+    /// The short side, which names a rung (`720p`).
+    pub fn short_side(self) -> u32 {
+        self.width.min(self.height)
+    }
+
+    /// Pixels per frame.
+    pub fn pixels(self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+fn even(x: f64) -> u32 {
+    ((x / 2.0).round().max(1.0) as u32) * 2
+}
+
+/// The resolutions worth probing for a `width`×`height` master shown at `aspect` (display
+/// width over height): from about 234p up to the master, in equal steps of about `pixel_step`
+/// times the pixel count (1.5 is usual). The top is the master's own size; the others keep the
+/// display aspect ratio, with even sides.
+pub fn candidate_sizes(width: u32, height: u32, aspect: f64, pixel_step: f64) -> Vec<Size> {
+    let top = Size {
+        width: even(f64::from(width)),
+        height: even(f64::from(height)),
+    };
+    let short = f64::from(top.short_side());
+    let low = f64::from(LOWEST_HEIGHT);
+    let step = pixel_step.max(1.01).sqrt();
+    if short <= low * step.sqrt() {
+        return vec![top];
+    }
+    let n = ((short / low).ln() / step.ln()).round().max(1.0) as i32;
+    let ratio = (short / low).powf(1.0 / f64::from(n));
+    let aspect = if aspect.is_finite() && aspect > 0.0 {
+        aspect
+    } else {
+        f64::from(width) / f64::from(height)
+    };
+    let mut out: Vec<Size> = (0..n)
+        .map(|k| {
+            let s = low * ratio.powi(k);
+            let size = if aspect >= 1.0 {
+                Size {
+                    width: even(s * aspect),
+                    height: even(s),
+                }
+            } else {
+                Size {
+                    width: even(s),
+                    height: even(s / aspect),
+                }
+            };
+            Size {
+                width: size.width.min(top.width),
+                height: size.height.min(top.height),
+            }
+        })
+        .collect();
+    out.push(top);
+    out.dedup();
+    out
+}
+
+/// How rungs are spaced along the hull.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "by", content = "step")]
+pub enum Spacing {
+    /// About this many VMAF points apart (at least this many, evenly over the range).
+    Vmaf(f64),
+    /// Bit rates at least this ratio apart (evenly in log-rate over the range).
+    Bitrate(f64),
+}
+
+/// The user's rules for a ladder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LadderRules {
+    /// The most rungs.
+    pub rungs: usize,
+    /// The lowest rung's average bit rate, kbit/s (the bottom rung sits at or above it).
+    pub min_kbps: f64,
+    /// The highest average bit rate of any rung, kbit/s.
+    pub max_kbps: f64,
+    /// The tallest rung (short side in pixels); the master's by default.
+    pub top_height: Option<u32>,
+    /// The top rung stops where the hull reaches this quality.
+    pub top_vmaf: f64,
+    /// Spacing between rungs.
+    pub spacing: Spacing,
+    /// The highest peak (VBV maximum rate) over average bit rate of a rung.
+    pub peak_ratio: f64,
+    /// How per-frame VMAF pools.
+    pub pooling: Pooling,
+    /// What each rung of the shot-level optimiser aims at: the per-title rung's `bitrate`
+    /// (same bits, better quality) or its `vmaf` (same quality, fewer bits).
+    pub shot_target: ShotTarget,
+    /// The codec (`h264`, `hevc`, `av1`, `vp9`); the command line's by default.
+    pub codec: Option<String>,
+}
+
+/// What a shot-level rung aims at, taken from its per-title rung.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShotTarget {
+    /// The per-title rung's average bit rate.
+    #[default]
+    Bitrate,
+    /// The per-title rung's pooled VMAF.
+    Vmaf,
+}
+
+impl Default for LadderRules {
+    fn default() -> Self {
+        Self {
+            rungs: 7,
+            min_kbps: 145.0,
+            max_kbps: 8000.0,
+            top_height: None,
+            top_vmaf: 95.0,
+            spacing: Spacing::Vmaf(6.0),
+            peak_ratio: 2.0,
+            pooling: Pooling::Mean,
+            shot_target: ShotTarget::Bitrate,
+            codec: None,
+        }
+    }
+}
+
+impl LadderRules {
+    /// Parses a rules file (TOML) and checks it. Errors name the field.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let rules: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        rules.validate()?;
+        Ok(rules)
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=30).contains(&self.rungs) {
+            return Err(format!("rungs = {} (expected 1 to 30)", self.rungs));
+        }
+        if !(self.min_kbps.is_finite() && self.min_kbps >= 0.0) {
+            return Err(format!("min_kbps = {} (expected >= 0)", self.min_kbps));
+        }
+        if !(self.max_kbps.is_finite() && self.max_kbps > self.min_kbps) {
+            return Err(format!(
+                "max_kbps = {} (expected above min_kbps = {})",
+                self.max_kbps, self.min_kbps
+            ));
+        }
+        if !(self.top_vmaf > 0.0 && self.top_vmaf <= 100.0) {
+            return Err(format!(
+                "top_vmaf = {} (expected 0 < v <= 100)",
+                self.top_vmaf
+            ));
+        }
+        match self.spacing {
+            Spacing::Vmaf(s) if !(s.is_finite() && s > 0.0 && s < 100.0) => {
+                return Err(format!("spacing vmaf step = {s} (expected 0 < step < 100)"));
+            }
+            Spacing::Bitrate(r) if !(r.is_finite() && r > 1.0 && r < 100.0) => {
+                return Err(format!(
+                    "spacing bitrate ratio = {r} (expected 1 < ratio < 100)"
+                ));
+            }
+            _ => {}
+        }
+        if !(self.peak_ratio.is_finite() && self.peak_ratio >= 1.0) {
+            return Err(format!("peak_ratio = {} (expected >= 1)", self.peak_ratio));
+        }
+        if self.top_height == Some(0) {
+            return Err("top_height = 0 (expected a positive height)".into());
+        }
+        Ok(())
+    }
+}
+
+/// Probes of one chunk: a curve per resolution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChunkProbes {
+    /// The curves.
+    pub curves: BTreeMap<Size, Curve>,
+}
+
+/// A point of the per-title rate-quality plane.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TitlePoint {
+    /// The resolution.
+    pub size: Size,
+    /// The quality setting, the same in every chunk.
+    pub crf: f64,
+    /// The pooled tally.
+    pub tally: Tally,
+    /// Average bit rate, kbit/s.
+    pub kbps: f64,
+    /// Pooled quality (by the rules' pooling).
+    pub quality: f64,
+    /// True when every chunk measured this setting; false when interpolated.
+    pub measured: bool,
+}
+
+/// A rung of a per-title ladder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TitleRung {
+    /// The hull point it sits on.
+    pub point: TitlePoint,
+    /// The VBV maximum rate, kbit/s (average × peak ratio, at most the rules' cap × ratio).
+    pub maxrate_kbps: f64,
+}
+
+/// The per-title decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TitleDecision {
+    /// Every pooled point (measured and interpolated), by resolution then setting.
+    pub points: Vec<TitlePoint>,
+    /// Indices into `points` of the upper convex hull, by rising bit rate.
+    pub hull: Vec<usize>,
+    /// The chosen rungs, lowest first.
+    pub rungs: Vec<TitleRung>,
+}
+
+/// Why no ladder could be decided.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecideError {
+    /// No resolution was probed in every chunk.
+    #[error("no resolution has probes in every chunk")]
+    NoCommonResolution,
+    /// No hull point fits the rules.
+    #[error("no probed point fits the rules ({0})")]
+    NothingFits(String),
+    /// The rules are invalid.
+    #[error("invalid ladder rules: {0}")]
+    Rules(String),
+}
+
+/// Pooled per-title curves: for each resolution probed in every chunk, the tally at each
+/// setting of a `step` grid inside the range every chunk measured.
+pub fn pool(chunks: &[ChunkProbes], fps: f64, pooling: Pooling, step: f64) -> Vec<TitlePoint> {
+    let Some(first) = chunks.first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for size in first.curves.keys() {
+        let curves: Option<Vec<&Curve>> = chunks.iter().map(|c| c.curves.get(size)).collect();
+        let Some(curves) = curves else { continue };
+        let Some((lo, hi)) = curves.iter().try_fold((f64::MIN, f64::MAX), |(lo, hi), c| {
+            c.range().map(|(a, b)| (lo.max(a), hi.min(b)))
+        }) else {
+            continue;
+        };
+        if lo > hi {
+            continue;
+        }
+        let mut grid: Vec<f64> = curves
+            .iter()
+            .flat_map(|c| c.grid(step))
+            .filter(|x| (lo..=hi).contains(x))
+            .collect();
+        grid.sort_by(f64::total_cmp);
+        grid.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        for crf in grid {
+            let mut tally = Tally::ZERO;
+            let mut measured = true;
+            for c in &curves {
+                let Some(t) = c.at(crf) else { continue };
+                measured &= c.points().iter().any(|p| p.crf == crf);
+                tally = tally.add(&t);
+            }
+            out.push(TitlePoint {
+                size: *size,
+                crf,
+                tally,
+                kbps: tally.kbps(fps),
+                quality: tally.quality(pooling),
+                measured,
+            });
+        }
+    }
+    out
+}
+
+/// Decides the per-title ladder from the chunks' probes.
+pub fn decide(
+    chunks: &[ChunkProbes],
+    fps: f64,
+    rules: &LadderRules,
+) -> Result<TitleDecision, DecideError> {
+    rules.validate().map_err(DecideError::Rules)?;
+    let points = pool(chunks, fps, rules.pooling, 1.0);
+    if points.is_empty() {
+        return Err(DecideError::NoCommonResolution);
+    }
+    let allowed: Vec<usize> = (0..points.len())
+        .filter(|&i| {
+            rules
+                .top_height
+                .is_none_or(|h| points[i].size.short_side() <= h)
+        })
+        .collect();
+    let xy: Vec<(f64, f64)> = allowed
+        .iter()
+        .map(|&i| (points[i].kbps, points[i].quality))
+        .collect();
+    let hull: Vec<usize> = hull::upper(&xy).into_iter().map(|k| allowed[k]).collect();
+    let rungs = place(&points, &hull, rules)?;
+    Ok(TitleDecision {
+        points,
+        hull,
+        rungs,
+    })
+}
+
+/// Places the rungs on the hull.
+fn place(
+    points: &[TitlePoint],
+    hull: &[usize],
+    rules: &LadderRules,
+) -> Result<Vec<TitleRung>, DecideError> {
+    let in_range: Vec<&TitlePoint> = hull
+        .iter()
+        .map(|&i| &points[i])
+        .filter(|p| p.kbps <= rules.max_kbps)
+        .collect();
+    let lowest = in_range
+        .iter()
+        .position(|p| p.kbps >= rules.min_kbps)
+        // Everything is cheaper than the floor: the best of it is the one rung.
+        .unwrap_or(in_range.len().saturating_sub(1));
+    let usable = in_range.get(lowest..).unwrap_or(&[]);
+    if usable.is_empty() {
+        return Err(DecideError::NothingFits(format!(
+            "the cheapest hull point is above max_kbps = {}",
+            rules.max_kbps
+        )));
+    }
+    let top = usable
+        .iter()
+        .position(|p| p.quality >= rules.top_vmaf)
+        .unwrap_or(usable.len() - 1);
+    let usable = &usable[..=top];
+    let (bottom, top) = (usable[0], usable[usable.len() - 1]);
+    // Targets evenly spread between the ends, as many as the spacing allows.
+    let (key, span, min_step): (fn(&TitlePoint) -> f64, f64, f64) = match rules.spacing {
+        Spacing::Vmaf(s) => (|p| p.quality, top.quality - bottom.quality, s),
+        Spacing::Bitrate(r) => (|p| p.kbps.ln(), (top.kbps / bottom.kbps).ln(), r.ln()),
+    };
+    let n = ((span / min_step).floor() as usize + 1).clamp(1, rules.rungs);
+    let mut chosen: Vec<&TitlePoint> = Vec::new();
+    for k in 0..n {
+        let target = if n == 1 {
+            key(top)
+        } else {
+            key(bottom) + span * k as f64 / (n - 1) as f64
+        };
+        let best = usable
+            .iter()
+            .min_by(|a, b| (key(a) - target).abs().total_cmp(&(key(b) - target).abs()))
+            .copied()
+            .expect("usable is not empty");
+        if chosen.last().is_none_or(|l| !std::ptr::eq(*l, best)) {
+            chosen.push(best);
+        }
+    }
+    Ok(chosen
+        .into_iter()
+        .map(|p| TitleRung {
+            point: *p,
+            maxrate_kbps: p.kbps * rules.peak_ratio,
+        })
+        .collect())
+}
+
+/// The shot-level target of a rung decided per title.
+pub fn shot_target(rung: &TitleRung, rules: &LadderRules) -> Target {
+    match rules.shot_target {
+        ShotTarget::Bitrate => Target::Kbps(rung.point.kbps),
+        ShotTarget::Vmaf => Target::Vmaf(rung.point.quality),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rd::CurvePoint;
+
+    #[test]
+    fn candidate_sizes_step_by_about_one_and_a_half_in_pixels() {
+        let hd = candidate_sizes(1920, 1080, 16.0 / 9.0, 1.5);
+        assert_eq!(hd.first().unwrap().height, 234);
+        assert_eq!(
+            *hd.last().unwrap(),
+            Size {
+                width: 1920,
+                height: 1080
+            }
+        );
+        for w in hd.windows(2) {
+            let r = w[1].pixels() as f64 / w[0].pixels() as f64;
+            assert!((1.35..1.65).contains(&r), "{w:?}: {r}");
+        }
+        assert_eq!(hd.len(), 9);
+        let small = candidate_sizes(640, 360, 16.0 / 9.0, 1.5);
+        assert_eq!(
+            small.iter().map(|s| s.height).collect::<Vec<_>>(),
+            [234, 290, 360]
+        );
+        assert_eq!(candidate_sizes(320, 180, 16.0 / 9.0, 1.5).len(), 1);
+        let portrait = candidate_sizes(1080, 1920, 9.0 / 16.0, 1.5);
+        assert_eq!(portrait[0].width, 234);
+        assert!(portrait.iter().all(|s| s.height > s.width));
+    }
+
+    /// A chunk whose quality at resolution `h` rises with log-bits and saturates lower for
+    /// smaller sizes: the classic crossing curves.
+    fn probes(difficulty: f64, frames: u64) -> ChunkProbes {
+        let mut curves = BTreeMap::new();
+        for (h, ceiling) in [(234u32, 70.0), (360, 85.0), (540, 93.0), (720, 98.0)] {
+            let size = Size {
+                width: h * 16 / 9,
+                height: h,
+            };
+            let pts = (0..7).map(|k| {
+                let crf = 18.0 + 4.0 * k as f64;
+                let kbps = difficulty * f64::from(h) * 8.0 * (-0.12 * (crf - 18.0)).exp();
+                let x = kbps / difficulty / f64::from(h);
+                let vmaf = ceiling * (1.0 - (-x / 1.5).exp());
+                CurvePoint {
+                    crf,
+                    tally: Tally::of_frames(
+                        kbps * 1000.0 * frames as f64 / 25.0,
+                        &vec![vmaf; frames as usize],
+                    ),
+                }
+            });
+            curves.insert(size, Curve::new(pts));
+        }
+        ChunkProbes { curves }
+    }
+
+    #[test]
+    fn the_ladder_climbs_the_hull_through_the_resolutions() {
+        let chunks = vec![probes(1.0, 50), probes(2.0, 75)];
+        let d = decide(&chunks, 25.0, &LadderRules::default()).unwrap();
+        // Hull points rise; low rates are served by small sizes, high rates by large ones.
+        let h: Vec<&TitlePoint> = d.hull.iter().map(|&i| &d.points[i]).collect();
+        assert!(
+            h.windows(2)
+                .all(|w| w[1].kbps > w[0].kbps && w[1].quality > w[0].quality)
+        );
+        assert_eq!(h[0].size.height, 234);
+        assert_eq!(h.last().unwrap().size.height, 720);
+        let r = &d.rungs;
+        assert!(r.len() >= 4 && r.len() <= 7, "{}", r.len());
+        for w in r.windows(2) {
+            assert!(w[1].point.kbps > w[0].point.kbps);
+            assert!(w[1].point.quality - w[0].point.quality >= 6.0 - 1.5);
+            assert!(w[1].point.size.height >= w[0].point.size.height);
+        }
+        assert!(r[0].point.kbps >= 145.0);
+        assert!(r.last().unwrap().point.quality >= 94.0);
+        // The rungs are hull points.
+        for rung in r {
+            assert!(h.iter().any(|p| **p == rung.point));
+        }
+        // Rules shape it.
+        let rules = LadderRules {
+            rungs: 3,
+            top_height: Some(540),
+            max_kbps: 3000.0,
+            ..Default::default()
+        };
+        let d = decide(&chunks, 25.0, &rules).unwrap();
+        assert_eq!(d.rungs.len(), 3);
+        assert!(
+            d.rungs
+                .iter()
+                .all(|r| r.point.size.height <= 540 && r.point.kbps <= 3000.0)
+        );
+        let by_rate = LadderRules {
+            spacing: Spacing::Bitrate(2.0),
+            ..Default::default()
+        };
+        let d = decide(&chunks, 25.0, &by_rate).unwrap();
+        for w in d.rungs.windows(2) {
+            assert!(w[1].point.kbps / w[0].point.kbps >= 1.6, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn rules_files_are_checked() {
+        let r = LadderRules::from_toml(
+            "rungs = 5\nmax_kbps = 6000\nspacing = { by = \"bitrate\", step = 1.6 }\npooling = \"harmonic\"\n",
+        )
+        .unwrap();
+        assert_eq!(r.rungs, 5);
+        assert_eq!(r.spacing, Spacing::Bitrate(1.6));
+        assert_eq!(r.pooling, Pooling::Harmonic);
+        for (bad, says) in [
+            ("rungs = 0", "rungs = 0"),
+            ("max_kbps = 10", "max_kbps"),
+            ("spacing = { by = \"bitrate\", step = 0.9 }", "ratio"),
+            ("speed = 3", "unknown field"),
+            ("peak_ratio = 0.5", "peak_ratio"),
+        ] {
+            let e = LadderRules::from_toml(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}
