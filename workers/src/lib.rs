@@ -4,6 +4,8 @@
 //!   reads, decoding video to planar YUV frames with exact timestamps, decoding audio, and
 //!   reading stream metadata.
 //! - [`measure`]: VMAF, PSNR and SSIM of a distorted file against its reference.
+//! - [`probe`]: rate-distortion points of a chunk: encode at several settings, decode, upscale
+//!   and score against the master.
 //! - [`store`] and [`queue`]: the `Store` and `Queue` traits every byte and every task goes
 //!   through, with their local backends.
 //! - [`worker`]: the generic worker loop that runs a handler on leased tasks.
@@ -39,6 +41,7 @@ pub mod encode;
 pub mod fsutil;
 pub mod measure;
 pub mod media;
+pub mod probe;
 pub mod queue;
 pub mod store;
 pub mod worker;

@@ -303,7 +303,7 @@ fn decode(
 }
 
 /// A vmaf picture viewing an owned frame.
-fn picture(f: &OwnedFrame) -> Result<Picture<'_>, vmaf::Error> {
+pub(crate) fn picture(f: &OwnedFrame) -> Result<Picture<'_>, vmaf::Error> {
     let plane = |i: usize| -> Result<Plane<'_>, vmaf::Error> {
         let (w, h) = f.plane_size(i);
         Ok(match &f.planes[i] {

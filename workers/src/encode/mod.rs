@@ -11,7 +11,7 @@ mod chunk;
 mod ffenc;
 mod rav1e_enc;
 mod settings;
-mod source;
+pub(crate) mod source;
 
 use std::path::PathBuf;
 
@@ -78,23 +78,82 @@ pub fn encode_chunk(
     source: &ChunkSource,
     settings: &EncodeSettings,
 ) -> Result<EncodedChunk, EncodeError> {
-    settings.validate().map_err(EncodeError::Settings)?;
+    let mut out = encode_chunk_many(source, std::slice::from_ref(settings))?;
+    Ok(out.pop().expect("one output per setting"))
+}
+
+/// Encodes the frames of `source` with each of `settings` at once, reading and scaling the
+/// master once: the settings must share the frame size and bit depth (they differ in codec,
+/// quality or preset). The outputs are the same bytes as [`encode_chunk`] gives for each.
+pub fn encode_chunk_many(
+    source: &ChunkSource,
+    settings: &[EncodeSettings],
+) -> Result<Vec<EncodedChunk>, EncodeError> {
+    let Some(first) = settings.first() else {
+        return Ok(Vec::new());
+    };
+    for s in settings {
+        s.validate().map_err(EncodeError::Settings)?;
+        if (s.width, s.height, s.bit_depth) != (first.width, first.height, first.bit_depth) {
+            return Err(EncodeError::Settings(format!(
+                "settings encoded together must share size and depth ({}x{} {}-bit, then {}x{} {}-bit)",
+                first.width, first.height, first.bit_depth, s.width, s.height, s.bit_depth
+            )));
+        }
+    }
     let rate = source.frame_rate;
     if rate.num <= 0 || rate.den <= 0 {
         return Err(EncodeError::Settings(format!(
             "invalid frame rate {rate} (expected a positive rational)"
         )));
     }
-    if settings.codec == Codec::Av1Rav1e {
-        let mut encoder = rav1e_enc::Rav1eEncoder::new(settings, source.frame_rate)?;
-        source::read(source, settings, &mut |frame, index| {
-            encoder.push(frame, index)
-        })?;
-        return encoder.finish();
-    }
-    let mut encoder = ffenc::FfEncoder::new(settings, source.frame_rate, source.frames)?;
-    source::read(source, settings, &mut |frame, index| {
-        encoder.push(frame, index)
+    let mut encoders = settings
+        .iter()
+        .map(|s| AnyEncoder::new(s, source))
+        .collect::<Result<Vec<_>, _>>()?;
+    source::read(source, first, &mut |frame, index| {
+        encoders.iter_mut().try_for_each(|e| e.push(frame, index))
     })?;
-    encoder.finish()
+    encoders.into_iter().map(AnyEncoder::finish).collect()
+}
+
+/// An encoder of either kind.
+enum AnyEncoder {
+    Ff(Box<ffenc::FfEncoder>),
+    Rav1e(Box<rav1e_enc::Rav1eEncoder>),
+}
+
+impl AnyEncoder {
+    fn new(settings: &EncodeSettings, source: &ChunkSource) -> Result<Self, EncodeError> {
+        Ok(if settings.codec == Codec::Av1Rav1e {
+            Self::Rav1e(Box::new(rav1e_enc::Rav1eEncoder::new(
+                settings,
+                source.frame_rate,
+            )?))
+        } else {
+            Self::Ff(Box::new(ffenc::FfEncoder::new(
+                settings,
+                source.frame_rate,
+                source.frames,
+            )?))
+        })
+    }
+
+    fn push(
+        &mut self,
+        frame: &mut ffmpeg_next::util::frame::Video,
+        index: u64,
+    ) -> Result<(), EncodeError> {
+        match self {
+            Self::Ff(e) => e.push(frame, index),
+            Self::Rav1e(e) => e.push(frame, index),
+        }
+    }
+
+    fn finish(self) -> Result<EncodedChunk, EncodeError> {
+        match self {
+            Self::Ff(e) => e.finish(),
+            Self::Rav1e(e) => e.finish(),
+        }
+    }
 }

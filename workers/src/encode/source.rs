@@ -79,6 +79,15 @@ pub(super) fn read(
         }
         sink(scaled, index)
     };
+    read_frames(source, &mut deliver)
+}
+
+/// Calls `deliver` with each frame of the chunk as the master's decoder gives it, and its index
+/// within the chunk.
+pub(crate) fn read_frames(
+    source: &ChunkSource,
+    deliver: &mut dyn FnMut(&VideoFrame<'_>, u64) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
     // Go on from where this thread's last chunk ended, if it ended right before this one.
     let carried = OPEN.with(|o| o.borrow_mut().take()).filter(|r| {
         r.path == source.path
@@ -95,12 +104,12 @@ pub(super) fn read(
         None => open(source, start)?,
     };
     let continuing = reader.next_frame == Some(source.start_frame) && reader.last_pts.is_some();
-    let outcome = take(&mut reader, source, start, continuing, &mut deliver)?;
+    let outcome = take(&mut reader, source, start, continuing, deliver)?;
     let outcome = match outcome {
         Outcome::Overshot(first) => {
             tracing::debug!(first, "seek landed past the chunk; reading from the start");
             let mut fresh = open(source, Start::Count)?;
-            let o = take(&mut fresh, source, Start::Count, false, &mut deliver)?;
+            let o = take(&mut fresh, source, Start::Count, false, deliver)?;
             reader = fresh;
             o
         }

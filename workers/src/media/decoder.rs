@@ -23,10 +23,23 @@ impl Core {
         stream: &Stream<'_>,
         threads: Option<usize>,
     ) -> Result<(ffmpeg_next::codec::Context, Core), MediaError> {
-        let index = stream.index();
-        let params = stream.parameters();
+        Self::from_parameters(
+            stream.index(),
+            stream.parameters(),
+            Rational::from(stream.time_base()),
+            threads,
+        )
+    }
+
+    /// Like [`Core::prepare`], for a stream described by `params` alone (stream `index`,
+    /// timestamps in `time_base`).
+    pub(crate) fn from_parameters(
+        index: usize,
+        params: ffmpeg_next::codec::Parameters,
+        time_base: Rational,
+        threads: Option<usize>,
+    ) -> Result<(ffmpeg_next::codec::Context, Core), MediaError> {
         let codec = codec_name(params.id().into());
-        let time_base = Rational::from(stream.time_base());
         if ffmpeg_next::decoder::find(params.id()).is_none() {
             return Err(MediaError::NoDecoder { index, codec });
         }

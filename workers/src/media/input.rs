@@ -31,6 +31,11 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// Wraps a packet whose timestamps are in `time_base`.
+    pub(crate) fn new(inner: ffmpeg_next::Packet, time_base: Rational) -> Self {
+        Self { inner, time_base }
+    }
+
     /// The stream the packet belongs to.
     pub fn stream(&self) -> usize {
         self.inner.stream()

@@ -49,7 +49,6 @@ impl VideoMuxer {
                 what: "creating the output",
                 reason: "the path contains a NUL byte".into(),
             })?;
-        let codec_name = CString::new(params.codec.as_str()).unwrap_or_default();
         let frame = ffi::AVRational {
             num: frame_rate.den,
             den: frame_rate.num,
@@ -79,47 +78,13 @@ impl VideoMuxer {
             if st.is_null() {
                 return Err(fail("adding the stream", ffi::AVERROR(libc::ENOMEM)));
             }
-            let desc = ffi::avcodec_descriptor_get_by_name(codec_name.as_ptr());
-            if desc.is_null() {
-                return Err(MediaError::Ffmpeg {
+            fill_codecpar(&mut *(*st).codecpar, params, extradata).map_err(|r| match r {
+                None => MediaError::Ffmpeg {
                     what: "adding the stream",
                     reason: format!("unknown codec {:?}", params.codec),
-                });
-            }
-            let par = &mut *(*st).codecpar;
-            par.codec_type = ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
-            par.codec_id = (*desc).id;
-            par.width = params.width as i32;
-            par.height = params.height as i32;
-            let fmt = CString::new(params.pixel_format.as_str()).unwrap_or_default();
-            par.format = ffi::av_get_pix_fmt(fmt.as_ptr()) as i32;
-            par.profile = params.profile;
-            par.level = params.level;
-            par.bits_per_raw_sample = params.bit_depth as i32;
-            par.sample_aspect_ratio = ffi::AVRational {
-                num: params.sample_aspect_ratio.0,
-                den: params.sample_aspect_ratio.1,
-            };
-            // The colour fields are C enums stored as ints; values outside FFmpeg's tables
-            // (from a damaged chunk) become "unspecified".
-            let [range, primaries, trc, space] = params.color;
-            set_int(&mut par.color_range, range, 0..=2, 0);
-            set_int(&mut par.color_primaries, primaries, 0..=22, 2);
-            set_int(&mut par.color_trc, trc, 0..=18, 2);
-            set_int(&mut par.color_space, space, 0..=14, 2);
-            set_int(&mut par.chroma_location, params.chroma_location, 0..=6, 0);
-            par.video_delay = params.video_delay;
-            if !extradata.is_empty() {
-                let size = extradata.len();
-                let buf =
-                    ffi::av_mallocz(size + ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize) as *mut u8;
-                if buf.is_null() {
-                    return Err(fail("adding the stream", ffi::AVERROR(libc::ENOMEM)));
-                }
-                ptr::copy_nonoverlapping(extradata.as_ptr(), buf, size);
-                par.extradata = buf;
-                par.extradata_size = size as i32;
-            }
+                },
+                Some(code) => fail("adding the stream", code),
+            })?;
             (*st).time_base = frame;
             (*st).avg_frame_rate = ffi::AVRational {
                 num: frame_rate.num,
@@ -199,6 +164,61 @@ impl VideoMuxer {
             ),
         }
     }
+}
+
+/// Describes the stream of `params` in `par`, with `extradata` as its decoder configuration.
+/// Fails with `None` for a codec FFmpeg does not know, `Some(code)` when out of memory.
+///
+/// # Safety
+/// `par` must be a freshly allocated (zeroed or default) `AVCodecParameters` with no
+/// extradata, owned by FFmpeg (it frees the extradata with it).
+pub(crate) unsafe fn fill_codecpar(
+    par: &mut ffi::AVCodecParameters,
+    params: &StreamParams,
+    extradata: &[u8],
+) -> Result<(), Option<i32>> {
+    let codec_name = CString::new(params.codec.as_str()).unwrap_or_default();
+    // SAFETY: plain FFmpeg calls on valid C strings, and writes to the fields of `par`, which
+    // the caller owns; the extradata buffer is allocated by FFmpeg, padded as it requires.
+    unsafe {
+        let desc = ffi::avcodec_descriptor_get_by_name(codec_name.as_ptr());
+        if desc.is_null() {
+            return Err(None);
+        }
+        par.codec_type = ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
+        par.codec_id = (*desc).id;
+        par.width = params.width as i32;
+        par.height = params.height as i32;
+        let fmt = CString::new(params.pixel_format.as_str()).unwrap_or_default();
+        par.format = ffi::av_get_pix_fmt(fmt.as_ptr()) as i32;
+        par.profile = params.profile;
+        par.level = params.level;
+        par.bits_per_raw_sample = params.bit_depth as i32;
+        par.sample_aspect_ratio = ffi::AVRational {
+            num: params.sample_aspect_ratio.0,
+            den: params.sample_aspect_ratio.1,
+        };
+        // The colour fields are C enums stored as ints; values outside FFmpeg's tables (from a
+        // damaged chunk) become "unspecified".
+        let [range, primaries, trc, space] = params.color;
+        set_int(&mut par.color_range, range, 0..=2, 0);
+        set_int(&mut par.color_primaries, primaries, 0..=22, 2);
+        set_int(&mut par.color_trc, trc, 0..=18, 2);
+        set_int(&mut par.color_space, space, 0..=14, 2);
+        set_int(&mut par.chroma_location, params.chroma_location, 0..=6, 0);
+        par.video_delay = params.video_delay;
+        if !extradata.is_empty() {
+            let size = extradata.len();
+            let buf = ffi::av_mallocz(size + ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize) as *mut u8;
+            if buf.is_null() {
+                return Err(Some(ffi::AVERROR(libc::ENOMEM)));
+            }
+            ptr::copy_nonoverlapping(extradata.as_ptr(), buf, size);
+            par.extradata = buf;
+            par.extradata_size = size as i32;
+        }
+    }
+    Ok(())
 }
 
 /// Stores `value` (or `fallback` when outside `valid`) into a C enum field.

@@ -6,11 +6,13 @@ use ffmpeg_next::util::frame;
 
 use super::decoder::{Core, frame_corrupt, frame_position, frame_pts};
 use super::input::Packet;
+use super::mux::fill_codecpar;
 use super::pixel::{
     PixelLayout, PixelSupport, Plane, PlaneRef, classify, pix_fmt_from_raw, pix_fmt_name,
 };
 use super::probe::{ContentLightLevel, MasteringDisplay, parse_content_light, parse_mastering};
 use super::{MediaError, Rational};
+use crate::encode::{ChunkPacket, StreamParams};
 
 /// How a video decoder runs.
 #[derive(Clone, Debug, Default)]
@@ -80,6 +82,52 @@ impl VideoDecoder {
             converted: frame::Video::empty(),
             scaler: None,
         })
+    }
+
+    /// A decoder for the stream of an encoded chunk, described by `params` and `extradata`,
+    /// whose packets count frames at `frame_rate`.
+    pub fn for_chunk(
+        params: &StreamParams,
+        extradata: &[u8],
+        frame_rate: Rational,
+        options: &DecoderOptions,
+    ) -> Result<Self, MediaError> {
+        super::init();
+        let mut parameters = ffmpeg_next::codec::Parameters::new();
+        // SAFETY: the parameters are freshly allocated and owned by `parameters`.
+        unsafe { fill_codecpar(&mut *parameters.as_mut_ptr(), params, extradata) }.map_err(
+            |code| MediaError::DecoderOpen {
+                index: 0,
+                codec: params.codec.clone(),
+                reason: match code {
+                    None => "unknown codec".into(),
+                    Some(c) => ffmpeg_next::Error::from(c).to_string(),
+                },
+            },
+        )?;
+        let time_base = Rational::new(frame_rate.den, frame_rate.num.max(1));
+        let (context, core) =
+            Core::from_parameters(0, parameters, time_base, Some(options.threads))?;
+        let decoder = context.decoder().video().map_err(|e| core.open_error(e))?;
+        Ok(Self {
+            decoder,
+            core,
+            decoded: frame::Video::empty(),
+            converted: frame::Video::empty(),
+            scaler: None,
+        })
+    }
+
+    /// Feeds one packet of an encoded chunk (see [`VideoDecoder::for_chunk`]).
+    pub fn send_chunk_packet(&mut self, packet: &ChunkPacket) -> Result<(), MediaError> {
+        let mut p = ffmpeg_next::Packet::copy(&packet.data);
+        p.set_pts(Some(packet.pts));
+        p.set_dts(Some(packet.dts));
+        p.set_duration(packet.duration);
+        if packet.is_key() {
+            p.set_flags(ffmpeg_next::packet::Flags::KEY);
+        }
+        self.send(&Packet::new(p, self.core.time_base))
     }
 
     /// The stream this decoder reads.

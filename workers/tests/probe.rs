@@ -1,0 +1,129 @@
+//! The probe task against an independent path: the same chunk encoded alone, written to a file,
+//! and scored by the measure task (file decoding, bicubic upscale) against the chunk's frames
+//! cut from the master by the ffmpeg CLI.
+
+use std::process::Command;
+
+use fixtures::Fixture;
+use workers::encode::{ChunkSource, Codec, EncodeSettings, RateControl, encode_chunk};
+use workers::measure::{MeasureOptions, measure};
+use workers::media::{self, VideoMuxer};
+use workers::probe::probe_chunk;
+
+fn source(f: Fixture, start: u64, frames: u64) -> ChunkSource {
+    let m = fixtures::ensure(f).unwrap();
+    let (stream, pts) = media::frame_timestamps(&m.path).unwrap();
+    let info = media::probe(&m.path, false).unwrap();
+    let rate = info.streams[stream].video.as_ref().unwrap().avg_frame_rate;
+    ChunkSource {
+        path: m.path.clone(),
+        stream,
+        start_frame: start,
+        frames,
+        start_pts: pts[start as usize],
+        frame_rate: rate,
+        decoder_threads: 1,
+    }
+}
+
+fn settings(codec: Codec, width: u32, height: u32, crf: f32) -> EncodeSettings {
+    EncodeSettings {
+        codec,
+        width,
+        height,
+        rate: RateControl::Crf(crf),
+        preset: if codec == Codec::H264 {
+            "veryfast"
+        } else {
+            "10"
+        }
+        .into(),
+        vbv: None,
+        keyint: 50,
+        bit_depth: 8,
+    }
+}
+
+#[test]
+fn probes_agree_with_encoding_and_measuring_separately() {
+    let src = source(Fixture::MultiShot, 137, 75);
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("ref.y4m");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&src.path)
+        .args([
+            "-vf",
+            "select=between(n\\,137\\,211)",
+            "-fps_mode",
+            "passthrough",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&reference)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let crfs = [22.0, 30.0, 38.0];
+    let set: Vec<EncodeSettings> = crfs
+        .iter()
+        .map(|&c| settings(Codec::H264, 416, 234, c))
+        .collect();
+    let points = probe_chunk(&src, &set, &vmaf::Model::v061()).unwrap();
+    assert_eq!(points.len(), 3);
+    for w in points.windows(2) {
+        let mean =
+            |p: &workers::probe::ProbePoint| p.vmaf.iter().sum::<f64>() / p.vmaf.len() as f64;
+        assert!(w[1].bits < w[0].bits, "bits fall with CRF");
+        assert!(mean(&w[1]) < mean(&w[0]), "quality falls with CRF");
+    }
+    for (p, s) in points.iter().zip(&set) {
+        assert_eq!(p.vmaf.len(), 75);
+        // Encoded alone, the same bytes.
+        let alone = encode_chunk(&src, s).unwrap();
+        let bits: u64 = alone.packets.iter().map(|p| p.data.len() as u64 * 8).sum();
+        assert_eq!(p.bits, bits);
+        // Written to a file and measured there, the same scores.
+        let file = dir.path().join(format!("{}.mkv", p.bits));
+        let mut mux =
+            VideoMuxer::create(&file, &alone.params, &alone.extradata(), src.frame_rate).unwrap();
+        for pk in &alone.packets {
+            mux.write(pk, pk.pts, pk.dts).unwrap();
+        }
+        mux.finish().unwrap();
+        let m = measure(
+            &reference,
+            &file,
+            &MeasureOptions {
+                extras: false,
+                per_frame: true,
+                threads: 1,
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(m.scaled);
+        let theirs: Vec<f64> = m.per_frame.unwrap().iter().map(|f| f.vmaf).collect();
+        assert_eq!(theirs.len(), 75);
+        for (i, (a, b)) in p.vmaf.iter().zip(&theirs).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-9,
+                "crf {:?} frame {i}: {a} vs {b}",
+                s.rate
+            );
+        }
+    }
+}
+
+#[test]
+fn settings_of_different_sizes_are_refused() {
+    let src = source(Fixture::MultiShot, 0, 10);
+    let set = [
+        settings(Codec::H264, 416, 234, 30.0),
+        settings(Codec::H264, 640, 360, 30.0),
+    ];
+    let e = probe_chunk(&src, &set, &vmaf::Model::v061()).unwrap_err();
+    assert!(e.to_string().contains("share size"), "{e}");
+}
