@@ -44,6 +44,8 @@ fn encodes_apples_ladder_capped_at_the_master_with_a_report() {
         arg(&m),
         "-o",
         arg(&out),
+        "--ladder",
+        "fixed",
         "--preset",
         "veryfast",
         "-q",

@@ -1,5 +1,6 @@
-//! `rungs encode` for a fixed ladder: validate the master and plan its chunks in one decode
-//! pass, fan chunk × rung encode tasks out through the queue to the workers, assemble every
+//! `rungs encode`: validate the master and plan its chunks in one decode pass; for per-title
+//! and shot-level ladders, probe every chunk through the queue and decide the ladder from the
+//! points; fan chunk × rung encode tasks out through the queue to the workers; assemble every
 //! rung, measure it, and write the report.
 //!
 //! The work folder `OUT/.rungs/` holds the job's identity, the store of encoded chunks and the
@@ -7,21 +8,27 @@
 //! reuses every finished chunk and runs only the rest; a different master or different
 //! settings start a fresh job.
 
+pub mod dynamic;
 pub mod ladder;
 mod report;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::collections::BTreeMap;
+
+use ladders::title::LadderRules;
 use serde::Serialize;
-use workers::encode::{ChunkSource, Codec, EncodeSettings, EncodedChunk, encode_chunk};
+use workers::encode::{
+    ChunkSource, Codec, EncodeSettings, EncodedChunk, RateControl, Vbv, encode_chunk,
+};
 use workers::media::Rational;
 use workers::queue::{LocalQueue, Message, Queue};
 use workers::store::{FsStore, Key, Store};
 use workers::worker::{self, PoolOptions, TaskFailure};
 
 pub use ladder::Rung;
-pub use report::{EncodeReport, RungReport, VmafSummary};
+pub use report::{EncodeReport, LadderReport, RungReport, VmafSummary};
 
 use crate::ingest::{self, IngestOptions, IngestReport, ShotOptions};
 use packager::assemble::{self, ChunkSpan};
@@ -36,6 +43,17 @@ pub enum LadderChoice {
     Apple,
     /// These rungs.
     Custom(Vec<Rung>),
+    /// Rungs on the title's convex hull, one setting per rung.
+    PerTitle,
+    /// The per-title rungs, with a setting per chunk from the shot-level optimiser.
+    Shot,
+}
+
+impl LadderChoice {
+    /// True for the ladders decided from probes.
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self, Self::PerTitle | Self::Shot)
+    }
 }
 
 /// What `rungs encode` does.
@@ -55,6 +73,10 @@ pub struct EncodeOptions {
     pub ingest: IngestOptions,
     /// Measure every rung's VMAF against the master for the report.
     pub measure: bool,
+    /// Rules of per-title and shot-level ladders.
+    pub rules: LadderRules,
+    /// Encoder preset of the probes; `None` picks a fast one for the codec.
+    pub probe_preset: Option<String>,
 }
 
 impl Default for EncodeOptions {
@@ -70,7 +92,20 @@ impl Default for EncodeOptions {
                 ..Default::default()
             },
             measure: true,
+            rules: LadderRules::default(),
+            probe_preset: None,
         }
+    }
+}
+
+/// The default probe preset of each encoder: fast, because the probes only rank settings.
+/// The decision is checked against the final-preset encodes in the report.
+pub fn default_probe_preset(codec: Codec) -> &'static str {
+    match codec {
+        Codec::H264 | Codec::Hevc => "veryfast",
+        Codec::Av1 => "12",
+        Codec::Vp9 => "8",
+        Codec::Av1Rav1e => "10",
     }
 }
 
@@ -109,6 +144,17 @@ pub enum Event {
     Assembling(String),
     /// A rung's VMAF is being measured; frames done so far.
     Measuring(String, u64),
+    /// A round of probes is planned: `total` probe tasks, `reused` of them already done.
+    Probing {
+        /// The round, from 1.
+        round: usize,
+        /// Probe tasks (a chunk at a resolution, several settings each).
+        total: usize,
+        /// Found done from an earlier run.
+        reused: usize,
+    },
+    /// One probe task finished.
+    ProbeDone,
 }
 
 /// Why an encode job failed.
@@ -162,14 +208,34 @@ struct Task {
     chunk: usize,
 }
 
+/// One probe task: a chunk at a resolution, at several settings.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct ProbeTask {
+    size: usize,
+    chunk: usize,
+    crfs: Vec<f32>,
+}
+
 /// Everything fixed about a job; a different identity means a fresh job.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
 struct Identity {
     master: PathBuf,
     master_bytes: u64,
     master_modified: Option<u128>,
-    settings: Vec<EncodeSettings>,
+    /// The settings of a fixed ladder, or what decides a dynamic one.
+    job: serde_json::Value,
     chunks: Vec<(u64, u64, Option<i64>)>,
+}
+
+/// A short, stable digest of settings, for keys: FNV-1a over their JSON.
+fn digest(settings: &EncodeSettings) -> String {
+    let json = serde_json::to_vec(settings).expect("settings serialise");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in json {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 /// Runs the job. `stop` interrupts it between tasks (the work done so far is kept).
@@ -211,10 +277,6 @@ pub fn run(
         .to_f64()
         .filter(|a| *a > 0.0)
         .unwrap_or(f64::from(video.width) / f64::from(video.height));
-    let rungs = match &options.ladder {
-        LadderChoice::Apple => ladder::apple(options.codec, video.width, video.height, aspect),
-        LadderChoice::Custom(r) => r.clone(),
-    };
     if !(0.5..=60.0).contains(&options.segment_seconds) {
         return Err(EncodeJobError::Config(format!(
             "invalid segment duration {} s (expected >= 0.5, <= 60)",
@@ -226,28 +288,58 @@ pub fn run(
         .preset
         .clone()
         .unwrap_or_else(|| default_preset(options.codec).to_owned());
+    let probe_preset = options
+        .probe_preset
+        .clone()
+        .unwrap_or_else(|| default_probe_preset(options.codec).to_owned());
     let depth = if options.codec == Codec::H264 {
         8
     } else {
         info.bit_depth.map_or(8, |d| if d > 8 { 10 } else { 8 })
     };
-    let settings: Vec<EncodeSettings> = rungs
+    let base = EncodeSettings {
+        codec: options.codec,
+        width: (video.width & !1).max(2),
+        height: (video.height & !1).max(2),
+        rate: ladder::default_quality(options.codec),
+        preset: preset.clone(),
+        vbv: None,
+        keyint,
+        bit_depth: depth,
+    };
+    base.validate().map_err(EncodeJobError::Config)?;
+    if options.ladder.is_dynamic() {
+        options
+            .rules
+            .validate()
+            .map_err(|e| EncodeJobError::Config(format!("ladder rules: {e}")))?;
+        EncodeSettings {
+            preset: probe_preset.clone(),
+            ..base.clone()
+        }
+        .validate()
+        .map_err(|e| EncodeJobError::Config(format!("probe preset: {e}")))?;
+    }
+    let fixed_rungs = match &options.ladder {
+        LadderChoice::Apple => ladder::apple(options.codec, video.width, video.height, aspect),
+        LadderChoice::Custom(r) => r.clone(),
+        LadderChoice::PerTitle | LadderChoice::Shot => Vec::new(),
+    };
+    let fixed_settings: Vec<EncodeSettings> = fixed_rungs
         .iter()
         .map(|r| EncodeSettings {
-            codec: options.codec,
             width: r.width,
             height: r.height,
             rate: r.rate,
-            preset: preset.clone(),
             vbv: r.vbv,
-            keyint,
-            bit_depth: depth,
+            ..base.clone()
         })
         .collect();
-    for (r, s) in rungs.iter().zip(&settings) {
+    for (r, s) in fixed_rungs.iter().zip(&fixed_settings) {
         s.validate()
             .map_err(|e| EncodeJobError::Config(format!("rung {}: {e}", r.name)))?;
     }
+    let sizes = ladders::title::candidate_sizes(video.width, video.height, aspect, 1.5);
     let plan: Vec<ChunkSpan> = shots
         .chunks
         .iter()
@@ -260,6 +352,17 @@ pub fn run(
     // The work folder, fresh unless it holds this very job.
     let work = out.join(".rungs");
     let meta = std::fs::metadata(master).map_err(|e| io("read", master, e))?;
+    let job = if options.ladder.is_dynamic() {
+        serde_json::json!({
+            "ladder": if options.ladder == LadderChoice::Shot { "shot" } else { "per-title" },
+            "base": base,
+            "probe_preset": probe_preset,
+            "rules": options.rules,
+            "sizes": sizes,
+        })
+    } else {
+        serde_json::json!({ "settings": fixed_settings })
+    };
     let identity = Identity {
         master: std::path::absolute(master).map_err(|e| io("resolve", master, e))?,
         master_bytes: meta.len(),
@@ -268,7 +371,7 @@ pub fn run(
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos()),
-        settings: settings.clone(),
+        job,
         chunks: shots
             .chunks
             .iter()
@@ -291,43 +394,6 @@ pub fn run(
     let queue = LocalQueue::open(work.join("queue.journal"))
         .map_err(|e| EncodeJobError::Io(e.to_string()))?;
 
-    // Tasks: every chunk of every rung; finished ones are found in the store.
-    let key = |rung: usize, chunk: usize| {
-        Key::new(format!("chunks/{rung:02}/{chunk:05}.chunk")).expect("a valid key")
-    };
-    let mut reused = 0;
-    let mut frames_done = 0;
-    let total_frames = report_frames(&plan) * rungs.len() as u64;
-    for ri in 0..rungs.len() {
-        for (ci, span) in plan.iter().enumerate() {
-            if store.exists(&key(ri, ci)).unwrap_or(false) {
-                reused += 1;
-                frames_done += span.frames;
-            }
-            let body = serde_json::to_string(&Task {
-                rung: ri,
-                chunk: ci,
-            })
-            .expect("serialises");
-            queue
-                .push(Message {
-                    id: format!("encode-r{ri}-c{ci}"),
-                    body,
-                })
-                .map_err(|e| EncodeJobError::Io(e.to_string()))?;
-        }
-    }
-    let total = rungs.len() * plan.len();
-    if reused > 0 {
-        tracing::info!("reusing {reused} of {total} chunk encodes from an earlier run");
-    }
-    events(Event::Planned {
-        total,
-        reused,
-        frames: total_frames,
-        frames_done,
-    });
-
     let workers_n = if options.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -348,10 +414,262 @@ pub fn run(
         })
         .collect();
     let store_ref: &dyn Store = &store;
+    let pool = PoolOptions {
+        workers: workers_n,
+        ..Default::default()
+    };
+    // Runs the queued tasks with `handler`; fails on an interruption or a dead task.
+    let run_pool =
+        |handler: &(dyn Fn(&workers::queue::Lease) -> Result<(), TaskFailure> + Sync)| {
+            worker::run(&queue, &handler, &pool, stop)
+                .map_err(|e| EncodeJobError::Io(e.to_string()))?;
+            if stop.load(Ordering::Acquire) {
+                return Err(EncodeJobError::Interrupted);
+            }
+            let dead = queue
+                .dead_letters()
+                .map_err(|e| EncodeJobError::Io(e.to_string()))?;
+            if let Some(first) = dead.first() {
+                return Err(EncodeJobError::Tasks {
+                    count: dead.len(),
+                    first: format!("{}: {}", first.message.id, first.error),
+                });
+            }
+            Ok(())
+        };
+
+    // Per-title and shot-level ladders: probe, then decide.
+    let mut decided: Option<(
+        ladders::title::TitleDecision,
+        Vec<dynamic::DecidedRung>,
+        Probing,
+    )> = None;
+    if options.ladder.is_dynamic() {
+        let probe_settings = |si: usize, crf: f32| EncodeSettings {
+            width: sizes[si].width,
+            height: sizes[si].height,
+            rate: RateControl::Crf(crf),
+            preset: probe_preset.clone(),
+            ..base.clone()
+        };
+        let model = vmaf::Model::v061();
+        let probe_handler = |lease: &workers::queue::Lease| -> Result<(), TaskFailure> {
+            let task: ProbeTask = serde_json::from_str(&lease.message.body)
+                .map_err(|e| TaskFailure::fatal(format!("unreadable task: {e}")))?;
+            let (Some(size), Some(src)) = (sizes.get(task.size), sources.get(task.chunk)) else {
+                return Err(TaskFailure::fatal(
+                    "the task names no size or chunk of this job",
+                ));
+            };
+            let mut todo = Vec::new();
+            for &crf in &task.crfs {
+                let k = dynamic::probe_key(*size, task.chunk, crf);
+                if !store_ref
+                    .exists(&k)
+                    .map_err(|e| TaskFailure::retry(e.to_string()))?
+                {
+                    todo.push(crf);
+                }
+            }
+            if !todo.is_empty() {
+                let set: Vec<EncodeSettings> =
+                    todo.iter().map(|&c| probe_settings(task.size, c)).collect();
+                let points = workers::probe::probe_chunk(src, &set, &model)
+                    .map_err(|e| TaskFailure::fatal(e.to_string()))?;
+                for (crf, p) in todo.iter().zip(points) {
+                    let stored = dynamic::StoredProbe {
+                        crf: *crf,
+                        bits: p.bits,
+                        vmaf: p.vmaf,
+                    };
+                    let body = serde_json::to_vec(&stored).expect("serialises");
+                    store_ref
+                        .put(&dynamic::probe_key(*size, task.chunk, *crf), &body)
+                        .map_err(|e| TaskFailure::retry(e.to_string()))?;
+                }
+            }
+            events(Event::ProbeDone);
+            Ok(())
+        };
+        // measured[chunk][size] = settings in the store; points likewise.
+        let mut measured: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); plan.len()];
+        let mut points: Vec<BTreeMap<usize, Vec<dynamic::StoredProbe>>> =
+            vec![BTreeMap::new(); plan.len()];
+        let mut pooled: Option<ladders::title::TitleDecision> = None;
+        let mut probing = Probing::default();
+        for round in 0..dynamic::MAX_ROUNDS {
+            let next = dynamic::next_round(
+                round,
+                options.codec,
+                &sizes,
+                &measured,
+                pooled.as_ref(),
+                &options.rules,
+            );
+            if next.is_empty() {
+                break;
+            }
+            let mut total = 0;
+            let mut reused = 0;
+            for (si, crfs) in &next {
+                for ci in 0..plan.len() {
+                    let done = crfs.iter().all(|&c| {
+                        store
+                            .exists(&dynamic::probe_key(sizes[*si], ci, c))
+                            .unwrap_or(false)
+                    });
+                    reused += usize::from(done);
+                    total += 1;
+                    let crf_ids: Vec<String> = crfs.iter().map(|&c| dynamic::crf_text(c)).collect();
+                    let body = serde_json::to_string(&ProbeTask {
+                        size: *si,
+                        chunk: ci,
+                        crfs: crfs.clone(),
+                    })
+                    .expect("serialises");
+                    queue
+                        .push(Message {
+                            id: format!(
+                                "probe-{}x{}-c{ci}-{}",
+                                sizes[*si].width,
+                                sizes[*si].height,
+                                crf_ids.join("-")
+                            ),
+                            body,
+                        })
+                        .map_err(|e| EncodeJobError::Io(e.to_string()))?;
+                }
+                probing.encodes += crfs.len() * plan.len();
+                probing.encoded_pixels += crfs.len() as u64 * sizes[*si].pixels();
+            }
+            events(Event::Probing {
+                round: round + 1,
+                total,
+                reused,
+            });
+            run_pool(&probe_handler)?;
+            probing.rounds = round + 1;
+            for (si, crfs) in &next {
+                for ci in 0..plan.len() {
+                    for &crf in crfs {
+                        let k = dynamic::probe_key(sizes[*si], ci, crf);
+                        let bytes = store
+                            .get(&k)
+                            .map_err(|e| EncodeJobError::Io(e.to_string()))?;
+                        let p: dynamic::StoredProbe =
+                            serde_json::from_slice(&bytes).map_err(|e| {
+                                EncodeJobError::Io(format!("probe {}: {e}", k.as_str()))
+                            })?;
+                        measured[ci].entry(*si).or_default().push(crf);
+                        points[ci].entry(*si).or_default().push(p);
+                    }
+                }
+            }
+            let chunks = dynamic::chunk_probes(&sizes, &points);
+            pooled = Some(
+                ladders::title::decide(&chunks, fps, &options.rules)
+                    .map_err(|e| EncodeJobError::Config(format!("ladder decision: {e}")))?,
+            );
+        }
+        let chunks = dynamic::chunk_probes(&sizes, &points);
+        let decision = pooled.ok_or_else(|| EncodeJobError::Config("nothing was probed".into()))?;
+        let rungs = dynamic::rungs(
+            &decision,
+            &chunks,
+            fps,
+            &options.rules,
+            options.codec,
+            options.ladder == LadderChoice::Shot,
+        )
+        .map_err(|e| EncodeJobError::Config(format!("shot optimiser: {e}")))?;
+        probing.chunks = chunks;
+        probing.grid_encodes = 7 * sizes.len() * plan.len();
+        probing.grid_pixels = 7 * sizes.iter().map(|s| s.pixels()).sum::<u64>();
+        decided = Some((decision, rungs, probing));
+    }
+
+    // The final encodes: every chunk of every rung, with its settings.
+    let (names, rung_settings): (Vec<String>, Vec<Vec<EncodeSettings>>) = match &decided {
+        None => fixed_rungs
+            .iter()
+            .zip(&fixed_settings)
+            .map(|(r, s)| (r.name.clone(), vec![s.clone(); plan.len()]))
+            .unzip(),
+        Some((_, rungs, _)) => rungs
+            .iter()
+            .map(|r| {
+                let vbv = (options.codec != Codec::Av1Rav1e).then(|| {
+                    let maxrate = r.maxrate_kbps.round().max(1.0) as u32;
+                    Vbv {
+                        maxrate_kbps: maxrate,
+                        bufsize_kbit: maxrate.saturating_mul(2),
+                    }
+                });
+                let per_chunk = (0..plan.len())
+                    .map(|ci| EncodeSettings {
+                        width: r.size.width,
+                        height: r.size.height,
+                        rate: RateControl::Crf(r.crf(ci) as f32),
+                        vbv,
+                        ..base.clone()
+                    })
+                    .collect();
+                (r.name.clone(), per_chunk)
+            })
+            .unzip(),
+    };
+    for (name, per_chunk) in names.iter().zip(&rung_settings) {
+        for s in per_chunk {
+            s.validate()
+                .map_err(|e| EncodeJobError::Config(format!("rung {name}: {e}")))?;
+        }
+    }
+    let key = |rung: usize, chunk: usize| {
+        Key::new(format!(
+            "chunks/{rung:02}/{chunk:05}-{}.chunk",
+            digest(&rung_settings[rung][chunk])
+        ))
+        .expect("a valid key")
+    };
+    let mut reused = 0;
+    let mut frames_done = 0;
+    let total_frames = report_frames(&plan) * names.len() as u64;
+    for ri in 0..names.len() {
+        for (ci, span) in plan.iter().enumerate() {
+            if store.exists(&key(ri, ci)).unwrap_or(false) {
+                reused += 1;
+                frames_done += span.frames;
+            }
+            let body = serde_json::to_string(&Task {
+                rung: ri,
+                chunk: ci,
+            })
+            .expect("serialises");
+            queue
+                .push(Message {
+                    id: format!("encode-r{ri}-c{ci}-{}", digest(&rung_settings[ri][ci])),
+                    body,
+                })
+                .map_err(|e| EncodeJobError::Io(e.to_string()))?;
+        }
+    }
+    let total = names.len() * plan.len();
+    if reused > 0 {
+        tracing::info!("reusing {reused} of {total} chunk encodes from an earlier run");
+    }
+    events(Event::Planned {
+        total,
+        reused,
+        frames: total_frames,
+        frames_done,
+    });
     let handler = |lease: &workers::queue::Lease| -> Result<(), TaskFailure> {
         let task: Task = serde_json::from_str(&lease.message.body)
             .map_err(|e| TaskFailure::fatal(format!("unreadable task: {e}")))?;
-        let (Some(s), Some(src)) = (settings.get(task.rung), sources.get(task.chunk)) else {
+        let (Some(s), Some(src)) = (
+            rung_settings.get(task.rung).and_then(|r| r.get(task.chunk)),
+            sources.get(task.chunk),
+        ) else {
             return Err(TaskFailure::fatal(
                 "the task names no rung or chunk of this job",
             ));
@@ -370,62 +688,75 @@ pub fn run(
         events(Event::ChunkDone { frames: src.frames });
         Ok(())
     };
-    let pool = PoolOptions {
-        workers: workers_n,
-        ..Default::default()
-    };
-    worker::run(&queue, &handler, &pool, stop).map_err(|e| EncodeJobError::Io(e.to_string()))?;
-    if stop.load(Ordering::Acquire) {
-        return Err(EncodeJobError::Interrupted);
-    }
-    let dead = queue
-        .dead_letters()
-        .map_err(|e| EncodeJobError::Io(e.to_string()))?;
-    if let Some(first) = dead.first() {
-        return Err(EncodeJobError::Tasks {
-            count: dead.len(),
-            first: format!("{}: {}", first.message.id, first.error),
-        });
-    }
+    run_pool(&handler)?;
 
     // Assemble and measure every rung.
     let mut rung_reports = Vec::new();
-    for (ri, (rung, s)) in rungs.iter().zip(&settings).enumerate() {
-        events(Event::Assembling(rung.name.clone()));
-        let file = out.join(format!("{}.mp4", rung.name));
+    for (ri, (name, per_chunk)) in names.iter().zip(&rung_settings).enumerate() {
+        events(Event::Assembling(name.clone()));
+        let file = out.join(format!("{name}.mp4"));
+        let mut chunk_bits = vec![0u64; plan.len()];
         let assembled = assemble::assemble(
             &plan,
             rate,
             &mut |ci| {
                 let bytes = store.get(&key(ri, ci)).map_err(|e| e.to_string())?;
-                EncodedChunk::from_bytes(&bytes).map_err(|e| e.to_string())
+                let chunk = EncodedChunk::from_bytes(&bytes).map_err(|e| e.to_string())?;
+                chunk_bits[ci] = chunk.packets.iter().map(|p| p.data.len() as u64 * 8).sum();
+                Ok(chunk)
             },
             &file,
         )
         .map_err(|error| EncodeJobError::Assemble {
-            rung: rung.name.clone(),
+            rung: name.clone(),
             error,
         })?;
-        let vmaf = if options.measure {
+        let measured = if options.measure {
             let m = workers::measure::measure(
                 master,
                 &file,
                 &workers::measure::MeasureOptions {
                     extras: false,
+                    per_frame: true,
                     ..Default::default()
                 },
-                &mut |n| events(Event::Measuring(rung.name.clone(), n)),
+                &mut |n| events(Event::Measuring(name.clone(), n)),
             )
             .map_err(|error| EncodeJobError::Measure {
-                rung: rung.name.clone(),
+                rung: name.clone(),
                 error,
             })?;
-            Some(VmafSummary::from(&m.pooled.vmaf))
+            Some(m)
         } else {
             None
         };
-        rung_reports.push(RungReport::new(rung, s, assembled, vmaf));
+        rung_reports.push(RungReport::new(
+            name,
+            &per_chunk[0],
+            assembled,
+            measured.as_ref(),
+            &plan,
+            &chunk_bits,
+            per_chunk,
+            fps,
+        ));
     }
+    let ladder_report = decided.map(|(decision, rungs, probing)| {
+        LadderReport::new(
+            if options.ladder == LadderChoice::Shot {
+                "shot"
+            } else {
+                "per-title"
+            },
+            &options.rules,
+            &probe_preset,
+            &decision,
+            &rungs,
+            &probing,
+            &rung_reports,
+            fps,
+        )
+    });
     let report = EncodeReport {
         master: master.to_owned(),
         codec: options.codec,
@@ -437,12 +768,30 @@ pub fn run(
         reused_chunk_encodes: reused,
         workers: workers_n,
         rungs: rung_reports,
+        ladder: ladder_report,
     };
     let path = out.join("report.json");
     let json = serde_json::to_vec_pretty(&report).expect("report serialises");
     workers::fsutil::write_file_atomic(&path, |f| std::io::Write::write_all(f, &json))
         .map_err(|e| io("write", &path, e))?;
     Ok(report)
+}
+
+/// What probing did, for the report.
+#[derive(Debug, Default)]
+pub struct Probing {
+    /// Rounds run.
+    pub rounds: usize,
+    /// Probe encodes (chunk × resolution × setting).
+    pub encodes: usize,
+    /// Pixels per frame summed over the probe encodes of one chunk (a proxy of their cost).
+    pub encoded_pixels: u64,
+    /// Encodes an exhaustive grid (7 settings × every resolution) would take.
+    pub grid_encodes: usize,
+    /// Its pixels per frame, summed likewise.
+    pub grid_pixels: u64,
+    /// The chunks' curves.
+    pub chunks: Vec<ladders::title::ChunkProbes>,
 }
 
 fn report_frames(plan: &[ChunkSpan]) -> u64 {

@@ -2,12 +2,15 @@
 
 use std::path::PathBuf;
 
+use ladders::title::{LadderRules, TitleDecision};
 use serde::Serialize;
 use workers::encode::{Codec, EncodeSettings, RateControl, Vbv};
+use workers::measure::MeasureReport;
 use workers::media::Rational;
 
-use super::ladder::Rung;
-use packager::assemble::Assembled;
+use super::Probing;
+use super::dynamic::DecidedRung;
+use packager::assemble::{Assembled, ChunkSpan};
 
 /// The report of an encode job.
 #[derive(Clone, Debug, Serialize)]
@@ -32,6 +35,9 @@ pub struct EncodeReport {
     pub workers: usize,
     /// One entry per rung, lowest first.
     pub rungs: Vec<RungReport>,
+    /// How a per-title or shot-level ladder was decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<LadderReport>,
 }
 
 /// VMAF of a rung against the master, at the master's resolution.
@@ -55,6 +61,23 @@ impl From<&vmaf::Pooled> for VmafSummary {
     }
 }
 
+/// One chunk of a rung: its setting and what it took.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkReport {
+    /// First frame.
+    pub start_frame: u64,
+    /// Frames.
+    pub frames: u64,
+    /// The quality setting it was encoded with.
+    pub crf: Option<f32>,
+    /// Bits of its frames.
+    pub bits: u64,
+    /// Its average bit rate.
+    pub kbps: f64,
+    /// Its mean VMAF, when measured.
+    pub vmaf_mean: Option<f64>,
+}
+
 /// One rung of the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct RungReport {
@@ -66,7 +89,7 @@ pub struct RungReport {
     pub width: u32,
     /// Height.
     pub height: u32,
-    /// Rate control.
+    /// Rate control (of the first chunk; see `chunks` for each one's).
     pub rate: RateControl,
     /// VBV cap.
     pub vbv: Option<Vbv>,
@@ -88,17 +111,55 @@ pub struct RungReport {
     pub keyframes: usize,
     /// VMAF against the master, when measured.
     pub vmaf: Option<VmafSummary>,
+    /// Every chunk's setting and bits.
+    pub chunks: Vec<ChunkReport>,
+    /// Every frame's VMAF (4 decimals), when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_frame_vmaf: Option<Vec<f64>>,
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
 }
 
 impl RungReport {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        rung: &Rung,
+        name: &str,
         s: &EncodeSettings,
         a: Assembled,
-        vmaf: Option<VmafSummary>,
+        measured: Option<&MeasureReport>,
+        plan: &[ChunkSpan],
+        chunk_bits: &[u64],
+        per_chunk: &[EncodeSettings],
+        fps: f64,
     ) -> Self {
+        let per_frame: Option<Vec<f64>> = measured
+            .and_then(|m| m.per_frame.as_ref())
+            .map(|f| f.iter().map(|x| x.vmaf).collect());
+        let chunks = plan
+            .iter()
+            .zip(chunk_bits)
+            .zip(per_chunk)
+            .map(|((span, &bits), settings)| ChunkReport {
+                start_frame: span.start_frame,
+                frames: span.frames,
+                crf: match settings.rate {
+                    RateControl::Crf(c) => Some(c),
+                    RateControl::Qp(_) => None,
+                },
+                bits,
+                kbps: bits as f64 * fps / span.frames.max(1) as f64 / 1000.0,
+                vmaf_mean: per_frame.as_ref().and_then(|v| {
+                    let range =
+                        span.start_frame as usize..(span.start_frame + span.frames) as usize;
+                    let part = v.get(range)?;
+                    Some(round4(part.iter().sum::<f64>() / part.len().max(1) as f64))
+                }),
+            })
+            .collect();
         Self {
-            name: rung.name.clone(),
+            name: name.to_owned(),
             file: a.path,
             width: s.width,
             height: s.height,
@@ -112,7 +173,235 @@ impl RungReport {
             frames: a.frames,
             duration_seconds: a.duration_seconds,
             keyframes: a.keyframes.len(),
-            vmaf,
+            vmaf: measured.map(|m| VmafSummary::from(&m.pooled.vmaf)),
+            chunks,
+            per_frame_vmaf: per_frame.map(|v| v.into_iter().map(round4).collect()),
+        }
+    }
+}
+
+/// One rate-distortion point for the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct RdPoint {
+    /// The chunk, or `None` for a per-title (pooled) point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<usize>,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// The quality setting.
+    pub crf: f64,
+    /// Average bit rate.
+    pub kbps: f64,
+    /// Mean VMAF.
+    pub vmaf_mean: f64,
+    /// Harmonic-mean VMAF.
+    pub vmaf_harmonic: f64,
+    /// Worst frame (interpolated between measured settings).
+    pub vmaf_min: f64,
+    /// Measured (true) or interpolated between measured settings (false).
+    pub measured: bool,
+}
+
+impl RdPoint {
+    fn of(
+        chunk: Option<usize>,
+        size: ladders::title::Size,
+        crf: f64,
+        t: &ladders::Tally,
+        fps: f64,
+        measured: bool,
+    ) -> Self {
+        Self {
+            chunk,
+            width: size.width,
+            height: size.height,
+            crf,
+            kbps: round4(t.kbps(fps)),
+            vmaf_mean: round4(t.mean()),
+            vmaf_harmonic: round4(t.harmonic()),
+            vmaf_min: round4(t.vmaf_min),
+            measured,
+        }
+    }
+}
+
+/// A decided rung: what the probes predicted and what the final encodes gave.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecidedRungReport {
+    /// Name.
+    pub name: String,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// The per-title setting.
+    pub title_crf: f64,
+    /// The per-title hull point's predicted bit rate.
+    pub title_kbps: f64,
+    /// Its predicted pooled VMAF.
+    pub title_vmaf: f64,
+    /// The VBV maximum rate.
+    pub maxrate_kbps: f64,
+    /// The shot optimiser's slope, in shot mode.
+    pub lambda: Option<f64>,
+    /// Whether the shot optimiser met the target within the caps.
+    pub target_met: Option<bool>,
+    /// Chunks that could not get under the peak cap at any probed setting.
+    pub over_peak_chunks: Vec<usize>,
+    /// The probes' prediction of the rung as encoded: bit rate.
+    pub predicted_kbps: f64,
+    /// ... and pooled VMAF.
+    pub predicted_vmaf: f64,
+    /// Measured bit rate of the final encode.
+    pub measured_kbps: f64,
+    /// Its pooled VMAF, when measured.
+    pub measured_vmaf: Option<f64>,
+    /// Measured over predicted bit rate, minus one: how far the probe preset's prediction is
+    /// from the final preset.
+    pub kbps_error: f64,
+    /// Measured minus predicted VMAF.
+    pub vmaf_error: Option<f64>,
+}
+
+/// How a per-title or shot-level ladder was decided: everything the dashboard plots.
+#[derive(Clone, Debug, Serialize)]
+pub struct LadderReport {
+    /// `per-title` or `shot`.
+    pub mode: String,
+    /// The rules.
+    pub rules: LadderRules,
+    /// The probes' encoder preset.
+    pub probe_preset: String,
+    /// Rounds of probing.
+    pub probe_rounds: usize,
+    /// Probe encodes (chunk × resolution × setting), reused ones included.
+    pub probe_encodes: usize,
+    /// What an exhaustive grid of 7 settings at every resolution would encode.
+    pub grid_encodes: usize,
+    /// Probe encode work against the grid's, weighting each encode by its pixels.
+    pub probe_work_vs_grid: f64,
+    /// Every measured probe of every chunk.
+    pub chunk_points: Vec<RdPoint>,
+    /// Pooled per-title points, measured and interpolated.
+    pub title_points: Vec<RdPoint>,
+    /// Indices into `title_points` of the per-title convex hull.
+    pub hull: Vec<usize>,
+    /// Each chunk's own hull at each rung's resolution (indices into `chunk_points` of
+    /// measured points, by rising bit rate).
+    pub chunk_hulls: Vec<ChunkHull>,
+    /// The rungs.
+    pub rungs: Vec<DecidedRungReport>,
+}
+
+/// A chunk's convex hull at one resolution.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChunkHull {
+    /// The chunk.
+    pub chunk: usize,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Indices into `chunk_points`.
+    pub points: Vec<usize>,
+}
+
+impl LadderReport {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        mode: &str,
+        rules: &LadderRules,
+        probe_preset: &str,
+        decision: &TitleDecision,
+        rungs: &[DecidedRung],
+        probing: &Probing,
+        encoded: &[RungReport],
+        fps: f64,
+    ) -> Self {
+        let mut chunk_points = Vec::new();
+        let mut chunk_hulls = Vec::new();
+        for (ci, c) in probing.chunks.iter().enumerate() {
+            for (size, curve) in &c.curves {
+                let first = chunk_points.len();
+                for p in curve.points() {
+                    chunk_points.push(RdPoint::of(Some(ci), *size, p.crf, &p.tally, fps, true));
+                }
+                if rungs.iter().any(|r| r.size == *size) {
+                    let xy: Vec<(f64, f64)> = curve
+                        .points()
+                        .iter()
+                        .map(|p| (p.tally.bits, p.tally.quality(rules.pooling)))
+                        .collect();
+                    chunk_hulls.push(ChunkHull {
+                        chunk: ci,
+                        width: size.width,
+                        height: size.height,
+                        points: ladders::hull::upper(&xy)
+                            .into_iter()
+                            .map(|i| first + i)
+                            .collect(),
+                    });
+                }
+            }
+        }
+        let title_points = decision
+            .points
+            .iter()
+            .map(|p| RdPoint::of(None, p.size, p.crf, &p.tally, fps, p.measured))
+            .collect();
+        let rungs = rungs
+            .iter()
+            .zip(encoded)
+            .map(|(r, e)| {
+                let (predicted_kbps, predicted_vmaf) = match &r.allocation {
+                    Some(a) => (a.kbps, a.quality),
+                    None => (r.title_kbps, r.title_vmaf),
+                };
+                let measured_vmaf = e.vmaf.map(|v| match rules.pooling {
+                    ladders::Pooling::Mean => v.mean,
+                    ladders::Pooling::Harmonic => v.harmonic_mean,
+                });
+                DecidedRungReport {
+                    name: r.name.clone(),
+                    width: r.size.width,
+                    height: r.size.height,
+                    title_crf: r.title_crf,
+                    title_kbps: round4(r.title_kbps),
+                    title_vmaf: round4(r.title_vmaf),
+                    maxrate_kbps: round4(r.maxrate_kbps),
+                    lambda: r.allocation.as_ref().map(|a| a.lambda),
+                    target_met: r.allocation.as_ref().map(|a| a.met),
+                    over_peak_chunks: r
+                        .allocation
+                        .as_ref()
+                        .map(|a| a.over_peak.clone())
+                        .unwrap_or_default(),
+                    predicted_kbps: round4(predicted_kbps),
+                    predicted_vmaf: round4(predicted_vmaf),
+                    measured_kbps: e.average_kbps,
+                    measured_vmaf,
+                    kbps_error: round4(e.average_kbps / predicted_kbps - 1.0),
+                    vmaf_error: measured_vmaf.map(|m| round4(m - predicted_vmaf)),
+                }
+            })
+            .collect();
+        Self {
+            mode: mode.to_owned(),
+            rules: rules.clone(),
+            probe_preset: probe_preset.to_owned(),
+            probe_rounds: probing.rounds,
+            probe_encodes: probing.encodes,
+            grid_encodes: probing.grid_encodes,
+            probe_work_vs_grid: round4(
+                probing.encoded_pixels as f64 / probing.grid_pixels.max(1) as f64,
+            ),
+            chunk_points,
+            title_points,
+            hull: decision.hull.clone(),
+            chunk_hulls,
+            rungs,
         }
     }
 }

@@ -22,10 +22,22 @@ pub struct Run {
 
 /// Runs `rungs ARGS...` under the timeout and parses its stdout as JSON (Null if empty).
 pub fn rungs(args: &[&str]) -> Run {
+    let (code, stdout, stderr) = rungs_text(args, TIMEOUT);
+    let json = if stdout.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("rungs {args:?} printed invalid JSON ({e}):\n{stdout}"))
+    };
+    Run { code, json, stderr }
+}
+
+/// Runs `rungs ARGS...` under `timeout`: exit code, stdout and stderr.
+pub fn rungs_text(args: &[&str], timeout: Duration) -> (i32, String, String) {
     let out = Command::cargo_bin("rungs")
         .expect("the rungs binary")
         .args(args)
-        .timeout(TIMEOUT)
+        .timeout(timeout)
         .output()
         .expect("rungs runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -37,17 +49,11 @@ pub fn rungs(args: &[&str]) -> Run {
         .status
         .code()
         .unwrap_or_else(|| panic!("rungs {args:?} was killed (timeout?):\n{stderr}"));
-    let json = if out.stdout.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "rungs {args:?} printed invalid JSON ({e}):\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    };
-    Run { code, json, stderr }
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
 }
 
 pub fn arg(p: &Path) -> &str {

@@ -226,7 +226,9 @@ fn codec_options(s: &EncodeSettings, frames: u64) -> Vec<(String, String)> {
             set("forced-idr", "1".into());
             set(
                 "x264-params",
-                format!("scenecut=0:open-gop=0{}", chunk_vbv(s, frames)),
+                // Stitchable headers do not depend on the rate control, so chunks encoded at
+                // different quality settings share one decoder configuration.
+                format!("scenecut=0:open-gop=0:stitchable=1{}", chunk_vbv(s, frames)),
             );
         }
         Codec::Hevc => {

@@ -61,6 +61,46 @@ pub enum Command {
     Vmaf(VmafArgs),
     /// Encode the master into a ladder of renditions, in parallel chunks (resumable).
     Encode(EncodeArgs),
+    /// Compare ladders (BD-rate) and gate them in CI.
+    #[command(subcommand)]
+    Ladder(LadderCommand),
+}
+
+/// `rungs ladder ...`.
+#[derive(Debug, Subcommand)]
+pub enum LadderCommand {
+    /// BD-rate and BD-VMAF of ladder B against ladder A (two encode reports).
+    Compare(CompareArgs),
+    /// Check an encode report against ladder rules: exit 1 on a violation.
+    Check(CheckArgs),
+}
+
+/// `rungs ladder compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The anchor's report.json.
+    pub a: PathBuf,
+    /// The tested report.json.
+    pub b: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `rungs ladder check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The report.json to check.
+    pub report: PathBuf,
+    /// A TOML file of rules ([rungs], [[rung]], [ladder]); without it, rungs must rise in bit
+    /// rate and quality, and a baseline may not be more than 1% worse in BD-rate.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// An earlier report to compare against (the max_bd_rate rule).
+    #[arg(long, value_name = "OLD.json")]
+    pub baseline: Option<PathBuf>,
+    /// Also write the outcomes as JUnit XML (one test case per rule and rung).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Where JSON goes.
@@ -125,13 +165,31 @@ pub struct EncodeArgs {
     /// folder .rungs/ go there; nothing else in it is touched.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
-    /// The ladder: `fixed` (Apple's HLS authoring ladder for the codec, fitted to the master).
-    #[arg(long, default_value = "fixed", value_parser = ["fixed"])]
-    pub ladder: String,
+    /// The ladder: `shot` (rungs on the title's convex hull, a quality setting per chunk at
+    /// one slope per rung), `per-title` (the same rungs, one setting each) or `fixed` (Apple's
+    /// HLS authoring ladder for the codec, fitted to the master). Default: shot, or fixed with
+    /// --rungs.
+    #[arg(long, value_parser = ["shot", "per-title", "fixed"])]
+    pub ladder: Option<String>,
     /// A TOML file of [[rung]] tables (name, width, height, crf or qp, maxrate_kbps,
-    /// bufsize_kbit) to use instead of Apple's ladder.
+    /// bufsize_kbit) to use instead of Apple's ladder (a fixed ladder).
     #[arg(long, value_name = "FILE")]
     pub rungs: Option<PathBuf>,
+    /// Rules of per-title and shot ladders (TOML): rungs, min_kbps, max_kbps, top_height,
+    /// top_vmaf, spacing, peak_ratio, pooling, shot_target.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// How VMAF pools for the decision (overrides the rules file).
+    #[arg(long, value_parser = ["mean", "harmonic"])]
+    pub pooling: Option<String>,
+    /// What a shot-level rung aims at: the per-title rung's `bitrate` or its `vmaf`
+    /// (overrides the rules file).
+    #[arg(long, value_parser = ["bitrate", "vmaf"])]
+    pub shot_target: Option<String>,
+    /// Encoder preset of the probes (default: a fast one; the report compares its
+    /// predictions with the final encodes).
+    #[arg(long, value_name = "PRESET")]
+    pub probe_preset: Option<String>,
     /// The codec and encoder.
     #[arg(long, default_value = "h264", value_parser = ["h264", "hevc", "av1", "av1-rav1e", "vp9"])]
     pub codec: String,

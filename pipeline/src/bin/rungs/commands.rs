@@ -6,7 +6,10 @@ use pipeline::ingest::{self, IngestReport};
 use serde::Serialize;
 use workers::media::{self, MediaError};
 
-use crate::args::{Cli, Command, Global, IngestArgs, ProbeArgs, ShotsArgs, ValidateArgs, VmafArgs};
+use crate::args::{
+    CheckArgs, Cli, Command, CompareArgs, Global, IngestArgs, LadderCommand, ProbeArgs, ShotsArgs,
+    ValidateArgs, VmafArgs,
+};
 use crate::config::{self, ShotChoice};
 use crate::exit::{self, Failure};
 use crate::{logging, output};
@@ -18,7 +21,90 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shots(a) => shots(&cli.global, a),
         Command::Vmaf(a) => vmaf(&cli.global, a),
         Command::Encode(a) => crate::encode::run(&cli.global, a),
+        Command::Ladder(LadderCommand::Compare(a)) => compare(a),
+        Command::Ladder(LadderCommand::Check(a)) => check(&cli.global, a),
     }
+}
+
+/// Reads the ladder of an encode report.
+fn read_ladder(path: &std::path::Path) -> anyhow::Result<ladders::check::LadderView> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+    ladders::check::LadderView::from_json(&text)
+        .map_err(|e| Failure::usage(format!("{}: not an encode report: {e}", path.display())))
+}
+
+/// `rungs ladder compare A B`.
+fn compare(args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let (a, b) = (read_ladder(&args.a)?, read_ladder(&args.b)?);
+    let unusable = |e: ladders::bd::BdError| Failure::rejected(format!("cannot compare: {e}"));
+    let bd_rate = ladders::bd::bd_rate(&a.rd(), &b.rd()).map_err(unusable)?;
+    let bd_vmaf = ladders::bd::bd_quality(&a.rd(), &b.rd()).map_err(unusable)?;
+    #[derive(Serialize)]
+    struct Comparison<'a> {
+        anchor: &'a std::path::Path,
+        test: &'a std::path::Path,
+        /// Percent bit rate of B against A at equal mean VMAF (negative: B saves).
+        bd_rate_percent: f64,
+        /// Mean VMAF gained by B at equal bit rate.
+        bd_vmaf: f64,
+        anchor_rungs: Vec<(f64, f64)>,
+        test_rungs: Vec<(f64, f64)>,
+    }
+    output::json(
+        &Comparison {
+            anchor: &args.a,
+            test: &args.b,
+            bd_rate_percent: bd_rate,
+            bd_vmaf,
+            anchor_rungs: a.rd(),
+            test_rungs: b.rd(),
+        },
+        &args.output,
+    )?;
+    Ok(exit::OK.into())
+}
+
+/// `rungs ladder check REPORT`.
+fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let ladder = read_ladder(&args.report)?;
+    let rules = match &args.rules {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+            ladders::check::CheckRules::from_toml(&text)
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?
+        }
+        None => ladders::check::CheckRules::default(),
+    };
+    let baseline = args.baseline.as_deref().map(read_ladder).transpose()?;
+    let outcomes = ladders::check::check(&ladder, &rules, baseline.as_ref());
+    let failed = outcomes.iter().filter(|o| !o.passed).count();
+    if let Some(path) = &args.junit {
+        let suite = args.report.display().to_string();
+        let xml = ladders::check::junit(&outcomes, &suite);
+        workers::fsutil::write_file_atomic(path, |f| std::io::Write::write_all(f, xml.as_bytes()))
+            .map_err(|e| Failure::io(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if failed > 0 || !global.quiet {
+        print!("{}", ladders::check::table(&outcomes));
+        println!(
+            "{} of {} checks passed{}",
+            outcomes.len() - failed,
+            outcomes.len(),
+            if failed > 0 {
+                format!("; {failed} failed")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if failed > 0 {
+        exit::CHECK_FAILED
+    } else {
+        exit::OK
+    }
+    .into())
 }
 
 fn load_model(args: &VmafArgs) -> anyhow::Result<vmaf::Model> {

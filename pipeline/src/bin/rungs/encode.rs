@@ -27,17 +27,48 @@ fn default_output(args: &EncodeArgs) -> PathBuf {
 pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
     let codec = Codec::from_name(&args.codec)
         .ok_or_else(|| Failure::usage(format!("unknown codec {:?}", args.codec)))?;
-    let ladder = match &args.rungs {
-        None => LadderChoice::Apple,
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
-            LadderChoice::Custom(
-                encode::ladder::from_toml(&text, codec)
-                    .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
-            )
-        }
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))
     };
+    let ladder = match (args.ladder.as_deref(), &args.rungs) {
+        (None | Some("fixed"), Some(path)) => LadderChoice::Custom(
+            encode::ladder::from_toml(&read(path)?, codec)
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
+        ),
+        (Some(mode), Some(_)) => {
+            return Err(Failure::usage(format!(
+                "--rungs gives a fixed ladder; it cannot be used with --ladder {mode}"
+            )));
+        }
+        (Some("fixed"), None) => LadderChoice::Apple,
+        (Some("per-title"), None) => LadderChoice::PerTitle,
+        (None | Some("shot"), None) => LadderChoice::Shot,
+        (Some(other), None) => return Err(Failure::usage(format!("unknown ladder {other:?}"))),
+    };
+    let mut rules = match &args.rules {
+        Some(path) => ladders::title::LadderRules::from_toml(&read(path)?)
+            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
+        None => ladders::title::LadderRules::default(),
+    };
+    if let Some(p) = &args.pooling {
+        rules.pooling = ladders::Pooling::from_name(p)
+            .ok_or_else(|| Failure::usage(format!("unknown pooling {p:?}")))?;
+    }
+    if let Some(t) = &args.shot_target {
+        rules.shot_target = match t.as_str() {
+            "vmaf" => ladders::title::ShotTarget::Vmaf,
+            _ => ladders::title::ShotTarget::Bitrate,
+        };
+    }
+    if let Some(c) = &rules.codec
+        && Codec::from_name(c) != Some(codec)
+    {
+        return Err(Failure::usage(format!(
+            "the rules name codec {c:?} but the encode uses {}",
+            codec.name()
+        )));
+    }
     let choice = ShotChoice {
         detect: true,
         threshold: None,
@@ -51,6 +82,8 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
         segment_seconds: args.segment,
         ingest: config::ingest_options(&args.ingest, choice)?,
         measure: !args.no_vmaf,
+        rules,
+        probe_preset: args.probe_preset.clone(),
     };
     let out = args.output.clone().unwrap_or_else(|| default_output(args));
 
@@ -89,6 +122,16 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
                 bar.set_position(s.0);
                 bar.set_message(format!("chunks {}/{} · {fps:.1} fps", s.2, s.3));
             }
+            Event::Probing {
+                round,
+                total,
+                reused,
+            } => {
+                bar.set_length(total as u64);
+                bar.set_position(reused as u64);
+                bar.set_message(format!("probing, round {round}: {total} tasks"));
+            }
+            Event::ProbeDone => bar.inc(1),
             Event::Assembling(name) => bar.set_message(format!("assembling {name}")),
             Event::Measuring(name, n) => bar.set_message(format!("VMAF of {name}: {n} frames")),
         }

@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success; the master is accepted |
-//! | 1 | a check failed (reserved for `rungs ladder check`) |
+//! | 1 | a check failed (`rungs ladder check`) |
 //! | 2 | usage or configuration error |
 //! | 3 | an input is rejected: a failed master, non-media, or videos that cannot be compared |
 //! | 4 | an input or output file could not be read or written |
@@ -16,7 +16,6 @@ use std::process::ExitCode;
 /// Success.
 pub const OK: Code = Code(0);
 /// A check failed (ladder gate).
-#[allow(dead_code)]
 pub const CHECK_FAILED: Code = Code(1);
 /// Usage or configuration error.
 pub const USAGE: Code = Code(2);

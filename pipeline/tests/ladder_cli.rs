@@ -1,0 +1,328 @@
+//! Per-title and shot-level ladders decided from probes, as a user drives them: the report's
+//! points, hulls and rungs hold together; the renditions are what the report says (ffprobe);
+//! `rungs ladder compare` and `rungs ladder check` gate the result, with JUnit XML that an
+//! independent XML parser reads.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{arg, rungs_text};
+use fixtures::Fixture;
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(600);
+
+fn encode(master: &Path, out: &Path, ladder: &str, rules: &Path) -> Value {
+    let (code, stdout, stderr) = rungs_text(
+        &[
+            "encode",
+            arg(master),
+            "-o",
+            arg(out),
+            "--ladder",
+            ladder,
+            "--rules",
+            arg(rules),
+            "--preset",
+            "veryfast",
+            "--probe-preset",
+            "superfast",
+            "-q",
+        ],
+        LONG,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn frames_of(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap()
+}
+
+/// Checks what every dynamic report must hold; returns each rung's chunk settings.
+fn check_report(r: &Value, mode: &str) -> Vec<Vec<f64>> {
+    let l = &r["ladder"];
+    assert_eq!(l["mode"], mode);
+    let frames = r["frames"].as_u64().unwrap();
+    let title = l["title_points"].as_array().unwrap();
+    let hull: Vec<usize> = l["hull"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap() as usize)
+        .collect();
+    assert!(hull.len() >= 2);
+    for w in hull.windows(2) {
+        let (a, b) = (&title[w[0]], &title[w[1]]);
+        assert!(f(&b["kbps"]) > f(&a["kbps"]) && f(&b["vmaf_mean"]) > f(&a["vmaf_mean"]));
+    }
+    // Every title point under the hull's upper envelope (mean pooling).
+    for p in title {
+        let k = f(&p["kbps"]);
+        let seg = hull
+            .windows(2)
+            .find(|w| f(&title[w[0]]["kbps"]) <= k && k <= f(&title[w[1]]["kbps"]));
+        if let Some(w) = seg {
+            let (a, b) = (&title[w[0]], &title[w[1]]);
+            let t = (k - f(&a["kbps"])) / (f(&b["kbps"]) - f(&a["kbps"]));
+            let y = f(&a["vmaf_mean"]) + t * (f(&b["vmaf_mean"]) - f(&a["vmaf_mean"]));
+            assert!(f(&p["vmaf_mean"]) <= y + 0.01, "{p} above the hull");
+        }
+    }
+    let probes = l["chunk_points"].as_array().unwrap();
+    assert_eq!(probes.len() as u64, l["probe_encodes"].as_u64().unwrap());
+    assert!(l["probe_encodes"].as_u64() < l["grid_encodes"].as_u64());
+    assert!(!l["chunk_hulls"].as_array().unwrap().is_empty());
+    let decided = l["rungs"].as_array().unwrap();
+    let rungs = r["rungs"].as_array().unwrap();
+    assert_eq!(decided.len(), rungs.len());
+    assert!(!rungs.is_empty() && rungs.len() <= 4);
+    let mut settings = Vec::new();
+    for (d, g) in decided.iter().zip(rungs) {
+        // A rung sits at a resolution of the hull.
+        assert!(
+            hull.iter()
+                .any(|&i| title[i]["width"] == d["width"] && title[i]["height"] == d["height"])
+        );
+        let file = PathBuf::from(g["file"].as_str().unwrap());
+        assert_eq!(frames_of(&file), frames);
+        let per_frame: Vec<f64> = g["per_frame_vmaf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(f)
+            .collect();
+        assert_eq!(per_frame.len() as u64, frames);
+        let mean = per_frame.iter().sum::<f64>() / frames as f64;
+        assert!((mean - f(&g["vmaf"]["mean"])).abs() < 1e-3);
+        let chunks = g["chunks"].as_array().unwrap();
+        assert_eq!(chunks.len() as u64, r["chunks"].as_u64().unwrap());
+        let bits: u64 = chunks.iter().map(|c| c["bits"].as_u64().unwrap()).sum();
+        let kbps = bits as f64 / r["duration_seconds"].as_f64().unwrap() / 1000.0;
+        assert!(
+            (kbps / f(&g["average_kbps"]) - 1.0).abs() < 0.01,
+            "{kbps} vs {}",
+            g["average_kbps"]
+        );
+        settings.push(chunks.iter().map(|c| f(&c["crf"])).collect());
+    }
+    for w in rungs.windows(2) {
+        assert!(f(&w[1]["average_kbps"]) > f(&w[0]["average_kbps"]));
+    }
+    settings
+}
+
+/// Counts the test cases and failures of a JUnit file with Python's XML parser.
+fn junit_counts(path: &Path) -> (usize, usize) {
+    let script = "import sys, xml.etree.ElementTree as E\n\
+                  r = E.parse(sys.argv[1]).getroot()\n\
+                  cases = r.findall('.//testcase')\n\
+                  print(len(cases), sum(1 for c in cases if c.find('failure') is not None))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut n = text.split_whitespace().map(|x| x.parse().unwrap());
+    (n.next().unwrap(), n.next().unwrap())
+}
+
+#[test]
+fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
+    let m = fixtures::ensure(Fixture::MultiShot).unwrap().path;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("ladder.toml");
+    std::fs::write(&rules, "rungs = 4\nmin_kbps = 150\ntop_vmaf = 93\n").unwrap();
+    let pt_dir = dir.path().join("per-title");
+    let shot_dir = dir.path().join("shot");
+    let pt = encode(&m, &pt_dir, "per-title", &rules);
+    let shot = encode(&m, &shot_dir, "shot", &rules);
+
+    let pt_crfs = check_report(&pt, "per-title");
+    for c in &pt_crfs {
+        assert!(
+            c.iter().all(|x| x == &c[0]),
+            "per-title: one setting per rung"
+        );
+    }
+    let shot_crfs = check_report(&shot, "shot");
+    assert!(
+        shot_crfs.iter().any(|c| c.iter().any(|x| x != &c[0])),
+        "shot: settings vary by chunk"
+    );
+    // The shot rungs aim at the per-title rungs' bit rates.
+    for (a, b) in pt["ladder"]["rungs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(shot["ladder"]["rungs"].as_array().unwrap())
+    {
+        assert_eq!(a["title_kbps"], b["title_kbps"]);
+        assert!(f(&b["predicted_kbps"]) <= f(&b["title_kbps"]) * 1.0001);
+    }
+
+    // Compare: the shot ladder needs fewer bits for the same quality here.
+    let (code, stdout, stderr) = rungs_text(
+        &[
+            "ladder",
+            "compare",
+            arg(&pt_dir.join("report.json")),
+            arg(&shot_dir.join("report.json")),
+        ],
+        LONG,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let cmp: Value = serde_json::from_str(&stdout).unwrap();
+    let bd = f(&cmp["bd_rate_percent"]);
+    assert!(bd < 0.0, "shot against per-title: BD-rate {bd:+.2}%");
+    assert!(f(&cmp["bd_vmaf"]) > 0.0);
+    // A ladder against itself.
+    let (_, same, _) = rungs_text(
+        &[
+            "ladder",
+            "compare",
+            arg(&pt_dir.join("report.json")),
+            arg(&pt_dir.join("report.json")),
+        ],
+        LONG,
+    );
+    let same: Value = serde_json::from_str(&same).unwrap();
+    assert!(f(&same["bd_rate_percent"]).abs() < 1e-9);
+
+    // Check: passes against the per-title baseline, with every rule reported in JUnit.
+    let check_rules = dir.path().join("check.toml");
+    std::fs::write(
+        &check_rules,
+        "[rungs]\nmin_vmaf_mean = 20\n[ladder]\nmonotonic = true\nmax_bd_rate = 0\nmax_peak_ratio = 6\n",
+    )
+    .unwrap();
+    let junit = dir.path().join("junit.xml");
+    let (code, stdout, stderr) = rungs_text(
+        &[
+            "ladder",
+            "check",
+            arg(&shot_dir.join("report.json")),
+            "--rules",
+            arg(&check_rules),
+            "--baseline",
+            arg(&pt_dir.join("report.json")),
+            "--junit",
+            arg(&junit),
+        ],
+        LONG,
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let n = shot["rungs"].as_array().unwrap().len();
+    // Per rung: mean floor and peak ratio; per neighbour pair: two monotonic rules; one BD-rate.
+    assert_eq!(junit_counts(&junit), (2 * n + 2 * (n - 1) + 1, 0));
+
+    // A floor above the top rung fails, with the table and exit 1.
+    std::fs::write(
+        &check_rules,
+        "[[rung]]\nselect = \"top\"\nmin_vmaf_mean = 99.5\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = rungs_text(
+        &[
+            "ladder",
+            "check",
+            arg(&shot_dir.join("report.json")),
+            "--rules",
+            arg(&check_rules),
+            "--junit",
+            arg(&junit),
+        ],
+        LONG,
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("min-vmaf-mean")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 failed"), "{stdout}");
+    assert_eq!(junit_counts(&junit).1, 1);
+
+    // Bad inputs: a report that is not one, rules with a typo.
+    std::fs::write(dir.path().join("bad.json"), "{\"rungs\": 3}").unwrap();
+    let (code, _, stderr) = rungs_text(
+        &["ladder", "check", arg(&dir.path().join("bad.json"))],
+        LONG,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not an encode report"), "{stderr}");
+    std::fs::write(&check_rules, "[ladder]\nmax_bd_rat = 1\n").unwrap();
+    let (code, _, stderr) = rungs_text(
+        &[
+            "ladder",
+            "check",
+            arg(&shot_dir.join("report.json")),
+            "--rules",
+            arg(&check_rules),
+        ],
+        LONG,
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown field `max_bd_rat`"), "{stderr}");
+}
+
+#[test]
+fn bad_ladder_options_are_refused() {
+    let m = fixtures::ensure(Fixture::MultiShot).unwrap().path;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.toml");
+    std::fs::write(&rules, "rungs = 0\n").unwrap();
+    let out = dir.path().join("o");
+    let (code, _, stderr) = rungs_text(
+        &["encode", arg(&m), "-o", arg(&out), "--rules", arg(&rules)],
+        LONG,
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("rungs = 0"), "{stderr}");
+    std::fs::write(&rules, "[[rung]]\nname = \"a\"\nwidth = 64\nheight = 64\n").unwrap();
+    let (code, _, stderr) = rungs_text(
+        &[
+            "encode",
+            arg(&m),
+            "-o",
+            arg(&out),
+            "--ladder",
+            "shot",
+            "--rungs",
+            arg(&rules),
+        ],
+        LONG,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("cannot be used with --ladder shot"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = rungs_text(
+        &["encode", arg(&m), "-o", arg(&out), "--probe-preset", "warp"],
+        LONG,
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("probe preset"), "{stderr}");
+    assert!(!out.join("report.json").exists());
+}
