@@ -28,6 +28,31 @@ pub struct ProbePoint {
     pub vmaf: Vec<f64>,
 }
 
+/// The points of a probe task, and what they cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeRun {
+    /// One point per setting, in order.
+    pub points: Vec<ProbePoint>,
+    /// CPU time of the calling thread spent reading and encoding, in seconds.
+    pub encode_cpu_seconds: f64,
+    /// CPU time of the calling thread spent decoding, scaling and scoring, in seconds.
+    pub score_cpu_seconds: f64,
+}
+
+/// CPU time of the calling thread, in seconds.
+pub fn thread_cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    if r != 0 {
+        return 0.0;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
 /// Encodes `source` with each of `settings` (one size and depth) and scores each against the
 /// master with `model`.
 #[tracing::instrument(skip_all, fields(start = source.start_frame, frames = source.frames, height = settings.first().map(|s| s.height)))]
@@ -35,10 +60,13 @@ pub fn probe_chunk(
     source: &ChunkSource,
     settings: &[EncodeSettings],
     model: &Model,
-) -> Result<Vec<ProbePoint>, EncodeError> {
+) -> Result<ProbeRun, EncodeError> {
+    let t0 = thread_cpu_seconds();
     let encoded = encode_chunk_many(source, settings)?;
+    let t1 = thread_cpu_seconds();
     let scores = score_chunks(source, &encoded, model)?;
-    Ok(settings
+    let t2 = thread_cpu_seconds();
+    let points = settings
         .iter()
         .zip(encoded)
         .zip(scores)
@@ -47,7 +75,12 @@ pub fn probe_chunk(
             bits: e.packets.iter().map(|p| p.data.len() as u64 * 8).sum(),
             vmaf,
         })
-        .collect())
+        .collect();
+    Ok(ProbeRun {
+        points,
+        encode_cpu_seconds: t1 - t0,
+        score_cpu_seconds: t2 - t1,
+    })
 }
 
 fn tables() -> &'static Tables {

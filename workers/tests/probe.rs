@@ -70,7 +70,9 @@ fn probes_agree_with_encoding_and_measuring_separately() {
         .iter()
         .map(|&c| settings(Codec::H264, 416, 234, c))
         .collect();
-    let points = probe_chunk(&src, &set, &vmaf::Model::v061()).unwrap();
+    let run = probe_chunk(&src, &set, &vmaf::Model::v061()).unwrap();
+    assert!(run.encode_cpu_seconds > 0.0 && run.score_cpu_seconds > 0.0);
+    let points = run.points;
     assert_eq!(points.len(), 3);
     for w in points.windows(2) {
         let mean =

@@ -438,6 +438,10 @@ pub fn run(
             Ok(())
         };
 
+    // CPU time of this run's probe tasks (encode, score) and final encodes.
+    let probe_cpu = CpuTally::default();
+    let encode_cpu = CpuTally::default();
+
     // Per-title and shot-level ladders: probe, then decide.
     let mut decided: Option<(
         ladders::title::TitleDecision,
@@ -453,6 +457,7 @@ pub fn run(
             ..base.clone()
         };
         let model = vmaf::Model::v061();
+        let probe_cpu = &probe_cpu;
         let probe_handler = |lease: &workers::queue::Lease| -> Result<(), TaskFailure> {
             let task: ProbeTask = serde_json::from_str(&lease.message.body)
                 .map_err(|e| TaskFailure::fatal(format!("unreadable task: {e}")))?;
@@ -474,9 +479,10 @@ pub fn run(
             if !todo.is_empty() {
                 let set: Vec<EncodeSettings> =
                     todo.iter().map(|&c| probe_settings(task.size, c)).collect();
-                let points = workers::probe::probe_chunk(src, &set, &model)
+                let run = workers::probe::probe_chunk(src, &set, &model)
                     .map_err(|e| TaskFailure::fatal(e.to_string()))?;
-                for (crf, p) in todo.iter().zip(points) {
+                probe_cpu.add(run.encode_cpu_seconds, run.score_cpu_seconds);
+                for (crf, p) in todo.iter().zip(run.points) {
                     let stored = dynamic::StoredProbe {
                         crf: *crf,
                         bits: p.bits,
@@ -583,6 +589,7 @@ pub fn run(
         )
         .map_err(|e| EncodeJobError::Config(format!("shot optimiser: {e}")))?;
         probing.chunks = chunks;
+        (probing.encode_cpu_seconds, probing.score_cpu_seconds) = probe_cpu.get();
         probing.grid_encodes = 7 * sizes.len() * plan.len();
         probing.grid_pixels = 7 * sizes.iter().map(|s| s.pixels()).sum::<u64>();
         decided = Some((decision, rungs, probing));
@@ -634,8 +641,8 @@ pub fn run(
     let mut reused = 0;
     let mut frames_done = 0;
     let total_frames = report_frames(&plan) * names.len() as u64;
-    for ri in 0..names.len() {
-        for (ci, span) in plan.iter().enumerate() {
+    for (ri, per_chunk) in rung_settings.iter().enumerate() {
+        for (ci, (span, settings)) in plan.iter().zip(per_chunk).enumerate() {
             if store.exists(&key(ri, ci)).unwrap_or(false) {
                 reused += 1;
                 frames_done += span.frames;
@@ -647,7 +654,7 @@ pub fn run(
             .expect("serialises");
             queue
                 .push(Message {
-                    id: format!("encode-r{ri}-c{ci}-{}", digest(&rung_settings[ri][ci])),
+                    id: format!("encode-r{ri}-c{ci}-{}", digest(settings)),
                     body,
                 })
                 .map_err(|e| EncodeJobError::Io(e.to_string()))?;
@@ -681,7 +688,9 @@ pub fn run(
         {
             return Ok(());
         }
+        let t0 = workers::probe::thread_cpu_seconds();
         let chunk = encode_chunk(src, s).map_err(|e| TaskFailure::fatal(e.to_string()))?;
+        encode_cpu.add(workers::probe::thread_cpu_seconds() - t0, 0.0);
         store_ref
             .put(&k, &chunk.to_bytes())
             .map_err(|e| TaskFailure::retry(e.to_string()))?;
@@ -755,6 +764,7 @@ pub fn run(
             &probing,
             &rung_reports,
             fps,
+            encode_cpu.get().0,
         )
     });
     let report = EncodeReport {
@@ -777,9 +787,29 @@ pub fn run(
     Ok(report)
 }
 
+/// CPU seconds added up across worker threads, in two parts.
+#[derive(Debug, Default)]
+struct CpuTally(std::sync::Mutex<(f64, f64)>);
+
+impl CpuTally {
+    fn add(&self, a: f64, b: f64) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        t.0 += a;
+        t.1 += b;
+    }
+
+    fn get(&self) -> (f64, f64) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// What probing did, for the report.
 #[derive(Debug, Default)]
 pub struct Probing {
+    /// CPU seconds this run spent reading and encoding probes (reused ones cost nothing).
+    pub encode_cpu_seconds: f64,
+    /// CPU seconds this run spent decoding and scoring probes.
+    pub score_cpu_seconds: f64,
     /// Rounds run.
     pub rounds: usize,
     /// Probe encodes (chunk × resolution × setting).

@@ -280,8 +280,15 @@ pub struct LadderReport {
     pub probe_encodes: usize,
     /// What an exhaustive grid of 7 settings at every resolution would encode.
     pub grid_encodes: usize,
-    /// Probe encode work against the grid's, weighting each encode by its pixels.
-    pub probe_work_vs_grid: f64,
+    /// Probe encodes against the grid's, each weighted by its pixel count (the probes run at a
+    /// faster preset, so their CPU share is lower still).
+    pub probe_pixels_vs_grid: f64,
+    /// CPU seconds this run spent reading and encoding probes (reused probes cost nothing).
+    pub probe_encode_cpu_seconds: f64,
+    /// CPU seconds this run spent decoding and scoring probes.
+    pub probe_score_cpu_seconds: f64,
+    /// CPU seconds this run spent in the final encodes (reused chunks cost nothing).
+    pub final_encode_cpu_seconds: f64,
     /// Every measured probe of every chunk.
     pub chunk_points: Vec<RdPoint>,
     /// Pooled per-title points, measured and interpolated.
@@ -319,6 +326,7 @@ impl LadderReport {
         probing: &Probing,
         encoded: &[RungReport],
         fps: f64,
+        final_encode_cpu_seconds: f64,
     ) -> Self {
         let mut chunk_points = Vec::new();
         let mut chunk_hulls = Vec::new();
@@ -394,9 +402,12 @@ impl LadderReport {
             probe_rounds: probing.rounds,
             probe_encodes: probing.encodes,
             grid_encodes: probing.grid_encodes,
-            probe_work_vs_grid: round4(
+            probe_pixels_vs_grid: round4(
                 probing.encoded_pixels as f64 / probing.grid_pixels.max(1) as f64,
             ),
+            probe_encode_cpu_seconds: round4(probing.encode_cpu_seconds),
+            probe_score_cpu_seconds: round4(probing.score_cpu_seconds),
+            final_encode_cpu_seconds: round4(final_encode_cpu_seconds),
             chunk_points,
             title_points,
             hull: decision.hull.clone(),
