@@ -173,3 +173,33 @@ fn a_worker_going_on_to_the_next_chunk_reads_the_same_frames() {
             .unwrap();
     assert!(after == alone);
 }
+
+/// Shot-level ladders encode the chunks of one rung at different quality settings; assembly
+/// needs them to share one decoder configuration.
+#[test]
+fn chunks_at_different_quality_share_their_decoder_configuration() {
+    let src = source(Fixture::MultiShot, 0, 30);
+    for codec in Codec::ALL {
+        let mut a = settings(codec);
+        let mut b = settings(codec);
+        let (lo, hi) = if codec == Codec::Av1Rav1e {
+            (60.0, 200.0)
+        } else {
+            (20.0, 40.0)
+        };
+        a.rate = RateControl::Crf(lo);
+        b.rate = RateControl::Crf(hi);
+        let (x, y) = (
+            encode_chunk(&src, &a).unwrap(),
+            encode_chunk(&src, &b).unwrap(),
+        );
+        assert!(
+            x.packets.iter().map(|p| p.data.len()).sum::<usize>()
+                > y.packets.iter().map(|p| p.data.len()).sum::<usize>(),
+            "{}: the settings differ",
+            codec.name()
+        );
+        assert_eq!(x.params, y.params, "{}", codec.name());
+        assert_eq!(x.extradata(), y.extradata(), "{}", codec.name());
+    }
+}

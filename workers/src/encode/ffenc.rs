@@ -238,7 +238,7 @@ fn codec_options(s: &EncodeSettings, frames: u64) -> Vec<(String, String)> {
             set(
                 "x265-params",
                 format!(
-                    "scenecut=0:open-gop=0:keyint={k}:min-keyint={k}:pools=1:frame-threads=1:\
+                    "scenecut=0:open-gop=0:keyint={k}:min-keyint={k}:pools=1:frame-threads=1:info=0:\
                      log-level=error{}",
                     chunk_vbv(s, frames),
                     k = s.keyint
