@@ -1,25 +1,11 @@
 //! The encode task on generated masters: frame counts, keyframe placement, determinism and
 //! exact frame selection, for every encoder.
 
+mod common;
+
+use common::source;
 use fixtures::Fixture;
 use workers::encode::{ChunkSource, Codec, EncodeSettings, RateControl, Vbv, encode_chunk};
-use workers::media;
-
-fn source(f: Fixture, start: u64, frames: u64) -> ChunkSource {
-    let m = fixtures::ensure(f).unwrap();
-    let (stream, pts) = media::frame_timestamps(&m.path).unwrap();
-    let info = media::probe(&m.path, false).unwrap();
-    let rate = info.streams[stream].video.as_ref().unwrap().avg_frame_rate;
-    ChunkSource {
-        path: m.path.clone(),
-        stream,
-        start_frame: start,
-        frames,
-        start_pts: pts[start as usize],
-        frame_rate: rate,
-        decoder_threads: 1,
-    }
-}
 
 fn settings(codec: Codec) -> EncodeSettings {
     let preset = match codec {

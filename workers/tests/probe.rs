@@ -2,29 +2,16 @@
 //! and scored by the measure task (file decoding, bicubic upscale) against the chunk's frames
 //! cut from the master by the ffmpeg CLI.
 
+mod common;
+
 use std::process::Command;
 
+use common::source;
 use fixtures::Fixture;
-use workers::encode::{ChunkSource, Codec, EncodeSettings, RateControl, encode_chunk};
+use workers::encode::{Codec, EncodeSettings, RateControl, encode_chunk};
 use workers::measure::{MeasureOptions, measure};
-use workers::media::{self, VideoMuxer};
+use workers::media::VideoMuxer;
 use workers::probe::probe_chunk;
-
-fn source(f: Fixture, start: u64, frames: u64) -> ChunkSource {
-    let m = fixtures::ensure(f).unwrap();
-    let (stream, pts) = media::frame_timestamps(&m.path).unwrap();
-    let info = media::probe(&m.path, false).unwrap();
-    let rate = info.streams[stream].video.as_ref().unwrap().avg_frame_rate;
-    ChunkSource {
-        path: m.path.clone(),
-        stream,
-        start_frame: start,
-        frames,
-        start_pts: pts[start as usize],
-        frame_rate: rate,
-        decoder_threads: 1,
-    }
-}
 
 fn settings(codec: Codec, width: u32, height: u32, crf: f32) -> EncodeSettings {
     EncodeSettings {

@@ -74,6 +74,11 @@ impl VideoDecoder {
         options: &DecoderOptions,
     ) -> Result<Self, MediaError> {
         let (context, core) = Core::prepare(stream, Some(options.threads))?;
+        Self::open(context, core)
+    }
+
+    /// Opens a prepared codec context as a video decoder.
+    fn open(context: ffmpeg_next::codec::Context, core: Core) -> Result<Self, MediaError> {
         let decoder = context.decoder().video().map_err(|e| core.open_error(e))?;
         Ok(Self {
             decoder,
@@ -108,14 +113,7 @@ impl VideoDecoder {
         let time_base = Rational::new(frame_rate.den, frame_rate.num.max(1));
         let (context, core) =
             Core::from_parameters(0, parameters, time_base, Some(options.threads))?;
-        let decoder = context.decoder().video().map_err(|e| core.open_error(e))?;
-        Ok(Self {
-            decoder,
-            core,
-            decoded: frame::Video::empty(),
-            converted: frame::Video::empty(),
-            scaler: None,
-        })
+        Self::open(context, core)
     }
 
     /// Feeds one packet of an encoded chunk (see [`VideoDecoder::for_chunk`]).
