@@ -89,6 +89,7 @@ fn settings(codec: Codec, keyint: u32) -> EncodeSettings {
         vbv: None,
         keyint,
         bit_depth: 8,
+        zones: Vec::new(),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct ProbePoint {
     pub settings: EncodeSettings,
     /// Bits of the encoded frames.
     pub bits: u64,
+    /// Bits of every frame, in presentation order (the stream headers count in the first
+    /// frame coded).
+    pub frame_bits: Vec<u64>,
     /// VMAF of every frame, at the master's size.
     pub vmaf: Vec<f64>,
 }
@@ -73,6 +76,7 @@ pub fn probe_chunk(
         .map(|((s, e), vmaf)| ProbePoint {
             settings: s.clone(),
             bits: e.packets.iter().map(|p| p.data.len() as u64 * 8).sum(),
+            frame_bits: frame_bits(&e),
             vmaf,
         })
         .collect();
@@ -81,6 +85,19 @@ pub fn probe_chunk(
         encode_cpu_seconds: t1 - t0,
         score_cpu_seconds: t2 - t1,
     })
+}
+
+/// Bits of every frame of `chunk` by presentation index; packets stamped outside the chunk
+/// count in the nearest frame.
+fn frame_bits(chunk: &EncodedChunk) -> Vec<u64> {
+    let mut out = vec![0u64; chunk.packets.len()];
+    let last = out.len().saturating_sub(1) as i64;
+    for p in &chunk.packets {
+        if let Some(slot) = out.get_mut(p.pts.clamp(0, last) as usize) {
+            *slot += p.data.len() as u64 * 8;
+        }
+    }
+    out
 }
 
 fn tables() -> &'static Tables {

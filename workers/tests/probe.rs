@@ -28,6 +28,7 @@ fn settings(codec: Codec, width: u32, height: u32, crf: f32) -> EncodeSettings {
         vbv: None,
         keyint: 50,
         bit_depth: 8,
+        zones: Vec::new(),
     }
 }
 
@@ -69,6 +70,12 @@ fn probes_agree_with_encoding_and_measuring_separately() {
     }
     for (p, s) in points.iter().zip(&set) {
         assert_eq!(p.vmaf.len(), 75);
+        assert_eq!(p.frame_bits.len(), 75);
+        assert_eq!(p.frame_bits.iter().sum::<u64>(), p.bits);
+        assert!(
+            p.frame_bits.iter().all(|&b| b > 0),
+            "every frame costs bits"
+        );
         // Encoded alone, the same bytes.
         let alone = encode_chunk(&src, s).unwrap();
         let bits: u64 = alone.packets.iter().map(|p| p.data.len() as u64 * 8).sum();

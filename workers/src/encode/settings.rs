@@ -132,6 +132,21 @@ pub struct EncodeSettings {
     pub keyint: u32,
     /// Bits per sample of the output: 8 or 10.
     pub bit_depth: u8,
+    /// Stretches of the chunk at another quality setting than `rate` (x264 and x265, with a
+    /// CRF): a shot inside a chunk gets its own setting without a keyframe of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<Zone>,
+}
+
+/// A stretch of a chunk at its own quality setting.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Zone {
+    /// First frame, counted from the chunk's first.
+    pub start: u64,
+    /// Frames.
+    pub frames: u64,
+    /// The CRF there.
+    pub crf: f32,
 }
 
 impl EncodeSettings {
@@ -200,6 +215,35 @@ impl EncodeSettings {
                 "invalid keyint {} frames (expected >= 1, <= 1000)",
                 self.keyint
             ));
+        }
+        if !self.zones.is_empty() {
+            let RateControl::Crf(_) = self.rate else {
+                return Err("zones need a crf".into());
+            };
+            if !matches!(c, Codec::H264 | Codec::Hevc) {
+                return Err(format!(
+                    "{} has no zones (only h264 and hevc have)",
+                    c.name()
+                ));
+            }
+            let (lo, hi) = c.quality_range();
+            let mut next = 0;
+            for z in &self.zones {
+                if z.frames == 0 || z.start < next || z.start > 10_000_000 {
+                    return Err(format!(
+                        "invalid zone at frame {} of {} frames (zones must be non-empty, in \
+                         order, and must not overlap)",
+                        z.start, z.frames
+                    ));
+                }
+                if !z.crf.is_finite() || !(lo..=hi).contains(&z.crf) {
+                    return Err(format!(
+                        "invalid zone crf {} at frame {} (expected >= {lo}, <= {hi})",
+                        z.crf, z.start
+                    ));
+                }
+                next = z.start + z.frames;
+            }
         }
         match (self.bit_depth, c) {
             (8, _) | (10, Codec::Hevc | Codec::Av1 | Codec::Av1Rav1e | Codec::Vp9) => Ok(()),

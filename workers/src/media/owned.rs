@@ -151,7 +151,7 @@ impl Resizer {
             layout,
             filter,
             context: None,
-            out: frame::Video::new(layout.av_format().into(), width, height),
+            out: zeroed(frame::Video::new(layout.av_format().into(), width, height)),
         }
     }
 
@@ -186,7 +186,8 @@ impl Resizer {
             let flags = match self.filter {
                 ScaleFilter::Bicubic => scaling::Flags::BICUBIC,
                 ScaleFilter::Lanczos => scaling::Flags::LANCZOS,
-            } | scaling::Flags::ACCURATE_RND;
+            } | scaling::Flags::ACCURATE_RND
+                | scaling::Flags::BITEXACT;
             let ctx = scaling::Context::get(
                 key.0,
                 key.1,
@@ -215,6 +216,17 @@ impl Resizer {
             })?;
         Ok(&mut self.out)
     }
+}
+
+/// `frame` with every byte of its planes zero, the padding at the end of each row included:
+/// the scaler writes only the picture, and encoders that read a little past it (in wide vector
+/// loads) must not see whatever the allocator left there, or the same input would not always
+/// encode to the same bytes.
+fn zeroed(mut frame: frame::Video) -> frame::Video {
+    for i in 0..frame.planes() {
+        frame.data_mut(i).fill(0);
+    }
+    frame
 }
 
 impl Chroma {
