@@ -119,7 +119,7 @@ fn pair_named(name: &str) -> (&'static PairSpec, Pair) {
 
 #[test]
 fn the_4k_model_matches_libvmaf() {
-    let (spec, pair) = pair_named("1080p-crf30");
+    let (spec, pair) = pair_named("1080p-crf36");
     let four_k = check(
         spec,
         &pair,
