@@ -243,28 +243,43 @@ pub fn next_round(
         .collect()
 }
 
+/// Each unit's points by resolution, from its chunk's stored probes: `points[chunk][size]`.
+pub fn unit_points(
+    sizes: &[Size],
+    points: &[BTreeMap<usize, Vec<StoredProbe>>],
+    units: &[Unit],
+) -> Vec<BTreeMap<Size, Vec<CurvePoint>>> {
+    units
+        .iter()
+        .map(|u| {
+            points
+                .get(u.chunk)
+                .into_iter()
+                .flatten()
+                .map(|(&si, probes)| {
+                    let at = probes.iter().map(|p| CurvePoint {
+                        crf: f64::from(p.crf),
+                        tally: p.tally(u),
+                    });
+                    (sizes[si], at.collect())
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The units' curves from their chunks' stored probes: `points[chunk][size]`.
 pub fn chunk_probes(
     sizes: &[Size],
     points: &[BTreeMap<usize, Vec<StoredProbe>>],
     units: &[Unit],
 ) -> Vec<ChunkProbes> {
-    units
-        .iter()
-        .map(|u| ChunkProbes {
-            curves: points
-                .get(u.chunk)
+    unit_points(sizes, points, units)
+        .into_iter()
+        .map(|by_size| ChunkProbes {
+            curves: by_size
                 .into_iter()
-                .flatten()
-                .map(|(&si, probes)| {
-                    (
-                        sizes[si],
-                        Curve::new(probes.iter().map(|p| CurvePoint {
-                            crf: f64::from(p.crf),
-                            tally: p.tally(u),
-                        })),
-                    )
-                })
+                .map(|(size, at)| (size, Curve::new(at)))
                 .collect(),
         })
         .collect()

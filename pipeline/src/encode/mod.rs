@@ -592,7 +592,7 @@ pub fn run(
             Ok(got)
         };
         // The shot optimiser's units: the shots inside each chunk where the encoder has zones
-        // (a shot under half a second joins the one before it), otherwise the chunks.
+        // (a shot under half a second joins the next one), otherwise the chunks.
         let units = dynamic::units(
             &shots
                 .chunks
@@ -675,25 +675,7 @@ pub fn run(
                 for (into, more) in got.iter_mut().zip(run_round(&next, round, true)?) {
                     into.extend(more);
                 }
-                let anchor_points: Vec<BTreeMap<Size, Vec<ladders::rd::CurvePoint>>> = units
-                    .iter()
-                    .map(|u| {
-                        got[u.chunk]
-                            .iter()
-                            .map(|(&si, ps)| {
-                                (
-                                    sizes[si],
-                                    ps.iter()
-                                        .map(|p| ladders::rd::CurvePoint {
-                                            crf: f64::from(p.crf),
-                                            tally: p.tally(u),
-                                        })
-                                        .collect(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .collect();
+                let anchor_points = dynamic::unit_points(&sizes, &got, &units);
                 let (corrected, corrections) =
                     dynamic::calibrate(&raw, &anchor_points, dynamic::max_shift(options.codec));
                 decision = ladders::title::decide(&corrected, fps, &options.rules)
