@@ -11,7 +11,10 @@
 //! the best ladder those settings give.
 //!
 //! It prints, per master:
-//! - (a) per-title against Apple's fixed ladder: BD-rate (goal <= -15%);
+//! - (a) per-title against Apple's fixed ladder: BD-rate (goal <= -15%), with Apple's rungs
+//!   at the table's bit rates (whole-file two-pass encodes by the ffmpeg CLI), and at Apple's
+//!   sizes with rungs' `fixed` rate control (CRF 23 capped at the table's rates, which already
+//!   adapts to easy content);
 //! - (b) per-title against the chunked grid hull: BD-rate (goal within 2%), and the probes'
 //!   encode CPU (fast probes plus final-preset anchors) over the grid's (goal <= 25%);
 //! - (c) shot-level against per-title, chunked the same way: BD-rate (goal <= -4%);
@@ -154,8 +157,79 @@ fn upper(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The grid encoded by the ffmpeg CLI, one whole-file encode per point, each scored with the
-/// `vmaf` crate: `(kbps, mean VMAF)` of every point, and the encodes' CPU seconds.
+/// One whole-file encode by the ffmpeg CLI at `w`×`h` with x264 at the bench's preset and the
+/// rate control in `rate` (CRF, or `-b:v` with VBV in two passes), scored with the `vmaf`
+/// crate: `(kbps, mean VMAF)` and the encode's CPU seconds.
+fn ffmpeg_encode(
+    master: &Path,
+    (w, h): (u32, u32),
+    rate: &[String],
+    keyint: u32,
+    out: &Path,
+) -> ((f64, f64), f64) {
+    let two_pass = rate.iter().any(|a| a == "-b:v");
+    let passes: &[Option<&str>] = if two_pass {
+        &[Some("1"), Some("2")]
+    } else {
+        &[None]
+    };
+    let log = out.with_extension("passlog");
+    let mut cpu = 0.0;
+    for pass in passes {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(master)
+            .args(["-an", "-vf"])
+            .arg(format!("scale={w}:{h}:flags=lanczos+accurate_rnd+bitexact"))
+            .args(["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset"])
+            .arg(preset())
+            .args(rate)
+            .args(["-g", &keyint.to_string(), "-threads", "1"]);
+        match pass {
+            Some(p) => {
+                cmd.args(["-pass", p, "-passlogfile"]).arg(&log);
+                if *p == "1" {
+                    cmd.args(["-f", "null", "/dev/null"]);
+                } else {
+                    cmd.arg(out);
+                }
+            }
+            None => {
+                cmd.arg(out);
+            }
+        }
+        cpu += benches::measure(&mut cmd)
+            .expect("the ffmpeg CLI encodes")
+            .cpu
+            .as_secs_f64();
+    }
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=bit_rate", "-of", "csv=p=0"])
+        .arg(out)
+        .output()
+        .expect("ffprobe runs");
+    let kbps = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse::<f64>()
+        .expect("a bit rate")
+        / 1000.0;
+    let m = workers::measure::measure(
+        master,
+        out,
+        &workers::measure::MeasureOptions {
+            extras: false,
+            per_frame: false,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .expect("the encode measures");
+    ((kbps, m.pooled.vmaf.mean), cpu)
+}
+
+/// The grid encoded by the ffmpeg CLI, one whole-file encode per point: `(kbps, mean VMAF)`
+/// of every point, and the encodes' CPU seconds.
 fn ffmpeg_grid(
     master: &Path,
     sizes: &[(u32, u32)],
@@ -168,46 +242,36 @@ fn ffmpeg_grid(
     for &(w, h) in sizes {
         for crf in GRID_CRFS {
             let out = dir.join(format!("ffmpeg-{w}x{h}-{crf}.mp4"));
-            let cost = benches::measure(
-                Command::new("ffmpeg")
-                    .args(["-nostdin", "-v", "error", "-y", "-i"])
-                    .arg(master)
-                    .args(["-an", "-vf"])
-                    .arg(format!("scale={w}:{h}:flags=lanczos+accurate_rnd+bitexact"))
-                    .args(["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset"])
-                    .arg(preset())
-                    .args(["-crf", &crf.to_string(), "-g", &keyint.to_string()])
-                    .args(["-threads", "1"])
-                    .arg(&out),
-            )
-            .expect("the ffmpeg CLI encodes");
-            cpu += cost.cpu.as_secs_f64();
-            let probe = Command::new("ffprobe")
-                .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-                .args(["stream=bit_rate", "-of", "csv=p=0"])
-                .arg(&out)
-                .output()
-                .expect("ffprobe runs");
-            let kbps = String::from_utf8_lossy(&probe.stdout)
-                .trim()
-                .parse::<f64>()
-                .expect("a bit rate")
-                / 1000.0;
-            let m = workers::measure::measure(
-                master,
-                &out,
-                &workers::measure::MeasureOptions {
-                    extras: false,
-                    per_frame: false,
-                    ..Default::default()
-                },
-                &mut |_| {},
-            )
-            .expect("the encode measures");
-            points.push((kbps, m.pooled.vmaf.mean));
+            let rate = ["-crf".to_owned(), crf.to_string()];
+            let (point, cost) = ffmpeg_encode(master, (w, h), &rate, keyint, &out);
+            points.push(point);
+            cpu += cost;
         }
     }
     (points, cpu)
+}
+
+/// Apple's ladder as its table states it: each rung at its average bit rate (x264 two-pass,
+/// peak at most twice the average), one whole-file encode per rung. The sizes and rates are
+/// the ones `rungs encode --ladder fixed` fitted to the master (`fixed`'s VBV caps).
+fn ffmpeg_apple(master: &Path, fixed: &EncodeReport, keyint: u32, dir: &Path) -> Vec<(f64, f64)> {
+    fixed
+        .rungs
+        .iter()
+        .filter_map(|r| {
+            let kbps = r.vbv?.maxrate_kbps;
+            let rate = [
+                "-b:v".to_owned(),
+                format!("{kbps}k"),
+                "-maxrate".to_owned(),
+                format!("{}k", 2 * kbps),
+                "-bufsize".to_owned(),
+                format!("{}k", 2 * kbps),
+            ];
+            let out = dir.join(format!("apple-{}.mp4", r.name));
+            Some(ffmpeg_encode(master, (r.width, r.height), &rate, keyint, &out).0)
+        })
+        .collect()
 }
 
 /// How far the rungs are from a hull: for each rung inside the hull's quality range, its bit
@@ -335,6 +399,7 @@ fn study(label: &str, master: &Path, rules: &LadderRules, dir: &Path) {
         / f64::from(per_title.frame_rate.den))
     .round() as u32;
     let (whole_points, whole_cpu) = ffmpeg_grid(master, &sizes, keyint, &sub);
+    let apple_rates = ffmpeg_apple(master, &apple, keyint, &sub);
     let (hull_chunked, hull_whole) = (hull(&grid_chunked), upper(&whole_points));
     let probe_cpu = lad.probe_encode_cpu_seconds + lad.anchor_encode_cpu_seconds;
     let grid_cpu = grid_chunked.encode_cpu_seconds;
@@ -369,7 +434,18 @@ fn study(label: &str, master: &Path, rules: &LadderRules, dir: &Path) {
             .join(", ")
     );
     println!(
-        "(a) per-title vs Apple fixed ladder: BD-rate {} (goal <= -15%)",
+        "  {:<31} {}",
+        "Apple at its bit rates (CLI)",
+        apple_rates
+            .iter()
+            .map(|(k, v)| format!("{k:.0}k/{v:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "(a) per-title vs Apple's fixed ladder at its bit rates (whole-file two-pass): BD-rate {} \
+         (goal <= -15%); vs Apple's sizes at rungs' capped CRF 23 (`--ladder fixed`): {}",
+        bd_text(&apple_rates, &rd(&per_title)),
         bd_text(&rd(&apple), &rd(&per_title))
     );
     println!(

@@ -4,9 +4,11 @@
 //! Only the rising part is kept: a point that costs more and gives no more quality than a
 //! cheaper one is never worth encoding.
 
-/// Indices of the points on the rising upper convex hull of `points` (x = rate, y = quality),
-/// by ascending rate. Non-finite points are ignored; of equal points the first is kept.
-pub fn upper(points: &[(f64, f64)]) -> Vec<usize> {
+/// Indices of the finite points that give more quality than every cheaper point (the rising
+/// staircase of `points`, x = rate, y = quality), by ascending rate; of equal points the first
+/// is kept. Every hull point is on it; between two hull points it holds the best setting of
+/// each rate, which may sit a little under the hull's chord.
+pub fn rising(points: &[(f64, f64)]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..points.len())
         .filter(|&i| points[i].0.is_finite() && points[i].1.is_finite())
         .collect();
@@ -18,13 +20,21 @@ pub fn upper(points: &[(f64, f64)]) -> Vec<usize> {
             .then(points[b].1.total_cmp(&points[a].1))
             .then(a.cmp(&b))
     });
-    let mut hull: Vec<usize> = Vec::new();
+    let mut out: Vec<usize> = Vec::new();
     for i in order {
-        let p = points[i];
-        // Only points that add quality over everything cheaper can be on the rising hull.
-        if hull.last().is_some_and(|&l| p.1 <= points[l].1) {
-            continue;
+        if out.last().is_none_or(|&l| points[i].1 > points[l].1) {
+            out.push(i);
         }
+    }
+    out
+}
+
+/// Indices of the points on the rising upper convex hull of `points` (x = rate, y = quality),
+/// by ascending rate. Non-finite points are ignored; of equal points the first is kept.
+pub fn upper(points: &[(f64, f64)]) -> Vec<usize> {
+    let mut hull: Vec<usize> = Vec::new();
+    for i in rising(points) {
+        let p = points[i];
         while hull.len() >= 2 {
             let a = points[hull[hull.len() - 2]];
             let b = points[hull[hull.len() - 1]];
@@ -59,6 +69,8 @@ mod tests {
             (f64::NAN, 99.0),
         ];
         assert_eq!(upper(&pts), [5, 0, 1, 3]);
+        // The staircase keeps the point under the chord, not the ones that give nothing more.
+        assert_eq!(rising(&pts), [5, 0, 1, 2, 3]);
         assert!(upper(&[]).is_empty());
         assert_eq!(upper(&[(1.0, 1.0)]), [0]);
     }
@@ -69,6 +81,11 @@ mod tests {
         fn every_point_is_under_the_hull(pts in prop::collection::vec((1.0f64..1e4, 0.0f64..100.0), 1..60)) {
             let h = upper(&pts);
             prop_assert!(!h.is_empty());
+            let stairs = rising(&pts);
+            prop_assert!(h.iter().all(|i| stairs.contains(i)));
+            for w in stairs.windows(2) {
+                prop_assert!(pts[w[1]].0 > pts[w[0]].0 && pts[w[1]].1 > pts[w[0]].1);
+            }
             for w in h.windows(2) {
                 prop_assert!(pts[w[1]].0 > pts[w[0]].0 && pts[w[1]].1 > pts[w[0]].1);
             }

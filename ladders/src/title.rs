@@ -110,6 +110,11 @@ pub struct LadderRules {
     pub top_vmaf: f64,
     /// Spacing between rungs.
     pub spacing: Spacing,
+    /// The widest bit-rate step between neighbouring rungs: where the spacing leaves a wider
+    /// one (easy content, whose quality climbs fast at low rates), rungs are added inside it,
+    /// up to `rungs` in all, so that players switch in small steps (Apple's HLS authoring
+    /// guideline keeps neighbours 1.5 to 2 times apart). `inf` adds none.
+    pub max_ratio: f64,
     /// The highest peak (VBV maximum rate) over average bit rate of a rung.
     pub peak_ratio: f64,
     /// How per-frame VMAF pools.
@@ -141,6 +146,7 @@ impl Default for LadderRules {
             top_height: None,
             top_vmaf: 95.0,
             spacing: Spacing::Vmaf(6.0),
+            max_ratio: 2.0,
             peak_ratio: 2.0,
             pooling: Pooling::Mean,
             shot_target: ShotTarget::Bitrate,
@@ -187,6 +193,12 @@ impl LadderRules {
                 ));
             }
             _ => {}
+        }
+        if self.max_ratio.is_nan() || self.max_ratio <= 1.0 {
+            return Err(format!(
+                "max_ratio = {} (expected above 1, or inf for no limit)",
+                self.max_ratio
+            ));
         }
         if !(self.peak_ratio.is_finite() && self.peak_ratio >= 1.0) {
             return Err(format!("peak_ratio = {} (expected >= 1)", self.peak_ratio));
@@ -325,7 +337,8 @@ pub fn decide(
         .map(|&i| (points[i].kbps, points[i].quality))
         .collect();
     let hull: Vec<usize> = hull::upper(&xy).into_iter().map(|k| allowed[k]).collect();
-    let rungs = place(&points, &hull, rules)?;
+    let stairs: Vec<usize> = hull::rising(&xy).into_iter().map(|k| allowed[k]).collect();
+    let rungs = place(&points, &hull, &stairs, rules)?;
     Ok(TitleDecision {
         points,
         hull,
@@ -333,10 +346,14 @@ pub fn decide(
     })
 }
 
-/// Places the rungs on the hull.
+/// Places the rungs: the ends on the hull, the rest at even steps of the spacing between them,
+/// then more inside bit-rate steps wider than `max_ratio`. A rung takes the best point at its
+/// rate (`stairs`, the rising staircase): a hull point, or where the hull jumps between
+/// resolutions (a chord no single setting reaches) the best setting under the chord.
 fn place(
     points: &[TitlePoint],
     hull: &[usize],
+    stairs: &[usize],
     rules: &LadderRules,
 ) -> Result<Vec<TitleRung>, DecideError> {
     let in_range: Vec<&TitlePoint> = hull
@@ -360,8 +377,21 @@ fn place(
         .iter()
         .position(|p| p.quality >= rules.top_vmaf)
         .unwrap_or(usable.len() - 1);
-    let usable = &usable[..=top];
-    let (bottom, top) = (usable[0], usable[usable.len() - 1]);
+    let (bottom, top) = (usable[0], usable[top]);
+    // The hull's ends bound the staircase, which holds them.
+    let candidates: Vec<&TitlePoint> = stairs
+        .iter()
+        .map(|&i| &points[i])
+        .filter(|p| p.kbps >= bottom.kbps && p.kbps <= top.kbps)
+        .collect();
+    // The candidate nearest to `target` by `key` among those `inside` a rate range.
+    let nearest = |target: f64, key: fn(&TitlePoint) -> f64, inside: &dyn Fn(f64) -> bool| {
+        candidates
+            .iter()
+            .filter(|p| inside(p.kbps))
+            .min_by(|a, b| (key(a) - target).abs().total_cmp(&(key(b) - target).abs()))
+            .copied()
+    };
     // Targets evenly spread between the ends, as many as the spacing allows.
     let (key, span, min_step): (fn(&TitlePoint) -> f64, f64, f64) = match rules.spacing {
         Spacing::Vmaf(s) => (|p| p.quality, top.quality - bottom.quality, s),
@@ -375,13 +405,45 @@ fn place(
         } else {
             key(bottom) + span * k as f64 / (n - 1) as f64
         };
-        let best = usable
-            .iter()
-            .min_by(|a, b| (key(a) - target).abs().total_cmp(&(key(b) - target).abs()))
-            .copied()
-            .expect("usable is not empty");
+        let best = nearest(target, key, &|_| true).unwrap_or(top);
         if chosen.last().is_none_or(|l| !std::ptr::eq(*l, best)) {
             chosen.push(best);
+        }
+    }
+    // Split the widest bit-rate step first, into as many parts as `max_ratio` needs: the rung
+    // goes one part above its lower neighbour, and the rest of the step is split later.
+    let mut unsplittable: Vec<f64> = Vec::new();
+    while chosen.len() < rules.rungs {
+        let widest = chosen
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| (k, w[1].kbps / w[0].kbps))
+            .filter(|&(k, ratio)| {
+                ratio > rules.max_ratio && !unsplittable.contains(&chosen[k].kbps)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((k, ratio)) = widest else { break };
+        let mut parts = (ratio.ln() / rules.max_ratio.ln()).ceil().max(2.0);
+        if let Spacing::Bitrate(floor) = rules.spacing {
+            // Not into parts closer than the spacing asks.
+            parts = parts.min((ratio.ln() / floor.ln()).floor());
+        }
+        let (lo, hi) = (chosen[k].kbps, chosen[k + 1].kbps);
+        let target = lo.ln() + ratio.ln() / parts;
+        let inside = |kbps: f64| {
+            kbps > lo
+                && kbps < hi
+                && match rules.spacing {
+                    Spacing::Bitrate(floor) => kbps / lo >= floor && hi / kbps >= floor,
+                    Spacing::Vmaf(_) => true,
+                }
+        };
+        match (parts >= 2.0)
+            .then(|| nearest(target, |p| p.kbps.ln(), &inside))
+            .flatten()
+        {
+            Some(p) => chosen.insert(k + 1, p),
+            None => unsplittable.push(lo),
         }
     }
     Ok(chosen
@@ -476,14 +538,43 @@ mod tests {
         assert!(r.len() >= 4 && r.len() <= 7, "{}", r.len());
         for w in r.windows(2) {
             assert!(w[1].point.kbps > w[0].point.kbps);
-            assert!(w[1].point.quality - w[0].point.quality >= 6.0 - 1.5);
+            assert!(w[1].point.quality > w[0].point.quality);
             assert!(w[1].point.size.height >= w[0].point.size.height);
+            // Neighbours within 2x in rate, as the default max_ratio asks, unless all seven
+            // rungs are used.
+            assert!(
+                w[1].point.kbps / w[0].point.kbps <= 2.0 + 1e-9 || r.len() == 7,
+                "{w:?}"
+            );
         }
         assert!(r[0].point.kbps >= 145.0);
         assert!(r.last().unwrap().point.quality >= 94.0);
-        // The rungs are hull points.
+        // The ends are hull points; every rung is on the hull or just under a chord of it.
+        assert!(h.contains(&&r[0].point) && h.contains(&&r.last().unwrap().point));
         for rung in r {
-            assert!(h.iter().any(|p| **p == rung.point));
+            let p = &rung.point;
+            let k = h
+                .partition_point(|q| q.kbps <= p.kbps)
+                .clamp(1, h.len() - 1);
+            let (a, b) = (h[k - 1], h[k]);
+            let chord = a.quality + (b.quality - a.quality) * (p.kbps - a.kbps) / (b.kbps - a.kbps);
+            assert!(
+                p.quality <= chord + 1e-9 && chord - p.quality < 1.0,
+                "{p:?}: {chord}"
+            );
+        }
+        // By the spacing alone, about 6 VMAF apart.
+        let spaced = LadderRules {
+            max_ratio: f64::INFINITY,
+            ..Default::default()
+        };
+        let d = decide(&chunks, 25.0, &spaced).unwrap();
+        assert!(d.rungs.len() <= r.len());
+        for w in d.rungs.windows(2) {
+            assert!(
+                w[1].point.quality - w[0].point.quality >= 6.0 - 1.5,
+                "{w:?}"
+            );
         }
         // Rules shape it.
         let rules = LadderRules {
@@ -510,6 +601,50 @@ mod tests {
     }
 
     #[test]
+    fn wide_rate_steps_get_rungs_inside() {
+        // Quality steps far apart in bits.
+        let chunks = vec![probes(0.2, 50), probes(0.3, 50)];
+        let rate = |rules: &LadderRules| -> Vec<f64> {
+            let d = decide(&chunks, 25.0, rules).unwrap();
+            d.rungs.iter().map(|r| r.point.kbps).collect()
+        };
+        let base = LadderRules {
+            min_kbps: 150.0,
+            spacing: Spacing::Vmaf(15.0),
+            rungs: 10,
+            ..Default::default()
+        };
+        let spaced = rate(&LadderRules {
+            max_ratio: f64::INFINITY,
+            ..base.clone()
+        });
+        let ratios = |r: &[f64]| r.windows(2).map(|w| w[1] / w[0]).collect::<Vec<_>>();
+        assert!(ratios(&spaced).iter().any(|&x| x > 2.5), "{spaced:?}");
+        let filled = rate(&base);
+        assert!(filled.len() > spaced.len(), "{filled:?} vs {spaced:?}");
+        assert!(
+            ratios(&filled).iter().all(|&x| x > 1.0 && x <= 2.0),
+            "{filled:?}"
+        );
+        // The spaced rungs stay; the new ones go between them.
+        assert!(spaced.iter().all(|k| filled.contains(k)));
+        // The rung count still caps it.
+        let capped = rate(&LadderRules {
+            rungs: spaced.len() + 1,
+            ..base.clone()
+        });
+        assert_eq!(capped.len(), spaced.len() + 1);
+        // A bit-rate spacing is a floor that splitting keeps, even under a tighter max_ratio.
+        let by_rate = rate(&LadderRules {
+            spacing: Spacing::Bitrate(1.8),
+            max_ratio: 1.5,
+            ..base
+        });
+        // (The spacing's own rungs are the points nearest to even steps: about 1.8 apart.)
+        assert!(ratios(&by_rate).iter().all(|&x| x >= 1.7), "{by_rate:?}");
+    }
+
+    #[test]
     fn rules_files_are_checked() {
         let r = LadderRules::from_toml(
             "rungs = 5\nmax_kbps = 6000\nspacing = { by = \"bitrate\", step = 1.6 }\npooling = \"harmonic\"\n",
@@ -518,12 +653,16 @@ mod tests {
         assert_eq!(r.rungs, 5);
         assert_eq!(r.spacing, Spacing::Bitrate(1.6));
         assert_eq!(r.pooling, Pooling::Harmonic);
+        let off = LadderRules::from_toml("max_ratio = inf").unwrap();
+        assert_eq!(off.max_ratio, f64::INFINITY);
         for (bad, says) in [
             ("rungs = 0", "rungs = 0"),
             ("max_kbps = 10", "max_kbps"),
             ("spacing = { by = \"bitrate\", step = 0.9 }", "ratio"),
             ("speed = 3", "unknown field"),
             ("peak_ratio = 0.5", "peak_ratio"),
+            ("max_ratio = 1", "max_ratio"),
+            ("max_ratio = nan", "max_ratio"),
         ] {
             let e = LadderRules::from_toml(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
