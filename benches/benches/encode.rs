@@ -162,6 +162,8 @@ fn child(spec: &str) {
         preset: Some(preset()),
         workers,
         measure: false,
+        // The encode's speed is measured, not packaging's.
+        package: None,
         ..Default::default()
     };
     encode::run(

@@ -120,6 +120,8 @@ fn job(
         ingest,
         probe_preset,
         rules: rules.clone(),
+        // The renditions are what is compared; packaging them adds nothing here.
+        package: None,
         ..Default::default()
     };
     encode::run(master, &out, &options, &AtomicBool::new(false), &|_| {})

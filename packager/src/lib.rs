@@ -1,7 +1,37 @@
 //! Assembly of encoded chunks, CMAF/fMP4 packaging, DASH and HLS manifests, audio, subtitles,
 //! trick-play thumbnails, publishing to S3 and Open Connect-style edge fill.
 //!
-//! Today it holds [`assemble`]: the chunks of a rendition joined into one stream with the
-//! master's exact frame clock. Packaging and publishing come with their issues.
+//! - [`assemble`]: the chunks of a rendition joined into one stream with the master's exact
+//!   frame clock.
+//! - [`package`]: the renditions cut into CMAF segments on keyframes they all share
+//!   ([`segments`]), each segment read back from its boxes ([`fragments`], [`codecs`]), then
+//!   the playlists ([`hls`]) and the MPD ([`dash`]) written from one [`presentation`]. Files
+//!   go through a [`sink::Sink`].
+//!
+//! ```no_run
+//! use packager::package::{package, Settings, Sources, VideoSource};
+//! use packager::sink::DirSink;
+//!
+//! let sources = Sources {
+//!     videos: vec![VideoSource { id: "360p".into(), path: "out/360p.mp4".into() }],
+//!     ..Default::default()
+//! };
+//! let done = package(&sources, &Settings::default(), "out/.rungs/package".as_ref(),
+//!                    &DirSink::new("out"))?;
+//! println!("{} files", done.files);
+//! # Ok::<(), packager::package::PackageError>(())
+//! ```
 
 pub mod assemble;
+pub mod audio;
+pub mod bmff;
+pub mod codecs;
+pub mod dash;
+pub mod fragments;
+pub mod hls;
+pub mod package;
+pub mod presentation;
+pub mod segments;
+pub mod sink;
+pub mod subtitles;
+pub mod thumbnails;

@@ -1,7 +1,7 @@
 //! `rungs encode`: validate the master and plan its chunks in one decode pass; for per-title
 //! and shot-level ladders, probe every chunk through the queue and decide the ladder from the
 //! points; fan chunk × rung encode tasks out through the queue to the workers; assemble every
-//! rung, measure it, and write the report.
+//! rung, measure it, package the title (CMAF for DASH and HLS), and write the report.
 //!
 //! The work folder `OUT/.rungs/` holds the job's identity, the store of encoded chunks and the
 //! queue's journal. Running the same command again after a crash or a `kill -9` finds them,
@@ -10,6 +10,7 @@
 
 pub mod dynamic;
 pub mod ladder;
+pub mod package;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -80,6 +81,8 @@ pub struct EncodeOptions {
     pub rules: LadderRules,
     /// Encoder preset of the probes; `None` picks a fast one for the codec.
     pub probe_preset: Option<String>,
+    /// Package the title for DASH and HLS; `None` stops at the renditions.
+    pub package: Option<package::PackageOptions>,
 }
 
 impl Default for EncodeOptions {
@@ -97,6 +100,10 @@ impl Default for EncodeOptions {
             measure: true,
             rules: LadderRules::default(),
             probe_preset: None,
+            package: Some(package::PackageOptions {
+                thumbnails: true,
+                ..Default::default()
+            }),
         }
     }
 }
@@ -159,6 +166,8 @@ pub enum Event {
     },
     /// One probe task finished.
     ProbeDone,
+    /// The title is being packaged.
+    Packaging,
 }
 
 /// Why an encode job failed.
@@ -195,6 +204,9 @@ pub enum EncodeJobError {
         /// Why.
         error: assemble::AssembleError,
     },
+    /// Packaging failed.
+    #[error("packaging: {0}")]
+    Package(String),
     /// Measuring failed.
     #[error("measuring {rung}: {error}")]
     Measure {
@@ -256,6 +268,10 @@ pub fn run(
     let io = |what: &str, p: &Path, e: std::io::Error| {
         EncodeJobError::Io(format!("cannot {what} {}: {e}", p.display()))
     };
+    // Inputs of packaging that can be refused are checked before hours of encoding.
+    if let Some(p) = &options.package {
+        package::check_inputs(p).map_err(EncodeJobError::Config)?;
+    }
     let mut ingest_options = options.ingest.clone();
     ingest_options
         .shots
@@ -882,6 +898,20 @@ pub fn run(
             encode_cpu.get().0,
         )
     });
+    let packaged = match &options.package {
+        Some(p) => {
+            events(Event::Packaging);
+            let files: Vec<(String, PathBuf)> = names
+                .iter()
+                .map(|n| (n.clone(), out.join(format!("{n}.mp4"))))
+                .collect();
+            Some(
+                package::package_title(master, &report, &files, out, p)
+                    .map_err(EncodeJobError::Package)?,
+            )
+        }
+        None => None,
+    };
     let report = EncodeReport {
         master: master.to_owned(),
         codec: options.codec,
@@ -895,6 +925,7 @@ pub fn run(
         encode_cpu_seconds: (encode_cpu.get().0 * 1e4).round() / 1e4,
         rungs: rung_reports,
         ladder: ladder_report,
+        package: packaged,
     };
     let path = out.join("report.json");
     let json = serde_json::to_vec_pretty(&report).expect("report serialises");

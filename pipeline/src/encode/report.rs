@@ -41,6 +41,9 @@ pub struct EncodeReport {
     /// How a per-title or shot-level ladder was decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ladder: Option<LadderReport>,
+    /// What packaging wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<super::package::PackageReport>,
 }
 
 /// VMAF of a rung against the master, at the master's resolution.

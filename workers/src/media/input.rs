@@ -162,6 +162,16 @@ impl Demuxer {
         })
     }
 
+    /// Stream `index` of the open file, for muxers that copy its parameters.
+    pub(crate) fn stream_ptr(&self, index: usize) -> Result<*const ffi::AVStream, MediaError> {
+        let count = self.input.nb_streams() as usize;
+        match self.input.stream(index) {
+            // SAFETY: the stream belongs to the open context and lives as long as `self`.
+            Some(s) => Ok(unsafe { s.as_ptr() }),
+            None => Err(MediaError::NoSuchStream { index, count }),
+        }
+    }
+
     /// What the file holds.
     pub fn info(&self) -> &MediaInfo {
         &self.info

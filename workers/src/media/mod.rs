@@ -7,15 +7,18 @@
 //!   grey) at 8 or 10 bits, borrowed from the decoder without a copy when the decoder already
 //!   produces such a layout, converted by swscale otherwise.
 //! - [`AudioDecoder`] turns packets into [`AudioFrame`]s.
+//! - [`VideoMuxer`] writes a stream into a file; [`Fragmenter`] copies one into fragmented MP4.
 //! - [`MediaInfo`] is the probe: every stream's codec, geometry, rates, colour description, HDR
 //!   metadata, channel layout and language.
 //!
 //! Messages that FFmpeg logs go to `tracing` under the `ffmpeg` target; a decoder's own messages
 //! are also kept so that a corrupt frame can be reported with the decoder's explanation.
 
+mod aac;
 mod audio;
 mod decoder;
 mod error;
+mod fragment;
 mod input;
 mod log;
 mod mux;
@@ -25,8 +28,10 @@ mod probe;
 mod rational;
 mod video;
 
+pub use aac::{AAC_RATE, AacEncoder, DEFAULT_AAC_BITRATE};
 pub use audio::{AudioDecoder, AudioFrame};
 pub use error::MediaError;
+pub use fragment::Fragmenter;
 pub use input::{Demuxer, Packet};
 pub use mux::VideoMuxer;
 pub use owned::{OwnedFrame, Resizer, Samples, ScaleFilter};

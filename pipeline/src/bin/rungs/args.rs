@@ -60,7 +60,7 @@ pub enum Command {
     /// VMAF (with PSNR and SSIM) of a distorted video against its reference.
     Vmaf(VmafArgs),
     /// Encode the master into a ladder of renditions, in parallel chunks (resumable).
-    Encode(EncodeArgs),
+    Encode(Box<EncodeArgs>),
     /// Compare ladders (BD-rate) and gate them in CI.
     #[command(subcommand)]
     Ladder(LadderCommand),
@@ -176,7 +176,7 @@ pub struct EncodeArgs {
     #[arg(long, value_name = "FILE")]
     pub rungs: Option<PathBuf>,
     /// Rules of per-title and shot ladders (TOML): rungs, min_kbps, max_kbps, top_height,
-    /// top_vmaf, spacing, peak_ratio, pooling, shot_target.
+    /// top_vmaf, spacing, max_ratio, peak_ratio, pooling, shot_target.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
     /// How VMAF pools for the decision (overrides the rules file).
@@ -205,6 +205,22 @@ pub struct EncodeArgs {
     /// Skip measuring each rung's VMAF for the report.
     #[arg(long)]
     pub no_vmaf: bool,
+    /// Another audio track: the first audio stream of FILE, in language LANG (ISO 639, such
+    /// as `fr` or `fra`). Repeatable; the master's own tracks come first.
+    #[arg(long, value_name = "FILE:LANG")]
+    pub audio: Vec<String>,
+    /// A subtitle track: an SRT or WebVTT FILE in language LANG. Repeatable.
+    #[arg(long, value_name = "FILE:LANG")]
+    pub subs: Vec<String>,
+    /// AAC bit rate of the audio tracks, kbit/s.
+    #[arg(long, default_value_t = 128, value_name = "KBPS")]
+    pub audio_kbps: u32,
+    /// Seconds between trick-play thumbnails (0: none).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub thumbnails: u32,
+    /// Stop at the renditions: no DASH or HLS packaging.
+    #[arg(long)]
+    pub no_package: bool,
     #[command(flatten)]
     pub ingest: IngestSettings,
 }

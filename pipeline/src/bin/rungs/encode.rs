@@ -84,6 +84,7 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
         measure: !args.no_vmaf,
         rules,
         probe_preset: args.probe_preset.clone(),
+        package: package_options(args)?,
     };
     let out = args.output.clone().unwrap_or_else(|| default_output(args));
 
@@ -134,6 +135,7 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
             Event::ProbeDone => bar.inc(1),
             Event::Assembling(name) => bar.set_message(format!("assembling {name}")),
             Event::Measuring(name, n) => bar.set_message(format!("VMAF of {name}: {n} frames")),
+            Event::Packaging => bar.set_message("packaging for DASH and HLS"),
         }
     };
     interrupt::install();
@@ -159,7 +161,11 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
             }
             .into());
         }
-        Err(e @ (EncodeJobError::Tasks { .. } | EncodeJobError::Assemble { .. })) => {
+        Err(
+            e @ (EncodeJobError::Tasks { .. }
+            | EncodeJobError::Assemble { .. }
+            | EncodeJobError::Package(_)),
+        ) => {
             return Err(Failure {
                 code: exit::ENCODE_FAILED,
                 message: e.to_string(),
@@ -179,6 +185,64 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", output::encode_summary(&report, &out));
     }
     Ok(exit::OK.into())
+}
+
+/// `FILE:LANG` (the last colon splits, so a path may hold colons).
+fn file_and_language(flag: &str, value: &str) -> anyhow::Result<(PathBuf, String)> {
+    let Some((file, lang)) = value.rsplit_once(':') else {
+        return Err(Failure::usage(format!(
+            "--{flag} {value:?}: expected FILE:LANG"
+        )));
+    };
+    let ok = (2..=8).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && lang.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+    if file.is_empty() || !ok {
+        return Err(Failure::usage(format!(
+            "--{flag} {value:?}: expected FILE:LANG with a language code such as en, fra or pt-BR"
+        )));
+    }
+    let path = PathBuf::from(file);
+    if !path.is_file() {
+        return Err(Failure::io(format!(
+            "--{flag}: {file} is not a readable file"
+        )));
+    }
+    Ok((path, lang.to_owned()))
+}
+
+fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::PackageOptions>> {
+    if args.no_package {
+        return Ok(None);
+    }
+    let audio = args
+        .audio
+        .iter()
+        .map(|v| file_and_language("audio", v))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let subtitles = args
+        .subs
+        .iter()
+        .map(|v| file_and_language("subs", v))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !(16..=512).contains(&args.audio_kbps) {
+        return Err(Failure::usage(format!(
+            "--audio-kbps {} (expected 16 to 512)",
+            args.audio_kbps
+        )));
+    }
+    let mut settings = packager::package::Settings {
+        segment_seconds: args.segment,
+        audio_bitrate: args.audio_kbps * 1000,
+        ..Default::default()
+    };
+    settings.thumbnails.interval = args.thumbnails.max(1);
+    Ok(Some(encode::package::PackageOptions {
+        settings,
+        audio,
+        subtitles,
+        thumbnails: args.thumbnails > 0,
+    }))
 }
 
 /// Ctrl-C: the first one lets running tasks finish and stops taking new ones (the work is kept

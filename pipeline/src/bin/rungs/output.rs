@@ -239,5 +239,21 @@ pub fn encode_summary(r: &pipeline::encode::EncodeReport, out: &Path) -> String 
             );
         }
     }
+    if let Some(p) = &r.package {
+        s += &format!(
+            "\npackaged: {} and {} in {} ({} segments per track, {} audio, {} subtitle tracks, {} thumbnail sheets, {} files)",
+            p.hls,
+            p.dash,
+            out.display(),
+            p.segments,
+            p.audio.len(),
+            p.subtitles.len(),
+            p.thumbnail_sheets,
+            p.files
+        );
+        for w in &p.warnings {
+            s += &format!("\n  warning: {w}");
+        }
+    }
     s
 }

@@ -1,0 +1,199 @@
+//! HLS playlists (RFC 8216bis, version 7): the master playlist, media playlists with
+//! `EXT-X-MAP`, I-frame playlists with byte ranges, and WebVTT subtitle playlists. Pure text
+//! from a [`Presentation`].
+
+use std::fmt::Write;
+
+use crate::presentation::{Presentation, Text, Timeline, Video, decimal_seconds, segment_name};
+
+/// The protocol version written: fMP4 with `EXT-X-MAP` in I-frame playlists needs 6; 7 allows
+/// the full set of attributes used here.
+pub const VERSION: u32 = 7;
+
+/// The group IDs of the renditions.
+const AUDIO_GROUP: &str = "audio";
+const TEXT_GROUP: &str = "subs";
+
+/// Name of the master playlist in the title's root.
+pub const MASTER: &str = "master.m3u8";
+/// Name of each track's media playlist in its folder.
+pub const MEDIA: &str = "index.m3u8";
+/// Name of each video rendition's I-frame playlist in its folder.
+pub const IFRAMES: &str = "iframes.m3u8";
+
+/// Quotes an attribute value (HLS quoted strings cannot hold `"` or line breaks).
+fn quoted(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\n' || c == '\r' {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("\"{clean}\"")
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "YES" } else { "NO" }
+}
+
+/// The master playlist.
+pub fn master(p: &Presentation) -> String {
+    let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if !p.audio.is_empty() {
+        out.push('\n');
+    }
+    for a in &p.audio {
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID={},LANGUAGE={},NAME={},DEFAULT={},AUTOSELECT=YES,CHANNELS={},URI={}",
+            quoted(AUDIO_GROUP),
+            quoted(&a.language),
+            quoted(&a.name),
+            yes(a.default),
+            quoted(&a.channels.to_string()),
+            quoted(&format!("audio/{}/{MEDIA}", a.id)),
+        );
+    }
+    if !p.text.is_empty() {
+        out.push('\n');
+    }
+    for t in &p.text {
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID={},LANGUAGE={},NAME={},DEFAULT={},AUTOSELECT=YES,FORCED=NO,URI={}",
+            quoted(TEXT_GROUP),
+            quoted(&t.language),
+            quoted(&t.name),
+            yes(t.default),
+            quoted(&format!("text/{}/{MEDIA}", t.id)),
+        );
+    }
+    // A variant's bandwidth covers its video and the most demanding audio it may play with.
+    let audio_peak = p
+        .audio
+        .iter()
+        .map(|a| a.timeline.peak_bps())
+        .max()
+        .unwrap_or(0);
+    let audio_average = p
+        .audio
+        .iter()
+        .map(|a| a.timeline.average_bps())
+        .max()
+        .unwrap_or(0);
+    let audio_codecs: Vec<&str> = {
+        let mut c: Vec<&str> = p.audio.iter().map(|a| a.codecs.as_str()).collect();
+        c.dedup();
+        c
+    };
+    for v in &p.video {
+        let mut codecs = vec![v.codecs.as_str()];
+        codecs.extend(&audio_codecs);
+        out.push('\n');
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={},RESOLUTION={}x{},FRAME-RATE={:.3}",
+            v.timeline.peak_bps() + audio_peak,
+            v.timeline.average_bps() + audio_average,
+            quoted(&codecs.join(",")),
+            v.width,
+            v.height,
+            v.frame_rate.fps(),
+        );
+        if !p.audio.is_empty() {
+            let _ = write!(out, ",AUDIO={}", quoted(AUDIO_GROUP));
+        }
+        if !p.text.is_empty() {
+            let _ = write!(out, ",SUBTITLES={}", quoted(TEXT_GROUP));
+        }
+        let _ = writeln!(out, ",CLOSED-CAPTIONS=NONE\nvideo/{}/{MEDIA}", v.id);
+    }
+    if !p.video.is_empty() {
+        out.push('\n');
+    }
+    for v in &p.video {
+        let _ = writeln!(
+            out,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS={},RESOLUTION={}x{},URI={}",
+            // The I-frame playlist's peak: keyframe bytes over the span each one stands for.
+            v.timeline.peak_bps_of(|s| s.key_bytes),
+            quoted(&v.codecs),
+            v.width,
+            v.height,
+            quoted(&format!("video/{}/{IFRAMES}", v.id)),
+        );
+    }
+    out
+}
+
+/// `EXT-X-TARGETDURATION`: the longest segment rounded to the nearest second (every `EXTINF`
+/// rounded must be at most it), and at least 1.
+fn target_duration(t: &Timeline) -> u64 {
+    let ts = u64::from(t.timescale.max(1));
+    t.segments
+        .iter()
+        .map(|s| (2 * s.duration + ts) / (2 * ts))
+        .max()
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn media_header(t: &Timeline, extra: &str) -> String {
+    format!(
+        "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-TARGETDURATION:{}\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n{extra}",
+        target_duration(t)
+    )
+}
+
+/// The media playlist of a CMAF track (video or audio): its init segment and its segments.
+pub fn media(t: &Timeline) -> String {
+    let mut out = media_header(t, "#EXT-X-MAP:URI=\"init.mp4\"\n");
+    for (i, s) in t.segments.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "#EXTINF:{},\n{}",
+            decimal_seconds(s.duration, t.timescale),
+            segment_name(i + 1, "m4s")
+        );
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+/// The I-frame playlist of a video rendition: each segment's first keyframe, as the byte range
+/// from the segment's start through the keyframe's data, lasting until the next one.
+pub fn iframes(v: &Video) -> String {
+    let t = &v.timeline;
+    let mut out = media_header(t, "#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI=\"init.mp4\"\n");
+    for (i, s) in t.segments.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "#EXTINF:{},\n#EXT-X-BYTERANGE:{}@0\n{}",
+            decimal_seconds(s.duration, t.timescale),
+            s.key_bytes,
+            segment_name(i + 1, "m4s")
+        );
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}
+
+/// The media playlist of a subtitle track: one WebVTT file per segment.
+pub fn subtitles(t: &Text) -> String {
+    let tl = &t.timeline;
+    let mut out = media_header(tl, "");
+    for (i, s) in tl.segments.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "#EXTINF:{},\n{}",
+            decimal_seconds(s.duration, tl.timescale),
+            segment_name(i + 1, "vtt")
+        );
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
+    out
+}

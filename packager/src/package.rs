@@ -1,0 +1,581 @@
+//! Packaging a title: every rendition cut into CMAF segments on shared keyframes, each
+//! segment read back to build the timelines, then the HLS playlists and the DASH MPD. Files
+//! go to a [`Sink`]; the manifests go last, so a reader never finds a manifest that points at
+//! a missing segment.
+
+use std::path::{Path, PathBuf};
+
+use workers::media::{DEFAULT_AAC_BITRATE, Demuxer, Fragmenter, MediaError, Rational};
+
+use crate::audio::{self, AudioError, AudioSource};
+use crate::bmff::BoxError;
+use crate::codecs::{self, Media};
+use crate::fragments::{self, SegmentInfo};
+use crate::presentation::{
+    FrameRate, Presentation, Segment, Text, Timeline, Video, bcp47, language_name, segment_name,
+};
+use crate::segments::{self, DEFAULT_SEGMENT_SECONDS, PlanError};
+use crate::sink::{Sink, SinkError};
+use crate::subtitles;
+use crate::thumbnails::{self, ThumbnailError, ThumbnailSettings};
+use crate::{dash, hls};
+
+/// Packaging settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Target segment duration, seconds.
+    pub segment_seconds: f64,
+    /// AAC bit rate, bits per second.
+    pub audio_bitrate: u32,
+    /// Trick-play thumbnails.
+    pub thumbnails: ThumbnailSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            segment_seconds: DEFAULT_SEGMENT_SECONDS,
+            audio_bitrate: DEFAULT_AAC_BITRATE,
+            thumbnails: ThumbnailSettings::default(),
+        }
+    }
+}
+
+/// One subtitle file to package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubtitleSource {
+    /// The file (SRT or WebVTT, told apart by its first line).
+    pub path: PathBuf,
+    /// Language.
+    pub language: String,
+}
+
+/// Everything that goes into a title.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sources {
+    /// The video renditions (all from one master: same frame count and rate).
+    pub videos: Vec<VideoSource>,
+    /// The audio tracks; the first is the default.
+    pub audio: Vec<AudioSource>,
+    /// The subtitle tracks.
+    pub subtitles: Vec<SubtitleSource>,
+    /// The master to take thumbnails from, and its clock's time at the title's start.
+    pub thumbnails: Option<(PathBuf, f64)>,
+}
+
+/// One video rendition to package: an assembled file (one video stream).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoSource {
+    /// Identifier and folder name (the rung's name).
+    pub id: String,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// Why packaging failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// Nothing to package.
+    #[error("no video renditions to package")]
+    Empty,
+    /// The renditions disagree with each other.
+    #[error("rendition {id}: {reason}")]
+    Mismatch {
+        /// The rendition.
+        id: String,
+        /// What differs.
+        reason: String,
+    },
+    /// No segment plan fits the renditions.
+    #[error("segment plan: {0}")]
+    Plan(#[from] PlanError),
+    /// Reading or writing media failed.
+    #[error("rendition {id}: {source}")]
+    Media {
+        /// The rendition.
+        id: String,
+        /// What failed.
+        source: MediaError,
+    },
+    /// A written file does not hold the boxes it should.
+    #[error("rendition {id}: {source}")]
+    Boxes {
+        /// The rendition.
+        id: String,
+        /// What is wrong.
+        source: BoxError,
+    },
+    /// The work folder could not be used.
+    #[error("work folder {path}: {error}")]
+    Work {
+        /// The path.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// The sink refused a file.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A subtitle file was refused.
+    #[error("{path}:{line}: {reason}")]
+    Subtitles {
+        /// The file.
+        path: PathBuf,
+        /// The line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Thumbnails could not be made.
+    #[error("thumbnails: {0}")]
+    Thumbnails(#[from] ThumbnailError),
+    /// An audio track failed.
+    #[error("audio track {index} ({path}): {reason}")]
+    Audio {
+        /// Its place in the list.
+        index: usize,
+        /// Its file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// What packaging wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Packaged {
+    /// What the manifests list.
+    pub presentation: Presentation,
+    /// Files written.
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Repairs made to the inputs, each with its file and line.
+    pub warnings: Vec<String>,
+}
+
+/// A rendition's packets, read once to find its keyframes.
+struct Scan {
+    index: usize,
+    rate: Rational,
+    keyframes: Vec<u64>,
+    frames: u64,
+}
+
+/// Packages `sources` into `sink`, using `work` for intermediate files.
+pub fn package(
+    sources: &Sources,
+    settings: &Settings,
+    work: &Path,
+    sink: &dyn Sink,
+) -> Result<Packaged, PackageError> {
+    let (videos, audio) = (&sources.videos, &sources.audio);
+    if videos.is_empty() {
+        return Err(PackageError::Empty);
+    }
+    std::fs::create_dir_all(work).map_err(|error| PackageError::Work {
+        path: work.to_owned(),
+        error,
+    })?;
+    let scans = videos.iter().map(scan).collect::<Result<Vec<_>, _>>()?;
+    let first = &scans[0];
+    for (v, s) in videos.iter().zip(&scans) {
+        if s.frames != first.frames || s.rate != first.rate {
+            return Err(PackageError::Mismatch {
+                id: v.id.clone(),
+                reason: format!(
+                    "{} frames at {} fps, but {} has {} at {}",
+                    s.frames, s.rate, videos[0].id, first.frames, first.rate
+                ),
+            });
+        }
+    }
+    let keyframes: Vec<Vec<u64>> = scans.iter().map(|s| s.keyframes.clone()).collect();
+    let rate = (first.rate.num.max(0) as u32, first.rate.den.max(0) as u32);
+    let starts = segments::plan(&keyframes, first.frames, rate, settings.segment_seconds)?;
+    let mut out = Output::default();
+    let mut video = Vec::new();
+    for (v, s) in videos.iter().zip(&scans) {
+        video.push(package_video(v, s, &starts, work, sink, &mut out)?);
+    }
+    video.sort_by_key(|v| (v.timeline.average_bps(), v.width));
+    let duration = f64::from(first.rate.den) * first.frames as f64 / f64::from(first.rate.num);
+    let cuts: Vec<f64> = starts
+        .iter()
+        .skip(1)
+        .map(|&f| f as f64 * f64::from(first.rate.den) / f64::from(first.rate.num))
+        .collect();
+    let mut tracks = Vec::new();
+    for (index, a) in audio.iter().enumerate() {
+        let fail = |reason: String| PackageError::Audio {
+            index,
+            path: a.path.clone(),
+            reason,
+        };
+        let tmp = work.join(format!("audio-{index}.cmaf.mp4"));
+        audio::encode(a, settings.audio_bitrate, duration, &cuts, &tmp)
+            .map_err(|e: AudioError| fail(e.to_string()))?;
+        let bytes = std::fs::read(&tmp).map_err(|error| PackageError::Work {
+            path: tmp.clone(),
+            error,
+        })?;
+        let _ = std::fs::remove_file(&tmp);
+        let id = unique_id(&crate::presentation::bcp47(&a.language), &tracks);
+        let audio::Described {
+            track,
+            init_len,
+            ranges,
+        } = audio::describe(a, &id, index == 0, &bytes).map_err(fail)?;
+        if ranges.len() != starts.len() {
+            return Err(fail(format!(
+                "{} segments written, the video has {}",
+                ranges.len(),
+                starts.len()
+            )));
+        }
+        out.put(sink, &format!("audio/{id}/init.mp4"), &bytes[..init_len])?;
+        for (i, (from, to)) in ranges.iter().enumerate() {
+            out.put(
+                sink,
+                &format!("audio/{id}/{}", segment_name(i + 1, "m4s")),
+                &bytes[*from..*to],
+            )?;
+        }
+        out.put(
+            sink,
+            &format!("audio/{id}/{}", hls::MEDIA),
+            hls::media(&track.timeline).as_bytes(),
+        )?;
+        tracks.push(track);
+    }
+    let mut warnings = Vec::new();
+    let mut text = Vec::new();
+    // Subtitle segments follow the video's, in milliseconds.
+    let mut bounds: Vec<u64> = starts
+        .iter()
+        .map(|&f| f * u64::from(rate.1) * 1000 / u64::from(rate.0.max(1)))
+        .collect();
+    bounds.push((duration * 1000.0).round() as u64);
+    for s in &sources.subtitles {
+        let track = subtitle_track(
+            s,
+            &bounds,
+            &video[0].timeline,
+            &text,
+            sink,
+            &mut out,
+            &mut warnings,
+        )?;
+        text.push(track);
+    }
+    let thumbnails = match &sources.thumbnails {
+        Some((master, origin)) => Some(thumbnails::make(
+            master,
+            *origin,
+            duration,
+            &settings.thumbnails,
+            sink,
+        )?),
+        None => None,
+    };
+    let presentation = Presentation {
+        duration,
+        video,
+        audio: tracks,
+        text,
+        thumbnails,
+    };
+    for v in &presentation.video {
+        out.put(
+            sink,
+            &format!("video/{}/{}", v.id, hls::MEDIA),
+            hls::media(&v.timeline).as_bytes(),
+        )?;
+        out.put(
+            sink,
+            &format!("video/{}/{}", v.id, hls::IFRAMES),
+            hls::iframes(v).as_bytes(),
+        )?;
+    }
+    out.put(sink, hls::MASTER, hls::master(&presentation).as_bytes())?;
+    out.put(sink, dash::MPD, dash::mpd(&presentation).as_bytes())?;
+    Ok(Packaged {
+        presentation,
+        files: out.files,
+        bytes: out.bytes,
+        warnings,
+    })
+}
+
+/// Parses, converts and segments one subtitle file.
+fn subtitle_track(
+    s: &SubtitleSource,
+    bounds: &[u64],
+    video: &Timeline,
+    earlier: &[Text],
+    sink: &dyn Sink,
+    out: &mut Output,
+    warnings: &mut Vec<String>,
+) -> Result<Text, PackageError> {
+    let bytes = std::fs::read(&s.path).map_err(|error| PackageError::Work {
+        path: s.path.clone(),
+        error,
+    })?;
+    let parsed = subtitles::parse(&bytes).map_err(|e| PackageError::Subtitles {
+        path: s.path.clone(),
+        line: e.line,
+        reason: e.reason,
+    })?;
+    warnings.extend(
+        parsed
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {w}", s.path.display())),
+    );
+    let language = bcp47(&s.language);
+    let taken = |id: &str| earlier.iter().any(|t| t.id == id);
+    let id = if taken(&language) {
+        (2..)
+            .map(|n| format!("{language}-{n}"))
+            .find(|i| !taken(i))
+            .unwrap_or_default()
+    } else {
+        language.clone()
+    };
+    let whole = subtitles::to_vtt(&parsed.cues);
+    out.put(sink, &format!("text/{id}/all.vtt"), whole.as_bytes())?;
+    let mut timeline = Timeline {
+        timescale: video.timescale,
+        segments: Vec::new(),
+    };
+    for (i, (seg, v)) in subtitles::segment(&parsed.cues, bounds)
+        .iter()
+        .zip(&video.segments)
+        .enumerate()
+    {
+        out.put(
+            sink,
+            &format!("text/{id}/{}", segment_name(i + 1, "vtt")),
+            seg.as_bytes(),
+        )?;
+        timeline.segments.push(Segment {
+            start: v.start,
+            duration: v.duration,
+            bytes: seg.len() as u64,
+            key_bytes: 0,
+        });
+    }
+    let text = Text {
+        id: id.clone(),
+        name: language_name(&language),
+        language,
+        default: false,
+        timeline,
+        bytes: whole.len() as u64,
+    };
+    out.put(
+        sink,
+        &format!("text/{id}/{}", hls::MEDIA),
+        hls::subtitles(&text).as_bytes(),
+    )?;
+    Ok(text)
+}
+
+/// `base`, or `base-2`, `base-3`... when an earlier track has it.
+fn unique_id(base: &str, tracks: &[crate::presentation::Audio]) -> String {
+    let taken = |id: &str| tracks.iter().any(|t| t.id == id);
+    if !taken(base) {
+        return base.to_owned();
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|id| !taken(id))
+        .unwrap_or_default()
+}
+
+/// Counts what goes to the sink.
+#[derive(Default)]
+struct Output {
+    files: usize,
+    bytes: u64,
+}
+
+impl Output {
+    fn put(&mut self, sink: &dyn Sink, name: &str, bytes: &[u8]) -> Result<(), SinkError> {
+        sink.put(name, bytes)?;
+        self.files += 1;
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+fn media_error(id: &str) -> impl Fn(MediaError) -> PackageError + '_ {
+    move |source| PackageError::Media {
+        id: id.to_owned(),
+        source,
+    }
+}
+
+/// The frame number of a timestamp on the rendition's exact frame clock.
+fn frame_of(pts: i64, time_base: Rational, rate: Rational) -> i64 {
+    let num = i128::from(pts) * i128::from(time_base.num) * i128::from(rate.num);
+    let den = i128::from(time_base.den) * i128::from(rate.den);
+    if den == 0 {
+        return 0;
+    }
+    // Rounded to the nearest frame.
+    ((2 * num + den) / (2 * den)) as i64
+}
+
+fn scan(v: &VideoSource) -> Result<Scan, PackageError> {
+    let err = media_error(&v.id);
+    let mut d = Demuxer::open(&v.path).map_err(&err)?;
+    let index = d
+        .info()
+        .best_video()
+        .ok_or_else(|| PackageError::Mismatch {
+            id: v.id.clone(),
+            reason: format!("{} has no video stream", v.path.display()),
+        })?;
+    let rate = d.info().streams[index]
+        .video
+        .as_ref()
+        .map(|x| x.avg_frame_rate)
+        .filter(|r| r.is_positive())
+        .ok_or_else(|| PackageError::Mismatch {
+            id: v.id.clone(),
+            reason: "no constant frame rate".into(),
+        })?;
+    let mut keyframes = Vec::new();
+    let mut frames = 0u64;
+    while let Some(p) = d.read().map_err(&err)? {
+        if p.stream() != index {
+            continue;
+        }
+        frames += 1;
+        if p.is_key() {
+            let pts = p.pts().ok_or_else(|| PackageError::Mismatch {
+                id: v.id.clone(),
+                reason: format!("keyframe {frames} has no timestamp"),
+            })?;
+            keyframes.push(frame_of(pts, p.time_base(), rate).max(0) as u64);
+        }
+    }
+    keyframes.sort_unstable();
+    keyframes.dedup();
+    Ok(Scan {
+        index,
+        rate,
+        keyframes,
+        frames,
+    })
+}
+
+fn package_video(
+    v: &VideoSource,
+    s: &Scan,
+    starts: &[u64],
+    work: &Path,
+    sink: &dyn Sink,
+    out: &mut Output,
+) -> Result<Video, PackageError> {
+    let err = media_error(&v.id);
+    let tmp = work.join(format!("{}.cmaf.mp4", v.id));
+    let mut d = Demuxer::open(&v.path).map_err(&err)?;
+    let mut f = Fragmenter::create(&tmp, &d, s.index, None).map_err(&err)?;
+    let mut next = 1; // the next segment start to cut at
+    while let Some(p) = d.read().map_err(&err)? {
+        if p.stream() != s.index {
+            continue;
+        }
+        if p.is_key()
+            && let Some(&at) = starts.get(next)
+            && let Some(pts) = p.pts()
+            && frame_of(pts, p.time_base(), s.rate) as u64 == at
+        {
+            f.cut().map_err(&err)?;
+            next += 1;
+        }
+        f.write(&p).map_err(&err)?;
+    }
+    f.finish().map_err(&err)?;
+    let bytes = std::fs::read(&tmp).map_err(|error| PackageError::Work {
+        path: tmp.clone(),
+        error,
+    })?;
+    let _ = std::fs::remove_file(&tmp);
+    let boxes = |source| PackageError::Boxes {
+        id: v.id.clone(),
+        source,
+    };
+    let split = fragments::split(&bytes).map_err(boxes)?;
+    let mismatch = |reason: String| PackageError::Mismatch {
+        id: v.id.clone(),
+        reason,
+    };
+    if split.segments.len() != starts.len() {
+        return Err(mismatch(format!(
+            "{} segments written, {} planned",
+            split.segments.len(),
+            starts.len()
+        )));
+    }
+    let init = &bytes[..split.init_len as usize];
+    let info = codecs::track_info(init).map_err(boxes)?;
+    let Media::Video { width, height, sar } = info.media else {
+        return Err(mismatch("the track is not video".into()));
+    };
+    check_contiguous(&split.segments).map_err(mismatch)?;
+    out.put(sink, &format!("video/{}/init.mp4", v.id), init)?;
+    let mut timeline = Timeline {
+        timescale: info.timescale,
+        segments: Vec::with_capacity(split.segments.len()),
+    };
+    for (i, seg) in split.segments.iter().enumerate() {
+        let data = &bytes[seg.range.0 as usize..seg.range.1 as usize];
+        out.put(
+            sink,
+            &format!("video/{}/{}", v.id, segment_name(i + 1, "m4s")),
+            data,
+        )?;
+        timeline.segments.push(Segment {
+            start: seg.start,
+            duration: seg.duration,
+            bytes: data.len() as u64,
+            key_bytes: seg.first_sample_end,
+        });
+    }
+    Ok(Video {
+        id: v.id.clone(),
+        codecs: info.codecs,
+        width,
+        height,
+        sar,
+        frame_rate: FrameRate {
+            num: s.rate.num as u32,
+            den: s.rate.den as u32,
+        },
+        timeline,
+    })
+}
+
+/// Segments follow each other with no gap or overlap, each starting on a keyframe.
+fn check_contiguous(segments: &[SegmentInfo]) -> Result<(), String> {
+    for (i, s) in segments.iter().enumerate() {
+        if !s.starts_with_sync {
+            return Err(format!("segment {} does not start with a keyframe", i + 1));
+        }
+        if let Some(n) = segments.get(i + 1)
+            && n.start != s.start + s.duration
+        {
+            return Err(format!(
+                "segment {} starts at {} but segment {} ends at {}",
+                i + 2,
+                n.start,
+                i + 1,
+                s.start + s.duration
+            ));
+        }
+    }
+    Ok(())
+}

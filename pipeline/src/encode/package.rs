@@ -1,0 +1,192 @@
+//! The last step of `rungs encode`: the assembled renditions, the master's audio tracks, extra
+//! audio and subtitle files and trick-play thumbnails packaged as one CMAF title for DASH and
+//! HLS in the output folder (`master.m3u8`, `manifest.mpd`, `video/`, `audio/`, `text/`,
+//! `thumbs/`).
+
+use std::path::{Path, PathBuf};
+
+use packager::audio::AudioSource;
+use packager::package::{self, Settings, Sources, SubtitleSource, VideoSource};
+use packager::sink::DirSink;
+use serde::Serialize;
+use workers::media::Demuxer;
+
+use crate::ingest::IngestReport;
+
+/// What to package besides the renditions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PackageOptions {
+    /// Segment duration, audio bit rate, thumbnail layout.
+    pub settings: Settings,
+    /// Extra audio files (their first audio stream) with their language.
+    pub audio: Vec<(PathBuf, String)>,
+    /// Subtitle files (SRT or WebVTT) with their language.
+    pub subtitles: Vec<(PathBuf, String)>,
+    /// Make trick-play thumbnails.
+    pub thumbnails: bool,
+}
+
+/// What packaging wrote, for the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PackageReport {
+    /// The HLS master playlist, relative to the output folder.
+    pub hls: String,
+    /// The DASH MPD, relative to the output folder.
+    pub dash: String,
+    /// Segments per track.
+    pub segments: usize,
+    /// The longest segment, seconds.
+    pub max_segment_seconds: f64,
+    /// Files written.
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Each video rendition: id, codecs string, peak and average bits per second.
+    pub video: Vec<TrackReport>,
+    /// Each audio track.
+    pub audio: Vec<TrackReport>,
+    /// Subtitle languages.
+    pub subtitles: Vec<String>,
+    /// Thumbnail sheets.
+    pub thumbnail_sheets: u32,
+    /// Repairs made to the inputs.
+    pub warnings: Vec<String>,
+}
+
+/// One packaged track.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrackReport {
+    /// Identifier (rung name or language).
+    pub id: String,
+    /// RFC 6381 codecs string.
+    pub codecs: String,
+    /// Highest segment bit rate, bits per second.
+    pub peak_bps: u64,
+    /// Average bit rate, bits per second.
+    pub average_bps: u64,
+}
+
+/// Checks the extra inputs before any work: every subtitle file parses (the first fault with
+/// its file and line), every audio file has an audio stream.
+pub fn check_inputs(options: &PackageOptions) -> Result<(), String> {
+    for (path, _) in &options.subtitles {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("subtitles {}: {e}", path.display()))?;
+        packager::subtitles::parse(&bytes)
+            .map_err(|e| format!("subtitles {}:{}: {}", path.display(), e.line, e.reason))?;
+    }
+    for (path, _) in &options.audio {
+        first_audio_stream(path)?;
+    }
+    Ok(())
+}
+
+/// The index of the first audio stream of `path`.
+fn first_audio_stream(path: &Path) -> Result<usize, String> {
+    let d = Demuxer::open(path).map_err(|e| format!("audio file {}: {e}", path.display()))?;
+    d.info()
+        .streams
+        .iter()
+        .find(|s| s.audio.is_some())
+        .map(|s| s.index)
+        .ok_or_else(|| format!("audio file {} has no audio stream", path.display()))
+}
+
+/// Packages the renditions `rungs` (name, file) of `master` into `out`. The manifests of an
+/// earlier run are removed first, so that a failure never leaves a manifest pointing at a mix
+/// of old and new segments.
+pub fn package_title(
+    master: &Path,
+    ingest: &IngestReport,
+    rungs: &[(String, PathBuf)],
+    out: &Path,
+    options: &PackageOptions,
+) -> Result<PackageReport, String> {
+    let origin = ingest
+        .video
+        .as_ref()
+        .and_then(|v| v.timing.start_seconds)
+        .unwrap_or(0.0);
+    let mut audio: Vec<AudioSource> = ingest
+        .audio
+        .iter()
+        .map(|a| AudioSource {
+            path: master.to_owned(),
+            stream: a.stream,
+            language: a.language.clone().unwrap_or_else(|| "und".into()),
+            origin_seconds: origin,
+        })
+        .collect();
+    for (path, language) in &options.audio {
+        audio.push(AudioSource {
+            path: path.clone(),
+            stream: first_audio_stream(path)?,
+            language: language.clone(),
+            origin_seconds: 0.0,
+        });
+    }
+    let sources = Sources {
+        videos: rungs
+            .iter()
+            .map(|(id, path)| VideoSource {
+                id: id.clone(),
+                path: path.clone(),
+            })
+            .collect(),
+        audio,
+        subtitles: options
+            .subtitles
+            .iter()
+            .map(|(path, language)| SubtitleSource {
+                path: path.clone(),
+                language: language.clone(),
+            })
+            .collect(),
+        thumbnails: options.thumbnails.then(|| (master.to_owned(), origin)),
+    };
+    for manifest in [packager::hls::MASTER, packager::dash::MPD] {
+        match std::fs::remove_file(out.join(manifest)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot remove the old {manifest}: {e}"));
+            }
+            _ => {}
+        }
+    }
+    let work = out.join(".rungs").join("package");
+    let done = package::package(&sources, &options.settings, &work, &DirSink::new(out))
+        .map_err(|e| e.to_string())?;
+    let p = &done.presentation;
+    let track = |id: &str, codecs: &str, t: &packager::presentation::Timeline| TrackReport {
+        id: id.to_owned(),
+        codecs: codecs.to_owned(),
+        peak_bps: t.peak_bps(),
+        average_bps: t.average_bps(),
+    };
+    let first = p.video.first().map(|v| &v.timeline);
+    Ok(PackageReport {
+        hls: packager::hls::MASTER.into(),
+        dash: packager::dash::MPD.into(),
+        segments: first.map_or(0, |t| t.segments.len()),
+        max_segment_seconds: first.map_or(0.0, |t| {
+            t.segments
+                .iter()
+                .map(|s| t.seconds(s.duration))
+                .fold(0.0, f64::max)
+        }),
+        files: done.files,
+        bytes: done.bytes,
+        video: p
+            .video
+            .iter()
+            .map(|v| track(&v.id, &v.codecs, &v.timeline))
+            .collect(),
+        audio: p
+            .audio
+            .iter()
+            .map(|a| track(&a.id, &a.codecs, &a.timeline))
+            .collect(),
+        subtitles: p.text.iter().map(|t| t.language.clone()).collect(),
+        thumbnail_sheets: p.thumbnails.as_ref().map_or(0, |t| t.sheets),
+        warnings: done.warnings,
+    })
+}

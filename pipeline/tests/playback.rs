@@ -1,0 +1,426 @@
+//! The packaged title as players see it: `rungs encode` on a master with two audio languages
+//! and an SRT file, then the HLS and DASH manifests parsed back by independent parsers
+//! (m3u8-rs, dash-mpd), read by ffprobe, and played in Shaka Player, hls.js and dash.js in
+//! headless Chromium (tools/players, installed by scripts/setup).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{arg, rungs};
+use fixtures::Fixture;
+use serde_json::Value;
+
+/// A two-rung ladder, fast to encode.
+const RUNGS: &str = "[[rung]]\nname = \"low\"\nwidth = 416\nheight = 234\ncrf = 32\n\n\
+[[rung]]\nname = \"high\"\nwidth = 640\nheight = 360\ncrf = 26\n";
+
+/// The SRT cue shown from 3.0 to 5.25 s.
+const CUE_TIME: f64 = 4.0;
+const CUE_TEXT: &str = "mandelbrot";
+
+fn tools() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/players")
+}
+
+/// Encodes and packages the two-audio master with `codec`; returns the title folder.
+fn title(codec: &str, extra: &[&str], dir: &Path) -> PathBuf {
+    let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
+    let srt = f.path.with_file_name("two-audio.eng.srt");
+    let ladder = dir.join("rungs.toml");
+    std::fs::write(&ladder, RUNGS).unwrap();
+    let out = dir.join(codec);
+    let subs = format!("{}:en", srt.display());
+    let mut args = vec![
+        "encode",
+        arg(&f.path),
+        "-o",
+        arg(&out),
+        "--rungs",
+        arg(&ladder),
+        "--codec",
+        codec,
+        "--segment",
+        "2",
+        "--subs",
+        &subs,
+        "--no-vmaf",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let run = rungs(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["package"]["hls"], "master.m3u8");
+    out
+}
+
+/// Runs one player on the title; returns what the page saw.
+fn play(root: &Path, manifest: &str, player: &str, boundaries: &[f64]) -> Value {
+    let b: Vec<String> = boundaries.iter().map(|x| format!("{x}")).collect();
+    let out = Command::new("node")
+        .arg(tools().join("play.mjs"))
+        .args([
+            "--root",
+            arg(root),
+            "--manifest",
+            manifest,
+            "--player",
+            player,
+        ])
+        .args(["--boundaries", &b.join(",")])
+        .args(["--cue-time", &CUE_TIME.to_string(), "--text-lang", "en"])
+        .output()
+        .expect("node runs (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "{player} on {manifest}: the harness failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{player}: bad JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Segment boundaries in seconds, from the first video media playlist.
+fn boundaries(root: &Path) -> Vec<f64> {
+    let text = std::fs::read(root.join("video/low/index.m3u8")).unwrap();
+    let media = match m3u8_rs::parse_playlist_res(&text).unwrap() {
+        m3u8_rs::Playlist::MediaPlaylist(m) => m,
+        m3u8_rs::Playlist::MasterPlaylist(_) => panic!("a media playlist"),
+    };
+    let mut t = 0.0;
+    media
+        .segments
+        .iter()
+        .map(|s| {
+            t += f64::from(s.duration);
+            t
+        })
+        .collect()
+}
+
+/// Every check the issue lists, for one player and manifest.
+fn check_player(root: &Path, manifest: &str, player: &str) {
+    let bounds = boundaries(root);
+    let r = play(root, manifest, player, &bounds);
+    let ctx = format!("{player} on {manifest}: {r:#}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{ctx}");
+    assert_eq!(r["started"], true, "{ctx}");
+    assert!(r["boundariesCrossed"].as_u64().unwrap_or(0) >= 3, "{ctx}");
+    let switched = r["switched"].as_array().unwrap();
+    assert_eq!(switched.len(), 2, "both rungs listed: {ctx}");
+    assert!(switched.iter().all(|s| s["ok"] == true), "{ctx}");
+    // Both rungs' segments were fetched.
+    let requests: Vec<&str> = r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for rung in ["low", "high"] {
+        assert!(
+            requests
+                .iter()
+                .any(|q| q.starts_with(&format!("video/{rung}/")) && q.ends_with(".m4s")),
+            "{rung} never fetched: {ctx}"
+        );
+    }
+    let mut langs: Vec<&str> = r["audioLanguages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    langs.sort_unstable();
+    langs.dedup();
+    assert_eq!(langs, ["en", "fr"], "{ctx}");
+    let cues: Vec<&str> = r["cueTexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(cues.iter().any(|c| c.contains(CUE_TEXT)), "{ctx}");
+    assert_eq!(r["ended"], true, "{ctx}");
+    // Shaka reads the DASH thumbnail tiles: the first tile of the first sheet.
+    if player == "shaka" && manifest.ends_with(".mpd") {
+        let t = &r["thumbnail"];
+        assert!(
+            t["uris"][0]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/thumbs/00001.jpg")),
+            "{ctx}"
+        );
+        assert_eq!(
+            (t["x"].as_u64(), t["y"].as_u64()),
+            (Some(0), Some(0)),
+            "{ctx}"
+        );
+        assert_eq!(t["width"].as_u64(), Some(240), "{ctx}");
+    }
+}
+
+/// The codecs string of each rendition agrees with what ffprobe reads from its first segment
+/// (profile and level), written the RFC 6381 way for the codec.
+fn check_codecs(root: &Path, video_codec: &str) {
+    let mpd = std::fs::read_to_string(root.join("manifest.mpd")).unwrap();
+    for rung in ["low", "high"] {
+        let dir = root.join("video").join(rung);
+        let mut bytes = std::fs::read(dir.join("init.mp4")).unwrap();
+        bytes.extend(std::fs::read(dir.join("00001.m4s")).unwrap());
+        let joined = dir.join("probe.mp4");
+        std::fs::write(&joined, bytes).unwrap();
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=profile,level", "-of", "json"])
+            .arg(&joined)
+            .output()
+            .unwrap();
+        std::fs::remove_file(&joined).unwrap();
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let profile = j["streams"][0]["profile"].as_str().unwrap_or("").to_owned();
+        let level = j["streams"][0]["level"].as_i64().unwrap_or(-1);
+        let want = match video_codec {
+            "avc1." => {
+                let idc = match profile.as_str() {
+                    "High" => 0x64,
+                    "Main" => 0x4D,
+                    "Baseline" | "Constrained Baseline" => 0x42,
+                    other => panic!("unexpected H.264 profile {other}"),
+                };
+                format!("avc1.{idc:02X}")
+            }
+            "hvc1." => {
+                let idc = match profile.as_str() {
+                    "Main" => 1,
+                    "Main 10" => 2,
+                    other => panic!("unexpected HEVC profile {other}"),
+                };
+                format!("hvc1.{idc}.")
+            }
+            _ => {
+                assert_eq!(profile, "Main");
+                format!("av01.0.{level:02}M.08")
+            }
+        };
+        let re = format!("id=\"{rung}\" bandwidth=");
+        let line = mpd.lines().find(|l| l.contains(&re)).unwrap();
+        let codecs = line
+            .split("codecs=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            codecs.starts_with(&want),
+            "{rung}: {codecs} against ffprobe {profile} {level}"
+        );
+        match video_codec {
+            "avc1." => assert!(
+                codecs.ends_with(&format!("{level:02X}")),
+                "{codecs} level {level}"
+            ),
+            "hvc1." => assert!(
+                codecs.contains(&format!(".L{level}")),
+                "{codecs} level {level}"
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn check_parsers(root: &Path, video_codec: &str) {
+    check_codecs(root, video_codec);
+    // HLS, with m3u8-rs.
+    let text = std::fs::read(root.join("master.m3u8")).unwrap();
+    let master = match m3u8_rs::parse_playlist_res(&text).unwrap() {
+        m3u8_rs::Playlist::MasterPlaylist(m) => m,
+        m3u8_rs::Playlist::MediaPlaylist(_) => panic!("a master playlist"),
+    };
+    assert_eq!(master.variants.iter().filter(|v| !v.is_i_frame).count(), 2);
+    assert_eq!(master.variants.iter().filter(|v| v.is_i_frame).count(), 2);
+    for v in &master.variants {
+        let codecs = v.codecs.as_deref().unwrap_or("");
+        assert!(codecs.starts_with(video_codec), "{codecs}");
+        let media = std::fs::read(root.join(&v.uri)).unwrap();
+        let m3u8_rs::Playlist::MediaPlaylist(m) = m3u8_rs::parse_playlist_res(&media).unwrap()
+        else {
+            panic!("{} is a media playlist", v.uri)
+        };
+        assert!(m.end_list && m.segments.len() >= 5, "{}", v.uri);
+        let folder = root.join(&v.uri).parent().unwrap().to_owned();
+        for s in &m.segments {
+            assert!(folder.join(&s.uri).is_file(), "{}", s.uri);
+        }
+    }
+    let alt: Vec<(String, Option<String>)> = master
+        .alternatives
+        .iter()
+        .map(|a| (a.media_type.to_string(), a.language.clone()))
+        .collect();
+    assert_eq!(
+        alt,
+        [
+            ("AUDIO".to_owned(), Some("en".to_owned())),
+            ("AUDIO".to_owned(), Some("fr".to_owned())),
+            ("SUBTITLES".to_owned(), Some("en".to_owned()))
+        ]
+    );
+    // DASH, with dash-mpd.
+    let mpd =
+        dash_mpd::parse(&std::fs::read_to_string(root.join("manifest.mpd")).unwrap()).unwrap();
+    let sets = &mpd.periods[0].adaptations;
+    let kinds: Vec<String> = sets
+        .iter()
+        .map(|a| a.contentType.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["video", "audio", "audio", "text", "image"]);
+    let video = &sets[0];
+    assert_eq!(video.representations.len(), 2);
+    for r in &video.representations {
+        assert!(r.codecs.as_deref().unwrap_or("").starts_with(video_codec));
+    }
+    // ffprobe reads both manifests and finds the renditions (its DASH reader refuses a `.vtt`
+    // sidecar unless told to allow every extension).
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-protocol_whitelist", "file,crypto,data"])
+            .args(["-allowed_extensions", "ALL"])
+            .args([
+                "-show_entries",
+                "stream=codec_type,width,height",
+                "-of",
+                "json",
+            ])
+            .arg(root.join(manifest))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ffprobe {manifest}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let streams = j["streams"].as_array().unwrap();
+        let heights: Vec<u64> = streams
+            .iter()
+            .filter(|s| s["codec_type"] == "video")
+            .filter_map(|s| s["height"].as_u64())
+            .collect();
+        assert!(
+            heights.contains(&234) && heights.contains(&360),
+            "{manifest}: {j}"
+        );
+        assert!(
+            streams
+                .iter()
+                .filter(|s| s["codec_type"] == "audio")
+                .count()
+                >= 2,
+            "{manifest}: {j}"
+        );
+        if manifest.ends_with(".mpd") {
+            assert!(
+                streams.iter().any(|s| s["codec_type"] == "subtitle"),
+                "{manifest}: {j}"
+            );
+        }
+    }
+}
+
+/// Encodes with `codec`, checks the manifests, and plays them in Shaka (DASH and HLS), hls.js
+/// and dash.js.
+fn plays_everywhere(codec: &str, preset: &str, codecs_prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = title(codec, &["--preset", preset], dir.path());
+    check_parsers(&root, codecs_prefix);
+    for (manifest, player) in [
+        ("manifest.mpd", "shaka"),
+        ("master.m3u8", "shaka"),
+        ("master.m3u8", "hlsjs"),
+        ("manifest.mpd", "dashjs"),
+    ] {
+        check_player(&root, manifest, player);
+    }
+}
+
+#[test]
+fn h264_title_plays_in_every_player() {
+    plays_everywhere("h264", "veryfast", "avc1.");
+}
+
+#[test]
+fn av1_title_plays_in_every_player() {
+    plays_everywhere("av1", "12", "av01.");
+}
+
+#[test]
+fn hevc_title_is_read_by_ffprobe_and_the_parsers() {
+    // Chromium here cannot decode HEVC: the parsers and ffprobe check it.
+    let dir = tempfile::tempdir().unwrap();
+    let root = title("hevc", &["--preset", "ultrafast"], dir.path());
+    check_parsers(&root, "hvc1.");
+}
+
+#[test]
+fn bad_packaging_inputs_are_refused_before_encoding() {
+    let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let srt = dir.path().join("bad.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:03,000 --> 00:00:2,500\nno\n",
+    )
+    .unwrap();
+    let subs = format!("{}:en", srt.display());
+    let run = rungs(&[
+        "encode",
+        arg(&f.path),
+        "-o",
+        arg(&out),
+        "--subs",
+        &subs,
+        "-q",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{}:6: the cue ends", srt.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.exists(), "nothing was encoded");
+    // An audio file without audio, and a language that is not one.
+    let not_audio = dir.path().join("video-only.mp4");
+    std::fs::write(&not_audio, b"\0\0\0\x18ftypisom").unwrap();
+    let audio = format!("{}:fr", not_audio.display());
+    let run = rungs(&[
+        "encode",
+        arg(&f.path),
+        "-o",
+        arg(&out),
+        "--audio",
+        &audio,
+        "-q",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("audio file"), "{}", run.stderr);
+    let bad_lang = format!("{}:1x", srt.display());
+    let run = rungs(&[
+        "encode",
+        arg(&f.path),
+        "-o",
+        arg(&out),
+        "--subs",
+        &bad_lang,
+        "-q",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("language code"), "{}", run.stderr);
+}
