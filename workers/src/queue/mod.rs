@@ -8,13 +8,16 @@
 //! - a task that keeps failing (or keeps killing its worker) is moved to a dead-letter list
 //!   after a maximum number of receives, with its last error.
 //!
-//! [`LocalQueue`] is the in-process backend, journalled on disk so that a killed run resumes.
+//! [`LocalQueue`] is the in-process backend, journalled on disk so that a killed run resumes;
+//! [`SqsQueue`] is Amazon SQS, with task state in a [`crate::store::Store`].
 
 mod local;
+mod sqs;
 
 use std::time::Duration;
 
 pub use local::LocalQueue;
+pub use sqs::{DEFAULT_MAX_RECEIVES, SqsQueue};
 
 /// A task to run: a unique id and a body (JSON text, opaque to the queue).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,6 +96,14 @@ pub enum QueueError {
         path: std::path::PathBuf,
         /// The underlying error.
         error: std::io::Error,
+    },
+    /// The remote queue (or the store that keeps its state) failed the request.
+    #[error("{what}: {reason}")]
+    Remote {
+        /// What was being done.
+        what: &'static str,
+        /// The service's code and message, or the transport's error.
+        reason: String,
     },
     /// The journal holds a line that is not a journal record.
     #[error("queue journal {path} line {line}: {reason}")]

@@ -3,16 +3,19 @@
 //! A [`Store`] is a flat map from [`Key`]s to immutable objects, the shape of S3: whole-object
 //! writes that are atomic (a reader sees the old object, the new one, or none, never part of
 //! one), reads, existence checks and listings by prefix. [`FsStore`] keeps the objects as files
-//! under a root folder; the S3 store comes with fleet mode. Keys are validated before any I/O,
+//! under a root folder; [`S3Store`] keeps them in an S3 bucket (or any S3-compatible server). Keys are validated before any I/O,
 //! so a hostile name can never leave the store's root or the job's prefix.
 
 mod fs;
 mod key;
+mod s3;
 
 use std::path::{Path, PathBuf};
 
 pub use fs::FsStore;
 pub use key::{Key, KeyError};
+pub use s3::{AwsOptions, DEFAULT_PART_BYTES, S3Store};
+pub(crate) use s3::{runtime as s3_runtime, sdk_config as s3_sdk_config, sdk_text};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,16 @@ pub enum StoreError {
         key: String,
         /// The underlying error.
         error: std::io::Error,
+    },
+    /// A remote store refused or failed the request (after its retries).
+    #[error("{what} {key}: {reason}")]
+    Remote {
+        /// What was being done.
+        what: &'static str,
+        /// The key (or bucket, or URL) involved.
+        key: String,
+        /// The service's code and message, or the transport's error.
+        reason: String,
     },
     /// A local file given to or asked of the store could not be used.
     #[error("{what} {path}: {error}")]

@@ -1,0 +1,419 @@
+//! The SQS queue, through aws-sdk-sqs, with a [`Store`] for what SQS does not keep: which task
+//! ids were ever pushed (so pushing one again changes nothing), which are done (so a duplicate
+//! delivery is dropped), and the dead-letter records with their errors.
+//!
+//! - `lease` long-polls (up to 20 s a call) and asks for the receive count.
+//! - `extend` is the heartbeat: it moves the visibility timeout while a task runs.
+//! - `ack` deletes the message and marks the task done.
+//! - `fail` hides the task for the retry delay, or, once it has had its receives (or when the
+//!   failure is final), records the error in the store, copies the task to the dead-letter
+//!   queue and deletes it from the main one. A task whose workers keep dying is caught the same
+//!   way when it is received once too often.
+//!
+//! State keys, under the queue's state prefix: `known/ID`, `done/ID`, `dead/ID.json`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+
+use super::{AfterFailure, Counts, DeadLetter, Lease, Message, Queue, QueueError};
+use crate::store::{AwsOptions, Key, Store, StoreError};
+
+/// Receives after which a task is dead-lettered, by default.
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+/// A queue on Amazon SQS (or any server that speaks its protocol).
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+    dead_url: String,
+    store: Arc<dyn Store>,
+    state: Key,
+    max_receives: u32,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for SqsQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the client: its configuration holds the credentials.
+        f.debug_struct("SqsQueue")
+            .field("url", &self.url)
+            .field("dead_url", &self.dead_url)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+fn remote<E, R>(what: &'static str) -> impl Fn(aws_sdk_sqs::error::SdkError<E, R>) -> QueueError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |e| QueueError::Remote {
+        what,
+        reason: crate::store::sdk_text(&e),
+    }
+}
+
+fn store_err(what: &'static str) -> impl Fn(StoreError) -> QueueError {
+    move |e| QueueError::Remote {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// A task id as a key segment: kept when it is one, else hex-escaped.
+fn id_segment(id: &str) -> String {
+    if !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-=+@,".contains(&b))
+    {
+        return id.to_owned();
+    }
+    let mut s = String::from("x-");
+    for b in id.bytes() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+impl SqsQueue {
+    /// Opens the queue named `name` and its dead-letter queue `NAME-dead`, creating both when
+    /// missing; task state goes to `store` under `state`.
+    pub fn open(
+        name: &str,
+        options: &AwsOptions,
+        store: Arc<dyn Store>,
+        state: Key,
+    ) -> Result<Self, QueueError> {
+        let name_ok = (1..=75).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(QueueError::Remote {
+                what: "opening the queue",
+                reason: format!(
+                    "queue name {name:?} (expected 1 to 75 letters, digits, '-' and '_')"
+                ),
+            });
+        }
+        let rt = crate::store::s3_runtime().map_err(|e| QueueError::Remote {
+            what: "opening the queue",
+            reason: e.to_string(),
+        })?;
+        let config = crate::store::s3_sdk_config(&rt, options);
+        let client = aws_sdk_sqs::Client::new(&config);
+        let create = |n: String| {
+            rt.block_on(client.create_queue().queue_name(n).send())
+                .map_err(remote("creating the queue"))
+                .map(|o| o.queue_url().unwrap_or_default().to_owned())
+        };
+        let url = create(name.to_owned())?;
+        let dead_url = create(format!("{name}-dead"))?;
+        Ok(Self {
+            client,
+            url,
+            dead_url,
+            store,
+            state,
+            max_receives: DEFAULT_MAX_RECEIVES,
+            rt,
+        })
+    }
+
+    /// Dead-letters a task after this many receives.
+    pub fn with_max_receives(mut self, n: u32) -> Self {
+        self.max_receives = n.max(1);
+        self
+    }
+
+    fn key(&self, kind: &str, id: &str) -> Result<Key, QueueError> {
+        self.state
+            .join(kind)
+            .and_then(|k| k.join(&id_segment(id)))
+            .map_err(|e| QueueError::Remote {
+                what: "naming task state",
+                reason: e.to_string(),
+            })
+    }
+
+    fn dead_key(&self, id: &str) -> Result<Key, QueueError> {
+        self.key("dead", &format!("{}.json", id_segment(id)))
+    }
+
+    /// Records the task as dead and moves it to the dead-letter queue.
+    fn bury(&self, lease: &Lease, error: &str) -> Result<(), QueueError> {
+        let record = DeadLetter {
+            message: lease.message.clone(),
+            error: error.to_owned(),
+            receives: lease.receives,
+        };
+        let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
+        self.store
+            .put(&self.dead_key(&lease.message.id)?, &json)
+            .map_err(store_err("recording a dead task"))?;
+        let body = serde_json::to_string(&lease.message).unwrap_or_default();
+        self.rt
+            .block_on(
+                self.client
+                    .send_message()
+                    .queue_url(&self.dead_url)
+                    .message_body(body)
+                    .send(),
+            )
+            .map_err(remote("moving a task to the dead-letter queue"))?;
+        self.rt
+            .block_on(
+                self.client
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(&lease.receipt)
+                    .send(),
+            )
+            .map_err(remote("deleting a dead task"))?;
+        Ok(())
+    }
+
+    fn count(&self, kind: &str) -> Result<usize, QueueError> {
+        let prefix = self.state.join(kind).map_err(|e| QueueError::Remote {
+            what: "naming task state",
+            reason: e.to_string(),
+        })?;
+        Ok(self
+            .store
+            .list(&prefix)
+            .map_err(store_err("counting tasks"))?
+            .len())
+    }
+}
+
+impl Queue for SqsQueue {
+    fn push(&self, message: Message) -> Result<bool, QueueError> {
+        let known = self.key("known", &message.id)?;
+        if self
+            .store
+            .exists(&known)
+            .map_err(store_err("looking up a task"))?
+        {
+            return Ok(false);
+        }
+        let body = serde_json::to_string(&message).unwrap_or_default();
+        self.rt
+            .block_on(
+                self.client
+                    .send_message()
+                    .queue_url(&self.url)
+                    .message_body(body)
+                    .send(),
+            )
+            .map_err(remote("sending a task"))?;
+        self.store
+            .put(&known, b"")
+            .map_err(store_err("recording a task"))?;
+        Ok(true)
+    }
+
+    fn lease(&self, visibility: Duration, wait: Duration) -> Result<Option<Lease>, QueueError> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let out = self
+                .rt
+                .block_on(
+                    self.client
+                        .receive_message()
+                        .queue_url(&self.url)
+                        .max_number_of_messages(1)
+                        .wait_time_seconds(left.as_secs().min(20) as i32)
+                        .visibility_timeout(visibility.as_secs().max(1) as i32)
+                        .message_system_attribute_names(
+                            MessageSystemAttributeName::ApproximateReceiveCount,
+                        )
+                        .send(),
+                )
+                .map_err(remote("receiving a task"))?;
+            let Some(m) = out.messages().first() else {
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let receipt = m.receipt_handle().unwrap_or_default().to_owned();
+            let receives = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let message: Message = match serde_json::from_str(m.body().unwrap_or_default()) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    // Not one of ours: bury it under its SQS id rather than loop on it.
+                    let lease = Lease {
+                        message: Message {
+                            id: m.message_id().unwrap_or("unknown").to_owned(),
+                            body: m.body().unwrap_or_default().to_owned(),
+                        },
+                        receipt,
+                        receives,
+                    };
+                    self.bury(&lease, &format!("not a task: {e}"))?;
+                    continue;
+                }
+            };
+            let lease = Lease {
+                message,
+                receipt,
+                receives,
+            };
+            // A duplicate delivery of a finished task is dropped.
+            if self
+                .store
+                .exists(&self.key("done", &lease.message.id)?)
+                .map_err(store_err("looking up a task"))?
+            {
+                let _ = self.rt.block_on(
+                    self.client
+                        .delete_message()
+                        .queue_url(&self.url)
+                        .receipt_handle(&lease.receipt)
+                        .send(),
+                );
+                continue;
+            }
+            // A task whose workers keep dying never reaches `fail`: catch it here.
+            if receives > self.max_receives {
+                self.bury(
+                    &lease,
+                    &format!(
+                        "received {receives} times without finishing (its worker died or lost the lease each time)"
+                    ),
+                )?;
+                continue;
+            }
+            return Ok(Some(lease));
+        }
+    }
+
+    fn extend(&self, lease: &Lease, visibility: Duration) -> Result<(), QueueError> {
+        self.rt
+            .block_on(
+                self.client
+                    .change_message_visibility()
+                    .queue_url(&self.url)
+                    .receipt_handle(&lease.receipt)
+                    .visibility_timeout(visibility.as_secs().max(1) as i32)
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                if e.as_service_error().is_some() {
+                    QueueError::LeaseLost {
+                        id: lease.message.id.clone(),
+                    }
+                } else {
+                    remote("extending a lease")(e)
+                }
+            })
+    }
+
+    fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.store
+            .put(&self.key("done", &lease.message.id)?, b"")
+            .map_err(store_err("recording a finished task"))?;
+        self.rt
+            .block_on(
+                self.client
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(&lease.receipt)
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(remote("deleting a finished task"))
+    }
+
+    fn fail(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<AfterFailure, QueueError> {
+        match retry_after {
+            Some(delay) if lease.receives < self.max_receives => {
+                self.rt
+                    .block_on(
+                        self.client
+                            .change_message_visibility()
+                            .queue_url(&self.url)
+                            .receipt_handle(&lease.receipt)
+                            .visibility_timeout(delay.as_secs() as i32)
+                            .send(),
+                    )
+                    .map_err(remote("giving a task back"))?;
+                Ok(AfterFailure::Retried)
+            }
+            _ => {
+                self.bury(lease, error)?;
+                Ok(AfterFailure::DeadLettered)
+            }
+        }
+    }
+
+    fn counts(&self) -> Result<Counts, QueueError> {
+        let attrs = self
+            .rt
+            .block_on(
+                self.client
+                    .get_queue_attributes()
+                    .queue_url(&self.url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+                    .send(),
+            )
+            .map_err(remote("counting tasks"))?;
+        let get = |n: QueueAttributeName| -> usize {
+            attrs
+                .attributes()
+                .and_then(|a| a.get(&n))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(Counts {
+            pending: get(QueueAttributeName::ApproximateNumberOfMessages)
+                + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+            in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            done: self.count("done")?,
+            dead: self.count("dead")?,
+        })
+    }
+
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
+        let prefix = self.state.join("dead").map_err(|e| QueueError::Remote {
+            what: "naming task state",
+            reason: e.to_string(),
+        })?;
+        let mut out = Vec::new();
+        for k in self
+            .store
+            .list(&prefix)
+            .map_err(store_err("listing dead tasks"))?
+        {
+            let bytes = self
+                .store
+                .get(&k)
+                .map_err(store_err("reading a dead task"))?;
+            let d: DeadLetter = serde_json::from_slice(&bytes).map_err(|e| QueueError::Remote {
+                what: "reading a dead task",
+                reason: format!("{k}: {e}"),
+            })?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+}
