@@ -372,55 +372,32 @@ fn bad_packaging_inputs_are_refused_before_encoding() {
     let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
+    // `rungs encode MASTER -o OUT FLAG VALUE -q`: exit 2 with `says` in the message, and
+    // nothing encoded.
+    let refused = |flag: &str, value: &str, says: &str| {
+        let run = rungs(&["encode", arg(&f.path), "-o", arg(&out), flag, value, "-q"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+        assert!(!out.exists(), "nothing was encoded");
+    };
     let srt = dir.path().join("bad.srt");
     std::fs::write(
         &srt,
         "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:03,000 --> 00:00:2,500\nno\n",
     )
     .unwrap();
-    let subs = format!("{}:en", srt.display());
-    let run = rungs(&[
-        "encode",
-        arg(&f.path),
-        "-o",
-        arg(&out),
+    refused(
         "--subs",
-        &subs,
-        "-q",
-    ]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains(&format!("{}:6: the cue ends", srt.display())),
-        "{}",
-        run.stderr
+        &format!("{}:en", srt.display()),
+        &format!("{}:6: the cue ends", srt.display()),
     );
-    assert!(!out.exists(), "nothing was encoded");
     // An audio file without audio, and a language that is not one.
     let not_audio = dir.path().join("video-only.mp4");
     std::fs::write(&not_audio, b"\0\0\0\x18ftypisom").unwrap();
-    let audio = format!("{}:fr", not_audio.display());
-    let run = rungs(&[
-        "encode",
-        arg(&f.path),
-        "-o",
-        arg(&out),
+    refused(
         "--audio",
-        &audio,
-        "-q",
-    ]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("audio file"), "{}", run.stderr);
-    let bad_lang = format!("{}:1x", srt.display());
-    let run = rungs(&[
-        "encode",
-        arg(&f.path),
-        "-o",
-        arg(&out),
-        "--subs",
-        &bad_lang,
-        "-q",
-    ]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("language code"), "{}", run.stderr);
+        &format!("{}:fr", not_audio.display()),
+        "audio file",
+    );
+    refused("--subs", &format!("{}:1x", srt.display()), "language code");
 }

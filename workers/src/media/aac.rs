@@ -270,3 +270,39 @@ fn stereo(channels: &[Vec<f32>]) -> [Vec<f32>; 2] {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_mix_to_stereo_without_clipping() {
+        let [l, r] = stereo(&[vec![0.5, -0.25]]);
+        assert_eq!(
+            (l, r),
+            (vec![0.5, -0.25], vec![0.5, -0.25]),
+            "mono to both sides"
+        );
+        // 5.1 (FL FR FC LFE SL SR) at full scale everywhere: the mix stays within [-1, 1],
+        // the LFE is dropped, and the centre reaches both sides at -3 dB.
+        let full: Vec<Vec<f32>> = vec![vec![1.0]; 6];
+        let [l, r] = stereo(&full);
+        assert!(
+            (l[0] - 1.0).abs() < 1e-6 && (r[0] - 1.0).abs() < 1e-6,
+            "{l:?} {r:?}"
+        );
+        let mut centre = vec![vec![0.0f32]; 6];
+        centre[2] = vec![1.0];
+        let [l, r] = stereo(&centre);
+        let gain = 1.0 / (1.0 + 2.0 * MINUS_3DB);
+        assert!((l[0] - MINUS_3DB * gain).abs() < 1e-6 && l == r);
+        let mut lfe = vec![vec![0.0f32]; 6];
+        lfe[3] = vec![1.0];
+        assert_eq!(stereo(&lfe), [vec![0.0], vec![0.0]]);
+        // A surround pair goes to its side.
+        let mut sl = vec![vec![0.0f32]; 6];
+        sl[4] = vec![1.0];
+        let [l, r] = stereo(&sl);
+        assert!(l[0] > 0.0 && r[0] == 0.0);
+    }
+}

@@ -146,6 +146,44 @@ impl SqsQueue {
         self.key("dead", &format!("{}.json", id_segment(id)))
     }
 
+    /// Deletes the delivery `receipt` from the main queue.
+    fn delete(&self, receipt: &str, what: &'static str) -> Result<(), QueueError> {
+        self.rt
+            .block_on(
+                self.client
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(receipt)
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(remote(what))
+    }
+
+    /// Hides the delivery of `lease` for `seconds` from now. The service refusing the receipt
+    /// means the lease was lost (it expired and the task went to someone else).
+    fn hide(&self, lease: &Lease, seconds: u64, what: &'static str) -> Result<(), QueueError> {
+        self.rt
+            .block_on(
+                self.client
+                    .change_message_visibility()
+                    .queue_url(&self.url)
+                    .receipt_handle(&lease.receipt)
+                    .visibility_timeout(seconds.min(43_200) as i32)
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                if e.as_service_error().is_some() {
+                    QueueError::LeaseLost {
+                        id: lease.message.id.clone(),
+                    }
+                } else {
+                    remote(what)(e)
+                }
+            })
+    }
+
     /// Records the task as dead and moves it to the dead-letter queue.
     fn bury(&self, lease: &Lease, error: &str) -> Result<(), QueueError> {
         let record = DeadLetter {
@@ -167,16 +205,7 @@ impl SqsQueue {
                     .send(),
             )
             .map_err(remote("moving a task to the dead-letter queue"))?;
-        self.rt
-            .block_on(
-                self.client
-                    .delete_message()
-                    .queue_url(&self.url)
-                    .receipt_handle(&lease.receipt)
-                    .send(),
-            )
-            .map_err(remote("deleting a dead task"))?;
-        Ok(())
+        self.delete(&lease.receipt, "deleting a dead task")
     }
 
     fn count(&self, kind: &str) -> Result<usize, QueueError> {
@@ -276,13 +305,7 @@ impl Queue for SqsQueue {
                 .exists(&self.key("done", &lease.message.id)?)
                 .map_err(store_err("looking up a task"))?
             {
-                let _ = self.rt.block_on(
-                    self.client
-                        .delete_message()
-                        .queue_url(&self.url)
-                        .receipt_handle(&lease.receipt)
-                        .send(),
-                );
+                let _ = self.delete(&lease.receipt, "dropping a duplicate delivery");
                 continue;
             }
             // A task whose workers keep dying never reaches `fail`: catch it here.
@@ -300,41 +323,14 @@ impl Queue for SqsQueue {
     }
 
     fn extend(&self, lease: &Lease, visibility: Duration) -> Result<(), QueueError> {
-        self.rt
-            .block_on(
-                self.client
-                    .change_message_visibility()
-                    .queue_url(&self.url)
-                    .receipt_handle(&lease.receipt)
-                    .visibility_timeout(visibility.as_secs().max(1) as i32)
-                    .send(),
-            )
-            .map(|_| ())
-            .map_err(|e| {
-                if e.as_service_error().is_some() {
-                    QueueError::LeaseLost {
-                        id: lease.message.id.clone(),
-                    }
-                } else {
-                    remote("extending a lease")(e)
-                }
-            })
+        self.hide(lease, visibility.as_secs().max(1), "extending a lease")
     }
 
     fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
         self.store
             .put(&self.key("done", &lease.message.id)?, b"")
             .map_err(store_err("recording a finished task"))?;
-        self.rt
-            .block_on(
-                self.client
-                    .delete_message()
-                    .queue_url(&self.url)
-                    .receipt_handle(&lease.receipt)
-                    .send(),
-            )
-            .map(|_| ())
-            .map_err(remote("deleting a finished task"))
+        self.delete(&lease.receipt, "deleting a finished task")
     }
 
     fn fail(
@@ -345,16 +341,7 @@ impl Queue for SqsQueue {
     ) -> Result<AfterFailure, QueueError> {
         match retry_after {
             Some(delay) if lease.receives < self.max_receives => {
-                self.rt
-                    .block_on(
-                        self.client
-                            .change_message_visibility()
-                            .queue_url(&self.url)
-                            .receipt_handle(&lease.receipt)
-                            .visibility_timeout(delay.as_secs() as i32)
-                            .send(),
-                    )
-                    .map_err(remote("giving a task back"))?;
+                self.hide(lease, delay.as_secs(), "giving a task back")?;
                 Ok(AfterFailure::Retried)
             }
             _ => {
