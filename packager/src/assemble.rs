@@ -196,17 +196,38 @@ fn write(
                 )?);
             }
             Some(f) if *f != chunk.params => {
+                let c = &chunk.params;
+                let differ: Vec<&str> = [
+                    ("codec", f.codec != c.codec),
+                    ("size", (f.width, f.height) != (c.width, c.height)),
+                    ("pixel format", f.pixel_format != c.pixel_format),
+                    ("profile", f.profile != c.profile),
+                    ("level", f.level != c.level),
+                    ("bit depth", f.bit_depth != c.bit_depth),
+                    (
+                        "sample aspect ratio",
+                        f.sample_aspect_ratio != c.sample_aspect_ratio,
+                    ),
+                    ("colour description", f.color != c.color),
+                    ("chroma location", f.chroma_location != c.chroma_location),
+                    ("reordering delay", f.video_delay != c.video_delay),
+                    ("decoder configuration", f.extradata != c.extradata),
+                ]
+                .into_iter()
+                .filter_map(|(name, d)| d.then_some(name))
+                .collect();
                 return Err(mismatch(format!(
                     "its stream parameters differ from chunk 0's ({} {}x{} {} against {} \
-                     {}x{} {}); the chunks were encoded with different settings",
-                    chunk.params.codec,
-                    chunk.params.width,
-                    chunk.params.height,
-                    chunk.params.pixel_format,
+                     {}x{} {}; differing: {}); the chunks were encoded with different settings",
+                    c.codec,
+                    c.width,
+                    c.height,
+                    c.pixel_format,
                     f.codec,
                     f.width,
                     f.height,
-                    f.pixel_format
+                    f.pixel_format,
+                    differ.join(", ")
                 )));
             }
             Some(_) => {}

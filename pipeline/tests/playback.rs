@@ -401,3 +401,31 @@ fn bad_packaging_inputs_are_refused_before_encoding() {
     );
     refused("--subs", &format!("{}:1x", srt.display()), "language code");
 }
+
+#[test]
+fn a_prores_master_with_mixed_colour_tags_encodes_and_packages() {
+    // The ProRes fixture tags some frames BT.709 and others not: every chunk must still carry
+    // one colour description (the stream's), or the chunks of a rung cannot be joined. Its PCM
+    // audio becomes AAC.
+    let f = fixtures::ensure(Fixture::ProRes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = rungs(&[
+        "encode",
+        arg(&f.path),
+        "-o",
+        arg(&out),
+        "--ladder",
+        "fixed",
+        "--preset",
+        "ultrafast",
+        "--no-vmaf",
+        "-q",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.json["chunks"].as_u64().unwrap() >= 2, "{}", run.json);
+    let audio = run.json["package"]["audio"].as_array().unwrap();
+    assert_eq!(audio.len(), 1);
+    assert_eq!(audio[0]["codecs"], "mp4a.40.2");
+    assert!(out.join("master.m3u8").is_file() && out.join("manifest.mpd").is_file());
+}

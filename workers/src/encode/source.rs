@@ -65,8 +65,11 @@ pub(super) fn read(
         layout,
         ScaleFilter::Lanczos,
     );
+    // The stream's colour description, not each frame's: frames of one master may disagree
+    // (a ProRes master tagged BT.709 on some frames only), and every chunk of a rung must
+    // carry the same one, or the chunks cannot be joined.
+    let colors = Demuxer::open(&source.path)?.stream_color(source.stream)?;
     let mut deliver = |frame: &VideoFrame<'_>, index: u64| {
-        let colors = frame.color_properties();
         let scaled = resizer.scale(frame)?;
         // SAFETY: `scaled` is the resizer's own frame; these are plain fields.
         unsafe {

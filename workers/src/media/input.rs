@@ -172,6 +172,34 @@ impl Demuxer {
         }
     }
 
+    /// The colour description stream `index` declares (range, primaries, transfer, matrix,
+    /// chroma location): one value for the whole stream, where decoded frames may each carry
+    /// their own.
+    pub(crate) fn stream_color(
+        &self,
+        index: usize,
+    ) -> Result<
+        (
+            ffi::AVColorRange,
+            ffi::AVColorPrimaries,
+            ffi::AVColorTransferCharacteristic,
+            ffi::AVColorSpace,
+            ffi::AVChromaLocation,
+        ),
+        MediaError,
+    > {
+        let st = self.stream_ptr(index)?;
+        // SAFETY: the stream and its parameters belong to the open context.
+        let par = unsafe { &*(*st).codecpar };
+        Ok((
+            par.color_range,
+            par.color_primaries,
+            par.color_trc,
+            par.color_space,
+            par.chroma_location,
+        ))
+    }
+
     /// What the file holds.
     pub fn info(&self) -> &MediaInfo {
         &self.info

@@ -372,28 +372,6 @@ impl<'a> VideoFrame<'a> {
         }
     }
 
-    /// The decoder's colour range, primaries, transfer, matrix and chroma location, to carry
-    /// over to an encoder.
-    pub(crate) fn color_properties(
-        &self,
-    ) -> (
-        ffi::AVColorRange,
-        ffi::AVColorPrimaries,
-        ffi::AVColorTransferCharacteristic,
-        ffi::AVColorSpace,
-        ffi::AVChromaLocation,
-    ) {
-        // SAFETY: plain fields of the decoded frame.
-        let raw = unsafe { &*self.source.as_ptr() };
-        (
-            raw.color_range,
-            raw.color_primaries,
-            raw.color_trc,
-            raw.colorspace,
-            raw.chroma_location,
-        )
-    }
-
     /// SMPTE ST 2086 mastering display metadata attached to this frame.
     pub fn mastering_display(&self) -> Option<MasteringDisplay> {
         self.side_data(ffi::AVFrameSideDataType::AV_FRAME_DATA_MASTERING_DISPLAY_METADATA)
