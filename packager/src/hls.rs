@@ -142,58 +142,48 @@ fn target_duration(t: &Timeline) -> u64 {
         .max(1)
 }
 
-fn media_header(t: &Timeline, extra: &str) -> String {
-    format!(
+/// A VOD media playlist: the header, `extra` tags, one entry per segment (its `EXTINF`, then
+/// `per_segment`'s tags, then the file `NNNNN.extension`), and the end tag.
+fn playlist(
+    t: &Timeline,
+    extra: &str,
+    extension: &str,
+    per_segment: impl Fn(&crate::presentation::Segment) -> String,
+) -> String {
+    let mut out = format!(
         "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-TARGETDURATION:{}\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n{extra}",
         target_duration(t)
-    )
-}
-
-/// The media playlist of a CMAF track (video or audio): its init segment and its segments.
-pub fn media(t: &Timeline) -> String {
-    let mut out = media_header(t, "#EXT-X-MAP:URI=\"init.mp4\"\n");
+    );
     for (i, s) in t.segments.iter().enumerate() {
         let _ = writeln!(
             out,
-            "#EXTINF:{},\n{}",
+            "#EXTINF:{},\n{}{}",
             decimal_seconds(s.duration, t.timescale),
-            segment_name(i + 1, "m4s")
+            per_segment(s),
+            segment_name(i + 1, extension)
         );
     }
     out.push_str("#EXT-X-ENDLIST\n");
     out
+}
+
+/// The media playlist of a CMAF track (video or audio): its init segment and its segments.
+pub fn media(t: &Timeline) -> String {
+    playlist(t, "#EXT-X-MAP:URI=\"init.mp4\"\n", "m4s", |_| String::new())
 }
 
 /// The I-frame playlist of a video rendition: each segment's first keyframe, as the byte range
 /// from the segment's start through the keyframe's data, lasting until the next one.
 pub fn iframes(v: &Video) -> String {
-    let t = &v.timeline;
-    let mut out = media_header(t, "#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI=\"init.mp4\"\n");
-    for (i, s) in t.segments.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "#EXTINF:{},\n#EXT-X-BYTERANGE:{}@0\n{}",
-            decimal_seconds(s.duration, t.timescale),
-            s.key_bytes,
-            segment_name(i + 1, "m4s")
-        );
-    }
-    out.push_str("#EXT-X-ENDLIST\n");
-    out
+    playlist(
+        &v.timeline,
+        "#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI=\"init.mp4\"\n",
+        "m4s",
+        |s| format!("#EXT-X-BYTERANGE:{}@0\n", s.key_bytes),
+    )
 }
 
 /// The media playlist of a subtitle track: one WebVTT file per segment.
 pub fn subtitles(t: &Text) -> String {
-    let tl = &t.timeline;
-    let mut out = media_header(tl, "");
-    for (i, s) in tl.segments.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "#EXTINF:{},\n{}",
-            decimal_seconds(s.duration, tl.timescale),
-            segment_name(i + 1, "vtt")
-        );
-    }
-    out.push_str("#EXT-X-ENDLIST\n");
-    out
+    playlist(&t.timeline, "", "vtt", |_| String::new())
 }

@@ -9,6 +9,7 @@ use std::ptr;
 use ffmpeg_next::ffi;
 use ffmpeg_next::packet::Mut as _;
 
+use super::mux::{alloc_output, c_path};
 use super::{AacEncoder, Demuxer, MediaError, Packet, Rational};
 
 /// The muxer flags: an init segment with no samples, fragments only where the caller cuts,
@@ -90,16 +91,8 @@ impl Fragmenter {
         // SAFETY: standard libavformat output setup; every pointer is checked, and the context
         // is owned by `Self` (freed in Drop) as soon as it exists.
         unsafe {
-            let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
-            let r = ffi::avformat_alloc_output_context2(
-                &mut ctx,
-                ptr::null(),
-                c"mp4".as_ptr(),
-                cpath.as_ptr(),
-            );
-            if r < 0 || ctx.is_null() {
-                return Err(fail("choosing the output container", r));
-            }
+            let ctx = alloc_output(&cpath, Some(c"mp4"))
+                .map_err(|r| fail("choosing the output container", r))?;
             let mut me = Self {
                 ctx,
                 path: path.to_owned(),
@@ -107,7 +100,6 @@ impl Fragmenter {
                 header_written: false,
                 packets: 0,
             };
-            (*ctx).flags |= ffi::AVFMT_FLAG_BITEXACT;
             let st = ffi::avformat_new_stream(ctx, ptr::null());
             if st.is_null() {
                 return Err(fail("adding the stream", ffi::AVERROR(libc::ENOMEM)));
@@ -192,13 +184,6 @@ impl Fragmenter {
             ),
         }
     }
-}
-
-fn c_path(path: &Path) -> Result<CString, MediaError> {
-    CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| MediaError::Ffmpeg {
-        what: "creating the output",
-        reason: "the path contains a NUL byte".into(),
-    })
 }
 
 impl Drop for Fragmenter {

@@ -44,11 +44,7 @@ impl VideoMuxer {
                 reason: format!("invalid frame rate {frame_rate}"),
             });
         }
-        let cpath =
-            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| MediaError::Ffmpeg {
-                what: "creating the output",
-                reason: "the path contains a NUL byte".into(),
-            })?;
+        let cpath = c_path(path)?;
         let frame = ffi::AVRational {
             num: frame_rate.den,
             den: frame_rate.num,
@@ -56,16 +52,8 @@ impl VideoMuxer {
         // SAFETY: standard libavformat output setup; every pointer is checked, and the context
         // is owned by `Self` (freed in Drop) as soon as it exists.
         unsafe {
-            let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
-            let r = ffi::avformat_alloc_output_context2(
-                &mut ctx,
-                ptr::null(),
-                ptr::null(),
-                cpath.as_ptr(),
-            );
-            if r < 0 || ctx.is_null() {
-                return Err(fail("choosing the output container", r));
-            }
+            let ctx =
+                alloc_output(&cpath, None).map_err(|r| fail("choosing the output container", r))?;
             let mut me = Self {
                 ctx,
                 path: path.to_owned(),
@@ -73,7 +61,6 @@ impl VideoMuxer {
                 stream_tb: frame,
                 header_written: false,
             };
-            (*ctx).flags |= ffi::AVFMT_FLAG_BITEXACT;
             let st = ffi::avformat_new_stream(ctx, ptr::null());
             if st.is_null() {
                 return Err(fail("adding the stream", ffi::AVERROR(libc::ENOMEM)));
@@ -164,6 +151,40 @@ impl VideoMuxer {
             ),
         }
     }
+}
+
+/// `path` as a C string for libavformat.
+pub(crate) fn c_path(path: &Path) -> Result<CString, MediaError> {
+    CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| MediaError::Ffmpeg {
+        what: "creating the output",
+        reason: "the path contains a NUL byte".into(),
+    })
+}
+
+/// A new bit-exact output context for `cpath`, in the container `format` names (else the one
+/// the extension names). The caller owns it (`avformat_free_context`). Fails with FFmpeg's code.
+///
+/// # Safety
+/// Plain libavformat allocation; the caller must free the context.
+pub(crate) unsafe fn alloc_output(
+    cpath: &CString,
+    format: Option<&std::ffi::CStr>,
+) -> Result<*mut ffi::AVFormatContext, i32> {
+    let mut ctx: *mut ffi::AVFormatContext = ptr::null_mut();
+    // SAFETY: valid C strings; `ctx` is checked before use.
+    unsafe {
+        let r = ffi::avformat_alloc_output_context2(
+            &mut ctx,
+            ptr::null(),
+            format.map_or(ptr::null(), |f| f.as_ptr()),
+            cpath.as_ptr(),
+        );
+        if r < 0 || ctx.is_null() {
+            return Err(if r < 0 { r } else { ffi::AVERROR(libc::ENOMEM) });
+        }
+        (*ctx).flags |= ffi::AVFMT_FLAG_BITEXACT;
+    }
+    Ok(ctx)
 }
 
 /// Describes the stream of `params` in `par`, with `extradata` as its decoder configuration.
