@@ -21,7 +21,8 @@ use crate::thumbnails::{self, ThumbnailError, ThumbnailSettings};
 use crate::{dash, hls};
 
 /// Packaging settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Settings {
     /// Target segment duration, seconds.
     pub segment_seconds: f64,

@@ -23,7 +23,8 @@ pub const DEFAULT_GRID: (u32, u32) = (5, 5);
 const JPEG_QUALITY: u8 = 80;
 
 /// Thumbnail settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ThumbnailSettings {
     /// Seconds between thumbnails (at least 1).
     pub interval: u32,

@@ -22,6 +22,8 @@ pub struct PoolOptions {
     pub idle_wait: Duration,
     /// How long a task that failed with a retryable error stays hidden.
     pub retry_delay: Duration,
+    /// Return once the queue is drained; `false` serves until `stop` (a fleet worker).
+    pub until_drained: bool,
 }
 
 impl Default for PoolOptions {
@@ -32,6 +34,7 @@ impl Default for PoolOptions {
             heartbeat: Duration::from_secs(15),
             idle_wait: Duration::from_millis(200),
             retry_delay: Duration::from_secs(1),
+            until_drained: true,
         }
     }
 }
@@ -118,7 +121,7 @@ where
                     while !stop.load(Ordering::Acquire) {
                         let Some(lease) = queue.lease(options.visibility, options.idle_wait)?
                         else {
-                            if queue.counts()?.is_drained() {
+                            if options.until_drained && queue.counts()?.is_drained() {
                                 break;
                             }
                             continue;
@@ -207,6 +210,7 @@ mod tests {
             heartbeat: Duration::from_millis(30),
             idle_wait: Duration::from_millis(20),
             retry_delay: Duration::from_millis(5),
+            until_drained: true,
         }
     }
 

@@ -72,6 +72,12 @@ pub struct StoredProbe {
     pub frame_bits: Vec<u64>,
     /// Per-frame VMAF.
     pub vmaf: Vec<f64>,
+    /// CPU seconds spent reading and encoding it (its share of its task's).
+    #[serde(default)]
+    pub encode_cpu: f64,
+    /// CPU seconds spent decoding and scoring it.
+    #[serde(default)]
+    pub score_cpu: f64,
 }
 
 impl StoredProbe {
@@ -792,6 +798,8 @@ mod tests {
             bits: 1000,
             frame_bits: (0..100).map(|i| if i < 30 { 20 } else { 5 }).collect(),
             vmaf: (0..100).map(|i| if i < 30 { 90.0 } else { 60.0 }).collect(),
+            encode_cpu: 0.0,
+            score_cpu: 0.0,
         };
         let t = probe.tally(&u[0]);
         assert_eq!((t.frames, t.bits, t.mean()), (30, 600.0, 90.0));

@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 
 use packager::audio::AudioSource;
 use packager::package::{self, Settings, Sources, SubtitleSource, VideoSource};
-use packager::sink::DirSink;
-use serde::Serialize;
+use packager::sink::Sink;
+use serde::{Deserialize, Serialize};
 use workers::media::Demuxer;
 
-use crate::ingest::IngestReport;
-
 /// What to package besides the renditions.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PackageOptions {
     /// Segment duration, audio bit rate, thumbnail layout.
     pub settings: Settings,
@@ -27,7 +26,7 @@ pub struct PackageOptions {
 }
 
 /// What packaging wrote, for the report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PackageReport {
     /// The HLS master playlist, relative to the output folder.
     pub hls: String,
@@ -54,7 +53,7 @@ pub struct PackageReport {
 }
 
 /// One packaged track.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrackReport {
     /// Identifier (rung name or language).
     pub id: String,
@@ -92,28 +91,48 @@ fn first_audio_stream(path: &Path) -> Result<usize, String> {
         .ok_or_else(|| format!("audio file {} has no audio stream", path.display()))
 }
 
-/// Packages the renditions `rungs` (name, file) of `master` into `out`. The manifests of an
-/// earlier run are removed first, so that a failure never leaves a manifest pointing at a mix
-/// of old and new segments.
+/// What one title is made of: the master, its video's start time and audio streams (stream,
+/// language), and the renditions (name, file).
+pub struct Title<'a> {
+    /// The master.
+    pub master: &'a Path,
+    /// Start time of the master's video, seconds; its audio is aligned to it.
+    pub origin_seconds: f64,
+    /// The master's audio streams and their languages.
+    pub audio: &'a [(usize, String)],
+    /// The renditions, by name.
+    pub rungs: &'a [(String, PathBuf)],
+}
+
+/// Removes the manifests of an earlier run from `out`, so that a failure never leaves a
+/// manifest pointing at a mix of old and new segments.
+pub fn remove_manifests(out: &Path) -> Result<(), String> {
+    for manifest in [packager::hls::MASTER, packager::dash::MPD] {
+        match std::fs::remove_file(out.join(manifest)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot remove the old {manifest}: {e}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Packages `title` through `sink`, with scratch files in `work`.
 pub fn package_title(
-    master: &Path,
-    ingest: &IngestReport,
-    rungs: &[(String, PathBuf)],
-    out: &Path,
+    title: &Title,
+    sink: &dyn Sink,
+    work: &Path,
     options: &PackageOptions,
 ) -> Result<PackageReport, String> {
-    let origin = ingest
-        .video
-        .as_ref()
-        .and_then(|v| v.timing.start_seconds)
-        .unwrap_or(0.0);
-    let mut audio: Vec<AudioSource> = ingest
+    let origin = title.origin_seconds;
+    let mut audio: Vec<AudioSource> = title
         .audio
         .iter()
-        .map(|a| AudioSource {
-            path: master.to_owned(),
-            stream: a.stream,
-            language: a.language.clone().unwrap_or_else(|| "und".into()),
+        .map(|(stream, language)| AudioSource {
+            path: title.master.to_owned(),
+            stream: *stream,
+            language: language.clone(),
             origin_seconds: origin,
         })
         .collect();
@@ -126,7 +145,8 @@ pub fn package_title(
         });
     }
     let sources = Sources {
-        videos: rungs
+        videos: title
+            .rungs
             .iter()
             .map(|(id, path)| VideoSource {
                 id: id.clone(),
@@ -142,19 +162,12 @@ pub fn package_title(
                 language: language.clone(),
             })
             .collect(),
-        thumbnails: options.thumbnails.then(|| (master.to_owned(), origin)),
+        thumbnails: options
+            .thumbnails
+            .then(|| (title.master.to_owned(), origin)),
     };
-    for manifest in [packager::hls::MASTER, packager::dash::MPD] {
-        match std::fs::remove_file(out.join(manifest)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(format!("cannot remove the old {manifest}: {e}"));
-            }
-            _ => {}
-        }
-    }
-    let work = out.join(".rungs").join("package");
-    let done = package::package(&sources, &options.settings, &work, &DirSink::new(out))
-        .map_err(|e| e.to_string())?;
+    let done =
+        package::package(&sources, &options.settings, work, sink).map_err(|e| e.to_string())?;
     let p = &done.presentation;
     let track = |id: &str, codecs: &str, t: &packager::presentation::Timeline| TrackReport {
         id: id.to_owned(),

@@ -47,7 +47,7 @@ pub struct EncodeReport {
 }
 
 /// VMAF of a rung against the master, at the master's resolution.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct VmafSummary {
     /// Mean.
     pub mean: f64,
@@ -68,7 +68,7 @@ impl From<&vmaf::Pooled> for VmafSummary {
 }
 
 /// One chunk of a rung: its setting and what it took.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ChunkReport {
     /// First frame.
     pub start_frame: u64,
@@ -83,12 +83,12 @@ pub struct ChunkReport {
     /// Its mean VMAF, when measured.
     pub vmaf_mean: Option<f64>,
     /// Stretches at their own setting (shots inside the chunk), counted from its first frame.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub zones: Vec<workers::encode::Zone>,
 }
 
 /// One rung of the report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct RungReport {
     /// Name.
     pub name: String,

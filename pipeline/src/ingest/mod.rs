@@ -32,7 +32,8 @@ pub const DEFAULT_MAX_ASPECT: f64 = 10.0;
 pub const DEFAULT_MAX_LISTED: usize = 50;
 
 /// How to ingest a master.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct IngestOptions {
     /// Shot detection settings; `None` skips shot detection.
     pub shots: Option<ShotOptions>,
@@ -95,7 +96,8 @@ impl IngestOptions {
 }
 
 /// Shot detection settings for an ingest pass.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ShotOptions {
     /// How long chunks may be.
     pub rules: ChunkRules,

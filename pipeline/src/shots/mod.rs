@@ -70,7 +70,7 @@ pub struct Segment {
 }
 
 /// An encode chunk.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct Chunk {
     /// Position in the list.
     pub index: usize,
@@ -87,7 +87,7 @@ pub struct Chunk {
     /// Why the chunk starts here.
     pub reason: BoundaryReason,
     /// Cuts inside this chunk that were merged away because their shots were too short.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub merged_cuts: Vec<u64>,
 }
 

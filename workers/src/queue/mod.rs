@@ -123,6 +123,13 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// (pending, running, done or dead).
     fn push(&self, message: Message) -> Result<bool, QueueError>;
 
+    /// Adds a task that becomes visible only after `delay` (rounded down to whole seconds on
+    /// SQS, at most 15 minutes there). The local queue delivers it at once.
+    fn push_after(&self, message: Message, delay: Duration) -> Result<bool, QueueError> {
+        let _ = delay;
+        self.push(message)
+    }
+
     /// Takes the next visible task and leases it for `visibility`, waiting up to `wait` for one
     /// to appear. `None` when nothing became visible in time.
     fn lease(&self, visibility: Duration, wait: Duration) -> Result<Option<Lease>, QueueError>;

@@ -223,6 +223,10 @@ impl SqsQueue {
 
 impl Queue for SqsQueue {
     fn push(&self, message: Message) -> Result<bool, QueueError> {
+        self.push_after(message, Duration::ZERO)
+    }
+
+    fn push_after(&self, message: Message, delay: Duration) -> Result<bool, QueueError> {
         let known = self.key("known", &message.id)?;
         if self
             .store
@@ -238,6 +242,8 @@ impl Queue for SqsQueue {
                     .send_message()
                     .queue_url(&self.url)
                     .message_body(body)
+                    .delay_seconds(delay.as_secs().min(900) as i32)
+                    .delay_seconds(delay.as_secs().min(900) as i32)
                     .send(),
             )
             .map_err(remote("sending a task"))?;
