@@ -18,5 +18,6 @@
 //! ```
 
 pub mod encode;
+pub mod fleet;
 pub mod ingest;
 pub mod shots;

@@ -61,6 +61,19 @@ pub enum Command {
     Vmaf(VmafArgs),
     /// Encode the master into a ladder of renditions, in parallel chunks (resumable).
     Encode(Box<EncodeArgs>),
+    /// Start an encode job on a fleet: upload the master to the S3 store and queue the job.
+    ///
+    /// Prints the job's name. Workers (`rungs worker`) on any machine run it; `rungs status
+    /// JOB` follows it. Takes every option of `rungs encode`; with --wait it follows the job
+    /// to the end, and with -o also downloads the title.
+    Submit(Box<SubmitArgs>),
+    /// Serve the tasks of a fleet's jobs until SIGTERM or Ctrl-C.
+    ///
+    /// The first signal lets the task in hand finish and takes no new one; a second one quits
+    /// at once (the task's lease lapses and another worker takes it).
+    Worker(WorkerArgs),
+    /// Show a fleet job's progress (JSON on stdout, a line on stderr).
+    Status(StatusArgs),
     /// Compare ladders (BD-rate) and gate them in CI.
     #[command(subcommand)]
     Ladder(LadderCommand),
@@ -276,4 +289,70 @@ pub struct VmafArgs {
     pub vmaf_only: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Where a fleet's queue and store are.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// The SQS queue, by name or URL (created with its dead-letter queue NAME-dead when missing)
+    #[arg(long, env = "RUNGS_QUEUE", value_name = "NAME|URL")]
+    pub queue: String,
+    /// The S3 store: a bucket and a prefix for the fleet's jobs
+    #[arg(long, env = "RUNGS_STORE", value_name = "s3://BUCKET/PREFIX")]
+    pub store: String,
+    /// Endpoint of an S3- and SQS-compatible server (AWS_ENDPOINT_URL works too)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Endpoint of S3 alone, when it differs from the queue's
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// AWS region (default: the AWS configuration, then us-east-1)
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub encode: EncodeArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Follow the job until it ends (exit 0 when done, 5 when it failed)
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Tasks at once (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Folder for fetched masters and scratch files (default: the system's temporary folder)
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Seconds between two looks of a job's driver at its tasks
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub poll: u64,
+    /// Seconds a task stays leased without a heartbeat (renewed every quarter of it)
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub visibility: u64,
+    /// Deliveries of a task before it goes to the dead-letter queue
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_receives: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The job, as `rungs submit` printed it
+    pub job: String,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Follow the job until it ends (exit 0 when done, 5 when it failed)
+    #[arg(long)]
+    pub wait: bool,
+    /// Download the finished title into this folder
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }

@@ -21,6 +21,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shots(a) => shots(&cli.global, a),
         Command::Vmaf(a) => vmaf(&cli.global, a),
         Command::Encode(a) => crate::encode::run(&cli.global, a),
+        Command::Submit(a) => crate::fleet::submit(&cli.global, a),
+        Command::Worker(a) => crate::fleet::worker(&cli.global, a),
+        Command::Status(a) => crate::fleet::status(&cli.global, a),
         Command::Ladder(LadderCommand::Compare(a)) => compare(a),
         Command::Ladder(LadderCommand::Check(a)) => check(&cli.global, a),
     }

@@ -24,7 +24,8 @@ fn default_output(args: &EncodeArgs) -> PathBuf {
     PathBuf::from("out").join(stem)
 }
 
-pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
+/// The library options of `rungs encode` (and `rungs submit`), checked.
+pub fn options(args: &EncodeArgs) -> anyhow::Result<EncodeOptions> {
     let codec = Codec::from_name(&args.codec)
         .ok_or_else(|| Failure::usage(format!("unknown codec {:?}", args.codec)))?;
     let read = |path: &std::path::Path| {
@@ -86,6 +87,11 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
         probe_preset: args.probe_preset.clone(),
         package: package_options(args)?,
     };
+    Ok(options)
+}
+
+pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
+    let options = options(args)?;
     let out = args.output.clone().unwrap_or_else(|| default_output(args));
 
     let bar = logging::progress(global);
@@ -138,8 +144,17 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
             Event::Packaging => bar.set_message("packaging for DASH and HLS"),
         }
     };
-    interrupt::install();
-    let result = encode::run(&args.input, &out, &options, &interrupt::STOP, &on_event);
+    crate::interrupt::install(
+        &[libc::SIGINT],
+        b"\ninterrupted: finishing the running chunks (Ctrl-C again to quit now)\n",
+    );
+    let result = encode::run(
+        &args.input,
+        &out,
+        &options,
+        &crate::interrupt::STOP,
+        &on_event,
+    );
     bar.finish_and_clear();
     let report = match result {
         Ok(r) => r,
@@ -243,29 +258,4 @@ fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::
         subtitles,
         thumbnails: args.thumbnails > 0,
     }))
-}
-
-/// Ctrl-C: the first one lets running tasks finish and stops taking new ones (the work is kept
-/// for the next run); the second one ends the process at once.
-mod interrupt {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    pub static STOP: AtomicBool = AtomicBool::new(false);
-
-    extern "C" fn on_sigint(_: libc::c_int) {
-        if STOP.swap(true, Ordering::AcqRel) {
-            // SAFETY: _exit is async-signal-safe.
-            unsafe { libc::_exit(130) };
-        }
-        let msg = b"\ninterrupted: finishing the running chunks (Ctrl-C again to quit now)\n";
-        // SAFETY: write(2) is async-signal-safe; the buffer is static.
-        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-    }
-
-    pub fn install() {
-        // SAFETY: installs a handler that only touches an atomic and async-signal-safe calls.
-        unsafe {
-            libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-        }
-    }
 }

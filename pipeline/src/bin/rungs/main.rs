@@ -8,6 +8,8 @@ mod commands;
 mod config;
 mod encode;
 mod exit;
+mod fleet;
+mod interrupt;
 mod logging;
 mod output;
 

@@ -1,0 +1,184 @@
+//! `rungs submit`, `rungs worker` and `rungs status`: fleet mode.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use pipeline::encode::EncodeJobError;
+use pipeline::fleet::{self, Fleet, JobStatus, WorkerOptions};
+use workers::store::AwsOptions;
+
+use crate::args::{FleetArgs, Global, StatusArgs, SubmitArgs, WorkerArgs};
+use crate::exit::{self, Failure};
+use crate::output;
+
+/// Opens the fleet's queue and store. Credentials come from the AWS chain (environment,
+/// profile, instance role); they are never printed.
+fn open(args: &FleetArgs, max_receives: Option<u32>) -> anyhow::Result<Fleet> {
+    let sqs = AwsOptions {
+        endpoint: args.endpoint.clone(),
+        region: args.region.clone(),
+        credentials: None,
+    };
+    let s3 = AwsOptions {
+        endpoint: args.s3_endpoint.clone().or_else(|| args.endpoint.clone()),
+        ..sqs.clone()
+    };
+    Fleet::open(&args.queue, &args.store, &sqs, &s3, max_receives)
+        .map_err(|e| Failure::io(format!("opening the fleet: {e}")))
+}
+
+pub fn submit(global: &Global, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
+    let options = crate::encode::options(&args.encode)?;
+    let fleet = open(&args.fleet, None)?;
+    let job = match fleet::submit(&fleet, &args.encode.input, &options) {
+        Ok(job) => job,
+        Err(e @ (EncodeJobError::Config(_) | EncodeJobError::Ingest(_))) => {
+            return Err(Failure::usage(e.to_string()));
+        }
+        Err(e) => return Err(Failure::io(e.to_string())),
+    };
+    println!("{job}");
+    if !global.quiet {
+        eprintln!("submitted {job}: follow it with `rungs status {job}`");
+    }
+    if !args.wait {
+        return Ok(exit::OK.into());
+    }
+    follow(global, &fleet, &job, args.encode.output.as_deref())
+}
+
+pub fn worker(global: &Global, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
+    if !(1..=43_200).contains(&args.visibility) || !(1..=900).contains(&args.poll) {
+        return Err(Failure::usage(format!(
+            "--visibility {} (expected 1 to 43200 s) or --poll {} (expected 1 to 900 s)",
+            args.visibility, args.poll
+        )));
+    }
+    let fleet = open(&args.fleet, Some(args.max_receives))?;
+    let mut options = WorkerOptions {
+        poll: Duration::from_secs(args.poll),
+        visibility: Duration::from_secs(args.visibility),
+        heartbeat: Duration::from_secs(args.visibility).div_f64(4.0),
+        ..Default::default()
+    };
+    if let Some(n) = args.threads {
+        options.threads = n.max(1);
+    }
+    if let Some(c) = &args.cache {
+        options.cache = c.clone();
+    }
+    crate::interrupt::install(
+        &[libc::SIGINT, libc::SIGTERM],
+        b"\nstopping: finishing the task in hand (signal again to quit now)\n",
+    );
+    if !global.quiet {
+        eprintln!(
+            "worker {}: {} task(s) at once on {}",
+            std::process::id(),
+            options.threads,
+            fleet::queue_name(&args.fleet.queue)
+        );
+    }
+    let report = fleet::serve(&fleet, &options, &crate::interrupt::STOP)
+        .map_err(|e| Failure::io(format!("the worker stopped: {e}")))?;
+    if !global.quiet {
+        eprintln!(
+            "worker {} stopped: {} task(s) done, {} retried, {} dead-lettered",
+            std::process::id(),
+            report.done,
+            report.retried,
+            report.dead
+        );
+    }
+    Ok(exit::OK.into())
+}
+
+pub fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    fleet::check_job(&args.job).map_err(Failure::usage)?;
+    let fleet = open(&args.fleet, None)?;
+    if args.wait {
+        return follow(global, &fleet, &args.job, args.output.as_deref());
+    }
+    let s = fleet::status(&fleet, &args.job).map_err(Failure::io)?;
+    if let (Some(dir), "done") = (&args.output, s.state.as_str()) {
+        download(global, &fleet, &s.job, dir)?;
+    }
+    print(global, &s)?;
+    Ok(code(&s).into())
+}
+
+fn line(s: &JobStatus) -> String {
+    match (&s.waiting, &s.error) {
+        (_, Some(e)) => format!("{}: failed: {e}", s.job),
+        (Some(w), None) => format!("{}: {} ({}/{})", s.job, w.stage, w.done, w.total),
+        (None, None) => format!("{}: {}", s.job, s.state),
+    }
+}
+
+fn print(global: &Global, s: &JobStatus) -> anyhow::Result<()> {
+    output::json(
+        s,
+        &crate::args::OutputArgs {
+            output: None,
+            compact: false,
+        },
+    )?;
+    if !global.quiet {
+        eprintln!("{}", line(s));
+        for (id, error) in &s.dead_letters {
+            eprintln!("  dead letter {id}: {error}");
+        }
+    }
+    Ok(())
+}
+
+fn code(s: &JobStatus) -> exit::Code {
+    if s.state == "failed" {
+        exit::ENCODE_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+fn download(
+    global: &Global,
+    fleet: &Fleet,
+    job: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (files, bytes) = fleet::download(fleet, job, dir).map_err(Failure::io)?;
+    if !global.quiet {
+        eprintln!(
+            "downloaded {files} files ({bytes} bytes) into {}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Follows a job until it ends, a line on stderr at every change; downloads the title into
+/// `out` when it is done.
+fn follow(
+    global: &Global,
+    fleet: &Fleet,
+    job: &str,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let mut last = String::new();
+    loop {
+        let s = fleet::status(fleet, job).map_err(Failure::io)?;
+        let now = line(&s);
+        if now != last && !global.quiet {
+            eprintln!("{now}");
+        }
+        last = now;
+        if s.state == "done" || s.state == "failed" {
+            if let (Some(dir), "done") = (out, s.state.as_str()) {
+                download(global, fleet, job, dir)?;
+            }
+            print(global, &s)?;
+            return Ok(code(&s).into());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,478 @@
+//! Fleet mode: jobs on an SQS queue with their state in S3, run by any number of `rungs worker`
+//! processes on any number of machines.
+//!
+//! `submit` uploads the master (and any extra audio and subtitle files) under `jobs/JOB/` in
+//! the store, writes the job's spec and queues its driver task. A worker serves any task of any
+//! job: the driver ([`crate::encode::job::advance`]) queues the stages' tasks and queues itself
+//! again, after a short delay, until the job is finished or failed. Everything a task needs is
+//! in its message or in the store, so workers can die, be killed or be replaced at any time:
+//! an unfinished task comes back when its lease lapses, and a finished one is not run again.
+//!
+//! The store holds, under `jobs/JOB/`: `job.json` (the spec), `input/` (the uploaded files),
+//! `plan.json`, `probes/`, `anchors/`, `chunks/`, `renditions/`, `stages/` (which stages were
+//! queued), `status.json` (the driver's last word), `out/` (the title: renditions, manifests,
+//! segments and `report.json`), then `done.json`, or `failed.json` with the task and the error.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use workers::queue::{Counts, Queue, SqsQueue};
+use workers::store::{AwsOptions, Key, S3Store, Store};
+use workers::worker::{self, PoolOptions, PoolReport, TaskFailure};
+
+use crate::encode::job::{self, Ctx, Failed, Input, JobSpec, Memo, Output, Status, Step, Work};
+use crate::encode::{EncodeJobError, EncodeOptions, package};
+
+/// A queue and a store shared by a fleet.
+pub struct Fleet {
+    /// Where jobs keep their state.
+    pub store: Arc<dyn Store>,
+    /// Where their tasks wait.
+    pub queue: Arc<dyn Queue>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("store", &self.store)
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+/// The queue's name from a name or a queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
+pub fn queue_name(queue: &str) -> &str {
+    queue
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(queue)
+}
+
+impl Fleet {
+    /// Opens the SQS queue `queue` (a name or a URL; it and its dead-letter queue `NAME-dead`
+    /// are created when missing) and the S3 store `store` (`s3://BUCKET/PREFIX`), reached
+    /// through `sqs` and `s3` (which differ only in the endpoint, when they do). The queue keeps
+    /// its task records in the store under `queue/NAME/`.
+    pub fn open(
+        queue: &str,
+        store: &str,
+        sqs: &AwsOptions,
+        s3: &AwsOptions,
+        max_receives: Option<u32>,
+    ) -> Result<Self, String> {
+        let store: Arc<dyn Store> = Arc::new(S3Store::open(store, s3).map_err(|e| e.to_string())?);
+        let name = queue_name(queue);
+        let state =
+            Key::new(format!("queue/{name}")).map_err(|e| format!("queue {name:?}: {e}"))?;
+        let mut sqs = SqsQueue::open(name, sqs, store.clone(), state).map_err(|e| e.to_string())?;
+        if let Some(n) = max_receives {
+            sqs = sqs.with_max_receives(n);
+        }
+        Ok(Self {
+            store,
+            queue: Arc::new(sqs),
+        })
+    }
+}
+
+/// Checks a job name given on the command line: letters, digits and `-`.
+pub fn check_job(job: &str) -> Result<(), String> {
+    if (1..=100).contains(&job.len())
+        && job
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !job.starts_with('-')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "job {job:?}: expected lowercase letters, digits and '-' (as `rungs submit` prints)"
+        ))
+    }
+}
+
+fn root(job: &str) -> String {
+    format!("jobs/{job}/")
+}
+
+fn now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) of a time since 1970.
+fn stamp(t: Duration) -> String {
+    let secs = t.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days to a civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// A new job name: the master's name, the time and a random tag.
+fn new_job_name(master: &Path) -> String {
+    let stem: String = master
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let stem = stem.trim_matches('-');
+    let stem = if stem.is_empty() { "job" } else { stem };
+    let t = now();
+    let tag = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(t.as_nanos());
+        h.write_u32(std::process::id());
+        h.finish() & 0xffff
+    };
+    format!("{stem}-{}-{tag:04x}", stamp(t))
+}
+
+/// Checks what can be checked of the options without the master's plan.
+fn check_options(options: &EncodeOptions) -> Result<(), EncodeJobError> {
+    if let Some(p) = &options.package {
+        package::check_inputs(p).map_err(EncodeJobError::Config)?;
+    }
+    options.ingest.validate()?;
+    let plan = job::Plan {
+        stream: 0,
+        width: 640,
+        height: 360,
+        aspect: 16.0 / 9.0,
+        bit_depth: Some(8),
+        frame_rate: workers::media::Rational { num: 25, den: 1 },
+        chunks: Vec::new(),
+        origin_seconds: 0.0,
+        audio: Vec::new(),
+        audio_duration_seconds: None,
+    };
+    job::derive(options, &plan).map(drop)
+}
+
+/// Starts a job: uploads the master and the extra files, writes the spec and queues the
+/// driver. Returns the job's name.
+pub fn submit(
+    fleet: &Fleet,
+    master: &Path,
+    options: &EncodeOptions,
+) -> Result<String, EncodeJobError> {
+    check_options(options)?;
+    let io = |e: String| EncodeJobError::Io(e);
+    if !master.is_file() {
+        return Err(io(format!("{} is not a readable file", master.display())));
+    }
+    let job = new_job_name(master);
+    let store = &*fleet.store;
+    let upload = |kind: &str, n: usize, path: &Path| -> Result<Input, EncodeJobError> {
+        let name = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        let key = format!("input/{kind}-{n}-{}", job::safe_name(&name));
+        let full = Key::new(format!("{}{key}", root(&job))).map_err(|e| io(e.to_string()))?;
+        store
+            .put_file(&full, path)
+            .map_err(|e| io(format!("uploading {}: {e}", path.display())))?;
+        Ok(Input::Stored { key, name })
+    };
+    let master_input = upload("master", 0, master)?;
+    let mut audio = Vec::new();
+    let mut subtitles = Vec::new();
+    if let Some(p) = &options.package {
+        for (i, (path, lang)) in p.audio.iter().enumerate() {
+            audio.push((upload("audio", i, path)?, lang.clone()));
+        }
+        for (i, (path, lang)) in p.subtitles.iter().enumerate() {
+            subtitles.push((upload("subtitles", i, path)?, lang.clone()));
+        }
+    }
+    let spec = JobSpec {
+        master: master_input,
+        audio,
+        subtitles,
+        options: EncodeOptions {
+            package: options.package.clone().map(|p| package::PackageOptions {
+                audio: Vec::new(),
+                subtitles: Vec::new(),
+                ..p
+            }),
+            ..options.clone()
+        },
+        output: Output::Store,
+    };
+    let body = serde_json::to_vec_pretty(&spec).expect("specs serialise");
+    let key = Key::new(format!("{}job.json", root(&job))).map_err(|e| io(e.to_string()))?;
+    store.put(&key, &body).map_err(|e| io(e.to_string()))?;
+    fleet
+        .queue
+        .push(
+            Work::Advance {
+                job: job.clone(),
+                generation: 0,
+            }
+            .message(),
+        )
+        .map_err(|e| io(e.to_string()))?;
+    tracing::info!(%job, "submitted");
+    Ok(job)
+}
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Tasks at once (threads).
+    pub threads: usize,
+    /// A folder for fetched masters and scratch files.
+    pub cache: PathBuf,
+    /// How long the driver waits before it looks at a job again.
+    pub poll: Duration,
+    /// The lease of a task, renewed by a heartbeat while it runs.
+    pub visibility: Duration,
+    /// How often leases are renewed.
+    pub heartbeat: Duration,
+    /// How long one request for a task waits (SQS long polling: at most 20 s).
+    pub wait: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cache: std::env::temp_dir().join("rungs-cache"),
+            poll: Duration::from_secs(5),
+            visibility: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(15),
+            wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serves tasks of any job until `stop` is set; the task in hand is finished first (a task
+/// whose worker dies comes back to another worker when its lease lapses).
+pub fn serve(
+    fleet: &Fleet,
+    options: &WorkerOptions,
+    stop: &AtomicBool,
+) -> Result<PoolReport, String> {
+    let specs: Mutex<std::collections::HashMap<String, Arc<JobSpec>>> = Mutex::default();
+    let memo = Memo::default();
+    let fetching = Mutex::new(());
+    let quiet = |_: crate::encode::Event| {};
+    let spec_of = |name: &str| -> Result<Arc<JobSpec>, TaskFailure> {
+        if let Some(s) = specs.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(s.clone());
+        }
+        let key = Key::new(format!("{}job.json", root(name)))
+            .map_err(|e| TaskFailure::fatal(e.to_string()))?;
+        let bytes = fleet.store.get(&key).map_err(|e| match e {
+            workers::store::StoreError::NotFound { .. } => {
+                TaskFailure::fatal(format!("job {name} has no job.json in the store"))
+            }
+            e => TaskFailure::retry(e.to_string()),
+        })?;
+        let spec: JobSpec = serde_json::from_slice(&bytes)
+            .map_err(|e| TaskFailure::fatal(format!("job {name}: job.json: {e}")))?;
+        let spec = Arc::new(spec);
+        specs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), spec.clone());
+        Ok(spec)
+    };
+    let handler = |lease: &workers::queue::Lease| -> Result<(), TaskFailure> {
+        let work = job::parse(lease)?;
+        let name = work.job().to_owned();
+        check_job(&name).map_err(TaskFailure::fatal)?;
+        let spec = spec_of(&name)?;
+        let ctx = Ctx {
+            store: &*fleet.store,
+            queue: &*fleet.queue,
+            job: name.clone(),
+            root: root(&name),
+            cache: options.cache.clone(),
+            decoder_threads: if options.threads == 1 { 0 } else { 1 },
+            workers: options.threads,
+            events: &quiet,
+            memo: &memo,
+            fetching: &fetching,
+        };
+        let Work::Advance { generation, .. } = work else {
+            let done = job::execute(&ctx, &spec, &work);
+            if let Err(f) = &done
+                && !f.retryable
+            {
+                ctx.fail(&lease.message.id, &f.message);
+            }
+            return done;
+        };
+        match job::advance(&ctx, &spec) {
+            Ok(Step::Waiting(waiting)) => {
+                let status = Status {
+                    waiting,
+                    updated: now().as_secs(),
+                };
+                ctx.write_json("status.json", &status)
+                    .map_err(TaskFailure::retry)?;
+                let next = Work::Advance {
+                    job: name,
+                    generation: generation + 1,
+                };
+                fleet
+                    .queue
+                    .push_after(next.message(), options.poll)
+                    .map_err(|e| TaskFailure::retry(e.to_string()))?;
+                Ok(())
+            }
+            Ok(Step::Done(_)) => {
+                tracing::info!(job = %name, "finished");
+                Ok(())
+            }
+            // Already recorded by the task that failed.
+            Err(EncodeJobError::Failed(_)) => Ok(()),
+            // The store or the queue: another attempt may do.
+            Err(EncodeJobError::Io(e)) => Err(TaskFailure::retry(e)),
+            Err(e) => {
+                ctx.fail("driver", &e.to_string());
+                tracing::warn!(job = %name, "failed: {e}");
+                Ok(())
+            }
+        }
+    };
+    let pool = PoolOptions {
+        workers: options.threads.max(1),
+        visibility: options.visibility,
+        heartbeat: options.heartbeat,
+        idle_wait: options.wait,
+        retry_delay: Duration::from_secs(2),
+        until_drained: false,
+    };
+    worker::run(&*fleet.queue, &handler, &pool, stop).map_err(|e| e.to_string())
+}
+
+/// Where a job is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job.
+    pub job: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    /// What the driver waits for, when running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<job::Waiting>,
+    /// When the driver last looked, seconds since 1970.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated: Option<u64>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its tasks in the dead-letter queue, with their errors.
+    pub dead_letters: Vec<(String, String)>,
+    /// The whole queue's counts: pending, in flight, done, dead.
+    pub queue: (usize, usize, usize, usize),
+    /// Where the title is (`s3://…/jobs/JOB/out/` as a key), once done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+/// The status of `job`.
+pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, String> {
+    check_job(job)?;
+    let key = |rel: &str| Key::new(format!("{}{rel}", root(job))).map_err(|e| e.to_string());
+    let read = |rel: &str| -> Result<Option<Vec<u8>>, String> {
+        match fleet.store.get(&key(rel)?) {
+            Ok(b) => Ok(Some(b)),
+            Err(workers::store::StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    if read("job.json")?.is_none() {
+        return Err(format!("no job {job} in the store"));
+    }
+    let Counts {
+        pending,
+        in_flight,
+        done,
+        dead,
+    } = fleet.queue.counts().map_err(|e| e.to_string())?;
+    let dead_letters = fleet
+        .queue
+        .dead_letters()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|d| d.message.id.starts_with(&format!("{job}-")))
+        .map(|d| (d.message.id, d.error))
+        .collect();
+    let status: Option<Status> = read("status.json")?.and_then(|b| serde_json::from_slice(&b).ok());
+    let failed: Option<Failed> = read("failed.json")?.and_then(|b| serde_json::from_slice(&b).ok());
+    let finished = read("done.json")?.is_some();
+    let state = if failed.is_some() {
+        "failed"
+    } else if finished {
+        "done"
+    } else if status.is_some() {
+        "running"
+    } else {
+        "queued"
+    };
+    Ok(JobStatus {
+        job: job.to_owned(),
+        state: state.into(),
+        waiting: status
+            .as_ref()
+            .filter(|_| !finished)
+            .map(|s| s.waiting.clone()),
+        updated: status.map(|s| s.updated),
+        error: failed.map(|f| format!("{}: {}", f.task, f.error)),
+        dead_letters,
+        queue: (pending, in_flight, done, dead),
+        output: finished.then(|| format!("{}out/", root(job))),
+    })
+}
+
+/// Copies a finished job's title (`out/`) into `dir`. Returns files and bytes.
+pub fn download(fleet: &Fleet, job: &str, dir: &Path) -> Result<(usize, u64), String> {
+    check_job(job)?;
+    let prefix = Key::new(format!("{}out", root(job))).map_err(|e| e.to_string())?;
+    let keys = fleet.store.list(&prefix).map_err(|e| e.to_string())?;
+    let (mut files, mut bytes) = (0, 0);
+    for k in keys {
+        let Some(rel) = k.as_str().strip_prefix(&format!("{}/", prefix.as_str())) else {
+            continue;
+        };
+        // A key has no `..`, no absolute part and no empty segment: it stays inside `dir`.
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        fleet
+            .store
+            .get_to_file(&k, &path)
+            .map_err(|e| e.to_string())?;
+        files += 1;
+        bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+    }
+    Ok((files, bytes))
+}

@@ -1,0 +1,329 @@
+//! Fleet mode against a real local S3 + SQS server (moto on loopback), with real `rungs worker`
+//! processes: a job run by three workers gives the renditions and manifests of a local
+//! `rungs encode`, byte for byte; so does a job whose workers are SIGKILLed at random and whose
+//! storage traffic goes through a fault proxy, while a poison job (a corrupt master) lands in
+//! the dead-letter queue without blocking it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{arg, rungs_text};
+use fixtures::Fixture;
+use fixtures::faults::FaultProxy;
+use fixtures::moto::Moto;
+use pipeline::fleet::{self, Fleet};
+use workers::store::{AwsOptions, S3Store};
+
+const QUEUE: &str = "rungs-test";
+const STORE: &str = "s3://fleet/jobs-test";
+/// A fleet job may take this long on two cores before the test gives up.
+const JOB_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn aws(endpoint: &str) -> AwsOptions {
+    AwsOptions {
+        endpoint: Some(endpoint.to_owned()),
+        region: Some("us-east-1".into()),
+        credentials: Some(("test".into(), "test".into())),
+    }
+}
+
+/// The options of both the local run and the fleet jobs: a shot-level ladder (so that every
+/// stage runs: plan, probes, anchors, decision, encodes, assembly with VMAF, packaging), with
+/// the master's two audio tracks and an SRT file.
+fn encode_args(rules: &Path, srt: &Path) -> Vec<String> {
+    [
+        "--ladder",
+        "shot",
+        "--rules",
+        arg(rules),
+        "--preset",
+        "veryfast",
+        "--subs",
+        &format!("{}:en", srt.display()),
+        "--thumbnails",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Every file under `dir` (relative path → bytes), leaving out the report and the work folder.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if rel == ".rungs" || rel == "report.json" {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn assert_same(local: &BTreeMap<String, Vec<u8>>, fleet: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(fleet), names(local), "{what}: the same files");
+    for (name, bytes) in local {
+        assert!(
+            fleet[name] == *bytes,
+            "{what}: {name} differs from the local run"
+        );
+    }
+}
+
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+/// Starts `rungs worker` (one task at a time) with its S3 traffic through `s3`.
+fn worker(moto: &Moto, s3: &str, cache: &Path, n: usize) -> Worker {
+    let log = cache.join(format!("worker-{n}.log"));
+    let child = Command::new(assert_cmd::cargo::cargo_bin("rungs"))
+        .args(["worker", "--queue", QUEUE, "--store", STORE])
+        .args(["--endpoint", &moto.endpoint, "--s3-endpoint", s3])
+        .args(["--threads", "1", "--poll", "1", "--visibility", "8"])
+        .args(["--cache", arg(&cache.join(format!("cache-{n}")))])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "rungs-secret-never-printed")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("rungs worker starts");
+    Worker { child, log }
+}
+
+fn submit(moto: &Moto, master: &Path, extra: &[String]) -> String {
+    let mut args: Vec<String> = ["submit", arg(master), "--queue", QUEUE, "--store", STORE]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--endpoint".into(), moto.endpoint.clone()]);
+    args.extend(extra.iter().cloned());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = rungs_text(&refs, Duration::from_secs(120));
+    assert_eq!(code, 0, "submit: {stderr}");
+    let job = stdout.trim().to_owned();
+    fleet::check_job(&job).unwrap();
+    job
+}
+
+/// Waits for `job` to end, calling `tick` every second; its status at the end.
+fn wait(fleet: &Fleet, job: &str, mut tick: impl FnMut(&fleet::JobStatus)) -> fleet::JobStatus {
+    let end = Instant::now() + JOB_TIMEOUT;
+    loop {
+        let s = fleet::status(fleet, job).unwrap();
+        if s.state == "done" || s.state == "failed" {
+            return s;
+        }
+        assert!(Instant::now() < end, "job {job} did not end: {s:?}");
+        tick(&s);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn stop(workers: Vec<Worker>) -> Vec<String> {
+    let mut logs = Vec::new();
+    for mut w in workers {
+        // SIGTERM: the worker finishes the task in hand and exits 0.
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(w.child.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = w.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < end, "a worker ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let log = std::fs::read_to_string(&w.log).unwrap();
+        assert_eq!(status.code(), Some(0), "worker log:\n{log}");
+        assert!(log.contains("stopped"), "{log}");
+        logs.push(log);
+    }
+    logs
+}
+
+#[test]
+fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
+    // Credentials for the `rungs submit` and `rungs status` processes (moto takes any).
+    // SAFETY: the only test of this binary; no other thread reads the environment yet.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("AWS_REGION", "us-east-1");
+    }
+    let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
+    let srt = f.path.with_file_name("two-audio.eng.srt");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("ladder.toml");
+    std::fs::write(&rules, "rungs = 3\nmin_kbps = 150\n").unwrap();
+    let extra = encode_args(&rules, &srt);
+
+    // The local reference.
+    let local_dir = dir.path().join("local");
+    let mut args = vec!["encode", arg(&f.path), "-o", arg(&local_dir), "-q"];
+    args.extend(extra.iter().map(String::as_str));
+    let (code, _, stderr) = rungs_text(&args, Duration::from_secs(600));
+    assert_eq!(code, 0, "{stderr}");
+    let local = files(&local_dir);
+    assert!(local.contains_key("master.m3u8") && local.contains_key("manifest.mpd"));
+    assert!(local.keys().any(|k| k.starts_with("text/")), "{local:?}");
+
+    let moto = Moto::start().unwrap();
+    S3Store::open(STORE, &aws(&moto.endpoint))
+        .unwrap()
+        .ensure_bucket()
+        .unwrap();
+    let fleet = Fleet::open(
+        QUEUE,
+        STORE,
+        &aws(&moto.endpoint),
+        &aws(&moto.endpoint),
+        None,
+    )
+    .unwrap();
+
+    // 1. Three workers, a clean network.
+    let job = submit(&moto, &f.path, &extra);
+    let workers: Vec<Worker> = (0..3)
+        .map(|n| worker(&moto, &moto.endpoint, dir.path(), n))
+        .collect();
+    let clean_start = Instant::now();
+    let mut seen = Vec::new();
+    let s = wait(&fleet, &job, |s| {
+        if let Some(w) = &s.waiting
+            && seen.last() != Some(&w.stage)
+        {
+            seen.push(w.stage.clone());
+        }
+    });
+    assert_eq!(s.state, "done", "{s:?}");
+    let clean_time = clean_start.elapsed();
+    assert!(seen.len() >= 3, "the stages went by: {seen:?}");
+    let clean_dir = dir.path().join("clean");
+    let (n, _) = fleet::download(&fleet, &job, &clean_dir).unwrap();
+    assert!(n > 10);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(clean_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["ladder"]["mode"], "shot");
+    assert_same(&local, &files(&clean_dir), "three workers");
+    let logs = stop(workers);
+
+    // 2. Chaos: storage faults on the workers' S3 traffic, three SIGKILLs with replacements,
+    //    and a poison job beside the good one.
+    let proxy = FaultProxy::start(moto.port, 0.05, 0.05, 7);
+    let poison = dir.path().join("poison.mp4");
+    std::fs::write(
+        &poison,
+        (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let bad = submit(&moto, &poison, &[]);
+    let job = submit(&moto, &f.path, &extra);
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|n| worker(&moto, &proxy.endpoint, dir.path(), 10 + n))
+        .collect();
+    let started = Instant::now();
+    // Three kill times spread at random over the clean job's length (each a third of it), so
+    // that kills land in different stages.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+    let mut random = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let kill_at: Vec<Duration> = (0..3u32)
+        .map(|i| clean_time.mul_f64((f64::from(i) + (random() % 900) as f64 / 1000.0) / 3.0))
+        .collect();
+    let mut kills = Vec::new();
+    let s = wait(&fleet, &job, |s| {
+        if kills.len() < 3 && started.elapsed() >= kill_at[kills.len()] {
+            let victim = (random() % workers.len() as u64) as usize;
+            let mut w = workers.remove(victim);
+            w.child.kill().unwrap(); // SIGKILL
+            w.child.wait().unwrap();
+            kills.push((
+                started.elapsed().as_secs(),
+                s.waiting.clone().map(|w| w.stage),
+            ));
+            workers.push(worker(&moto, &proxy.endpoint, dir.path(), 20 + kills.len()));
+        }
+    });
+    assert_eq!(s.state, "done", "{s:?} after kills {kills:?}");
+    assert_eq!(
+        kills.len(),
+        3,
+        "the job ended before three kills: {kills:?}"
+    );
+    let chaos_dir = dir.path().join("chaos");
+    fleet::download(&fleet, &job, &chaos_dir).unwrap();
+    assert_same(&local, &files(&chaos_dir), "chaos");
+    let counts = &proxy.counts;
+    let (errors, cut) = (
+        counts.errors.load(std::sync::atomic::Ordering::Relaxed),
+        counts.cut.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(
+        errors > 0 && cut > 0,
+        "faults injected: {errors} errors, {cut} cut"
+    );
+
+    // The poison job failed with a clear error, and its task is in the dead-letter queue.
+    let b = wait(&fleet, &bad, |_| {});
+    assert_eq!(b.state, "failed", "{b:?}");
+    let error = b.error.clone().unwrap();
+    assert!(error.contains("poison.mp4"), "{error}");
+    assert!(
+        b.dead_letters
+            .iter()
+            .any(|(id, e)| id == &format!("{bad}-plan") && e.contains("poison.mp4")),
+        "{b:?}"
+    );
+    let (code, stdout, stderr) = rungs_text(
+        &[
+            "status",
+            &bad,
+            "--queue",
+            QUEUE,
+            "--store",
+            STORE,
+            "--endpoint",
+            &moto.endpoint,
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 5, "a failed job exits 5: {stderr}");
+    assert!(
+        stdout.contains("\"failed\"") && stderr.contains("poison.mp4"),
+        "{stderr}"
+    );
+
+    let mut logs = [logs, stop(workers)].concat();
+    eprintln!("clean fleet job: {:.1} s", clean_time.as_secs_f64());
+    for w in &kills {
+        eprintln!("killed a worker at {} s during {:?}", w.0, w.1);
+    }
+    eprintln!("faults injected: {errors} errors, {cut} responses cut");
+    // Credentials never reach the logs.
+    logs.retain(|l| l.contains("rungs-secret-never-printed"));
+    assert!(logs.is_empty(), "a worker printed its secret key");
+}
