@@ -476,3 +476,39 @@ pub fn download(fleet: &Fleet, job: &str, dir: &Path) -> Result<(usize, u64), St
     }
     Ok((files, bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_job_names() {
+        assert_eq!(stamp(Duration::ZERO), "19700101-000000");
+        // 2026-11-30 10:15:42 UTC, and a leap day.
+        assert_eq!(stamp(Duration::from_secs(1_796_033_742)), "20261130-101542");
+        assert_eq!(stamp(Duration::from_secs(951_782_400)), "20000229-000000");
+        let name = new_job_name(Path::new("/masters/My Film (final).MOV"));
+        assert!(name.starts_with("my-film--final-"), "{name}");
+        check_job(&name).unwrap();
+        check_job(&new_job_name(Path::new("/"))).unwrap();
+        assert_ne!(new_job_name(Path::new("a")), new_job_name(Path::new("a")));
+    }
+
+    #[test]
+    fn hostile_job_names_are_refused() {
+        for bad in ["", "../x", "a/b", "-a", "A", "a b", "a\0", &"a".repeat(101)] {
+            assert!(check_job(bad).is_err(), "{bad:?}");
+        }
+        check_job("film-20261130-101542-00af").unwrap();
+    }
+
+    #[test]
+    fn queue_names_from_urls() {
+        assert_eq!(queue_name("rungs"), "rungs");
+        assert_eq!(
+            queue_name("https://sqs.eu-west-1.amazonaws.com/123456789012/rungs-jobs"),
+            "rungs-jobs"
+        );
+        assert_eq!(queue_name("http://127.0.0.1:5000/123456789012/q/"), "q");
+    }
+}

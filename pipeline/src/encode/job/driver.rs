@@ -1,0 +1,517 @@
+//! The driver: what a job has, what it waits for, and its report at the end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ladders::title::{Size, TitleDecision};
+use workers::encode::{Codec, EncodeSettings, RateControl, Vbv};
+
+use super::super::dynamic::{self, DecidedRung, StoredProbe};
+use super::super::report::{EncodeReport, LadderReport};
+use super::super::{EncodeJobError, EncodeOptions, Event, LadderChoice, Probing, package};
+use super::{
+    Ctx, Derived, Failed, JobSpec, Output, Plan, RenditionRecord, Step, Waiting, Work, derive,
+    digest_of, io, now_unix,
+};
+
+/// Runs the driver once: reads the job's state, queues what is missing, and says what it
+/// waits for, or writes the report when everything is there.
+pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
+    if let Some(f) = ctx.read_json::<Failed>("failed.json").map_err(io)? {
+        return Err(EncodeJobError::Failed(format!("{}: {}", f.task, f.error)));
+    }
+    let dead: Vec<_> = ctx
+        .queue
+        .dead_letters()
+        .map_err(|e| io(e.to_string()))?
+        .into_iter()
+        .filter(|d| d.message.id.starts_with(&format!("{}-", ctx.job)))
+        .collect();
+    if let Some(first) = dead.first() {
+        return Err(EncodeJobError::Tasks {
+            count: dead.len(),
+            first: format!("{}: {}", first.message.id, first.error),
+        });
+    }
+    let waiting = |stage: &str, done: usize, total: usize| {
+        Ok(Step::Waiting(Waiting {
+            stage: stage.to_owned(),
+            done,
+            total,
+        }))
+    };
+    let Some(plan) = ctx.read_json::<Plan>("plan.json").map_err(io)? else {
+        let task = Work::Plan {
+            job: ctx.job.clone(),
+        };
+        ctx.queue_stage("plan", &[task], None, 0).map_err(io)?;
+        return waiting("validating the master and finding its shots", 0, 1);
+    };
+    let options = &spec.options;
+    let d = derive(options, &plan)?;
+    let spans = plan.spans();
+
+    let decided = if options.ladder.is_dynamic() {
+        match decide(ctx, &plan, &d, options)? {
+            Ok(x) => Some(x),
+            Err(w) => return Ok(Step::Waiting(w)),
+        }
+    } else {
+        None
+    };
+
+    // Every chunk's settings in every rung.
+    let (names, rung_settings): (Vec<String>, Vec<Vec<EncodeSettings>>) = match &decided {
+        None => d
+            .fixed
+            .iter()
+            .map(|(n, s)| (n.clone(), vec![s.clone(); spans.len()]))
+            .unzip(),
+        Some((_, rungs, probing)) => rungs
+            .iter()
+            .map(|r| {
+                let vbv = (options.codec != Codec::Av1Rav1e).then(|| {
+                    let maxrate = r.maxrate_kbps.round().max(1.0) as u32;
+                    Vbv {
+                        maxrate_kbps: maxrate,
+                        bufsize_kbit: maxrate.saturating_mul(2),
+                    }
+                });
+                let per_chunk = (0..spans.len())
+                    .map(|ci| {
+                        let (crf, zones) = r.chunk_setting(&probing.units, ci);
+                        EncodeSettings {
+                            width: r.size.width,
+                            height: r.size.height,
+                            rate: RateControl::Crf(crf),
+                            vbv,
+                            zones,
+                            ..d.base.clone()
+                        }
+                    })
+                    .collect();
+                (r.name.clone(), per_chunk)
+            })
+            .unzip(),
+    };
+    for (name, per_chunk) in names.iter().zip(&rung_settings) {
+        for s in per_chunk {
+            s.validate()
+                .map_err(|e| EncodeJobError::Config(format!("rung {name}: {e}")))?;
+        }
+    }
+
+    // Encode every chunk of every rung.
+    let chunk_key = |ri: usize, ci: usize| {
+        format!(
+            "chunks/{ri:02}/{ci:05}-{}.chunk",
+            digest_of(&rung_settings[ri][ci])
+        )
+    };
+    let have = ctx.list("chunks").map_err(io)?;
+    let mut tasks = Vec::new();
+    let (mut done, mut frames_done) = (0, 0);
+    for (ri, per_chunk) in rung_settings.iter().enumerate() {
+        for (ci, s) in per_chunk.iter().enumerate() {
+            let key = chunk_key(ri, ci);
+            if have.contains(&key) {
+                done += 1;
+                frames_done += spans[ci].frames;
+            } else {
+                tasks.push(Work::Encode {
+                    job: ctx.job.clone(),
+                    chunk: ci,
+                    settings: s.clone(),
+                    key,
+                });
+            }
+        }
+    }
+    let total = names.len() * spans.len();
+    let encode_stage = format!("encode-{}", digest_of(&rung_settings));
+    if ctx
+        .queue_stage(&encode_stage, &tasks, None, done)
+        .map_err(io)?
+    {
+        (ctx.events)(Event::Planned {
+            total,
+            reused: done,
+            frames: spans.iter().map(|c| c.frames).sum::<u64>() * names.len() as u64,
+            frames_done,
+        });
+    }
+    if !tasks.is_empty() {
+        return waiting("encoding chunks", done, total);
+    }
+
+    // Assemble and measure every rung.
+    let mut tasks = Vec::new();
+    let mut records = Vec::new();
+    let have = ctx.list("renditions").map_err(io)?;
+    for (ri, (name, per_chunk)) in names.iter().zip(&rung_settings).enumerate() {
+        let chunks: Vec<String> = (0..spans.len()).map(|ci| chunk_key(ri, ci)).collect();
+        let tag = digest_of(&(&chunks, options.measure));
+        let record = format!("renditions/{name}-{tag}.json");
+        let file = match spec.output {
+            Output::Dir(_) => format!("renditions/{name}-{tag}.mp4"),
+            Output::Store => format!("out/{name}.mp4"),
+        };
+        if !have.contains(&record) {
+            tasks.push(Work::Assemble {
+                job: ctx.job.clone(),
+                name: name.clone(),
+                settings: per_chunk.clone(),
+                chunks,
+                file: file.clone(),
+                record: record.clone(),
+            });
+        }
+        records.push((name.clone(), file, record));
+    }
+    let assemble_stage = format!("assemble-{}", digest_of(&records));
+    ctx.queue_stage(&assemble_stage, &tasks, None, records.len() - tasks.len())
+        .map_err(io)?;
+    if !tasks.is_empty() {
+        return waiting(
+            "assembling and measuring renditions",
+            records.len() - tasks.len(),
+            records.len(),
+        );
+    }
+    let mut rung_reports = Vec::new();
+    let mut encode_cpu = 0.0;
+    for (name, file, record) in &records {
+        let r: RenditionRecord = ctx.read_fixed(record).map_err(io)?;
+        let mut report = r.report;
+        report.file = match &spec.output {
+            Output::Dir(out) => out.join(format!("{name}.mp4")),
+            Output::Store => PathBuf::from(file.trim_start_matches("out/")),
+        };
+        encode_cpu += r.encode_cpu_seconds;
+        rung_reports.push(report);
+    }
+
+    // Package.
+    let packaged = match &options.package {
+        None => None,
+        Some(p) => {
+            let renditions: Vec<(String, String)> = records
+                .iter()
+                .map(|(n, f, _)| (n.clone(), f.clone()))
+                .collect();
+            let record = format!(
+                "package-{}.json",
+                digest_of(&(&renditions, &records, p, &spec.audio, &spec.subtitles))
+            );
+            let report: Option<package::PackageReport> = ctx.read_json(&record).map_err(io)?;
+            let fresh = match (&report, &spec.output) {
+                (Some(_), Output::Dir(out)) => out.join(packager::hls::MASTER).is_file(),
+                (Some(_), Output::Store) => true,
+                (None, _) => false,
+            };
+            if !fresh {
+                let task = Work::Package {
+                    job: ctx.job.clone(),
+                    renditions,
+                    record: record.clone(),
+                };
+                let stage = format!("package-{}", digest_of(&record));
+                ctx.queue_stage(&stage, &[task], None, 0).map_err(io)?;
+                return waiting("packaging for DASH and HLS", 0, 1);
+            }
+            report
+        }
+    };
+
+    // The report.
+    let ladder = decided.map(|(decision, rungs, probing)| {
+        LadderReport::new(
+            if options.ladder == LadderChoice::Shot {
+                "shot"
+            } else {
+                "per-title"
+            },
+            &options.rules,
+            &d.probe_preset,
+            &decision,
+            &rungs,
+            &probing,
+            &rung_reports,
+            d.fps,
+            encode_cpu,
+        )
+    });
+    let frames: u64 = spans.iter().map(|c| c.frames).sum();
+    let report = EncodeReport {
+        master: spec.master.display(),
+        codec: options.codec,
+        frames,
+        frame_rate: plan.frame_rate,
+        duration_seconds: frames as f64 / d.fps,
+        audio_duration_seconds: plan.audio_duration_seconds,
+        chunks: spans.len(),
+        reused_chunk_encodes: ctx.stage_reused(&encode_stage),
+        workers: ctx.workers,
+        encode_cpu_seconds: (encode_cpu * 1e4).round() / 1e4,
+        rungs: rung_reports,
+        ladder,
+        package: packaged,
+    };
+    let json = serde_json::to_vec_pretty(&report).expect("report serialises");
+    match &spec.output {
+        Output::Dir(out) => {
+            for (name, file, _) in &records {
+                let from = ctx
+                    .store
+                    .local_path(&ctx.key(file).map_err(io)?)
+                    .ok_or_else(|| io(format!("rendition {file} is not a local file")))?;
+                export(&from, &out.join(format!("{name}.mp4")))?;
+            }
+            let path = out.join("report.json");
+            workers::fsutil::write_file_atomic(&path, |f| std::io::Write::write_all(f, &json))
+                .map_err(|e| io(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Output::Store => {
+            ctx.store
+                .put(&ctx.key("out/report.json").map_err(io)?, &json)
+                .map_err(|e| io(e.to_string()))?;
+            ctx.write_json("done.json", &serde_json::json!({ "finished": now_unix() }))
+                .map_err(io)?;
+        }
+    }
+    Ok(Step::Done(Box::new(report)))
+}
+
+/// Puts the rendition `from` (in the local store) at `to`: a hard link, or a copy across
+/// file systems.
+fn export(from: &Path, to: &Path) -> Result<(), EncodeJobError> {
+    let fail = |e: std::io::Error| io(format!("cannot write {}: {e}", to.display()));
+    match std::fs::remove_file(to) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+        _ => {}
+    }
+    if std::fs::hard_link(from, to).is_err() {
+        workers::fsutil::write_file_atomic(to, |f| {
+            std::io::copy(&mut std::fs::File::open(from)?, f).map(drop)
+        })
+        .map_err(fail)?;
+    }
+    Ok(())
+}
+
+type Decided = (TitleDecision, Vec<DecidedRung>, Probing);
+
+/// Probe points, `[chunk][size index]`.
+type Points = Vec<BTreeMap<usize, Vec<StoredProbe>>>;
+
+/// Probes, anchors and decides a per-title or shot-level ladder from what the store holds;
+/// queues the next round when it is missing.
+fn decide(
+    ctx: &Ctx,
+    plan: &Plan,
+    d: &Derived,
+    options: &EncodeOptions,
+) -> Result<Result<Decided, Waiting>, EncodeJobError> {
+    let n = plan.chunks.len();
+    let shot = options.ladder == LadderChoice::Shot;
+    let units = dynamic::units(
+        &plan
+            .chunks
+            .iter()
+            .map(|c| (c.start_frame, c.frames, c.merged_cuts.clone()))
+            .collect::<Vec<_>>(),
+        shot && matches!(options.codec, Codec::H264 | Codec::Hevc),
+        (d.fps / 2.0).round().max(1.0) as u64,
+    );
+    let config = |e: String| EncodeJobError::Config(e);
+    let mut measured: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); n];
+    let mut points: Vec<BTreeMap<usize, Vec<StoredProbe>>> = vec![BTreeMap::new(); n];
+    let mut pooled: Option<TitleDecision> = None;
+    let mut probing = Probing::default();
+    for round in 0..dynamic::MAX_ROUNDS {
+        let next = dynamic::next_round(
+            round,
+            options.codec,
+            &d.sizes,
+            &measured,
+            pooled.as_ref(),
+            &options.rules,
+        );
+        if next.is_empty() {
+            break;
+        }
+        for (si, crfs) in &next {
+            probing.encodes += crfs.len() * n;
+            probing.encoded_pixels += crfs.len() as u64 * d.sizes[*si].pixels();
+        }
+        let got = match gather(ctx, plan, d, &next, round + 1, false)? {
+            Ok(got) => got,
+            Err(w) => return Ok(Err(w)),
+        };
+        probing.rounds = round + 1;
+        for (ci, by_size) in got.into_iter().enumerate() {
+            for (si, ps) in by_size {
+                for p in &ps {
+                    probing.encode_cpu_seconds += p.encode_cpu;
+                    probing.score_cpu_seconds += p.score_cpu;
+                }
+                measured[ci]
+                    .entry(si)
+                    .or_default()
+                    .extend(ps.iter().map(|p| p.crf));
+                points[ci].entry(si).or_default().extend(ps);
+            }
+        }
+        let chunks = dynamic::chunk_probes(&d.sizes, &points, &units);
+        pooled = Some(
+            ladders::title::decide(&chunks, d.fps, &options.rules)
+                .map_err(|e| config(format!("ladder decision: {e}")))?,
+        );
+    }
+    let mut chunks = dynamic::chunk_probes(&d.sizes, &points, &units);
+    let mut decision = pooled.ok_or_else(|| config("nothing was probed".into()))?;
+    // Probes at a faster preset than the final one rank settings, but their bits and quality
+    // are off: anchors at the final preset, where the rungs fell, correct every curve, and the
+    // decision is made again on the corrected curves. When the corrected decision moves a
+    // rung to a resolution with no anchors yet, that one is anchored too.
+    if d.probe_preset != d.preset {
+        let raw = chunks.clone();
+        let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
+        for _ in 0..dynamic::MAX_ROUNDS {
+            let next: Vec<(usize, Vec<f32>)> =
+                dynamic::anchors(&decision, &d.sizes, options.codec, shot)
+                    .into_iter()
+                    .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
+                    .collect();
+            if next.is_empty() {
+                break;
+            }
+            for (si, crfs) in &next {
+                probing.anchor_encodes += crfs.len() * n;
+                probing.anchor_pixels += crfs.len() as u64 * d.sizes[*si].pixels();
+            }
+            probing.anchor_rounds += 1;
+            let round = probing.rounds + probing.anchor_rounds;
+            let more = match gather(ctx, plan, d, &next, round, true)? {
+                Ok(more) => more,
+                Err(w) => return Ok(Err(w)),
+            };
+            for (into, more) in got.iter_mut().zip(more) {
+                for ps in more.values() {
+                    for p in ps {
+                        probing.anchor_encode_cpu_seconds += p.encode_cpu;
+                        probing.anchor_score_cpu_seconds += p.score_cpu;
+                    }
+                }
+                into.extend(more);
+            }
+            let anchor_points = dynamic::unit_points(&d.sizes, &got, &units);
+            let (corrected, corrections) =
+                dynamic::calibrate(&raw, &anchor_points, dynamic::max_shift(options.codec));
+            decision = ladders::title::decide(&corrected, d.fps, &options.rules)
+                .map_err(|e| config(format!("ladder decision: {e}")))?;
+            chunks = corrected;
+            probing.corrections = corrections;
+            probing.anchor_points = anchor_points;
+        }
+    }
+    let rungs = dynamic::rungs(
+        &decision,
+        &chunks,
+        d.fps,
+        &options.rules,
+        options.codec,
+        shot,
+    )
+    .map_err(|e| config(format!("shot optimiser: {e}")))?;
+    probing.chunks = chunks;
+    probing.units = units;
+    probing.grid_encodes = 7 * d.sizes.len() * n;
+    probing.grid_pixels = 7 * d.sizes.iter().map(|s| s.pixels()).sum::<u64>();
+    Ok(Ok((decision, rungs, probing)))
+}
+
+/// The points of one round of probes (every chunk at the given settings of each resolution),
+/// `[chunk][size]`; queues the round's tasks when some are missing.
+fn gather(
+    ctx: &Ctx,
+    plan: &Plan,
+    d: &Derived,
+    next: &[(usize, Vec<f32>)],
+    round: usize,
+    anchor: bool,
+) -> Result<Result<Points, Waiting>, EncodeJobError> {
+    let key_of = |size: Size, chunk: usize, crf: f32| {
+        if anchor {
+            dynamic::anchor_key(size, chunk, crf)
+        } else {
+            dynamic::probe_key(size, chunk, crf)
+        }
+        .as_str()
+        .to_owned()
+    };
+    let have = ctx
+        .list(if anchor { "anchors" } else { "probes" })
+        .map_err(io)?;
+    let mut tasks = Vec::new();
+    let mut done = 0;
+    for (si, crfs) in next {
+        let size = d.sizes[*si];
+        for ci in 0..plan.chunks.len() {
+            let keys: Vec<String> = crfs.iter().map(|&c| key_of(size, ci, c)).collect();
+            if keys.iter().all(|k| have.contains(k)) {
+                done += 1;
+                continue;
+            }
+            let settings = crfs
+                .iter()
+                .map(|&crf| EncodeSettings {
+                    width: size.width,
+                    height: size.height,
+                    rate: RateControl::Crf(crf),
+                    preset: if anchor {
+                        d.preset.clone()
+                    } else {
+                        d.probe_preset.clone()
+                    },
+                    ..d.base.clone()
+                })
+                .collect();
+            tasks.push(Work::Probe {
+                job: ctx.job.clone(),
+                chunk: ci,
+                settings,
+                keys,
+            });
+        }
+    }
+    let total = done + tasks.len();
+    if !tasks.is_empty() {
+        let kind = if anchor { "anchors" } else { "probes" };
+        let stage = format!("{kind}-{round}-{}", digest_of(next));
+        if ctx.queue_stage(&stage, &tasks, None, done).map_err(io)? {
+            (ctx.events)(Event::Probing {
+                round,
+                total,
+                reused: done,
+            });
+        }
+        return Ok(Err(Waiting {
+            stage: format!("probing, round {round}"),
+            done,
+            total,
+        }));
+    }
+    let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); plan.chunks.len()];
+    for (si, crfs) in next {
+        for (ci, by_size) in got.iter_mut().enumerate() {
+            for &crf in crfs {
+                let p: StoredProbe = ctx
+                    .read_fixed(&key_of(d.sizes[*si], ci, crf))
+                    .map_err(|e| io(format!("probe: {e}")))?;
+                by_size.entry(*si).or_default().push(p);
+            }
+        }
+    }
+    Ok(Ok(got))
+}

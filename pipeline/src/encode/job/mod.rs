@@ -1,0 +1,657 @@
+//! A job as tasks on a queue, with all of its state in a store.
+//!
+//! Every stage of an encode is a task: plan (validate the master and cut it into chunks),
+//! probe, encode, assemble (with the VMAF measure) and package. Tasks are self-describing (the
+//! settings, the chunk and the output key travel in the message), and each writes its output
+//! under a key fixed by what it computes, so a task run twice writes the same bytes.
+//!
+//! [`advance`] is the driver: it reads what the store holds, decides what is cheap to decide
+//! (the probe rounds, the ladder, the report), queues the tasks of the next stage that are
+//! missing, and says what it waits for. It keeps no state of its own, so it can run anywhere
+//! and again at any time: `rungs encode` calls it between runs of its local worker pool, and a
+//! fleet runs it as one more task (`Work::Advance`) that queues itself again until the job
+//! ends. Local and fleet jobs run the same tasks with the same settings, so they write the same
+//! renditions and manifests.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use ladders::title::Size;
+use packager::assemble::ChunkSpan;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use workers::encode::{Codec, EncodeSettings};
+use workers::media::Rational;
+use workers::queue::{Message, Queue};
+use workers::store::{Key, Store, StoreError};
+
+use super::report::{EncodeReport, RungReport};
+use super::{EncodeJobError, EncodeOptions, Event, LadderChoice, ladder};
+use crate::ingest::IngestReport;
+
+mod driver;
+mod tasks;
+
+pub use driver::advance;
+pub use tasks::{execute, parse, rejection};
+
+/// Where one of the job's input files is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    /// A file on this machine (a local run).
+    Local(PathBuf),
+    /// An object in the store, relative to the job's prefix, with the file's own name.
+    Stored {
+        /// The key under the job's prefix.
+        key: String,
+        /// The file name it was submitted as.
+        name: String,
+    },
+}
+
+impl Input {
+    /// The name to show: the path, or the submitted file name.
+    pub fn display(&self) -> PathBuf {
+        match self {
+            Self::Local(p) => p.clone(),
+            Self::Stored { name, .. } => PathBuf::from(name),
+        }
+    }
+}
+
+/// Where the finished title goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// A folder on this machine (a local run).
+    Dir(PathBuf),
+    /// `out/` under the job's prefix in the store (a fleet run).
+    Store,
+}
+
+/// Everything a job is, fixed when it starts (`job.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The master.
+    pub master: Input,
+    /// Extra audio files with their languages.
+    pub audio: Vec<(Input, String)>,
+    /// Subtitle files with their languages.
+    pub subtitles: Vec<(Input, String)>,
+    /// What to make (the package options' file lists are empty: see `audio`, `subtitles`).
+    pub options: EncodeOptions,
+    /// Where the title goes.
+    pub output: Output,
+}
+
+/// What the plan stage found, as the later stages need it (`plan.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The video stream.
+    pub stream: usize,
+    /// Its size.
+    pub width: u32,
+    /// Its size.
+    pub height: u32,
+    /// Display aspect ratio.
+    pub aspect: f64,
+    /// Bits per sample, when declared.
+    pub bit_depth: Option<u8>,
+    /// Frame rate.
+    pub frame_rate: Rational,
+    /// The encode chunks.
+    pub chunks: Vec<crate::shots::Chunk>,
+    /// Start time of the video, seconds (audio is aligned to it).
+    pub origin_seconds: f64,
+    /// The master's audio streams and languages.
+    pub audio: Vec<(usize, String)>,
+    /// The first audio track's decoded duration.
+    pub audio_duration_seconds: Option<f64>,
+}
+
+impl Plan {
+    /// The plan of an accepted master.
+    pub fn from_report(report: &IngestReport) -> Result<Self, EncodeJobError> {
+        let (Some(video), Some(shots), Some(probe)) = (&report.video, &report.shots, &report.probe)
+        else {
+            return Err(EncodeJobError::Config(
+                "the master has no video to encode".into(),
+            ));
+        };
+        let info = probe.streams[video.stream]
+            .video
+            .as_ref()
+            .ok_or_else(|| EncodeJobError::Config("the video stream has no geometry".into()))?;
+        Ok(Self {
+            stream: video.stream,
+            width: video.width,
+            height: video.height,
+            aspect: info
+                .display_aspect_ratio
+                .to_f64()
+                .filter(|a| *a > 0.0)
+                .unwrap_or(f64::from(video.width) / f64::from(video.height)),
+            bit_depth: info.bit_depth,
+            frame_rate: shots.frame_rate,
+            chunks: shots.chunks.clone(),
+            origin_seconds: video.timing.start_seconds.unwrap_or(0.0),
+            audio: report
+                .audio
+                .iter()
+                .map(|a| (a.stream, a.language.clone().unwrap_or_else(|| "und".into())))
+                .collect(),
+            audio_duration_seconds: report.audio.first().map(|a| a.duration_seconds),
+        })
+    }
+
+    fn spans(&self) -> Vec<ChunkSpan> {
+        self.chunks
+            .iter()
+            .map(|c| ChunkSpan {
+                start_frame: c.start_frame,
+                frames: c.frames,
+            })
+            .collect()
+    }
+}
+
+/// The settings a job's options and plan fix, checked.
+#[derive(Clone, Debug)]
+pub struct Derived {
+    /// Frames per second.
+    pub fps: f64,
+    /// Settings shared by every encode.
+    pub base: EncodeSettings,
+    /// The final encodes' preset.
+    pub preset: String,
+    /// The probes' preset.
+    pub probe_preset: String,
+    /// A fixed ladder's rungs and settings (empty for dynamic ladders).
+    pub fixed: Vec<(String, EncodeSettings)>,
+    /// Candidate sizes of dynamic ladders.
+    pub sizes: Vec<Size>,
+}
+
+impl Derived {
+    /// What identifies the job's work: the fixed settings, or what decides a dynamic ladder.
+    pub fn identity(&self, options: &EncodeOptions) -> serde_json::Value {
+        if options.ladder.is_dynamic() {
+            serde_json::json!({
+                "ladder": if options.ladder == LadderChoice::Shot { "shot" } else { "per-title" },
+                "base": self.base,
+                "probe_preset": self.probe_preset,
+                "rules": options.rules,
+                "sizes": self.sizes,
+            })
+        } else {
+            let settings: Vec<&EncodeSettings> = self.fixed.iter().map(|(_, s)| s).collect();
+            serde_json::json!({ "settings": settings })
+        }
+    }
+}
+
+/// Checks the options against the plan and derives every setting.
+pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJobError> {
+    let rate = plan.frame_rate;
+    let fps = rate
+        .to_f64()
+        .filter(|f| *f > 0.0)
+        .ok_or_else(|| EncodeJobError::Config(format!("unusable frame rate {rate}")))?;
+    if !(0.5..=60.0).contains(&options.segment_seconds) {
+        return Err(EncodeJobError::Config(format!(
+            "invalid segment duration {} s (expected >= 0.5, <= 60)",
+            options.segment_seconds
+        )));
+    }
+    let keyint = ((options.segment_seconds * fps).round() as u32).max(1);
+    let preset = options
+        .preset
+        .clone()
+        .unwrap_or_else(|| super::default_preset(options.codec).to_owned());
+    let probe_preset = options
+        .probe_preset
+        .clone()
+        .unwrap_or_else(|| super::default_probe_preset(options.codec).to_owned());
+    let depth = if options.codec == Codec::H264 {
+        8
+    } else {
+        plan.bit_depth.map_or(8, |d| if d > 8 { 10 } else { 8 })
+    };
+    let base = EncodeSettings {
+        codec: options.codec,
+        width: (plan.width & !1).max(2),
+        height: (plan.height & !1).max(2),
+        rate: ladder::default_quality(options.codec),
+        preset: preset.clone(),
+        vbv: None,
+        keyint,
+        bit_depth: depth,
+        zones: Vec::new(),
+    };
+    base.validate().map_err(EncodeJobError::Config)?;
+    if options.ladder.is_dynamic() {
+        options
+            .rules
+            .validate()
+            .map_err(|e| EncodeJobError::Config(format!("ladder rules: {e}")))?;
+        EncodeSettings {
+            preset: probe_preset.clone(),
+            ..base.clone()
+        }
+        .validate()
+        .map_err(|e| EncodeJobError::Config(format!("probe preset: {e}")))?;
+    }
+    let fixed_rungs = match &options.ladder {
+        LadderChoice::Apple => ladder::apple(options.codec, plan.width, plan.height, plan.aspect),
+        LadderChoice::Custom(r) => r.clone(),
+        LadderChoice::PerTitle | LadderChoice::Shot => Vec::new(),
+    };
+    let mut fixed = Vec::new();
+    for r in &fixed_rungs {
+        let s = EncodeSettings {
+            width: r.width,
+            height: r.height,
+            rate: r.rate,
+            vbv: r.vbv,
+            ..base.clone()
+        };
+        s.validate()
+            .map_err(|e| EncodeJobError::Config(format!("rung {}: {e}", r.name)))?;
+        fixed.push((r.name.clone(), s));
+    }
+    Ok(Derived {
+        fps,
+        sizes: ladders::title::candidate_sizes(plan.width, plan.height, plan.aspect, 1.5),
+        base,
+        preset,
+        probe_preset,
+        fixed,
+    })
+}
+
+/// One task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Work {
+    /// Run the driver once more.
+    Advance {
+        /// The job.
+        job: String,
+        /// Counts the driver's runs; each one queues the next.
+        generation: u64,
+    },
+    /// Validate the master and cut it into chunks.
+    Plan {
+        /// The job.
+        job: String,
+    },
+    /// Encode a chunk at a resolution at several settings and score each.
+    Probe {
+        /// The job.
+        job: String,
+        /// The chunk.
+        chunk: usize,
+        /// One per point.
+        settings: Vec<EncodeSettings>,
+        /// Where each point goes, under the job's prefix.
+        keys: Vec<String>,
+    },
+    /// Encode a chunk of a rung.
+    Encode {
+        /// The job.
+        job: String,
+        /// The chunk.
+        chunk: usize,
+        /// Its settings.
+        settings: EncodeSettings,
+        /// Where it goes.
+        key: String,
+    },
+    /// Join a rung's chunks and measure it.
+    Assemble {
+        /// The job.
+        job: String,
+        /// The rung.
+        name: String,
+        /// Every chunk's settings.
+        settings: Vec<EncodeSettings>,
+        /// Every chunk's key.
+        chunks: Vec<String>,
+        /// Where the rendition goes.
+        file: String,
+        /// Where its record goes (written last).
+        record: String,
+    },
+    /// Package the renditions for DASH and HLS.
+    Package {
+        /// The job.
+        job: String,
+        /// Each rendition's name and key.
+        renditions: Vec<(String, String)>,
+        /// Where the packaging record goes (written last).
+        record: String,
+    },
+}
+
+impl Work {
+    /// The job the task belongs to.
+    pub fn job(&self) -> &str {
+        match self {
+            Self::Advance { job, .. }
+            | Self::Plan { job }
+            | Self::Probe { job, .. }
+            | Self::Encode { job, .. }
+            | Self::Assemble { job, .. }
+            | Self::Package { job, .. } => job,
+        }
+    }
+
+    /// The queue message; its id is fixed by what the task computes.
+    pub fn message(&self) -> Message {
+        let id = match self {
+            Self::Advance { job, generation } => format!("{job}-advance-{generation}"),
+            Self::Plan { job } => format!("{job}-plan"),
+            Self::Probe { job, keys, .. } => format!("{job}-probe-{}", digest_of(keys)),
+            Self::Encode { job, key, .. } => format!("{job}-encode-{}", digest_of(key)),
+            Self::Assemble { job, chunks, .. } => format!("{job}-assemble-{}", digest_of(chunks)),
+            Self::Package { job, record, .. } => format!("{job}-package-{}", digest_of(record)),
+        };
+        Message {
+            id,
+            body: serde_json::to_string(self).expect("tasks serialise"),
+        }
+    }
+}
+
+/// A short, stable digest of a value, for keys and task ids: FNV-1a over its JSON.
+pub fn digest_of<T: Serialize + ?Sized>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("serialises");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in json {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Objects read before, which never change once written (probes, records, the plan).
+#[derive(Debug, Default)]
+pub struct Memo(Mutex<HashMap<String, Vec<u8>>>);
+
+/// What a task or the driver works with.
+pub struct Ctx<'a> {
+    /// The store of the job's objects.
+    pub store: &'a dyn Store,
+    /// The queue.
+    pub queue: &'a dyn Queue,
+    /// The job's name, in task ids.
+    pub job: String,
+    /// The key prefix of the job's objects: empty, or `jobs/JOB/`.
+    pub root: String,
+    /// A folder of this machine for fetched inputs and scratch files.
+    pub cache: PathBuf,
+    /// Decoder threads per task.
+    pub decoder_threads: usize,
+    /// Parallel tasks of this process, for the report.
+    pub workers: usize,
+    /// Progress.
+    pub events: &'a (dyn Fn(Event) + Sync),
+    /// Objects read before.
+    pub memo: &'a Memo,
+    /// Held while an input is fetched from the store.
+    pub fetching: &'a Mutex<()>,
+}
+
+/// What the driver waits for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// The stage, for people.
+    pub stage: String,
+    /// Its tasks done.
+    pub done: usize,
+    /// Its tasks.
+    pub total: usize,
+}
+
+/// What one run of the driver found.
+#[derive(Debug)]
+pub enum Step {
+    /// Tasks are queued or running.
+    Waiting(Waiting),
+    /// The job is finished.
+    Done(Box<EncodeReport>),
+}
+
+/// A finished rendition: its report entry and the encode CPU of its chunks.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RenditionRecord {
+    report: RungReport,
+    encode_cpu_seconds: f64,
+}
+
+/// Why a job failed (`failed.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Failed {
+    /// The task that failed, or "driver".
+    pub task: String,
+    /// Why.
+    pub error: String,
+}
+
+/// How far the job is (`status.json`), for `rungs status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// What it waits for.
+    pub waiting: Waiting,
+    /// When the driver last ran, seconds since 1970.
+    pub updated: u64,
+}
+
+fn store_text(e: StoreError) -> String {
+    e.to_string()
+}
+
+impl Ctx<'_> {
+    /// The key of `rel` under the job's prefix.
+    pub fn key(&self, rel: &str) -> Result<Key, String> {
+        Key::new(format!("{}{rel}", self.root)).map_err(|e| format!("key {rel:?}: {e}"))
+    }
+
+    /// Reads a JSON object; `None` when there is none.
+    pub fn read_json<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>, String> {
+        match self.store.get(&self.key(rel)?) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{rel}: {e}")),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_text(e)),
+        }
+    }
+
+    /// Reads an object that never changes once written, from memory when read before.
+    fn read_fixed<T: DeserializeOwned>(&self, rel: &str) -> Result<T, String> {
+        let key = self.key(rel)?;
+        let cached = self
+            .memo
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key.as_str())
+            .cloned();
+        let bytes = match cached {
+            Some(b) => b,
+            None => {
+                let b = self.store.get(&key).map_err(store_text)?;
+                self.memo
+                    .0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.as_str().to_owned(), b.clone());
+                b
+            }
+        };
+        serde_json::from_slice(&bytes).map_err(|e| format!("{rel}: {e}"))
+    }
+
+    /// Writes a JSON object.
+    pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), String> {
+        let body = serde_json::to_vec_pretty(value).expect("serialises");
+        self.store.put(&self.key(rel)?, &body).map_err(store_text)
+    }
+
+    /// The keys under `rel/`, relative to the job's prefix.
+    fn list(&self, rel: &str) -> Result<BTreeSet<String>, String> {
+        let keys = self.store.list(&self.key(rel)?).map_err(store_text)?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.as_str().strip_prefix(&self.root).map(str::to_owned))
+            .collect())
+    }
+
+    /// The input as a file of this machine, fetched into the cache the first time.
+    pub fn local_file(&self, input: &Input) -> Result<PathBuf, String> {
+        let (key, name) = match input {
+            Input::Local(p) => return Ok(p.clone()),
+            Input::Stored { key, name } => (self.key(key)?, name),
+        };
+        if let Some(p) = self.store.local_path(&key) {
+            return Ok(p);
+        }
+        let _one = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = self.cache.join(&self.job).join("input");
+        let path = dir.join(format!("{}-{}", digest_of(key.as_str()), safe_name(name)));
+        if !path.is_file() {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            self.store
+                .get_to_file(&key, &path)
+                .map_err(|e| format!("fetching {name}: {e}"))?;
+        }
+        Ok(path)
+    }
+
+    /// Queues the tasks of a stage, once: a marker under `stages/` records that they were
+    /// queued (with how many were already done). True when this call queued them.
+    fn queue_stage(
+        &self,
+        stage: &str,
+        tasks: &[Work],
+        delay: Option<std::time::Duration>,
+        done: usize,
+    ) -> Result<bool, String> {
+        let marker = format!("stages/{stage}.json");
+        if self.store.exists(&self.key(&marker)?).map_err(store_text)? {
+            return Ok(false);
+        }
+        for t in tasks {
+            let m = t.message();
+            match delay {
+                Some(d) => self.queue.push_after(m, d),
+                None => self.queue.push(m),
+            }
+            .map_err(|e| e.to_string())?;
+        }
+        self.write_json(
+            &marker,
+            &serde_json::json!({ "tasks": tasks.len(), "done": done }),
+        )?;
+        Ok(true)
+    }
+
+    /// How many tasks of `stage` were found done when it was queued.
+    fn stage_reused(&self, stage: &str) -> usize {
+        self.read_json::<serde_json::Value>(&format!("stages/{stage}.json"))
+            .ok()
+            .flatten()
+            .and_then(|v| v["done"].as_u64())
+            .unwrap_or(0) as usize
+    }
+
+    /// Records the job as failed (the first failure wins).
+    pub fn fail(&self, task: &str, error: &str) {
+        let already = self.key("failed.json").ok().map(|k| self.store.exists(&k));
+        if !matches!(already, Some(Ok(true))) {
+            let _ = self.write_json(
+                "failed.json",
+                &Failed {
+                    task: task.to_owned(),
+                    error: error.to_owned(),
+                },
+            );
+        }
+    }
+}
+
+/// A file name reduced to letters, digits, `.`, `-` and `_`.
+pub fn safe_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_start_matches('.').to_owned();
+    if s.is_empty() { "file".into() } else { s }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn io(e: String) -> EncodeJobError {
+    EncodeJobError::Io(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_are_fixed_by_what_the_task_computes() {
+        let settings = EncodeSettings {
+            codec: Codec::H264,
+            width: 640,
+            height: 360,
+            rate: workers::encode::RateControl::Crf(23.0),
+            preset: "medium".into(),
+            vbv: None,
+            keyint: 100,
+            bit_depth: 8,
+            zones: Vec::new(),
+        };
+        let encode = |key: &str| Work::Encode {
+            job: "j".into(),
+            chunk: 3,
+            settings: settings.clone(),
+            key: key.into(),
+        };
+        let a = encode("chunks/00/00003-x.chunk").message();
+        assert_eq!(a, encode("chunks/00/00003-x.chunk").message());
+        assert_ne!(a.id, encode("chunks/00/00003-y.chunk").message().id);
+        assert!(a.id.starts_with("j-encode-"), "{}", a.id);
+        let back: Work = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(back, encode("chunks/00/00003-x.chunk"));
+        let advance = Work::Advance {
+            job: "j".into(),
+            generation: 7,
+        };
+        assert_eq!(advance.message().id, "j-advance-7");
+        assert_eq!(Work::Plan { job: "j".into() }.message().id, "j-plan");
+    }
+
+    #[test]
+    fn file_names_are_made_safe() {
+        assert_eq!(safe_name("My Film (1).mov"), "My_Film__1_.mov");
+        assert_eq!(safe_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(safe_name("..."), "file");
+        assert_eq!(safe_name(""), "file");
+    }
+}

@@ -1,0 +1,414 @@
+//! The tasks: plan, probe, encode, assemble (with the VMAF measure) and package.
+
+use std::path::{Path, PathBuf};
+
+use packager::assemble;
+use packager::sink::{Sink, SinkError};
+use workers::encode::{ChunkSource, EncodeSettings, EncodedChunk, RateControl, encode_chunk};
+use workers::queue::Lease;
+use workers::store::{Key, Store};
+use workers::worker::TaskFailure;
+
+use super::super::dynamic::StoredProbe;
+use super::super::report::RungReport;
+use super::super::{Event, package};
+use super::{Ctx, Input, JobSpec, Output, Plan, RenditionRecord, Work, derive, safe_name};
+use crate::ingest::{IngestReport, Severity};
+
+/// A failure that the store or the network may not repeat.
+fn retry(e: impl std::fmt::Display) -> TaskFailure {
+    TaskFailure::retry(e.to_string())
+}
+
+/// Runs one task (not `Advance`, which the caller runs: see [`advance`]).
+pub fn execute(ctx: &Ctx, spec: &JobSpec, work: &Work) -> Result<(), TaskFailure> {
+    match work {
+        Work::Advance { .. } => Err(TaskFailure::fatal("the driver runs in the caller")),
+        Work::Plan { .. } => run_plan(ctx, spec),
+        Work::Probe {
+            chunk,
+            settings,
+            keys,
+            ..
+        } => run_probe(ctx, spec, *chunk, settings, keys),
+        Work::Encode {
+            chunk,
+            settings,
+            key,
+            ..
+        } => run_encode(ctx, spec, *chunk, settings, key),
+        Work::Assemble {
+            name,
+            settings,
+            chunks,
+            file,
+            record,
+            ..
+        } => run_assemble(ctx, spec, name, settings, chunks, file, record),
+        Work::Package {
+            renditions, record, ..
+        } => run_package(ctx, spec, renditions, record),
+    }
+}
+
+/// The task's body as a task, or a fatal failure.
+pub fn parse(lease: &Lease) -> Result<Work, TaskFailure> {
+    serde_json::from_str(&lease.message.body)
+        .map_err(|e| TaskFailure::fatal(format!("unreadable task: {e}")))
+}
+
+fn exists(ctx: &Ctx, rel: &str) -> Result<bool, TaskFailure> {
+    let key = ctx.key(rel).map_err(TaskFailure::fatal)?;
+    ctx.store.exists(&key).map_err(retry)
+}
+
+fn put(ctx: &Ctx, rel: &str, body: &[u8]) -> Result<(), TaskFailure> {
+    let key = ctx.key(rel).map_err(TaskFailure::fatal)?;
+    ctx.store.put(&key, body).map_err(retry)
+}
+
+fn master(ctx: &Ctx, spec: &JobSpec) -> Result<PathBuf, TaskFailure> {
+    ctx.local_file(&spec.master).map_err(retry)
+}
+
+fn plan_of(ctx: &Ctx) -> Result<Plan, TaskFailure> {
+    ctx.read_fixed("plan.json").map_err(retry)
+}
+
+fn source(
+    ctx: &Ctx,
+    spec: &JobSpec,
+    plan: &Plan,
+    chunk: usize,
+) -> Result<ChunkSource, TaskFailure> {
+    let c = plan
+        .chunks
+        .get(chunk)
+        .ok_or_else(|| TaskFailure::fatal(format!("the plan has no chunk {chunk}")))?;
+    Ok(ChunkSource {
+        path: master(ctx, spec)?,
+        stream: plan.stream,
+        start_frame: c.start_frame,
+        frames: c.frames,
+        start_pts: c.start_pts,
+        frame_rate: plan.frame_rate,
+        decoder_threads: ctx.decoder_threads,
+    })
+}
+
+fn run_plan(ctx: &Ctx, spec: &JobSpec) -> Result<(), TaskFailure> {
+    if exists(ctx, "plan.json")? {
+        return Ok(());
+    }
+    let path = master(ctx, spec)?;
+    let mut ingest = spec.options.ingest.clone();
+    ingest
+        .shots
+        .get_or_insert_with(crate::ingest::ShotOptions::default);
+    let report = crate::ingest::analyze(&path, &ingest, &mut |_| {})
+        .map_err(|e| TaskFailure::fatal(format!("{}: {e}", spec.master.display().display())))?;
+    if !report.accepted {
+        return Err(TaskFailure::fatal(rejection(
+            &spec.master.display(),
+            &report,
+        )));
+    }
+    let plan = Plan::from_report(&report).map_err(|e| TaskFailure::fatal(e.to_string()))?;
+    derive(&spec.options, &plan).map_err(|e| TaskFailure::fatal(e.to_string()))?;
+    ctx.write_json("plan.json", &plan)
+        .map_err(TaskFailure::retry)
+}
+
+/// Why a master is rejected, in a line: its first errors with their positions.
+pub fn rejection(master: &Path, report: &IngestReport) -> String {
+    let errors: Vec<String> = report
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .take(3)
+        .map(|p| {
+            let mut at = Vec::new();
+            if let Some(s) = p.at_seconds {
+                at.push(format!("at {s:.3} s"));
+            }
+            if let Some(f) = p.frame {
+                at.push(format!("frame {f}"));
+            }
+            if let Some(b) = p.byte_offset {
+                at.push(format!("byte {b}"));
+            }
+            if at.is_empty() {
+                p.message.clone()
+            } else {
+                format!("{} ({})", p.message, at.join(", "))
+            }
+        })
+        .collect();
+    format!(
+        "the master {} is rejected: {}",
+        master.display(),
+        errors.join("; ")
+    )
+}
+
+fn run_probe(
+    ctx: &Ctx,
+    spec: &JobSpec,
+    chunk: usize,
+    settings: &[EncodeSettings],
+    keys: &[String],
+) -> Result<(), TaskFailure> {
+    let mut todo = Vec::new();
+    for (s, k) in settings.iter().zip(keys) {
+        if !exists(ctx, k)? {
+            todo.push((s.clone(), k));
+        }
+    }
+    if !todo.is_empty() {
+        let plan = plan_of(ctx)?;
+        let src = source(ctx, spec, &plan, chunk)?;
+        let set: Vec<EncodeSettings> = todo.iter().map(|(s, _)| s.clone()).collect();
+        let run = workers::probe::probe_chunk(&src, &set, &vmaf::Model::v061())
+            .map_err(|e| TaskFailure::fatal(e.to_string()))?;
+        let share = 1.0 / todo.len() as f64;
+        for ((s, k), p) in todo.iter().zip(run.points) {
+            let RateControl::Crf(crf) = s.rate else {
+                return Err(TaskFailure::fatal("a probe without a quality setting"));
+            };
+            let stored = StoredProbe {
+                crf,
+                bits: p.bits,
+                frame_bits: p.frame_bits,
+                vmaf: p.vmaf,
+                encode_cpu: run.encode_cpu_seconds * share,
+                score_cpu: run.score_cpu_seconds * share,
+            };
+            put(ctx, k, &serde_json::to_vec(&stored).expect("serialises"))?;
+        }
+    }
+    (ctx.events)(Event::ProbeDone);
+    Ok(())
+}
+
+fn run_encode(
+    ctx: &Ctx,
+    spec: &JobSpec,
+    chunk: usize,
+    settings: &EncodeSettings,
+    key: &str,
+) -> Result<(), TaskFailure> {
+    if exists(ctx, key)? {
+        return Ok(());
+    }
+    let plan = plan_of(ctx)?;
+    let src = source(ctx, spec, &plan, chunk)?;
+    let t0 = workers::probe::thread_cpu_seconds();
+    let encoded = encode_chunk(&src, settings).map_err(|e| TaskFailure::fatal(e.to_string()))?;
+    let cpu = workers::probe::thread_cpu_seconds() - t0;
+    // The CPU record first: a chunk that exists has one.
+    put(ctx, &format!("{key}.cpu"), cpu.to_string().as_bytes())?;
+    put(ctx, key, &encoded.to_bytes())?;
+    (ctx.events)(Event::ChunkDone { frames: src.frames });
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_assemble(
+    ctx: &Ctx,
+    spec: &JobSpec,
+    name: &str,
+    settings: &[EncodeSettings],
+    chunks: &[String],
+    file: &str,
+    record: &str,
+) -> Result<(), TaskFailure> {
+    if exists(ctx, record)? {
+        return Ok(());
+    }
+    let plan = plan_of(ctx)?;
+    let spans = plan.spans();
+    if settings.len() != spans.len() || chunks.len() != spans.len() {
+        return Err(TaskFailure::fatal("the task does not match the plan"));
+    }
+    (ctx.events)(Event::Assembling(name.to_owned()));
+    let scratch = scratch_dir(ctx)?;
+    let path = scratch.path().join(format!("{}.mp4", safe_name(name)));
+    let mut chunk_bits = vec![0u64; spans.len()];
+    let mut transient = None;
+    let assembled = assemble::assemble(
+        &spans,
+        plan.frame_rate,
+        &mut |ci| {
+            let key = ctx.key(&chunks[ci])?;
+            let bytes = ctx.store.get(&key).map_err(|e| {
+                transient = Some(e.to_string());
+                e.to_string()
+            })?;
+            let chunk = EncodedChunk::from_bytes(&bytes).map_err(|e| e.to_string())?;
+            chunk_bits[ci] = chunk.packets.iter().map(|p| p.data.len() as u64 * 8).sum();
+            Ok(chunk)
+        },
+        &path,
+    );
+    let assembled = match (assembled, transient) {
+        (Ok(a), _) => a,
+        (Err(e), Some(_)) => return Err(TaskFailure::retry(format!("assembling {name}: {e}"))),
+        (Err(e), None) => return Err(TaskFailure::fatal(format!("assembling {name}: {e}"))),
+    };
+    let mut encode_cpu = 0.0;
+    for k in chunks {
+        if let Ok(Some(cpu)) = ctx
+            .key(&format!("{k}.cpu"))
+            .map(|key| ctx.store.get(&key).ok())
+        {
+            encode_cpu += String::from_utf8_lossy(&cpu).parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    let measured = if spec.options.measure {
+        let reference = master(ctx, spec)?;
+        let m = workers::measure::measure(
+            &reference,
+            &path,
+            &workers::measure::MeasureOptions {
+                extras: false,
+                per_frame: true,
+                ..Default::default()
+            },
+            &mut |n| (ctx.events)(Event::Measuring(name.to_owned(), n)),
+        )
+        .map_err(|e| TaskFailure::fatal(format!("measuring {name}: {e}")))?;
+        Some(m)
+    } else {
+        None
+    };
+    let fps = plan.frame_rate.to_f64().unwrap_or(25.0);
+    let report = RungReport::new(
+        name,
+        &settings[0],
+        assembled,
+        measured.as_ref(),
+        &spans,
+        &chunk_bits,
+        settings,
+        fps,
+    );
+    let key = ctx.key(file).map_err(TaskFailure::fatal)?;
+    ctx.store.put_file(&key, &path).map_err(retry)?;
+    let record_body = serde_json::to_vec_pretty(&RenditionRecord {
+        report,
+        encode_cpu_seconds: encode_cpu,
+    })
+    .expect("serialises");
+    put(ctx, record, &record_body)
+}
+
+/// A scratch folder in the cache, removed when dropped.
+fn scratch_dir(ctx: &Ctx) -> Result<tempfile::TempDir, TaskFailure> {
+    let dir = ctx.cache.join(&ctx.job).join("scratch");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| TaskFailure::retry(format!("cannot create {}: {e}", dir.display())))?;
+    tempfile::tempdir_in(&dir).map_err(|e| {
+        TaskFailure::retry(format!("cannot create a folder in {}: {e}", dir.display()))
+    })
+}
+
+/// Writes packaged files as objects under a prefix of the store.
+struct StoreSink<'a> {
+    store: &'a dyn Store,
+    prefix: String,
+    /// Set when the store failed a write (worth another attempt).
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Sink for StoreSink<'_> {
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<(), SinkError> {
+        packager::sink::check_name(name)?;
+        let key = Key::new(format!("{}{name}", self.prefix)).map_err(|_| SinkError::Name {
+            name: name.to_owned(),
+            reason: "not a valid store key",
+        })?;
+        self.store.put(&key, bytes).map_err(|e| {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Release);
+            SinkError::Io {
+                path: PathBuf::from(key.as_str()),
+                error: std::io::Error::other(e.to_string()),
+            }
+        })
+    }
+}
+
+fn run_package(
+    ctx: &Ctx,
+    spec: &JobSpec,
+    renditions: &[(String, String)],
+    record: &str,
+) -> Result<(), TaskFailure> {
+    let Some(options) = &spec.options.package else {
+        return Err(TaskFailure::fatal("the job packages nothing"));
+    };
+    if let (Output::Store, true) = (&spec.output, exists(ctx, record)?) {
+        return Ok(());
+    }
+    (ctx.events)(Event::Packaging);
+    let plan = plan_of(ctx)?;
+    let master = master(ctx, spec)?;
+    let scratch = scratch_dir(ctx)?;
+    let mut files = Vec::new();
+    for (name, key) in renditions {
+        let k = ctx.key(key).map_err(TaskFailure::fatal)?;
+        let path = match ctx.store.local_path(&k) {
+            Some(p) => p,
+            None => {
+                let p = scratch.path().join(format!("{}.mp4", safe_name(name)));
+                ctx.store.get_to_file(&k, &p).map_err(retry)?;
+                p
+            }
+        };
+        files.push((name.clone(), path));
+    }
+    let resolve = |list: &[(Input, String)]| -> Result<Vec<(PathBuf, String)>, TaskFailure> {
+        list.iter()
+            .map(|(i, lang)| Ok((ctx.local_file(i).map_err(retry)?, lang.clone())))
+            .collect()
+    };
+    let options = package::PackageOptions {
+        audio: resolve(&spec.audio)?,
+        subtitles: resolve(&spec.subtitles)?,
+        ..options.clone()
+    };
+    let title = package::Title {
+        master: &master,
+        origin_seconds: plan.origin_seconds,
+        audio: &plan.audio,
+        rungs: &files,
+    };
+    let report = match &spec.output {
+        Output::Dir(out) => {
+            package::remove_manifests(out).map_err(TaskFailure::fatal)?;
+            package::package_title(
+                &title,
+                &packager::sink::DirSink::new(out),
+                &out.join(".rungs").join("package"),
+                &options,
+            )
+        }
+        Output::Store => {
+            let sink = StoreSink {
+                store: ctx.store,
+                prefix: format!("{}out/", ctx.root),
+                failed: Default::default(),
+            };
+            let done = package::package_title(&title, &sink, scratch.path(), &options);
+            if done.is_err() && sink.failed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(TaskFailure::retry(format!(
+                    "packaging: {}",
+                    done.err().unwrap_or_default()
+                )));
+            }
+            done
+        }
+    }
+    .map_err(|e| TaskFailure::fatal(format!("packaging: {e}")))?;
+    ctx.write_json(record, &report).map_err(TaskFailure::retry)
+}
