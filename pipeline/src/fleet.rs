@@ -150,8 +150,8 @@ fn new_job_name(master: &Path) -> String {
     format!("{stem}-{}-{tag:04x}", stamp(t))
 }
 
-/// Checks what can be checked of the options without the master's plan.
-fn check_options(options: &EncodeOptions) -> Result<(), EncodeJobError> {
+/// Checks what can be checked of the options without the master's plan (`submit` does too).
+pub fn check_options(options: &EncodeOptions) -> Result<(), EncodeJobError> {
     if let Some(p) = &options.package {
         package::check_inputs(p).map_err(EncodeJobError::Config)?;
     }
@@ -306,6 +306,9 @@ pub fn serve(
         let name = work.job().to_owned();
         check_job(&name).map_err(TaskFailure::fatal)?;
         let spec = spec_of(&name)?;
+        if !options.cache.join(&name).exists() {
+            prune_cache(&*fleet.store, &options.cache);
+        }
         let ctx = Ctx {
             store: &*fleet.store,
             queue: &*fleet.queue,
@@ -369,6 +372,31 @@ pub fn serve(
         until_drained: false,
     };
     worker::run(&*fleet.queue, &handler, &pool, stop).map_err(|e| e.to_string())
+}
+
+/// Removes the cached files of jobs that ended (done or failed), before a new job's files
+/// come in. Other worker processes may share the cache: a running job's files stay.
+fn prune_cache(store: &dyn Store, cache: &Path) {
+    let Ok(dirs) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        let name = d.file_name().to_string_lossy().into_owned();
+        if check_job(&name).is_err() {
+            continue;
+        }
+        let ended = ["done.json", "failed.json"].iter().any(|f| {
+            Key::new(format!("{}{f}", root(&name)))
+                .ok()
+                .is_some_and(|k| store.exists(&k).unwrap_or(false))
+        });
+        if ended {
+            match std::fs::remove_dir_all(d.path()) {
+                Ok(()) => tracing::info!(job = %name, "removed the cached files of an ended job"),
+                Err(e) => tracing::warn!(job = %name, "cannot remove {}: {e}", d.path().display()),
+            }
+        }
+    }
 }
 
 /// Where a job is.

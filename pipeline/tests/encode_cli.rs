@@ -256,3 +256,30 @@ fn rejected_masters_and_bad_settings_are_refused() {
     let run = rungs(&["encode", arg(&m), "--codec", "mpeg2"]);
     assert_eq!(run.code, 2);
 }
+
+#[test]
+fn fleet_commands_refuse_bad_input_before_reaching_the_network() {
+    let m = master(Fixture::MultiShot);
+    let fleet = ["--queue", "q", "--store", "s3://bucket/prefix"];
+    let cases: [(Vec<&str>, i32, &str); 5] = [
+        (vec!["status", "../../etc"], 2, "job \"../../etc\""),
+        (vec!["status", "Job"], 2, "lowercase"),
+        (
+            vec!["submit", "/no/such/master.mov"],
+            4,
+            "not a readable file",
+        ),
+        (
+            vec!["submit", arg(&m), "--segment", "0.1"],
+            2,
+            "segment duration",
+        ),
+        (vec!["worker", "--visibility", "0"], 2, "--visibility 0"),
+    ];
+    for (args, code, says) in cases {
+        let all: Vec<&str> = args.iter().chain(fleet.iter()).copied().collect();
+        let run = rungs(&all);
+        assert_eq!(run.code, code, "{all:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{all:?}: {}", run.stderr);
+    }
+}

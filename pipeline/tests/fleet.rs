@@ -242,8 +242,8 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
         .map(|n| worker(&moto, &proxy.endpoint, dir.path(), 10 + n))
         .collect();
     let started = Instant::now();
-    // Three kill times spread at random over the clean job's length (each a third of it), so
-    // that kills land in different stages.
+    // One kill in each part of the job (probing, encoding, assembling and packaging), at a
+    // random moment after the part is first seen, of a random worker.
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
     let mut random = move || {
         rng ^= rng << 13;
@@ -251,21 +251,39 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
         rng ^= rng << 17;
         rng
     };
-    let kill_at: Vec<Duration> = (0..3u32)
-        .map(|i| clean_time.mul_f64((f64::from(i) + (random() % 900) as f64 / 1000.0) / 3.0))
-        .collect();
+    let part = |stage: &str| {
+        if stage.starts_with("encoding") {
+            1
+        } else if stage.starts_with("assembling") || stage.starts_with("packaging") {
+            2
+        } else {
+            0
+        }
+    };
     let mut kills = Vec::new();
+    let mut seen_at: Option<(usize, Instant)> = None;
+    let mut delay = Duration::from_millis(random() % 3000);
     let s = wait(&fleet, &job, |s| {
-        if kills.len() < 3 && started.elapsed() >= kill_at[kills.len()] {
+        let Some(at) = &s.waiting else { return };
+        let now = part(&at.stage);
+        if now < kills.len() {
+            return;
+        }
+        let since = match seen_at {
+            Some((p, t)) if p == now => t,
+            _ => {
+                seen_at = Some((now, Instant::now()));
+                Instant::now()
+            }
+        };
+        if kills.len() < 3 && since.elapsed() >= delay {
             let victim = (random() % workers.len() as u64) as usize;
             let mut w = workers.remove(victim);
             w.child.kill().unwrap(); // SIGKILL
             w.child.wait().unwrap();
-            kills.push((
-                started.elapsed().as_secs(),
-                s.waiting.clone().map(|w| w.stage),
-            ));
+            kills.push((started.elapsed().as_secs(), at.stage.clone()));
             workers.push(worker(&moto, &proxy.endpoint, dir.path(), 20 + kills.len()));
+            delay = Duration::from_millis(random() % 1500);
         }
     });
     assert_eq!(s.state, "done", "{s:?} after kills {kills:?}");
@@ -320,7 +338,7 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     let mut logs = [logs, stop(workers)].concat();
     eprintln!("clean fleet job: {:.1} s", clean_time.as_secs_f64());
     for w in &kills {
-        eprintln!("killed a worker at {} s during {:?}", w.0, w.1);
+        eprintln!("killed a worker at {} s while {}", w.0, w.1);
     }
     eprintln!("faults injected: {errors} errors, {cut} responses cut");
     // Credentials never reach the logs.

@@ -29,6 +29,13 @@ fn open(args: &FleetArgs, max_receives: Option<u32>) -> anyhow::Result<Fleet> {
 
 pub fn submit(global: &Global, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
     let options = crate::encode::options(&args.encode)?;
+    fleet::check_options(&options).map_err(|e| Failure::usage(e.to_string()))?;
+    if !args.encode.input.is_file() {
+        return Err(Failure::io(format!(
+            "{} is not a readable file",
+            args.encode.input.display()
+        )));
+    }
     let fleet = open(&args.fleet, None)?;
     let job = match fleet::submit(&fleet, &args.encode.input, &options) {
         Ok(job) => job,

@@ -380,6 +380,28 @@ pub fn digest_of<T: Serialize + ?Sized>(value: &T) -> String {
 #[derive(Debug, Default)]
 pub struct Memo(Mutex<HashMap<String, Vec<u8>>>);
 
+/// What the memo holds at most; past it, it starts again empty (a long-lived worker serves job
+/// after job).
+const MEMO_BYTES: usize = 256 << 20;
+
+impl Memo {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn insert(&self, key: &str, bytes: Vec<u8>) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.values().map(Vec::len).sum::<usize>() + bytes.len() > MEMO_BYTES {
+            m.clear();
+        }
+        m.insert(key.to_owned(), bytes);
+    }
+}
+
 /// What a task or the driver works with.
 pub struct Ctx<'a> {
     /// The store of the job's objects.
@@ -473,22 +495,11 @@ impl Ctx<'_> {
     /// Reads an object that never changes once written, from memory when read before.
     fn read_fixed<T: DeserializeOwned>(&self, rel: &str) -> Result<T, String> {
         let key = self.key(rel)?;
-        let cached = self
-            .memo
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(key.as_str())
-            .cloned();
-        let bytes = match cached {
+        let bytes = match self.memo.get(key.as_str()) {
             Some(b) => b,
             None => {
                 let b = self.store.get(&key).map_err(store_text)?;
-                self.memo
-                    .0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key.as_str().to_owned(), b.clone());
+                self.memo.insert(key.as_str(), b.clone());
                 b
             }
         };
