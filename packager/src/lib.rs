@@ -7,6 +7,8 @@
 //!   ([`segments`]), each segment read back from its boxes ([`fragments`], [`codecs`]), then
 //!   the playlists ([`hls`]) and the MPD ([`dash`]) written from one [`presentation`]. Files
 //!   go through a [`sink::Sink`].
+//! - [`publish`]: a packaged title to S3 as a CDN origin (types, caching, manifests last,
+//!   unchanged objects skipped).
 //!
 //! ```no_run
 //! use packager::package::{package, Settings, Sources, VideoSource};
@@ -31,6 +33,7 @@ pub mod fragments;
 pub mod hls;
 pub mod package;
 pub mod presentation;
+pub mod publish;
 pub mod segments;
 pub mod sink;
 pub mod subtitles;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fixtures::moto::Moto;
 use workers::queue::{AfterFailure, Message, Queue, SqsQueue};
-use workers::store::{AwsOptions, Key, S3Store, Store, StoreError};
+use workers::store::{AwsOptions, Key, ObjectHeaders, S3Store, Store, StoreError};
 
 fn options(m: &Moto) -> AwsOptions {
     AwsOptions {
@@ -106,6 +106,20 @@ fn large_objects_go_up_in_parts_and_stream_back_checked() {
         "12 MiB in 3 parts comes back whole"
     );
     assert!(s.get(&key("master")).unwrap() == data);
+    // Headers travel with a multipart upload, and `head` reads them back without the body.
+    let headers = ObjectHeaders {
+        content_type: Some("video/mp4".into()),
+        cache_control: Some("public, max-age=31536000, immutable".into()),
+    };
+    s.put_file_with(&key("served.mp4"), &src, &headers).unwrap();
+    let info = s.head(&key("served.mp4")).unwrap().unwrap();
+    assert_eq!(info.size, data.len() as u64);
+    assert_eq!(info.headers, headers);
+    assert_eq!(
+        info.crc32.as_deref(),
+        Some(format!("{:08x}", crc32fast::hash(&data)).as_str())
+    );
+    assert_eq!(s.head(&key("absent")).unwrap(), None);
     // An object whose bytes do not match its recorded checksum is refused, not returned.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = rt.block_on(

@@ -392,9 +392,10 @@ pub fn run(
 /// What probing did, for the report.
 #[derive(Debug, Default)]
 pub struct Probing {
-    /// CPU seconds this run spent reading and encoding probes (reused ones cost nothing).
+    /// CPU seconds spent reading and encoding the probes (recorded with each probe, whichever
+    /// run or worker made it).
     pub encode_cpu_seconds: f64,
-    /// CPU seconds this run spent decoding and scoring probes.
+    /// CPU seconds spent decoding and scoring the probes.
     pub score_cpu_seconds: f64,
     /// Rounds run.
     pub rounds: usize,
@@ -416,9 +417,9 @@ pub struct Probing {
     pub anchor_rounds: usize,
     /// Their pixels per frame, summed over one chunk.
     pub anchor_pixels: u64,
-    /// CPU seconds this run spent reading and encoding anchors.
+    /// CPU seconds spent reading and encoding the anchors.
     pub anchor_encode_cpu_seconds: f64,
-    /// CPU seconds this run spent decoding and scoring anchors.
+    /// CPU seconds spent decoding and scoring the anchors.
     pub anchor_score_cpu_seconds: f64,
     /// The anchors' points, `[chunk][size]`.
     pub anchor_points: Vec<BTreeMap<Size, Vec<ladders::rd::CurvePoint>>>,

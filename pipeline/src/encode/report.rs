@@ -33,8 +33,8 @@ pub struct EncodeReport {
     pub reused_chunk_encodes: usize,
     /// Parallel encode tasks.
     pub workers: usize,
-    /// CPU seconds this run spent reading and encoding the renditions' chunks (reused chunks
-    /// cost nothing; probes are counted in `ladder`).
+    /// CPU seconds spent reading and encoding the renditions' chunks, recorded with each chunk
+    /// by whichever run or worker made it (probes are counted in `ladder`).
     pub encode_cpu_seconds: f64,
     /// One entry per rung, lowest first.
     pub rungs: Vec<RungReport>,
@@ -293,11 +293,12 @@ pub struct LadderReport {
     /// Probe encodes against the grid's, each weighted by its pixel count (the probes run at a
     /// faster preset, so their CPU share is lower still).
     pub probe_pixels_vs_grid: f64,
-    /// CPU seconds this run spent reading and encoding probes (reused probes cost nothing).
+    /// CPU seconds spent reading and encoding the probes (recorded with each probe, whichever
+    /// run or worker made it).
     pub probe_encode_cpu_seconds: f64,
-    /// CPU seconds this run spent decoding and scoring probes.
+    /// CPU seconds spent decoding and scoring the probes.
     pub probe_score_cpu_seconds: f64,
-    /// CPU seconds this run spent in the final encodes (reused chunks cost nothing).
+    /// CPU seconds spent in the final encodes (recorded with each chunk).
     pub final_encode_cpu_seconds: f64,
     /// Anchor encodes at the final preset, checking probes made at a faster one.
     pub anchor_encodes: usize,
@@ -306,9 +307,9 @@ pub struct LadderReport {
     pub anchor_rounds: usize,
     /// Anchor encodes against the grid's, weighted by pixel count.
     pub anchor_pixels_vs_grid: f64,
-    /// CPU seconds this run spent reading and encoding anchors.
+    /// CPU seconds spent reading and encoding the anchors.
     pub anchor_encode_cpu_seconds: f64,
-    /// CPU seconds this run spent decoding and scoring anchors.
+    /// CPU seconds spent decoding and scoring the anchors.
     pub anchor_score_cpu_seconds: f64,
     /// Every anchor of every chunk, as measured at the final preset.
     pub anchor_points: Vec<RdPoint>,

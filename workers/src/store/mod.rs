@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use fs::FsStore;
 pub use key::{Key, KeyError};
-pub use s3::{AwsOptions, DEFAULT_PART_BYTES, S3Store};
+pub use s3::{AwsOptions, DEFAULT_PART_BYTES, ObjectHeaders, ObjectInfo, S3Store, file_crc32};
 pub(crate) use s3::{runtime as s3_runtime, sdk_config as s3_sdk_config, sdk_text};
 
 /// Why a store operation failed.

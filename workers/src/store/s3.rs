@@ -87,6 +87,42 @@ pub(crate) fn runtime() -> Result<Arc<tokio::runtime::Runtime>, std::io::Error> 
         .map(Arc::new)
 }
 
+/// How an object is served over HTTP (publishing sets these).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectHeaders {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+}
+
+/// What the store knows of an object without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Bytes.
+    pub size: u64,
+    /// The CRC32 recorded when it was written (8 hex digits), when it was written by rungs.
+    pub crc32: Option<String>,
+    /// Its headers.
+    pub headers: ObjectHeaders,
+}
+
+/// The size and CRC32 of a file, read in 1 MiB blocks.
+pub fn file_crc32(path: &Path) -> std::io::Result<(u64, u32)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok((size, hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
 /// Objects in an S3 bucket under a prefix.
 pub struct S3Store {
     client: aws_sdk_s3::Client,
@@ -204,10 +240,22 @@ impl S3Store {
         }
     }
 
-    fn put_bytes(&self, key: &Key, data: &[u8]) -> Result<(), StoreError> {
+    /// Uploads `size` bytes read by `read` (which fills the buffer it is given, whole) as `key`
+    /// with the whole object's CRC32 `crc`: one request up to the part size, else a multipart
+    /// upload holding one part in memory at a time, aborted on failure.
+    fn upload(
+        &self,
+        key: &Key,
+        size: u64,
+        crc: u32,
+        headers: &ObjectHeaders,
+        read: &mut dyn FnMut(&mut [u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let name = self.object(key);
-        let crc = format!("{:08x}", crc32fast::hash(data));
-        if data.len() <= self.part_bytes {
+        let crc = format!("{crc:08x}");
+        if size <= self.part_bytes as u64 {
+            let mut data = vec![0; size as usize];
+            read(&mut data)?;
             return self
                 .rt
                 .block_on(
@@ -216,78 +264,162 @@ impl S3Store {
                         .bucket(&self.bucket)
                         .key(&name)
                         .metadata(CRC_META, &crc)
+                        .set_content_type(headers.content_type.clone())
+                        .set_cache_control(headers.cache_control.clone())
                         .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                        .body(ByteStream::from(data.to_vec()))
+                        .body(ByteStream::from(data))
                         .send(),
                 )
                 .map(|_| ())
                 .map_err(|e| remote("writing", key.as_str(), sdk_text(&e)));
         }
-        self.rt.block_on(async {
-            let upload = self
-                .client
-                .create_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&name)
-                .metadata(CRC_META, &crc)
-                .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                .send()
-                .await
-                .map_err(|e| remote("starting the upload of", key.as_str(), sdk_text(&e)))?;
-            let id = upload.upload_id().unwrap_or_default().to_owned();
-            let result = async {
-                let mut parts = Vec::new();
-                for (i, chunk) in data.chunks(self.part_bytes).enumerate() {
-                    let n = i as i32 + 1;
-                    let part = self
-                        .client
-                        .upload_part()
+        let upload = self
+            .rt
+            .block_on(
+                self.client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&name)
+                    .metadata(CRC_META, &crc)
+                    .set_content_type(headers.content_type.clone())
+                    .set_cache_control(headers.cache_control.clone())
+                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                    .send(),
+            )
+            .map_err(|e| remote("starting the upload of", key.as_str(), sdk_text(&e)))?;
+        let id = upload.upload_id().unwrap_or_default().to_owned();
+        let result = (|| {
+            let mut parts = Vec::new();
+            let mut left = size;
+            let mut n = 0;
+            while left > 0 {
+                n += 1;
+                let mut chunk = vec![0; left.min(self.part_bytes as u64) as usize];
+                read(&mut chunk)?;
+                left -= chunk.len() as u64;
+                let part = self
+                    .rt
+                    .block_on(
+                        self.client
+                            .upload_part()
+                            .bucket(&self.bucket)
+                            .key(&name)
+                            .upload_id(&id)
+                            .part_number(n)
+                            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                            .body(ByteStream::from(chunk))
+                            .send(),
+                    )
+                    .map_err(|e| remote("uploading a part of", key.as_str(), sdk_text(&e)))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(part.e_tag().map(str::to_owned))
+                        .set_checksum_crc32(part.checksum_crc32().map(str::to_owned))
+                        .build(),
+                );
+            }
+            self.rt
+                .block_on(
+                    self.client
+                        .complete_multipart_upload()
                         .bucket(&self.bucket)
                         .key(&name)
                         .upload_id(&id)
-                        .part_number(n)
-                        .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                        .body(ByteStream::from(chunk.to_vec()))
-                        .send()
-                        .await
-                        .map_err(|e| remote("uploading a part of", key.as_str(), sdk_text(&e)))?;
-                    parts.push(
-                        CompletedPart::builder()
-                            .part_number(n)
-                            .set_e_tag(part.e_tag().map(str::to_owned))
-                            .set_checksum_crc32(part.checksum_crc32().map(str::to_owned))
-                            .build(),
-                    );
-                }
+                        .multipart_upload(
+                            CompletedMultipartUpload::builder()
+                                .set_parts(Some(parts))
+                                .build(),
+                        )
+                        .send(),
+                )
+                .map_err(|e| remote("finishing the upload of", key.as_str(), sdk_text(&e)))?;
+            Ok(())
+        })();
+        if result.is_err() {
+            // Leave no parts behind; the object keeps its old value (or none).
+            let _ = self.rt.block_on(
                 self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&name)
-                    .upload_id(&id)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(parts))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(|e| remote("finishing the upload of", key.as_str(), sdk_text(&e)))?;
-                Ok(())
-            }
-            .await;
-            if result.is_err() {
-                // Leave no parts behind; the object keeps its old value (or none).
-                let _ = self
-                    .client
                     .abort_multipart_upload()
                     .bucket(&self.bucket)
                     .key(&name)
                     .upload_id(&id)
-                    .send()
-                    .await;
+                    .send(),
+            );
+        }
+        result
+    }
+
+    fn put_bytes(&self, key: &Key, data: &[u8], headers: &ObjectHeaders) -> Result<(), StoreError> {
+        let mut at = 0;
+        self.upload(
+            key,
+            data.len() as u64,
+            crc32fast::hash(data),
+            headers,
+            &mut |buf| {
+                buf.copy_from_slice(&data[at..at + buf.len()]);
+                at += buf.len();
+                Ok(())
+            },
+        )
+    }
+
+    /// Uploads the file `path` as `key` with `headers`, streaming it: one part in memory at a
+    /// time. The file is read twice (its CRC32 travels first, as metadata); a file that
+    /// changes in between is refused.
+    pub fn put_file_with(
+        &self,
+        key: &Key,
+        path: &Path,
+        headers: &ObjectHeaders,
+    ) -> Result<(), StoreError> {
+        let file_err = |error| StoreError::File {
+            what: "reading",
+            path: path.to_owned(),
+            error,
+        };
+        let (size, crc) = file_crc32(path).map_err(file_err)?;
+        let mut file = std::fs::File::open(path).map_err(file_err)?;
+        let mut again = crc32fast::Hasher::new();
+        let mut read = 0u64;
+        self.upload(key, size, crc, headers, &mut |buf| {
+            std::io::Read::read_exact(&mut file, buf).map_err(file_err)?;
+            again.update(buf);
+            read += buf.len() as u64;
+            if read == size && again.clone().finalize() != crc {
+                return Err(StoreError::File {
+                    what: "uploading",
+                    path: path.to_owned(),
+                    error: std::io::Error::other("the file changed while it was uploaded"),
+                });
             }
-            result
+            Ok(())
         })
+    }
+
+    /// What the store has under `key`: its size, recorded CRC32 and headers; `None` when
+    /// there is no object.
+    pub fn head(&self, key: &Key) -> Result<Option<ObjectInfo>, StoreError> {
+        let r = self.rt.block_on(
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(self.object(key))
+                .send(),
+        );
+        match r {
+            Ok(h) => Ok(Some(ObjectInfo {
+                size: h.content_length().unwrap_or(0).max(0) as u64,
+                crc32: h.metadata().and_then(|m| m.get(CRC_META)).cloned(),
+                headers: ObjectHeaders {
+                    content_type: h.content_type().map(str::to_owned),
+                    cache_control: h.cache_control().map(str::to_owned),
+                },
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(remote("looking up", key.as_str(), sdk_text(&e))),
+        }
     }
 
     /// Streams the object into `sink`, checking its CRC32; a body that breaks off is read
@@ -361,17 +493,11 @@ impl S3Store {
 
 impl Store for S3Store {
     fn put(&self, key: &Key, data: &[u8]) -> Result<(), StoreError> {
-        self.put_bytes(key, data)
+        self.put_bytes(key, data, &ObjectHeaders::default())
     }
 
     fn put_file(&self, key: &Key, path: &Path) -> Result<(), StoreError> {
-        // Masters are read whole; the parts stream up from memory in order.
-        let data = std::fs::read(path).map_err(|error| StoreError::File {
-            what: "reading",
-            path: path.to_owned(),
-            error,
-        })?;
-        self.put_bytes(key, &data)
+        self.put_file_with(key, path, &ObjectHeaders::default())
     }
 
     fn get(&self, key: &Key) -> Result<Vec<u8>, StoreError> {

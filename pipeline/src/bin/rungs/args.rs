@@ -74,6 +74,12 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Show a fleet job's progress (JSON on stdout, a line on stderr).
     Status(StatusArgs),
+    /// Publish a packaged title to S3 as a CDN origin.
+    ///
+    /// Every file goes up with its Content-Type and Cache-Control (immutable segments, short
+    /// for manifests), checksummed; unchanged objects are skipped, so an interrupted publish
+    /// resumes; manifests go last.
+    Publish(PublishArgs),
     /// Compare ladders (BD-rate) and gate them in CI.
     #[command(subcommand)]
     Ladder(LadderCommand),
@@ -355,4 +361,22 @@ pub struct StatusArgs {
     /// Download the finished title into this folder
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The packaged title: the output folder of `rungs encode`
+    pub dir: PathBuf,
+    /// Where to publish it
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to: String,
+    /// Endpoint of an S3-compatible server (AWS_ENDPOINT_URL works too)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// AWS region (default: the AWS configuration, then us-east-1)
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Uploads at once
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub threads: usize,
 }

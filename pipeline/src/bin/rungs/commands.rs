@@ -24,6 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Submit(a) => crate::fleet::submit(&cli.global, a),
         Command::Worker(a) => crate::fleet::worker(&cli.global, a),
         Command::Status(a) => crate::fleet::status(&cli.global, a),
+        Command::Publish(a) => crate::fleet::publish(&cli.global, a),
         Command::Ladder(LadderCommand::Compare(a)) => compare(a),
         Command::Ladder(LadderCommand::Check(a)) => check(&cli.global, a),
     }

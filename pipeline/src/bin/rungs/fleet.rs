@@ -1,4 +1,4 @@
-//! `rungs submit`, `rungs worker` and `rungs status`: fleet mode.
+//! `rungs submit`, `rungs worker` and `rungs status` (fleet mode), and `rungs publish`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use pipeline::encode::EncodeJobError;
 use pipeline::fleet::{self, Fleet, JobStatus, WorkerOptions};
 use workers::store::AwsOptions;
 
-use crate::args::{FleetArgs, Global, StatusArgs, SubmitArgs, WorkerArgs};
+use crate::args::{FleetArgs, Global, PublishArgs, StatusArgs, SubmitArgs, WorkerArgs};
 use crate::exit::{self, Failure};
 use crate::output;
 
@@ -188,4 +188,52 @@ fn follow(
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+pub fn publish(global: &Global, args: &PublishArgs) -> anyhow::Result<ExitCode> {
+    if !(1..=64).contains(&args.threads) {
+        return Err(Failure::usage(format!(
+            "--threads {} (expected 1 to 64)",
+            args.threads
+        )));
+    }
+    // The folder is checked before any request.
+    packager::publish::title_files(&args.dir).map_err(|e| Failure::io(e.to_string()))?;
+    let aws = AwsOptions {
+        endpoint: args.endpoint.clone(),
+        region: args.region.clone(),
+        credentials: None,
+    };
+    let store = workers::store::S3Store::open(&args.to, &aws)
+        .map_err(|e| Failure::usage(format!("--to: {e}")))?;
+    let bar = crate::logging::progress(global);
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let report =
+        packager::publish::publish(&args.dir, &store, &args.to, args.threads, &|name, _| {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            bar.set_message(format!("published {n} files: {name}"));
+        });
+    bar.finish_and_clear();
+    let report = report.map_err(|e| match e {
+        packager::publish::PublishError::Input(m) => Failure::io(m),
+        e => Failure::io(format!("publishing to {}: {e}", args.to)),
+    })?;
+    output::json(
+        &report,
+        &crate::args::OutputArgs {
+            output: None,
+            compact: false,
+        },
+    )?;
+    if !global.quiet {
+        eprintln!(
+            "published {} files to {}: {} uploaded ({} bytes), {} unchanged and skipped; \
+             manifests last",
+            report.files, report.to, report.uploaded, report.bytes_uploaded, report.unchanged
+        );
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(exit::OK.into())
 }
