@@ -7,6 +7,8 @@
 //!   ([`segments`]), each segment read back from its boxes ([`fragments`], [`codecs`]), then
 //!   the playlists ([`hls`]) and the MPD ([`dash`]) written from one [`presentation`]. Files
 //!   go through a [`sink::Sink`].
+//! - [`fill`]: Open Connect-style edge fill: the plan (consistent hashing, popularity,
+//!   licences), the push over HTTP (windows, rate, breakers, tiered fill) and steering.
 //! - [`publish`]: a packaged title to S3 as a CDN origin (types, caching, manifests last,
 //!   unchanged objects skipped).
 //!
@@ -29,6 +31,7 @@ pub mod audio;
 pub mod bmff;
 pub mod codecs;
 pub mod dash;
+pub mod fill;
 pub mod fragments;
 pub mod hls;
 pub mod package;
