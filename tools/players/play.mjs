@@ -3,6 +3,7 @@
 // playwright-core, runs page.js's checks and prints what it saw as one JSON object.
 //
 //   node play.mjs --root DIR --manifest master.m3u8 --player shaka|hlsjs|dashjs
+//                 [--url http://host/title/]   (play from that server instead of DIR)
 //                 [--boundaries 4,8,12] [--cue-time 6.5 --text-lang en] [--timeout 240]
 //
 // It also records every media request, so the test can tell which rungs were fetched.
@@ -95,7 +96,7 @@ try {
   page.on('pageerror', (e) => console_.push(`page error: ${e.message}`));
   const q = new URLSearchParams({
     player,
-    manifest: `/title/${args.manifest}`,
+    manifest: args.url ? new URL(args.manifest, args.url).href : `/title/${args.manifest}`,
     boundaries: JSON.stringify((args.boundaries || '').split(',').filter(Boolean).map(Number)),
     cueTime: args['cue-time'] || '',
     textLang: args['text-lang'] || '',

@@ -183,7 +183,7 @@ pub struct FillPlan {
     pub titles: Vec<TitlePlan>,
     /// Licence windows by `TITLE@REGION`, for `locate`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub licences: BTreeMap<String, Vec<(Option<u64>, Option<u64>)>>,
+    pub licences: BTreeMap<String, Vec<popularity::Licence>>,
     /// Every file and where it goes.
     pub files: Vec<FilePlan>,
 }
@@ -442,10 +442,7 @@ pub fn locate(plan: &FillPlan, what: &str, site: &str, now: u64) -> Result<Vec<S
     let licensed = plan
         .licences
         .get(&format!("{title}@{}", home.region))
-        .is_none_or(|l| {
-            l.iter()
-                .any(|(f, u)| f.is_none_or(|f| now >= f) && u.is_none_or(|u| now < u))
-        });
+        .is_none_or(|l| popularity::licensed_at(l, now));
     if !licensed {
         return Err(format!(
             "{title} is not licensed in region {} at this time",
@@ -603,7 +600,10 @@ tier = "edge"
         };
         // Storage: each licensed file on exactly one of the two storage appliances.
         for f in &p.files {
-            let storage = f.on.iter().filter(|x| x.appliance.starts_with("lon-s")).count();
+            let storage =
+                f.on.iter()
+                    .filter(|x| x.appliance.starts_with("lon-s"))
+                    .count();
             let want = usize::from(!f.file.key.starts_with("banned/"));
             assert_eq!(storage, want, "{}", f.file.key);
         }
@@ -615,20 +615,32 @@ tier = "edge"
         };
         let hit = state("hit", "lon");
         assert_eq!(hit.placed, "partial");
-        assert_eq!((hit.rungs.clone(), hit.left_out.clone()), (vec!["low".to_owned()], vec!["high".to_owned()]));
+        assert_eq!(
+            (hit.rungs.clone(), hit.left_out.clone()),
+            (vec!["low".to_owned()], vec!["high".to_owned()])
+        );
         assert_eq!(state("niche", "lon").placed, "whole");
         assert_eq!(state("banned", "lon").placed, "unlicensed");
         assert!(on("banned/video/low/seg-00000.m4s").is_empty());
         assert!(on("hit/video/low/seg-00000.m4s").contains(&"lon-e1"));
         assert!(!on("hit/video/high/seg-00000.m4s").contains(&"lon-e1"));
         // Paris has no storage: its edge fills from the origin; `niche` is not watched there.
-        let paris: Vec<&Placement> = p.files.iter().flat_map(|f| &f.on).filter(|x| x.appliance == "par-e1").collect();
+        let paris: Vec<&Placement> = p
+            .files
+            .iter()
+            .flat_map(|f| &f.on)
+            .filter(|x| x.appliance == "par-e1")
+            .collect();
         assert!(!paris.is_empty() && paris.iter().all(|x| x.source == "origin"));
         assert_eq!(state("niche", "par").placed, "not-watched");
         // London's edge reads from the storage appliance that holds the file (tiered fill).
         for f in &p.files {
             for x in f.on.iter().filter(|x| x.appliance == "lon-e1") {
-                assert!(on(&f.file.key).contains(&x.source.as_str()), "{}", f.file.key);
+                assert!(
+                    on(&f.file.key).contains(&x.source.as_str()),
+                    "{}",
+                    f.file.key
+                );
             }
         }
         let e1 = p.appliances.iter().find(|a| a.name == "lon-e1").unwrap();
@@ -641,12 +653,21 @@ tier = "edge"
         let urls = locate(&p, "hit/video/low/seg-00000.m4s", "lon", 0).unwrap();
         assert!(urls[0].starts_with("http://e1.test/"), "{urls:?}");
         assert!(urls[1].starts_with("http://s"), "{urls:?}");
-        assert_eq!(urls.last().unwrap(), "http://origin.test/titles/hit/video/low/seg-00000.m4s");
-        assert!(urls.iter().any(|u| u.starts_with("http://pe1.test/")), "{urls:?}");
+        assert_eq!(
+            urls.last().unwrap(),
+            "http://origin.test/titles/hit/video/low/seg-00000.m4s"
+        );
+        assert!(
+            urls.iter().any(|u| u.starts_with("http://pe1.test/")),
+            "{urls:?}"
+        );
         // A title goes to the appliances that hold all of it: London's edge has only part of
         // `hit` and its storage tier splits it over two appliances, so Paris's edge comes first.
         let urls = locate(&p, "hit", "lon", 0).unwrap();
-        assert_eq!(urls, ["http://pe1.test/hit/", "http://origin.test/titles/hit/"]);
+        assert_eq!(
+            urls,
+            ["http://pe1.test/hit/", "http://origin.test/titles/hit/"]
+        );
         let urls = locate(&p, "niche", "lon", 0).unwrap();
         assert_eq!(urls[0], "http://e1.test/niche/");
         let e = locate(&p, "banned", "lon", 0).unwrap_err();

@@ -14,6 +14,17 @@
 
 use std::collections::BTreeMap;
 
+/// A licence window: from, until, in seconds since 1970 (`None`: open).
+pub type Licence = (Option<u64>, Option<u64>);
+
+/// True when `licences` allow `now` (no licence at all: no restriction).
+pub fn licensed_at(licences: &[Licence], now: u64) -> bool {
+    licences.is_empty()
+        || licences
+            .iter()
+            .any(|(from, until)| from.is_none_or(|f| now >= f) && until.is_none_or(|u| now < u))
+}
+
 /// One title in one region.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Demand {
@@ -22,17 +33,13 @@ pub struct Demand {
     /// Views by rung, when given.
     pub rung_views: BTreeMap<String, u64>,
     /// Licence windows (from, until) in seconds since 1970; empty: no restriction.
-    pub licences: Vec<(Option<u64>, Option<u64>)>,
+    pub licences: Vec<Licence>,
 }
 
 impl Demand {
     /// True when the title may be in this region at `now`.
     pub fn licensed(&self, now: u64) -> bool {
-        self.licences.is_empty()
-            || self
-                .licences
-                .iter()
-                .any(|(from, until)| from.is_none_or(|f| now >= f) && until.is_none_or(|u| now < u))
+        licensed_at(&self.licences, now)
     }
 }
 

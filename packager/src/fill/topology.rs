@@ -56,7 +56,7 @@ pub struct Site {
     pub window: String,
     /// Fill rate limit of the whole site, bytes per second.
     pub rate: u64,
-    /// Appliances per file inside a tier.
+    /// Appliances per file inside a tier (at most the tier's appliances).
     #[serde(default = "one")]
     pub replication: usize,
     /// The appliances.
@@ -167,14 +167,17 @@ impl Topology {
                     return Err(ctx(format!("{}: capacity = 0", a.name)));
                 }
             }
-            for tier in [Tier::Storage, Tier::Edge] {
-                let n = s.appliances.iter().filter(|a| a.tier == tier).count();
-                if n > 0 && !(1..=n).contains(&s.replication) {
-                    return Err(ctx(format!(
-                        "replication = {} (expected 1 to {n}, the {tier:?} appliances)",
-                        s.replication
-                    )));
-                }
+            let largest = [Tier::Storage, Tier::Edge]
+                .iter()
+                .map(|t| s.appliances.iter().filter(|a| a.tier == *t).count())
+                .max()
+                .unwrap_or(0);
+            if !(1..=largest).contains(&s.replication) {
+                return Err(ctx(format!(
+                    "replication = {} (expected 1 to {largest}, the appliances of its largest \
+                     tier; a smaller tier keeps one copy on each of its appliances)",
+                    s.replication
+                )));
             }
         }
         Ok(())
@@ -260,8 +263,8 @@ tier = "edge"
             ("tier = \"edge\"", "tier = \"core\"", "unknown variant"),
             (
                 "rate = 1000000",
-                "rate = 1000000\nreplication = 2",
-                "replication = 2",
+                "rate = 1000000\nreplication = 3",
+                "replication = 3",
             ),
             ("name = \"lon\"", "name = \"../lon\"", "site name"),
         ] {

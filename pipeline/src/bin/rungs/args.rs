@@ -13,7 +13,10 @@ Exit codes:
   3   an input is rejected: a master that fails validation, a file that is not
       readable media, or videos that cannot be compared
   4   an input or output file could not be read or written
-  70  internal error";
+  5   encoding failed (a task failed for good, or a fleet job failed)
+  6   a fill is incomplete (files missing from appliances)
+  70  internal error
+  130 interrupted; the same command resumes";
 
 /// Turn a source master into a streaming-ready title.
 #[derive(Debug, Parser)]
@@ -80,6 +83,9 @@ pub enum Command {
     /// for manifests), checksummed; unchanged objects are skipped, so an interrupted publish
     /// resumes; manifests go last.
     Publish(PublishArgs),
+    /// Fill Open Connect-style edge caches: plan, run, locate.
+    #[command(subcommand)]
+    Fill(FillCommand),
     /// Compare ladders (BD-rate) and gate them in CI.
     #[command(subcommand)]
     Ladder(LadderCommand),
@@ -379,4 +385,71 @@ pub struct PublishArgs {
     /// Uploads at once
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub threads: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FillCommand {
+    /// Which appliance holds which file (JSON on stdout, or -o FILE).
+    ///
+    /// Storage appliances get every licensed file; edges get titles by their region's views
+    /// until full (a title's most-watched rungs first when it does not fit whole); inside a site
+    /// files are spread by rendezvous hashing.
+    Plan(FillPlanArgs),
+    /// Push a plan's files to the appliances by HTTP PUT (windows, rate, breakers, tiered fill),
+    /// read each back and check it; resumable.
+    Run(FillRunArgs),
+    /// Up to ten URLs holding a file (TITLE/PATH) or a whole title, best first, for a client of
+    /// a site.
+    Locate(FillLocateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FillPlanArgs {
+    /// The catalog: a folder of packaged titles (or one title's folder)
+    #[arg(long, value_name = "DIR")]
+    pub catalog: PathBuf,
+    /// Sites and appliances (TOML)
+    #[arg(long, value_name = "oca.toml")]
+    pub topology: PathBuf,
+    /// Predicted views per title and region, with licence windows (CSV)
+    #[arg(long, value_name = "pop.csv")]
+    pub popularity: Option<PathBuf>,
+    /// The time the plan is for (licences): YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FillRunArgs {
+    /// The plan (from `rungs fill plan`)
+    pub plan: PathBuf,
+    /// The clock for the fill windows: YYYY-MM-DDTHH:MM:SSZ
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Seconds one request may take
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Failures in a row that open an appliance's circuit breaker
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub trip: u32,
+    /// Seconds an open breaker skips its appliance
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub cool_down: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct FillLocateArgs {
+    /// A file (TITLE/PATH) or a title
+    pub what: String,
+    /// The client's site
+    #[arg(long)]
+    pub site: String,
+    /// The plan (from `rungs fill plan`)
+    #[arg(long, value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The time (licences): YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
 }

@@ -25,6 +25,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(a) => crate::fleet::worker(&cli.global, a),
         Command::Status(a) => crate::fleet::status(&cli.global, a),
         Command::Publish(a) => crate::fleet::publish(&cli.global, a),
+        Command::Fill(c) => crate::fill::run(&cli.global, c),
         Command::Ladder(LadderCommand::Compare(a)) => compare(a),
         Command::Ladder(LadderCommand::Check(a)) => check(&cli.global, a),
     }

@@ -7,7 +7,8 @@
 //! | 2 | usage or configuration error |
 //! | 3 | an input is rejected: a failed master, non-media, or videos that cannot be compared |
 //! | 4 | an input or output file could not be read or written |
-//! | 5 | encoding failed: a task failed for good, or its output could not be assembled |
+//! | 5 | encoding failed: a task failed for good, or its output could not be assembled (or a fleet job failed) |
+//! | 6 | a fill is incomplete: files are missing from appliances (see the report) |
 //! | 130 | interrupted; running the same command again resumes |
 //! | 70 | internal error (a bug in rungs) |
 
@@ -25,6 +26,8 @@ pub const REJECTED: Code = Code(3);
 pub const IO: Code = Code(4);
 /// Encoding failed.
 pub const ENCODE_FAILED: Code = Code(5);
+/// A fill run left files missing.
+pub const INCOMPLETE: Code = Code(6);
 /// Interrupted (resumable).
 pub const INTERRUPTED: Code = Code(130);
 /// A bug.

@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod encode;
 mod exit;
+mod fill;
 mod fleet;
 mod interrupt;
 mod logging;
