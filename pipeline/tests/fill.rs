@@ -205,9 +205,16 @@ fn a_title_fills_two_sites_through_a_dead_appliance_and_plays_from_the_edge() {
         r3["links"]["origin -> lon-e1"].as_u64().unwrap() > 0,
         "{r3}"
     );
+    let moved: u64 = r3["links"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     eprintln!(
-        "fill 3 (lon-s1 down, Paris outside its window): {} fallbacks, links {}",
-        r3["fallbacks"], r3["links"]
+        "fill 3 (lon-s1 down, Paris outside its window): {} fallbacks, links {}; {moved} bytes \
+         in {} s at a site rate of {rate} B/s (1 s of burst)",
+        r3["fallbacks"], r3["links"], r3["seconds"]
     );
     ocas[0].restart().unwrap();
 

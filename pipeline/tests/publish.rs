@@ -197,6 +197,53 @@ fn a_title_is_published_with_types_and_caching_manifests_last_and_resumes_after_
     assert_eq!(s3.get(&Key::new(seg.as_str()).unwrap()).unwrap(), bytes);
     assert!(s3.exists(&Key::new("master.m3u8").unwrap()).unwrap());
 
+    // The published catalog plans like the folder it came from (`fill plan --catalog s3://…`).
+    let oca = dir.path().join("oca.toml");
+    std::fs::write(
+        &oca,
+        "origin = \"http://cdn-origin.test/titles\"\n[[site]]\nname = \"lon\"\nregion = \"gb\"\n\
+         window = \"00:00-24:00\"\nrate = 1000000\n[[site.appliance]]\nname = \"s1\"\n\
+         url = \"http://s1.test\"\ncapacity = 100000000000\ntier = \"storage\"\n",
+    )
+    .unwrap();
+    let files_of = |catalog: &str, endpoint: Option<&str>| {
+        let mut args = vec![
+            "fill",
+            "plan",
+            "--catalog",
+            catalog,
+            "--topology",
+            arg(&oca),
+            "-q",
+        ];
+        if let Some(e) = endpoint {
+            args.extend(["--endpoint", e]);
+        }
+        let run = rungs(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let key = f["key"].as_str().unwrap();
+                let rel = key.split_once('/').unwrap().1.to_owned();
+                (
+                    rel,
+                    f["size"].as_u64().unwrap(),
+                    f["crc32"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let from_s3 = files_of("s3://origin/titles", Some(&moto.endpoint));
+    let from_dir = files_of(arg(&title), None);
+    assert!(from_s3.len() > 10);
+    assert_eq!(
+        from_s3, from_dir,
+        "the published catalog is the packaged one"
+    );
+
     // Bad input: not a title, not an S3 URL.
     let (code, _, stderr) = rungs_text(
         &["publish", arg(dir.path()), "--to", TO],

@@ -110,6 +110,73 @@ pub fn catalog_dir(dir: &Path) -> Result<Vec<Title>, String> {
     Ok(titles)
 }
 
+/// The titles published under `store`'s prefix (by `rungs publish`): each first-level folder
+/// holding a manifest, or the prefix itself (then named `root_name`). Sizes come from the
+/// listing, CRC32s from each object's record, which `rungs publish` writes.
+pub fn catalog_store(
+    store: &workers::store::S3Store,
+    root_name: &str,
+) -> Result<Vec<Title>, String> {
+    let objects = store.objects().map_err(|e| e.to_string())?;
+    let has = |k: &str| objects.iter().any(|(o, _)| o.as_str() == k);
+    let is_title = |p: &str| {
+        has(&format!("{p}{}", crate::hls::MASTER)) || has(&format!("{p}{}", crate::dash::MPD))
+    };
+    let mut groups: BTreeMap<String, Vec<(String, &workers::store::Key, u64)>> = BTreeMap::new();
+    if is_title("") {
+        crate::sink::check_name(root_name).map_err(|e| e.to_string())?;
+        for (k, size) in &objects {
+            groups
+                .entry(root_name.to_owned())
+                .or_default()
+                .push((k.as_str().to_owned(), k, *size));
+        }
+    } else {
+        for (k, size) in &objects {
+            let Some((title, rel)) = k.as_str().split_once('/') else {
+                continue;
+            };
+            if is_title(&format!("{title}/")) {
+                groups
+                    .entry(title.to_owned())
+                    .or_default()
+                    .push((rel.to_owned(), k, *size));
+            }
+        }
+    }
+    if groups.is_empty() {
+        return Err(
+            "the store holds no published title (folders with master.m3u8 or manifest.mpd)".into(),
+        );
+    }
+    let mut titles = Vec::new();
+    for (name, files) in groups {
+        let mut out = Vec::new();
+        for (rel, key, size) in files {
+            if !streamed(&rel) {
+                continue;
+            }
+            let info = store
+                .head(key)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{} vanished while the catalog was read", key.as_str()))?;
+            let crc32 = info.crc32.ok_or_else(|| {
+                format!(
+                    "{} has no CRC32 record: publish titles with `rungs publish`",
+                    key.as_str()
+                )
+            })?;
+            out.push(CatalogFile {
+                key: format!("{name}/{rel}"),
+                size,
+                crc32,
+            });
+        }
+        titles.push(Title { name, files: out });
+    }
+    Ok(titles)
+}
+
 /// Where one file goes, and where it is read from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Placement {

@@ -398,6 +398,49 @@ impl S3Store {
         })
     }
 
+    /// Every object under the store's prefix, with its size, sorted.
+    pub fn objects(&self) -> Result<Vec<(Key, u64)>, StoreError> {
+        let base = self
+            .prefix
+            .as_ref()
+            .map_or(String::new(), |p| format!("{p}/"));
+        self.list_under(&base, "")
+    }
+
+    /// The objects whose names start with `base` (a full object name), as keys under the
+    /// store's prefix with their sizes, sorted. Names a `Key` refuses are skipped.
+    fn list_under(&self, base: &str, what: &str) -> Result<Vec<(Key, u64)>, StoreError> {
+        let strip = self.prefix.as_ref().map_or(0, |p| p.as_str().len() + 1);
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .rt
+                .block_on(
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(base)
+                        .set_continuation_token(token.clone())
+                        .send(),
+                )
+                .map_err(|e| remote("listing", what, sdk_text(&e)))?;
+            for o in page.contents() {
+                let Some(name) = o.key() else { continue };
+                // Objects written by something else, with names a Key refuses, are skipped.
+                if let Some(k) = name.get(strip..).and_then(|k| Key::new(k).ok()) {
+                    keys.push((k, o.size().unwrap_or(0).max(0) as u64));
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
     /// What the store has under `key`: its size, recorded CRC32 and headers; `None` when
     /// there is no object.
     pub fn head(&self, key: &Key) -> Result<Option<ObjectInfo>, StoreError> {
@@ -554,38 +597,12 @@ impl Store for S3Store {
     }
 
     fn list(&self, prefix: &Key) -> Result<Vec<Key>, StoreError> {
-        let base = self.object(prefix);
-        let strip = self.prefix.as_ref().map_or(0, |p| p.as_str().len() + 1);
-        let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .rt
-                .block_on(
-                    self.client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(&base)
-                        .set_continuation_token(token.clone())
-                        .send(),
-                )
-                .map_err(|e| remote("listing", prefix.as_str(), sdk_text(&e)))?;
-            for o in page.contents() {
-                let Some(name) = o.key() else { continue };
-                // Objects written by something else, with names a Key refuses, are skipped.
-                if let Some(k) = name.get(strip..).and_then(|k| Key::new(k).ok())
-                    && k.starts_with(prefix)
-                {
-                    keys.push(k);
-                }
-            }
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
-        keys.sort();
-        Ok(keys)
+        let listed = self.list_under(&self.object(prefix), prefix.as_str())?;
+        Ok(listed
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with(prefix))
+            .collect())
     }
 
     fn delete(&self, key: &Key) -> Result<(), StoreError> {

@@ -405,9 +405,13 @@ pub enum FillCommand {
 
 #[derive(Debug, Args)]
 pub struct FillPlanArgs {
-    /// The catalog: a folder of packaged titles (or one title's folder)
-    #[arg(long, value_name = "DIR")]
-    pub catalog: PathBuf,
+    /// The catalog: a folder of packaged titles (or one title's folder), or where they are
+    /// published (s3://BUCKET/PREFIX, a title per folder)
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub catalog: String,
+    /// Endpoint of an S3-compatible server, for an s3:// catalog (AWS_ENDPOINT_URL works too)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
     /// Sites and appliances (TOML)
     #[arg(long, value_name = "oca.toml")]
     pub topology: PathBuf,

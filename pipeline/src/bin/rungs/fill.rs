@@ -49,15 +49,25 @@ fn plan(global: &Global, args: &FillPlanArgs) -> anyhow::Result<ExitCode> {
         None => Popularity::default(),
     };
     let now = now_or_clock(args.now.as_deref())?;
-    let titles = fill::catalog_dir(&args.catalog).map_err(Failure::io)?;
-    let plan = fill::plan(
-        &titles,
-        &args.catalog.display().to_string(),
-        &topology,
-        &popularity,
-        now,
-    )
-    .map_err(Failure::usage)?;
+    let titles = if args.catalog.starts_with("s3://") {
+        let aws = workers::store::AwsOptions {
+            endpoint: args.endpoint.clone(),
+            ..Default::default()
+        };
+        let store = workers::store::S3Store::open(&args.catalog, &aws)
+            .map_err(|e| Failure::usage(format!("--catalog: {e}")))?;
+        let root = args
+            .catalog
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        fill::catalog_store(&store, root).map_err(Failure::io)?
+    } else {
+        fill::catalog_dir(std::path::Path::new(&args.catalog)).map_err(Failure::io)?
+    };
+    let plan =
+        fill::plan(&titles, &args.catalog, &topology, &popularity, now).map_err(Failure::usage)?;
     output::json(&plan, &args.output)?;
     if !global.quiet {
         let placements: usize = plan.files.iter().map(|f| f.on.len()).sum();
