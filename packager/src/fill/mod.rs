@@ -255,6 +255,38 @@ pub struct FillPlan {
     pub files: Vec<FilePlan>,
 }
 
+impl FillPlan {
+    /// Checks a plan read from a file: its topology, every file's name (a plain relative path)
+    /// and checksum, and that every placement names an appliance of the topology.
+    pub fn validate(&self) -> Result<(), String> {
+        self.topology.validate()?;
+        for f in &self.files {
+            crate::sink::check_name(&f.file.key).map_err(|e| format!("file {e}"))?;
+            if f.file.crc32.len() != 8 || !f.file.crc32.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "file {}: CRC32 {:?} (expected 8 hex digits)",
+                    f.file.key, f.file.crc32
+                ));
+            }
+            for p in &f.on {
+                if self.topology.appliance(&p.appliance).is_none() {
+                    return Err(format!(
+                        "file {}: no appliance {:?} in the topology",
+                        f.file.key, p.appliance
+                    ));
+                }
+                if p.source != "origin" && self.topology.appliance(&p.source).is_none() {
+                    return Err(format!(
+                        "file {}: no source {:?} in the topology",
+                        f.file.key, p.source
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Computes the plan.
 pub fn plan(
     titles: &[Title],
@@ -498,6 +530,7 @@ pub fn plan(
 /// appliances, other sites, then the origin. A title not licensed in the site's region at `now`
 /// is refused.
 pub fn locate(plan: &FillPlan, what: &str, site: &str, now: u64) -> Result<Vec<String>, String> {
+    plan.validate()?;
     let t = &plan.topology;
     let home = t
         .sites
@@ -740,6 +773,30 @@ tier = "edge"
         let e = locate(&p, "banned", "lon", 0).unwrap_err();
         assert!(e.contains("not licensed"), "{e}");
         assert!(locate(&p, "hit", "nowhere", 0).is_err());
+    }
+
+    #[test]
+    fn hostile_plans_are_refused() {
+        let titles = [title("t", &[("low", 400)])];
+        let good = plan(
+            &titles,
+            "cat",
+            &topology(100_000),
+            &Popularity::default(),
+            0,
+        )
+        .unwrap();
+        good.validate().unwrap();
+        let mut bad = good.clone();
+        bad.files[0].file.key = "../../etc/passwd".into();
+        assert!(bad.validate().unwrap_err().contains("file"));
+        assert!(locate(&bad, "t", "lon", 0).is_err());
+        let mut bad = good.clone();
+        bad.files[0].on[0].appliance = "ghost".into();
+        assert!(bad.validate().unwrap_err().contains("ghost"));
+        let mut bad = good;
+        bad.files[0].file.crc32 = "xyz".into();
+        assert!(bad.validate().unwrap_err().contains("CRC32"));
     }
 
     #[test]

@@ -179,6 +179,7 @@ fn now_unix() -> u64 {
 
 /// Runs the fill.
 pub fn run(plan: &FillPlan, options: &RunOptions) -> Result<RunReport, String> {
+    plan.validate()?;
     let started = Instant::now();
     let clock = options.now.unwrap_or_else(now_unix);
     let agent = agent(options.timeout);

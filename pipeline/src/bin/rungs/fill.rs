@@ -36,8 +36,11 @@ fn now_or_clock(now: Option<&str>) -> anyhow::Result<u64> {
 
 fn load_plan(path: &std::path::Path) -> anyhow::Result<fill::FillPlan> {
     let text = read(path)?;
-    serde_json::from_str(&text)
-        .map_err(|e| Failure::usage(format!("{}: not a fill plan: {e}", path.display())))
+    let plan: fill::FillPlan = serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("{}: not a fill plan: {e}", path.display())))?;
+    plan.validate()
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    Ok(plan)
 }
 
 fn plan(global: &Global, args: &FillPlanArgs) -> anyhow::Result<ExitCode> {
