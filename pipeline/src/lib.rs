@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+pub mod dashboard;
 pub mod encode;
 pub mod fleet;
 pub mod ingest;

@@ -321,6 +321,59 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
     );
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown field `max_bd_rat`"), "{stderr}");
+
+    // The title report: one self-contained page whose charts hold every pooled probe, every
+    // rung, a VMAF line and CRF and bit-rate bars per rung, and a thumbnail per chunk.
+    let page = dir.path().join("shot.html");
+    let (code, _, stderr) = rungs_text(&["report", arg(&shot_dir), "-o", arg(&page)], LONG);
+    assert_eq!(code, 0, "{stderr}");
+    let shot_png = dir.path().join("shot.png");
+    let snap = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/players/snap.mjs"))
+        .args(["--url", &format!("file://{}", page.display())])
+        .args([
+            "--count",
+            "circle.pt,path.rung,polyline.vmaf-line,rect.bar.crf,rect.bar.kbps,polyline.hull,div.shot,tr.rung-row",
+        ])
+        .args(["--screenshot", arg(&shot_png)])
+        .output()
+        .expect("node runs");
+    let seen: Value = serde_json::from_slice(&snap.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&snap.stderr)));
+    let n = |sel: &str| seen["counts"][sel].as_u64().unwrap_or(0) as usize;
+    let rungs = shot["rungs"].as_array().unwrap().len();
+    let chunks = shot["chunks"].as_u64().unwrap() as usize;
+    assert_eq!(
+        n("circle.pt"),
+        shot["ladder"]["title_points"].as_array().unwrap().len(),
+        "{seen}"
+    );
+    assert_eq!(n("path.rung"), rungs, "{seen}");
+    assert_eq!(n("tr.rung-row"), rungs, "{seen}");
+    assert_eq!(n("polyline.vmaf-line"), rungs, "{seen}");
+    assert_eq!(n("rect.bar.crf"), rungs * chunks, "{seen}");
+    assert_eq!(n("rect.bar.kbps"), rungs * chunks, "{seen}");
+    assert_eq!(n("polyline.hull"), 1, "{seen}");
+    assert_eq!(n("div.shot"), chunks, "{seen}");
+    assert!(seen["errors"].as_array().unwrap().is_empty(), "{seen}");
+    assert!(
+        seen["requests"].as_array().unwrap().is_empty(),
+        "self-contained: {seen}"
+    );
+    assert!(
+        std::fs::metadata(&shot_png).unwrap().len() > 10_000,
+        "a screenshot"
+    );
+    let (code, _, stderr) = rungs_text(
+        &[
+            "report",
+            arg(&dir.path().join("bad.json")),
+            "-o",
+            arg(&page),
+        ],
+        LONG,
+    );
+    assert_eq!(code, 2, "{stderr}");
 }
 
 #[test]

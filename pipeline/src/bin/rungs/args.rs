@@ -83,6 +83,9 @@ pub enum Command {
     /// for manifests), checksummed; unchanged objects are skipped, so an interrupted publish
     /// resumes; manifests go last.
     Publish(PublishArgs),
+    /// One self-contained HTML page of a title: the ladder table, the RD scatter with the
+    /// hull and the rungs, per-chunk settings and bit rates, per-frame VMAF, shot thumbnails.
+    Report(ReportArgs),
     /// Fill Open Connect-style edge caches: plan, run, locate.
     #[command(subcommand)]
     Fill(FillCommand),
@@ -456,4 +459,13 @@ pub struct FillLocateArgs {
     /// The time (licences): YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The output folder of `rungs encode` (or its report.json)
+    pub job: PathBuf,
+    /// Where to write the page
+    #[arg(short, long, value_name = "FILE.html")]
+    pub output: PathBuf,
 }

@@ -26,6 +26,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => crate::fleet::status(&cli.global, a),
         Command::Publish(a) => crate::fleet::publish(&cli.global, a),
         Command::Fill(c) => crate::fill::run(&cli.global, c),
+        Command::Report(a) => report(&cli.global, a),
         Command::Ladder(LadderCommand::Compare(a)) => compare(a),
         Command::Ladder(LadderCommand::Check(a)) => check(&cli.global, a),
     }
@@ -251,4 +252,37 @@ fn shots(global: &Global, args: &ShotsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(verdict(&report))
+}
+
+/// `rungs report JOB -o FILE.html`.
+fn report(global: &Global, args: &crate::args::ReportArgs) -> anyhow::Result<ExitCode> {
+    let (dir, file) = if args.job.is_dir() {
+        (args.job.clone(), args.job.join("report.json"))
+    } else {
+        (
+            args.job
+                .parent()
+                .map_or_else(|| std::path::PathBuf::from("."), |p| p.to_owned()),
+            args.job.clone(),
+        )
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| Failure::io(format!("cannot read {}: {e}", file.display())))?;
+    let report: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("{}: not an encode report: {e}", file.display())))?;
+    if !report["rungs"].is_array() {
+        return Err(Failure::usage(format!(
+            "{}: not an encode report (no rungs)",
+            file.display()
+        )));
+    }
+    let page = pipeline::dashboard::title_page(&report, Some(&dir));
+    workers::fsutil::write_file_atomic(&args.output, |f| {
+        std::io::Write::write_all(f, page.as_bytes())
+    })
+    .map_err(|e| Failure::io(format!("cannot write {}: {e}", args.output.display())))?;
+    if !global.quiet {
+        eprintln!("wrote {} ({} bytes)", args.output.display(), page.len());
+    }
+    Ok(exit::OK.into())
 }

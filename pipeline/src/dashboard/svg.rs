@@ -1,0 +1,342 @@
+//! Server-side SVG charts: scatter and line charts with axes and ticks, and bar charts. Plain
+//! text, no script, so a page or a report file shows them anywhere, offline.
+
+use std::fmt::Write;
+
+/// Escapes text for XML.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// A dot per point (`<circle class="pt">`).
+    Dots,
+    /// A line through the points (`<polyline>`).
+    Line,
+    /// A large diamond per point (`<path class="rung">`), for chosen rungs.
+    Diamonds,
+}
+
+/// One series of a chart.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Its name, in the legend.
+    pub name: String,
+    /// Its CSS class (also on every element it draws).
+    pub class: String,
+    /// Its colour.
+    pub color: String,
+    /// How it is drawn.
+    pub mark: Mark,
+    /// The points (x, y).
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A palette of distinguishable colours.
+pub fn color(i: usize) -> String {
+    const C: [&str; 8] = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    ];
+    C[i % C.len()].to_owned()
+}
+
+const W: f64 = 720.0;
+const H: f64 = 360.0;
+const L: f64 = 64.0;
+const R: f64 = 150.0;
+const T: f64 = 30.0;
+const B: f64 = 44.0;
+
+/// "Nice" tick values covering `lo..hi`.
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).max(1e-9);
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= 6.0)
+        .unwrap_or(mag * 10.0);
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi + step * 1e-9 {
+        out.push(t);
+        t += step;
+    }
+    out
+}
+
+fn label(v: f64) -> String {
+    if v.abs() >= 100.0 || v == v.round() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// A scatter/line chart; `log_x` plots x on a log scale (bit rates).
+pub fn chart(
+    id: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+) -> String {
+    let fx = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0))
+        .collect();
+    let (mut x0, mut x1, mut y0, mut y1) = all.iter().fold(
+        (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
+        |(a, b, c, d), (x, y)| (a.min(fx(*x)), b.max(fx(*x)), c.min(*y), d.max(*y)),
+    );
+    if all.is_empty() {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    let pad = |a: f64, b: f64| {
+        let p = ((b - a) * 0.05).max(1e-6);
+        (a - p, b + p)
+    };
+    (x0, x1) = pad(x0, x1);
+    (y0, y1) = pad(y0, y1);
+    let px = |x: f64| L + (fx(x) - x0) / (x1 - x0) * (W - L - R);
+    let py = |y: f64| H - B - (y - y0) / (y1 - y0) * (H - T - B);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title><rect x="{L}" y="{T}" width="{pw}" height="{ph}" fill="#fff" stroke="#ccc"/>"##,
+        t = esc(title),
+        pw = W - L - R,
+        ph = H - T - B
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{L}" y="18" class="ct">{}</text>"#,
+        esc(title)
+    );
+    // Axes.
+    let xt: Vec<f64> = if log_x {
+        let (a, b) = (x0.floor() as i32, x1.ceil() as i32);
+        (a..=b)
+            .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+            .filter(|v| (x0..=x1).contains(&v.log10()))
+            .collect()
+    } else {
+        ticks(x0, x1)
+    };
+    for v in xt {
+        let x = px(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" class="tk" text-anchor="middle">{}</text>"##,
+            T,
+            H - B,
+            H - B + 14.0,
+            label(v)
+        );
+    }
+    for v in ticks(y0, y1) {
+        let y = py(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{L}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" class="tk" text-anchor="end">{}</text>"##,
+            W - R,
+            L - 4.0,
+            y + 4.0,
+            label(v)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{:.1}" y="{}" class="ax" text-anchor="middle">{}</text><text x="14" y="{:.1}" class="ax" text-anchor="middle" transform="rotate(-90 14 {:.1})">{}</text>"#,
+        (L + W - R) / 2.0,
+        H - 6.0,
+        esc(x_label),
+        (T + H - B) / 2.0,
+        (T + H - B) / 2.0,
+        esc(y_label)
+    );
+    // Series and legend.
+    for (i, se) in series.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = se
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0))
+            .collect();
+        let (class, c) = (esc(&se.class), &se.color);
+        match se.mark {
+            Mark::Dots => {
+                for (x, y) in &pts {
+                    let _ = write!(
+                        s,
+                        r#"<circle class="pt {class}" cx="{:.1}" cy="{:.1}" r="3" fill="{c}" fill-opacity="0.7"><title>{:.0} kbit/s, {:.2}</title></circle>"#,
+                        px(*x),
+                        py(*y),
+                        x,
+                        y
+                    );
+                }
+            }
+            Mark::Line => {
+                let path: Vec<String> = pts
+                    .iter()
+                    .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+                    .collect();
+                let _ = write!(
+                    s,
+                    r#"<polyline class="{class}" points="{}" fill="none" stroke="{c}" stroke-width="1.5"/>"#,
+                    path.join(" ")
+                );
+            }
+            Mark::Diamonds => {
+                for (x, y) in &pts {
+                    let (cx, cy) = (px(*x), py(*y));
+                    let _ = write!(
+                        s,
+                        r##"<path class="rung {class}" d="M{cx:.1} {:.1} L{:.1} {cy:.1} L{cx:.1} {:.1} L{:.1} {cy:.1} Z" fill="{c}" stroke="#000"><title>{:.0} kbit/s, {:.2}</title></path>"##,
+                        cy - 7.0,
+                        cx + 7.0,
+                        cy + 7.0,
+                        cx - 7.0,
+                        x,
+                        y
+                    );
+                }
+            }
+        }
+        let ly = T + 12.0 + 16.0 * i as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{}" y="{:.1}" width="10" height="10" fill="{c}"/><text x="{}" y="{:.1}" class="lg">{}</text>"#,
+            W - R + 10.0,
+            ly - 9.0,
+            W - R + 24.0,
+            ly,
+            esc(&se.name)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A bar chart: one bar per label (`<rect class="bar CLASS">`).
+pub fn bars(
+    id: &str,
+    title: &str,
+    y_label: &str,
+    class: &str,
+    labels: &[String],
+    values: &[f64],
+) -> String {
+    let n = values.len().max(1) as f64;
+    let top = values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
+    let bw = (W - L - R) / n;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title><text x="{L}" y="18" class="ct">{t}</text>"#,
+        t = esc(title)
+    );
+    for v in ticks(0.0, top) {
+        let y = H - B - v / top * (H - T - B);
+        let _ = write!(
+            s,
+            r##"<line x1="{L}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" class="tk" text-anchor="end">{}</text>"##,
+            W - R,
+            L - 4.0,
+            y + 4.0,
+            label(v)
+        );
+    }
+    for (i, (l, v)) in labels.iter().zip(values).enumerate() {
+        let h = v / top * (H - T - B);
+        let x = L + bw * i as f64 + bw * 0.1;
+        let _ = write!(
+            s,
+            r##"<rect class="bar {}" x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#1f77b4"><title>{}: {v:.2}</title></rect>"##,
+            esc(class),
+            H - B - h,
+            bw * 0.8,
+            esc(l)
+        );
+        if labels.len() <= 24 {
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{}" class="tk" text-anchor="middle">{}</text>"#,
+                x + bw * 0.4,
+                H - B + 14.0,
+                esc(l)
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        r#"<text x="14" y="{:.1}" class="ax" text-anchor="middle" transform="rotate(-90 14 {:.1})">{}</text></svg>"#,
+        (T + H - B) / 2.0,
+        (T + H - B) / 2.0,
+        esc(y_label)
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_draw_every_point_and_escape_text() {
+        let s = chart(
+            "rd",
+            "RD <title>",
+            "kbit/s",
+            "VMAF",
+            &[
+                Series {
+                    name: "360p".into(),
+                    class: "s360".into(),
+                    color: color(0),
+                    mark: Mark::Dots,
+                    points: vec![(100.0, 60.0), (200.0, 70.0), (400.0, 80.0), (f64::NAN, 1.0)],
+                },
+                Series {
+                    name: "rungs".into(),
+                    class: "chosen".into(),
+                    color: color(1),
+                    mark: Mark::Diamonds,
+                    points: vec![(200.0, 70.0)],
+                },
+            ],
+            true,
+        );
+        assert_eq!(s.matches("<circle class=\"pt s360\"").count(), 3);
+        assert_eq!(s.matches("class=\"rung chosen\"").count(), 1);
+        assert!(s.contains("RD &lt;title&gt;") && !s.contains("<title>RD <title>"));
+        let b = bars(
+            "b",
+            "CRF",
+            "CRF",
+            "crf",
+            &["c0".into(), "c1".into()],
+            &[20.0, 30.0],
+        );
+        assert_eq!(b.matches("<rect class=\"bar crf\"").count(), 2);
+        assert_eq!(ticks(0.0, 10.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+    }
+}
