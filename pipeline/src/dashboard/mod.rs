@@ -1,6 +1,7 @@
 //! What content-ops people read instead of JSON: a title's page (the ladder, why it is what it
 //! is) as one self-contained HTML file (`rungs report`), with server-rendered SVG charts.
 
+pub mod serve;
 pub mod svg;
 
 use std::collections::BTreeMap;

@@ -86,6 +86,11 @@ pub enum Command {
     /// One self-contained HTML page of a title: the ladder table, the RD scatter with the
     /// hull and the rungs, per-chunk settings and bit rates, per-frame VMAF, shot thumbnails.
     Report(ReportArgs),
+    /// The content-ops dashboard: jobs, title pages, fill progress, a JSON API and /metrics.
+    ///
+    /// Binds to loopback by default; another address needs --token (every request then carries
+    /// `Authorization: Bearer TOKEN`).
+    Serve(ServeArgs),
     /// Fill Open Connect-style edge caches: plan, run, locate.
     #[command(subcommand)]
     Fill(FillCommand),
@@ -468,4 +473,29 @@ pub struct ReportArgs {
     /// Where to write the page
     #[arg(short, long, value_name = "FILE.html")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// A folder of `rungs encode` output folders, one per job
+    #[arg(long, value_name = "DIR")]
+    pub jobs: Option<PathBuf>,
+    /// A fleet's store (with --queue), for its jobs
+    #[arg(long, value_name = "s3://BUCKET/PREFIX", requires = "queue")]
+    pub store: Option<String>,
+    /// A fleet's queue (with --store)
+    #[arg(long, value_name = "NAME|URL", requires = "store")]
+    pub queue: Option<String>,
+    /// Endpoint of an S3- and SQS-compatible server
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// A fill plan, for the fill page (its journal beside it)
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: Option<PathBuf>,
+    /// The bearer token every request must carry (needed off loopback)
+    #[arg(long, env = "RUNGS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }

@@ -27,6 +27,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(a) => crate::fleet::publish(&cli.global, a),
         Command::Fill(c) => crate::fill::run(&cli.global, c),
         Command::Report(a) => report(&cli.global, a),
+        Command::Serve(a) => serve(&cli.global, a),
         Command::Ladder(LadderCommand::Compare(a)) => compare(a),
         Command::Ladder(LadderCommand::Check(a)) => check(&cli.global, a),
     }
@@ -284,5 +285,65 @@ fn report(global: &Global, args: &crate::args::ReportArgs) -> anyhow::Result<Exi
     if !global.quiet {
         eprintln!("wrote {} ({} bytes)", args.output.display(), page.len());
     }
+    Ok(exit::OK.into())
+}
+
+/// `rungs serve`.
+fn serve(global: &Global, args: &crate::args::ServeArgs) -> anyhow::Result<ExitCode> {
+    use pipeline::dashboard::serve::{self, ServeOptions};
+    let addr: std::net::SocketAddr = args
+        .addr
+        .parse()
+        .map_err(|e| Failure::usage(format!("--addr {}: {e}", args.addr)))?;
+    serve::check_bind(&addr, args.token.as_deref()).map_err(Failure::usage)?;
+    if let Some(d) = &args.jobs
+        && !d.is_dir()
+    {
+        return Err(Failure::io(format!("--jobs {}: not a folder", d.display())));
+    }
+    let fleet = match (&args.queue, &args.store) {
+        (Some(q), Some(s)) => {
+            let aws = workers::store::AwsOptions {
+                endpoint: args.endpoint.clone(),
+                ..Default::default()
+            };
+            Some(std::sync::Arc::new(
+                pipeline::fleet::Fleet::open(q, s, &aws, &aws, None)
+                    .map_err(|e| Failure::io(format!("opening the fleet: {e}")))?,
+            ))
+        }
+        _ => None,
+    };
+    let options = ServeOptions {
+        addr,
+        token: args.token.clone().filter(|t| !t.is_empty()),
+        jobs: args.jobs.clone(),
+        fleet,
+        plan: args.plan.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::io(format!("cannot start the server: {e}")))?;
+    let quiet = global.quiet;
+    crate::interrupt::install(
+        &[libc::SIGINT, libc::SIGTERM],
+        b"\nstopping the dashboard\n",
+    );
+    rt.block_on(serve::serve(
+        options,
+        move |at| {
+            if !quiet {
+                eprintln!("rungs dashboard on http://{at}/");
+            }
+        },
+        async {
+            while !crate::interrupt::STOP.load(std::sync::atomic::Ordering::Acquire) {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        },
+    ))
+    .map_err(Failure::io)?;
     Ok(exit::OK.into())
 }

@@ -1,0 +1,507 @@
+//! `rungs serve`: the content-ops dashboard over HTTP (axum). Pages are server-rendered HTML
+//! with inline SVG that refresh themselves while work runs; every page has a JSON twin under
+//! `/api`, and `/metrics` speaks Prometheus.
+//!
+//! - Jobs come from a folder of `rungs encode` outputs (`--jobs DIR`) and from a fleet's store
+//!   (`--store`, `--queue`); a fill plan (`--plan`) and its journal give the fill page.
+//! - It binds to loopback by default; any other address needs `--token`, checked on every
+//!   request (`Authorization: Bearer TOKEN`) in constant time.
+//! - Job names in URLs are plain names (letters, digits, `.`, `-`, `_`; no leading dot): no
+//!   path or key can leave the jobs folder or the store's job prefix.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::svg::esc;
+use crate::fleet::{self, Fleet};
+
+/// What the dashboard shows.
+pub struct ServeOptions {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The bearer token every request must carry, when set.
+    pub token: Option<String>,
+    /// A folder of `rungs encode` output folders.
+    pub jobs: Option<PathBuf>,
+    /// A fleet.
+    pub fleet: Option<Arc<Fleet>>,
+    /// A fill plan (its journal beside it).
+    pub plan: Option<PathBuf>,
+}
+
+/// Refuses a non-loopback address without a token.
+pub fn check_bind(addr: &SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if !addr.ip().is_loopback() && token.is_none_or(str::is_empty) {
+        return Err(format!(
+            "--addr {addr} is not a loopback address: it needs --token (or RUNGS_TOKEN)"
+        ));
+    }
+    Ok(())
+}
+
+/// Equality of two secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// True for a job name a URL may carry.
+pub fn plain_name(name: &str) -> bool {
+    (1..=200).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// One job in the list.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobRow {
+    /// Its name.
+    pub name: String,
+    /// `local` or `fleet`.
+    pub source: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    /// What it is doing.
+    pub stage: Option<String>,
+    /// Tasks done and total in that stage.
+    pub progress: Option<(usize, usize)>,
+    /// Seconds left at the stage's pace so far, when it can be told.
+    pub eta_seconds: Option<u64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The title's rungs, when done.
+    pub rungs: Option<usize>,
+}
+
+struct App {
+    options: ServeOptions,
+}
+
+type Shared = Arc<App>;
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+impl App {
+    fn jobs(&self) -> Vec<JobRow> {
+        let mut rows = Vec::new();
+        if let Some(dir) = &self.options.jobs
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            let mut names: Vec<String> = entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| plain_name(n))
+                .collect();
+            names.sort();
+            for name in names {
+                let d = dir.join(&name);
+                let report = read_json(&d.join("report.json"));
+                let running = d.join(".rungs").is_dir();
+                if report.is_none() && !running {
+                    continue;
+                }
+                rows.push(JobRow {
+                    name,
+                    source: "local".into(),
+                    state: if report.is_some() { "done" } else { "running" }.into(),
+                    stage: None,
+                    progress: None,
+                    eta_seconds: None,
+                    error: None,
+                    rungs: report
+                        .as_ref()
+                        .and_then(|r| r["rungs"].as_array().map(Vec::len)),
+                });
+            }
+        }
+        if let Some(f) = &self.options.fleet {
+            for name in fleet_jobs(f) {
+                let Ok(s) = fleet::status(f, &name) else {
+                    continue;
+                };
+                rows.push(JobRow {
+                    name,
+                    source: "fleet".into(),
+                    state: s.state.clone(),
+                    stage: s.waiting.as_ref().map(|w| w.stage.clone()),
+                    progress: s.waiting.as_ref().map(|w| (w.done, w.total)),
+                    eta_seconds: None,
+                    error: s.error.clone(),
+                    rungs: None,
+                });
+            }
+        }
+        rows
+    }
+
+    /// A job's report (done) or status (running), by name.
+    fn job(&self, name: &str) -> Option<(Value, Option<PathBuf>)> {
+        if let Some(dir) = &self.options.jobs {
+            let d = dir.join(name);
+            if let Some(r) = read_json(&d.join("report.json")) {
+                return Some((r, Some(d)));
+            }
+            if d.join(".rungs").is_dir() {
+                return Some((serde_json::json!({ "state": "running" }), None));
+            }
+        }
+        let f = self.options.fleet.as_ref()?;
+        fleet::check_job(name).ok()?;
+        let key = workers::store::Key::new(format!("jobs/{name}/out/report.json")).ok()?;
+        if let Ok(bytes) = f.store.get(&key) {
+            return serde_json::from_slice(&bytes).ok().map(|v| (v, None));
+        }
+        let s = fleet::status(f, name).ok()?;
+        Some((serde_json::to_value(s).ok()?, None))
+    }
+
+    fn fill(&self) -> Option<Value> {
+        let plan_path = self.options.plan.as_ref()?;
+        let plan: packager::fill::FillPlan =
+            serde_json::from_slice(&std::fs::read(plan_path).ok()?).ok()?;
+        let journal = packager::fill::run::RunOptions::for_plan(plan_path).journal;
+        let done: std::collections::BTreeSet<(String, String)> = std::fs::read_to_string(journal)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, k)| (a.to_owned(), k.to_owned()))
+            .collect();
+        let appliances: Vec<Value> = plan
+            .appliances
+            .iter()
+            .map(|a| {
+                let (mut files, mut bytes) = (0usize, 0u64);
+                for f in &plan.files {
+                    if f.on.iter().any(|p| p.appliance == a.name)
+                        && done.contains(&(a.name.clone(), f.file.key.clone()))
+                    {
+                        files += 1;
+                        bytes += f.file.size;
+                    }
+                }
+                serde_json::json!({
+                    "name": a.name, "site": a.site, "tier": a.tier, "capacity": a.capacity,
+                    "planned_files": a.files, "planned_bytes": a.bytes,
+                    "filled_files": files, "filled_bytes": bytes,
+                })
+            })
+            .collect();
+        Some(serde_json::json!({ "appliances": appliances, "titles": plan.titles }))
+    }
+}
+
+/// The names of a fleet's jobs.
+fn fleet_jobs(f: &Fleet) -> Vec<String> {
+    let Ok(prefix) = workers::store::Key::new("jobs") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = f
+        .store
+        .list(&prefix)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|k| {
+            let mut parts = k.as_str().split('/');
+            parts.next();
+            let name = parts.next()?;
+            (parts.next() == Some("job.json")).then(|| name.to_owned())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn page(title: &str, refresh: bool, body: &str) -> Html<String> {
+    let meta = if refresh {
+        "<meta http-equiv=\"refresh\" content=\"3\">"
+    } else {
+        ""
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{meta}<title>{t} · rungs</title>\
+         <style>body{{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ddd;padding:4px 8px}}th{{background:#f4f4f4}}.bar{{background:#1f77b4;height:10px}}\
+         .track{{background:#eee;width:200px}}nav a{{margin-right:12px}}</style></head><body>\
+         <nav><a href=\"/\">Jobs</a><a href=\"/fill\">Fill</a></nav><h1>{t}</h1>{body}</body></html>",
+        t = esc(title)
+    ))
+}
+
+fn progress_bar(done: u64, total: u64) -> String {
+    let pct = if total == 0 {
+        0.0
+    } else {
+        done as f64 / total as f64 * 100.0
+    };
+    format!(
+        "<div class=\"track\"><div class=\"bar progress\" style=\"width:{pct:.1}%\"></div></div>"
+    )
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a dashboard task panicked")
+}
+
+async fn jobs_page(State(app): State<Shared>) -> Html<String> {
+    let rows = blocking(move || app.jobs()).await;
+    let mut b = String::from(
+        "<table id=\"jobs\"><tr><th>job</th><th>source</th><th>state</th><th>stage</th><th>progress</th><th>error</th></tr>",
+    );
+    for r in &rows {
+        let (done, total) = r.progress.unwrap_or((0, 0));
+        let _ = write!(
+            b,
+            "<tr class=\"job {state}\"><td><a href=\"/jobs/{n}\">{n}</a></td><td>{src}</td><td>{state}</td><td>{stage}</td><td>{bar}{prog}</td><td>{err}</td></tr>",
+            n = esc(&r.name),
+            src = esc(&r.source),
+            state = esc(&r.state),
+            stage = esc(r.stage.as_deref().unwrap_or("")),
+            bar = if r.progress.is_some() {
+                progress_bar(done as u64, total as u64)
+            } else {
+                String::new()
+            },
+            prog = r
+                .progress
+                .map(|(d, t)| format!(" {d}/{t}"))
+                .unwrap_or_default(),
+            err = esc(r.error.as_deref().unwrap_or("")),
+        );
+    }
+    b.push_str("</table>");
+    let live = rows
+        .iter()
+        .any(|r| r.state == "running" || r.state == "queued");
+    page("Jobs", live, &b)
+}
+
+async fn jobs_api(State(app): State<Shared>) -> Json<Vec<JobRow>> {
+    Json(blocking(move || app.jobs()).await)
+}
+
+fn bad_name() -> Response {
+    (StatusCode::BAD_REQUEST, "not a job name").into_response()
+}
+
+async fn job_page(State(app): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
+    if !plain_name(&name) {
+        return bad_name();
+    }
+    let n = name.clone();
+    match blocking(move || app.job(&n)).await {
+        Some((report, dir)) if report["rungs"].is_array() => {
+            Html(super::title_page(&report, dir.as_deref())).into_response()
+        }
+        Some((status, _)) => page(
+            &name,
+            true,
+            &format!(
+                "<pre id=\"status\">{}</pre>",
+                esc(&serde_json::to_string_pretty(&status).unwrap_or_default())
+            ),
+        )
+        .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such job").into_response(),
+    }
+}
+
+async fn job_api(State(app): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
+    if !plain_name(&name) {
+        return bad_name();
+    }
+    match blocking(move || app.job(&name)).await {
+        Some((v, _)) => Json(v).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such job").into_response(),
+    }
+}
+
+async fn fill_page(State(app): State<Shared>) -> Response {
+    let Some(fill) = blocking(move || app.fill()).await else {
+        return page(
+            "Fill",
+            false,
+            "<p>No fill plan (start with --plan PLAN.json).</p>",
+        )
+        .into_response();
+    };
+    let mut b = String::from(
+        "<table id=\"appliances\"><tr><th>appliance</th><th>site</th><th>tier</th><th>planned</th><th>filled</th><th></th></tr>",
+    );
+    let mut live = false;
+    for a in fill["appliances"].as_array().into_iter().flatten() {
+        let (pf, ff) = (
+            a["planned_files"].as_u64().unwrap_or(0),
+            a["filled_files"].as_u64().unwrap_or(0),
+        );
+        live |= ff < pf;
+        let _ = write!(
+            b,
+            "<tr class=\"appliance\"><td>{}</td><td>{}</td><td>{}</td><td>{pf} files, {} bytes</td><td>{ff} files, {} bytes</td><td>{}</td></tr>",
+            esc(a["name"].as_str().unwrap_or("")),
+            esc(a["site"].as_str().unwrap_or("")),
+            esc(a["tier"].as_str().unwrap_or("")),
+            a["planned_bytes"],
+            a["filled_bytes"],
+            progress_bar(ff, pf)
+        );
+    }
+    b.push_str("</table>");
+    page("Fill", live, &b).into_response()
+}
+
+async fn fill_api(State(app): State<Shared>) -> Response {
+    match blocking(move || app.fill()).await {
+        Some(v) => Json(v).into_response(),
+        None => (StatusCode::NOT_FOUND, "no fill plan").into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Shared>) -> Response {
+    let text = blocking(move || {
+        let rows = app.jobs();
+        let mut m = String::new();
+        m.push_str("# HELP rungs_jobs Jobs by state.\n# TYPE rungs_jobs gauge\n");
+        for state in ["queued", "running", "done", "failed"] {
+            let n = rows.iter().filter(|r| r.state == state).count();
+            let _ = writeln!(m, "rungs_jobs{{state=\"{state}\"}} {n}");
+        }
+        m.push_str("# HELP rungs_job_failures Jobs that failed.\n# TYPE rungs_job_failures gauge\n");
+        let _ = writeln!(m, "rungs_job_failures {}", rows.iter().filter(|r| r.error.is_some()).count());
+        if let Some(f) = &app.options.fleet
+            && let Ok(c) = f.queue.counts()
+        {
+            m.push_str("# HELP rungs_tasks Tasks in the queue by state.\n# TYPE rungs_tasks gauge\n");
+            for (s, n) in [("pending", c.pending), ("in_flight", c.in_flight), ("done", c.done), ("dead", c.dead)] {
+                let _ = writeln!(m, "rungs_tasks{{state=\"{s}\"}} {n}");
+            }
+            let _ = writeln!(m, "# HELP rungs_queue_depth Tasks waiting.\n# TYPE rungs_queue_depth gauge\nrungs_queue_depth {}", c.pending);
+        }
+        // Encode speed of the finished local jobs: frames of all rungs per encode CPU second.
+        let (mut frames, mut cpu) = (0.0, 0.0);
+        if let Some(dir) = &app.options.jobs {
+            for r in rows.iter().filter(|r| r.source == "local" && r.state == "done") {
+                if let Some(rep) = read_json(&dir.join(&r.name).join("report.json")) {
+                    frames += rep["frames"].as_f64().unwrap_or(0.0)
+                        * rep["rungs"].as_array().map_or(0, Vec::len) as f64;
+                    cpu += rep["encode_cpu_seconds"].as_f64().unwrap_or(0.0);
+                }
+            }
+        }
+        let _ = writeln!(
+            m,
+            "# HELP rungs_encode_fps Frames encoded per CPU second, finished jobs.\n# TYPE rungs_encode_fps gauge\nrungs_encode_fps {:.3}",
+            if cpu > 0.0 { frames / cpu } else { 0.0 }
+        );
+        if let Some(fill) = app.fill() {
+            let sum = |k: &str| -> u64 {
+                fill["appliances"].as_array().into_iter().flatten().map(|a| a[k].as_u64().unwrap_or(0)).sum()
+            };
+            let _ = writeln!(
+                m,
+                "# HELP rungs_fill_bytes Bytes planned and filled on the appliances.\n# TYPE rungs_fill_bytes gauge\nrungs_fill_bytes{{state=\"planned\"}} {}\nrungs_fill_bytes{{state=\"filled\"}} {}",
+                sum("planned_bytes"),
+                sum("filled_bytes")
+            );
+        }
+        m
+    })
+    .await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn auth(State(app): State<Shared>, request: Request, next: Next) -> Response {
+    if let Some(token) = &app.options.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same_secret(given.as_bytes(), token.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a token is needed",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The router.
+fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/", get(jobs_page))
+        .route("/jobs/{name}", get(job_page))
+        .route("/fill", get(fill_page))
+        .route("/api/jobs", get(jobs_api))
+        .route("/api/jobs/{name}", get(job_api))
+        .route("/api/fill", get(fill_api))
+        .route("/metrics", get(metrics))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    options: ServeOptions,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    check_bind(&options.addr, options.token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    ready(local);
+    let app = Arc::new(App { options });
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_names_and_binds() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(
+            !same_secret(b"abc", b"abd") && !same_secret(b"abc", b"ab") && !same_secret(b"", b"a")
+        );
+        for bad in ["..", ".rungs", "a/b", "", "a b", "%2e%2e"] {
+            assert!(!plain_name(bad), "{bad}");
+        }
+        assert!(plain_name("film-20261130-101542-00af"));
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(check_bind(&any, None).is_err());
+        assert!(check_bind(&any, Some("t")).is_ok());
+        assert!(check_bind(&"127.0.0.1:0".parse().unwrap(), None).is_ok());
+    }
+}
