@@ -332,9 +332,16 @@ pub fn serve(
         };
         match job::advance(&ctx, &spec) {
             Ok(Step::Waiting(waiting)) => {
+                let at = now().as_secs();
+                let before: Option<Status> = ctx.read_json("status.json").ok().flatten();
+                let since = match before {
+                    Some(b) if b.waiting.stage == waiting.stage && b.since > 0 => b.since,
+                    _ => at,
+                };
                 let status = Status {
                     waiting,
-                    updated: now().as_secs(),
+                    updated: at,
+                    since,
                 };
                 ctx.write_json("status.json", &status)
                     .map_err(TaskFailure::retry)?;
@@ -412,6 +419,9 @@ pub struct JobStatus {
     /// When the driver last looked, seconds since 1970.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated: Option<u64>,
+    /// Seconds left in the current stage at its pace so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -471,6 +481,10 @@ pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, String> {
             .as_ref()
             .filter(|_| !finished)
             .map(|s| s.waiting.clone()),
+        eta_seconds: status
+            .as_ref()
+            .filter(|_| !finished)
+            .and_then(Status::eta_seconds),
         updated: status.map(|s| s.updated),
         error: failed.map(|f| format!("{}: {}", f.task, f.error)),
         dead_letters,

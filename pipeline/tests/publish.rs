@@ -170,6 +170,11 @@ fn a_title_is_published_with_types_and_caching_manifests_last_and_resumes_after_
         }
     }
 
+    // The record the dashboard reads.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(title.join(".rungs/publish.json")).unwrap()).unwrap();
+    assert_eq!(record["files"].as_u64(), Some(n));
+
     // A second publish sends nothing.
     let run = publish(&title, &moto.endpoint);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -171,6 +171,7 @@ fn the_dashboard_shows_jobs_titles_and_fill_with_an_api_metrics_and_a_token() {
         "rungs_job_failures 0",
         "rungs_encode_fps ",
         "rungs_fill_bytes{state=\"filled\"} ",
+        "rungs_published_bytes 0",
     ] {
         assert!(metrics.contains(want), "{want} in:\n{metrics}");
     }

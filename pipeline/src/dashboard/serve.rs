@@ -144,7 +144,7 @@ impl App {
                     state: s.state.clone(),
                     stage: s.waiting.as_ref().map(|w| w.stage.clone()),
                     progress: s.waiting.as_ref().map(|w| (w.done, w.total)),
-                    eta_seconds: None,
+                    eta_seconds: s.eta_seconds,
                     error: s.error.clone(),
                     rungs: None,
                 });
@@ -267,13 +267,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 async fn jobs_page(State(app): State<Shared>) -> Html<String> {
     let rows = blocking(move || app.jobs()).await;
     let mut b = String::from(
-        "<table id=\"jobs\"><tr><th>job</th><th>source</th><th>state</th><th>stage</th><th>progress</th><th>error</th></tr>",
+        "<table id=\"jobs\"><tr><th>job</th><th>source</th><th>state</th><th>stage</th><th>progress</th><th>stage ETA</th><th>error</th></tr>",
     );
     for r in &rows {
         let (done, total) = r.progress.unwrap_or((0, 0));
         let _ = write!(
             b,
-            "<tr class=\"job {state}\"><td><a href=\"/jobs/{n}\">{n}</a></td><td>{src}</td><td>{state}</td><td>{stage}</td><td>{bar}{prog}</td><td>{err}</td></tr>",
+            "<tr class=\"job {state}\"><td><a href=\"/jobs/{n}\">{n}</a></td><td>{src}</td><td>{state}</td><td>{stage}</td><td>{bar}{prog}</td><td>{eta}</td><td>{err}</td></tr>",
             n = esc(&r.name),
             src = esc(&r.source),
             state = esc(&r.state),
@@ -286,6 +286,10 @@ async fn jobs_page(State(app): State<Shared>) -> Html<String> {
             prog = r
                 .progress
                 .map(|(d, t)| format!(" {d}/{t}"))
+                .unwrap_or_default(),
+            eta = r
+                .eta_seconds
+                .map(|s| format!("{}:{:02}", s / 60, s % 60))
                 .unwrap_or_default(),
             err = esc(r.error.as_deref().unwrap_or("")),
         );
@@ -413,6 +417,18 @@ async fn metrics(State(app): State<Shared>) -> Response {
             m,
             "# HELP rungs_encode_fps Frames encoded per CPU second, finished jobs.\n# TYPE rungs_encode_fps gauge\nrungs_encode_fps {:.3}",
             if cpu > 0.0 { frames / cpu } else { 0.0 }
+        );
+        let mut published = 0u64;
+        if let Some(dir) = &app.options.jobs {
+            for r in rows.iter().filter(|r| r.source == "local") {
+                if let Some(p) = read_json(&dir.join(&r.name).join(".rungs/publish.json")) {
+                    published += p["bytes"].as_u64().unwrap_or(0);
+                }
+            }
+        }
+        let _ = writeln!(
+            m,
+            "# HELP rungs_published_bytes Bytes of the titles published to S3.\n# TYPE rungs_published_bytes gauge\nrungs_published_bytes {published}"
         );
         if let Some(fill) = app.fill() {
             let sum = |k: &str| -> u64 {

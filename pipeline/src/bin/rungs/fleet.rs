@@ -218,6 +218,16 @@ pub fn publish(global: &Global, args: &PublishArgs) -> anyhow::Result<ExitCode> 
         packager::publish::PublishError::Input(m) => Failure::io(m),
         e => Failure::io(format!("publishing to {}: {e}", args.to)),
     })?;
+    // The record the dashboard reads (bytes published); the title's own work folder.
+    let record = args.dir.join(".rungs").join("publish.json");
+    let saved = std::fs::create_dir_all(args.dir.join(".rungs")).and_then(|()| {
+        workers::fsutil::write_file_atomic(&record, |f| {
+            serde_json::to_writer_pretty(f, &report).map_err(std::io::Error::other)
+        })
+    });
+    if let Err(e) = saved {
+        tracing::warn!("cannot write {}: {e}", record.display());
+    }
     output::json(
         &report,
         &crate::args::OutputArgs {

@@ -469,6 +469,20 @@ pub struct Status {
     pub waiting: Waiting,
     /// When the driver last ran, seconds since 1970.
     pub updated: u64,
+    /// When the job entered this stage, seconds since 1970.
+    #[serde(default)]
+    pub since: u64,
+}
+
+impl Status {
+    /// Seconds left in the stage at its pace so far, once some of its tasks are done.
+    pub fn eta_seconds(&self) -> Option<u64> {
+        let w = &self.waiting;
+        (w.done > 0 && w.total >= w.done && self.updated > self.since).then(|| {
+            let per_task = (self.updated - self.since) as f64 / w.done as f64;
+            (per_task * (w.total - w.done) as f64).round() as u64
+        })
+    }
 }
 
 fn store_text(e: StoreError) -> String {
@@ -656,6 +670,22 @@ mod tests {
         };
         assert_eq!(advance.message().id, "j-advance-7");
         assert_eq!(Work::Plan { job: "j".into() }.message().id, "j-plan");
+    }
+
+    #[test]
+    fn a_stage_eta_follows_its_pace() {
+        let status = |done, total, since, updated| Status {
+            waiting: Waiting {
+                stage: "encoding chunks".into(),
+                done,
+                total,
+            },
+            updated,
+            since,
+        };
+        assert_eq!(status(10, 40, 1000, 1100).eta_seconds(), Some(300));
+        assert_eq!(status(0, 40, 1000, 1100).eta_seconds(), None, "no pace yet");
+        assert_eq!(status(40, 40, 1000, 1100).eta_seconds(), Some(0));
     }
 
     #[test]
