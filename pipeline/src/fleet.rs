@@ -320,6 +320,7 @@ pub fn serve(
             events: &quiet,
             memo: &memo,
             fetching: &fetching,
+            attempt: 0,
         };
         let Work::Advance { generation, .. } = work else {
             let done = job::execute(&ctx, &spec, &work);
@@ -329,6 +330,14 @@ pub fn serve(
                 ctx.fail(&lease.message.id, &f.message);
             }
             return done;
+        };
+        // The driver queues this attempt's tasks.
+        let ctx = Ctx {
+            attempt: ctx
+                .read_json::<u32>("attempt.json")
+                .map_err(TaskFailure::retry)?
+                .unwrap_or(0),
+            ..ctx
         };
         match job::advance(&ctx, &spec) {
             Ok(Step::Waiting(waiting)) => {
@@ -349,9 +358,11 @@ pub fn serve(
                     job: name,
                     generation: generation + 1,
                 };
+                let mut message = next.message();
+                message.id = ctx.task_id(&message.id);
                 fleet
                     .queue
-                    .push_after(next.message(), options.poll)
+                    .push_after(message, options.poll)
                     .map_err(|e| TaskFailure::retry(e.to_string()))?;
                 Ok(())
             }
@@ -404,6 +415,48 @@ fn prune_cache(store: &dyn Store, cache: &Path) {
             }
         }
     }
+}
+
+/// Runs a failed job again: its failure record and its stage markers go, and its driver is
+/// queued again under a new attempt, whose tasks have new ids (the failed ones are known to
+/// the queue). Finished task outputs are kept, so only what failed, and what follows, runs.
+/// Returns the attempt.
+pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, String> {
+    check_job(job)?;
+    let key = |rel: &str| Key::new(format!("{}{rel}", root(job))).map_err(|e| e.to_string());
+    let store = &*fleet.store;
+    if !store.exists(&key("job.json")?).map_err(|e| e.to_string())? {
+        return Err(format!("no job {job} in the store"));
+    }
+    if !store
+        .exists(&key("failed.json")?)
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("job {job} has not failed: nothing to retry"));
+    }
+    let attempt = match store.get(&key("attempt.json")?) {
+        Ok(b) => serde_json::from_slice::<u32>(&b).unwrap_or(0),
+        Err(workers::store::StoreError::NotFound { .. }) => 0,
+        Err(e) => return Err(e.to_string()),
+    } + 1;
+    store
+        .put(&key("attempt.json")?, attempt.to_string().as_bytes())
+        .map_err(|e| e.to_string())?;
+    for k in store.list(&key("stages")?).map_err(|e| e.to_string())? {
+        store.delete(&k).map_err(|e| e.to_string())?;
+    }
+    for rel in ["status.json", "failed.json"] {
+        store.delete(&key(rel)?).map_err(|e| e.to_string())?;
+    }
+    let mut message = Work::Advance {
+        job: job.to_owned(),
+        generation: 0,
+    }
+    .message();
+    message.id = format!("{}-a{attempt}", message.id);
+    fleet.queue.push(message).map_err(|e| e.to_string())?;
+    tracing::info!(%job, attempt, "retried");
+    Ok(attempt)
 }
 
 /// Where a job is.

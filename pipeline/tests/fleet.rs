@@ -335,6 +335,87 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
         "{stderr}"
     );
 
+    // A retry runs the failed plan again (a new attempt, new task ids): it fails again, and
+    // both attempts' dead letters are there.
+    let fleet_args = [
+        "--queue",
+        QUEUE,
+        "--store",
+        STORE,
+        "--endpoint",
+        &moto.endpoint,
+    ];
+    let mut args = vec!["retry", bad.as_str()];
+    args.extend(fleet_args);
+    let (code, _, stderr) = rungs_text(&args, Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("attempt 1"), "{stderr}");
+    let b = wait(&fleet, &bad, |_| {});
+    assert_eq!(b.state, "failed", "{b:?}");
+    assert!(
+        b.dead_letters
+            .iter()
+            .any(|(id, _)| id == &format!("{bad}-plan-a1")),
+        "{b:?}"
+    );
+    let mut args = vec!["retry", job.as_str()];
+    args.extend(fleet_args);
+    let (code, _, stderr) = rungs_text(&args, Duration::from_secs(60));
+    assert_eq!(code, 2, "a finished job is not retried: {stderr}");
+
+    // The dashboard over the fleet: both jobs, and a retry only with its header.
+    let port = fixtures::moto::free_port();
+    let mut dash = Command::new(assert_cmd::cargo::cargo_bin("rungs"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "-q"])
+        .args(fleet_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let curl = |args: &[&str]| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("curl")
+                .args(["-s", "-w", "\n%{http_code}", "--max-time", "30"])
+                .args(args)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (body, code) = text.rsplit_once('\n').unwrap_or(("", "000"));
+            if code != "000" || Instant::now() > end {
+                return (code.to_owned(), body.to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (code, body) = curl(&[&format!("http://127.0.0.1:{port}/api/jobs")]);
+    assert_eq!(code, "200", "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let state_of = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .map(|j| j["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state_of(&job).as_deref(), Some("done"), "{list}");
+    assert_eq!(state_of(&bad).as_deref(), Some("failed"), "{list}");
+    let retry_url = format!("http://127.0.0.1:{port}/api/jobs/{bad}/retry");
+    let (code, _) = curl(&["-X", "POST", &retry_url]);
+    assert_eq!(code, "403", "a retry without its header is refused");
+    let (code, body) = curl(&["-X", "POST", "-H", "X-Rungs-Action: retry", &retry_url]);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("\"attempt\":2"), "{body}");
+    let (code, metrics) = curl(&[&format!("http://127.0.0.1:{port}/metrics")]);
+    assert_eq!(code, "200");
+    assert!(metrics.contains("rungs_tasks{state=\"dead\"}"), "{metrics}");
+    assert!(!metrics.contains("rungs-secret"), "{metrics}");
+    let _ = dash.kill();
+    let _ = dash.wait();
+    let b = wait(&fleet, &bad, |_| {});
+    assert_eq!(b.state, "failed", "{b:?}");
+
     let mut logs = [logs, stop(workers)].concat();
     eprintln!("clean fleet job: {:.1} s", clean_time.as_secs_f64());
     for w in &kills {

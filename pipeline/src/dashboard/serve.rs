@@ -19,7 +19,7 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -293,6 +293,13 @@ async fn jobs_page(State(app): State<Shared>) -> Html<String> {
                 .unwrap_or_default(),
             err = esc(r.error.as_deref().unwrap_or("")),
         );
+        if r.state == "failed" && r.source == "fleet" {
+            let _ = write!(
+                b,
+                "<tr><td colspan=\"7\"><button class=\"retry\" data-job=\"{n}\">retry {n}</button></td></tr>",
+                n = esc(&r.name)
+            );
+        }
     }
     b.push_str("</table>");
     let live = rows
@@ -338,6 +345,32 @@ async fn job_api(State(app): State<Shared>, UrlPath(name): UrlPath<String>) -> R
     match blocking(move || app.job(&name)).await {
         Some((v, _)) => Json(v).into_response(),
         None => (StatusCode::NOT_FOUND, "no such job").into_response(),
+    }
+}
+
+/// Retries a failed fleet job. Only a request with the `X-Rungs-Action: retry` header counts:
+/// a page of another site cannot send it without a CORS preflight, which is never granted.
+async fn retry_api(
+    State(app): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !plain_name(&name) {
+        return bad_name();
+    }
+    if headers.get("x-rungs-action").and_then(|v| v.to_str().ok()) != Some("retry") {
+        return (
+            StatusCode::FORBIDDEN,
+            "send the header X-Rungs-Action: retry",
+        )
+            .into_response();
+    }
+    let Some(f) = app.options.fleet.clone() else {
+        return (StatusCode::NOT_FOUND, "no fleet").into_response();
+    };
+    match blocking(move || fleet::retry(&f, &name)).await {
+        Ok(attempt) => Json(serde_json::json!({ "attempt": attempt })).into_response(),
+        Err(e) => (StatusCode::CONFLICT, e).into_response(),
     }
 }
 
@@ -475,6 +508,7 @@ fn router(app: Shared) -> Router {
         .route("/fill", get(fill_page))
         .route("/api/jobs", get(jobs_api))
         .route("/api/jobs/{name}", get(job_api))
+        .route("/api/jobs/{name}/retry", post(retry_api))
         .route("/api/fill", get(fill_api))
         .route("/metrics", get(metrics))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))

@@ -345,6 +345,7 @@ pub fn run(
         events,
         memo: &memo,
         fetching: &fetching,
+        attempt: 0,
     };
     ctx.write_json("plan.json", &plan)
         .map_err(EncodeJobError::Io)?;

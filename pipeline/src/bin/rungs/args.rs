@@ -77,6 +77,8 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Show a fleet job's progress (JSON on stdout, a line on stderr).
     Status(StatusArgs),
+    /// Run a failed fleet job again: what failed and what follows runs, finished work is kept.
+    Retry(RetryArgs),
     /// Publish a packaged title to S3 as a CDN origin.
     ///
     /// Every file goes up with its Content-Type and Cache-Control (immutable segments, short
@@ -498,4 +500,12 @@ pub struct ServeArgs {
     /// The bearer token every request must carry (needed off loopback)
     #[arg(long, env = "RUNGS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The job, as `rungs submit` printed it
+    pub job: String,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }

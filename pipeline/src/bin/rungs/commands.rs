@@ -24,6 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Submit(a) => crate::fleet::submit(&cli.global, a),
         Command::Worker(a) => crate::fleet::worker(&cli.global, a),
         Command::Status(a) => crate::fleet::status(&cli.global, a),
+        Command::Retry(a) => crate::fleet::retry(&cli.global, a),
         Command::Publish(a) => crate::fleet::publish(&cli.global, a),
         Command::Fill(c) => crate::fill::run(&cli.global, c),
         Command::Report(a) => report(&cli.global, a),

@@ -7,7 +7,7 @@ use pipeline::encode::EncodeJobError;
 use pipeline::fleet::{self, Fleet, JobStatus, WorkerOptions};
 use workers::store::AwsOptions;
 
-use crate::args::{FleetArgs, Global, PublishArgs, StatusArgs, SubmitArgs, WorkerArgs};
+use crate::args::{FleetArgs, Global, PublishArgs, RetryArgs, StatusArgs, SubmitArgs, WorkerArgs};
 use crate::exit::{self, Failure};
 use crate::output;
 
@@ -244,6 +244,19 @@ pub fn publish(global: &Global, args: &PublishArgs) -> anyhow::Result<ExitCode> 
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
+    }
+    Ok(exit::OK.into())
+}
+
+pub fn retry(global: &Global, args: &RetryArgs) -> anyhow::Result<ExitCode> {
+    fleet::check_job(&args.job).map_err(Failure::usage)?;
+    let fleet = open(&args.fleet, None)?;
+    let attempt = fleet::retry(&fleet, &args.job).map_err(Failure::usage)?;
+    if !global.quiet {
+        eprintln!(
+            "{}: queued again (attempt {attempt}); follow it with `rungs status {}`",
+            args.job, args.job
+        );
     }
     Ok(exit::OK.into())
 }

@@ -25,7 +25,7 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
         .dead_letters()
         .map_err(|e| io(e.to_string()))?
         .into_iter()
-        .filter(|d| d.message.id.starts_with(&format!("{}-", ctx.job)))
+        .filter(|d| ctx.owns(&d.message.id))
         .collect();
     if let Some(first) = dead.first() {
         return Err(EncodeJobError::Tasks {

@@ -424,6 +424,9 @@ pub struct Ctx<'a> {
     pub memo: &'a Memo,
     /// Held while an input is fetched from the store.
     pub fetching: &'a Mutex<()>,
+    /// How many times the job was retried: task ids carry it, so that a retried job's tasks
+    /// are new to the queue, and only this attempt's dead letters count.
+    pub attempt: u32,
 }
 
 /// What the driver waits for.
@@ -571,7 +574,8 @@ impl Ctx<'_> {
             return Ok(false);
         }
         for t in tasks {
-            let m = t.message();
+            let mut m = t.message();
+            m.id = self.task_id(&m.id);
             match delay {
                 Some(d) => self.queue.push_after(m, d),
                 None => self.queue.push(m),
@@ -583,6 +587,20 @@ impl Ctx<'_> {
             &serde_json::json!({ "tasks": tasks.len(), "done": done }),
         )?;
         Ok(true)
+    }
+
+    /// A task id for this attempt.
+    pub fn task_id(&self, id: &str) -> String {
+        if self.attempt == 0 {
+            id.to_owned()
+        } else {
+            format!("{id}-a{}", self.attempt)
+        }
+    }
+
+    /// True when the task id belongs to this job and this attempt.
+    pub fn owns(&self, id: &str) -> bool {
+        id.starts_with(&format!("{}-", self.job)) && attempt_of(id) == self.attempt
     }
 
     /// How many tasks of `stage` were found done when it was queued.
@@ -607,6 +625,13 @@ impl Ctx<'_> {
             );
         }
     }
+}
+
+/// The attempt a task id belongs to (`…-aN`, or 0).
+pub fn attempt_of(id: &str) -> u32 {
+    id.rsplit_once("-a")
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A file name reduced to letters, digits, `.`, `-` and `_`.
