@@ -546,6 +546,30 @@ pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, String> {
     })
 }
 
+/// Copies what a title page needs of a finished job (`out/report.json` and the thumbnails) into
+/// `dir`; false when the job has no report yet.
+pub fn fetch_report(store: &dyn Store, job: &str, dir: &Path) -> Result<bool, String> {
+    check_job(job)?;
+    let out = format!("{}out/", root(job));
+    let report = Key::new(format!("{out}report.json")).map_err(|e| e.to_string())?;
+    if !store.exists(&report).map_err(|e| e.to_string())? {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir.join("thumbs"))
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    store
+        .get_to_file(&report, &dir.join("report.json"))
+        .map_err(|e| e.to_string())?;
+    let thumbs = Key::new(format!("{out}thumbs")).map_err(|e| e.to_string())?;
+    for k in store.list(&thumbs).map_err(|e| e.to_string())? {
+        let name = k.name().to_owned();
+        store
+            .get_to_file(&k, &dir.join("thumbs").join(name))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(true)
+}
+
 /// Copies a finished job's title (`out/`) into `dir`. Returns files and bytes.
 pub fn download(fleet: &Fleet, job: &str, dir: &Path) -> Result<(usize, u64), String> {
     check_job(job)?;

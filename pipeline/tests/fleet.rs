@@ -401,6 +401,21 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     };
     assert_eq!(state_of(&job).as_deref(), Some("done"), "{list}");
     assert_eq!(state_of(&bad).as_deref(), Some("failed"), "{list}");
+    // The finished job's title page, from the store: its rungs and a thumbnail per chunk.
+    let rungs_n = report["rungs"].as_array().unwrap().len();
+    let chunks_n = report["chunks"].as_u64().unwrap() as usize;
+    let (code, page) = curl(&[&format!("http://127.0.0.1:{port}/jobs/{job}")]);
+    assert_eq!(code, "200");
+    assert_eq!(page.matches("<path class=\"rung").count(), rungs_n);
+    assert_eq!(page.matches("class=\"shot\"").count(), chunks_n);
+    let html = dir.path().join("fleet-title.html");
+    let mut args = vec!["report", job.as_str(), "-o", arg(&html), "--store", STORE];
+    args.extend(["--endpoint", &moto.endpoint]);
+    let (code, _, stderr) = rungs_text(&args, Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    let file = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(file.matches("<path class=\"rung").count(), rungs_n);
+    assert_eq!(file.matches("class=\"shot\"").count(), chunks_n);
     let retry_url = format!("http://127.0.0.1:{port}/api/jobs/{bad}/retry");
     let (code, _) = curl(&["-X", "POST", &retry_url]);
     assert_eq!(code, "403", "a retry without its header is refused");

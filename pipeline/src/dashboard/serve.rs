@@ -166,9 +166,17 @@ impl App {
         }
         let f = self.options.fleet.as_ref()?;
         fleet::check_job(name).ok()?;
-        let key = workers::store::Key::new(format!("jobs/{name}/out/report.json")).ok()?;
-        if let Ok(bytes) = f.store.get(&key) {
-            return serde_json::from_slice(&bytes).ok().map(|v| (v, None));
+        // A finished fleet job: its report and thumbnails, fetched once into the cache.
+        let cached = std::env::temp_dir()
+            .join(format!("rungs-dashboard-{}", std::process::id()))
+            .join(name);
+        if let Some(r) = read_json(&cached.join("report.json")) {
+            return Some((r, Some(cached)));
+        }
+        if fleet::fetch_report(&*f.store, name, &cached).ok()?
+            && let Some(r) = read_json(&cached.join("report.json"))
+        {
+            return Some((r, Some(cached)));
         }
         let s = fleet::status(f, name).ok()?;
         Some((serde_json::to_value(s).ok()?, None))

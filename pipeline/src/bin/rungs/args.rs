@@ -470,8 +470,14 @@ pub struct FillLocateArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The output folder of `rungs encode` (or its report.json)
+    /// The output folder of `rungs encode` (or its report.json), or a fleet job with --store
     pub job: PathBuf,
+    /// A fleet's store: JOB is then a fleet job's name
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub store: Option<String>,
+    /// Endpoint of an S3-compatible server, with --store
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
     /// Where to write the page
     #[arg(short, long, value_name = "FILE.html")]
     pub output: PathBuf,

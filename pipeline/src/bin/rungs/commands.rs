@@ -258,7 +258,27 @@ fn shots(global: &Global, args: &ShotsArgs) -> anyhow::Result<ExitCode> {
 
 /// `rungs report JOB -o FILE.html`.
 fn report(global: &Global, args: &crate::args::ReportArgs) -> anyhow::Result<ExitCode> {
-    let (dir, file) = if args.job.is_dir() {
+    let fetched = tempfile::tempdir()
+        .map_err(|e| Failure::io(format!("cannot create a temporary folder: {e}")))?;
+    let (dir, file) = if let Some(url) = &args.store {
+        let name = args.job.to_string_lossy().into_owned();
+        pipeline::fleet::check_job(&name).map_err(Failure::usage)?;
+        let aws = workers::store::AwsOptions {
+            endpoint: args.endpoint.clone(),
+            ..Default::default()
+        };
+        let store = workers::store::S3Store::open(url, &aws)
+            .map_err(|e| Failure::usage(format!("--store: {e}")))?;
+        if !pipeline::fleet::fetch_report(&store, &name, fetched.path()).map_err(Failure::io)? {
+            return Err(Failure::io(format!(
+                "job {name} has no report yet (see `rungs status {name}`)"
+            )));
+        }
+        (
+            fetched.path().to_owned(),
+            fetched.path().join("report.json"),
+        )
+    } else if args.job.is_dir() {
         (args.job.clone(), args.job.join("report.json"))
     } else {
         (
