@@ -102,8 +102,13 @@ fn the_dashboard_shows_jobs_titles_and_fill_with_an_api_metrics_and_a_token() {
     let report = run.json;
     let n_rungs = report["rungs"].as_array().unwrap().len();
     let n_chunks = report["chunks"].as_u64().unwrap() as usize;
-    // A job still running: its work folder, no report yet.
+    // A job still running: its work folder and the status its run keeps, no report yet.
     std::fs::create_dir_all(jobs.join("in-progress/.rungs")).unwrap();
+    std::fs::write(
+        jobs.join("in-progress/.rungs/status.json"),
+        r#"{"waiting":{"stage":"encoding chunks","done":10,"total":40},"updated":1100,"since":1000}"#,
+    )
+    .unwrap();
 
     // A fill plan over the finished title, one appliance half filled.
     let oca = dir.path().join("oca.toml");
@@ -152,6 +157,15 @@ fn the_dashboard_shows_jobs_titles_and_fill_with_an_api_metrics_and_a_token() {
         .map(|j| (j["name"].as_str().unwrap(), j["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states, [("in-progress", "running"), ("multishot", "done")]);
+    let running = &list[0];
+    assert_eq!(running["stage"], "encoding chunks");
+    assert_eq!(running["progress"], serde_json::json!([10, 40]));
+    assert_eq!(running["eta_seconds"], 300);
+    assert_eq!(list[1]["title"], "multishot.mp4");
+    // The finished job's run left its last status behind: the stage it ended in.
+    let last: Value =
+        serde_json::from_slice(&std::fs::read(title.join(".rungs/status.json")).unwrap()).unwrap();
+    assert!(last["waiting"]["total"].as_u64().unwrap() >= 1, "{last}");
     let (code, body) = get(s.1, "/api/jobs/multishot", None);
     assert_eq!(code, 200);
     let r: Value = serde_json::from_str(&body).unwrap();

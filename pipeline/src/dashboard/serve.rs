@@ -73,6 +73,8 @@ pub fn plain_name(name: &str) -> bool {
 pub struct JobRow {
     /// Its name.
     pub name: String,
+    /// The title: the master's file name, when known.
+    pub title: Option<String>,
     /// `local` or `fleet`.
     pub source: String,
     /// `queued`, `running`, `done` or `failed`.
@@ -119,13 +121,27 @@ impl App {
                 if report.is_none() && !running {
                     continue;
                 }
+                // A running local job's stage, from the status its run keeps.
+                let status: Option<crate::encode::job::Status> = report
+                    .is_none()
+                    .then(|| read_json(&d.join(".rungs/status.json")))
+                    .flatten()
+                    .and_then(|v| serde_json::from_value(v).ok());
+                let title = report
+                    .as_ref()
+                    .and_then(|r| r["master"].as_str())
+                    .and_then(|m| Path::new(m).file_name())
+                    .map(|n| n.to_string_lossy().into_owned());
                 rows.push(JobRow {
                     name,
+                    title,
                     source: "local".into(),
                     state: if report.is_some() { "done" } else { "running" }.into(),
-                    stage: None,
-                    progress: None,
-                    eta_seconds: None,
+                    stage: status.as_ref().map(|s| s.waiting.stage.clone()),
+                    progress: status.as_ref().map(|s| (s.waiting.done, s.waiting.total)),
+                    eta_seconds: status
+                        .as_ref()
+                        .and_then(crate::encode::job::Status::eta_seconds),
                     error: None,
                     rungs: report
                         .as_ref()
@@ -138,8 +154,14 @@ impl App {
                 let Ok(s) = fleet::status(f, &name) else {
                     continue;
                 };
+                let title = workers::store::Key::new(format!("jobs/{name}/job.json"))
+                    .ok()
+                    .and_then(|k| f.store.get(&k).ok())
+                    .and_then(|b| serde_json::from_slice::<crate::encode::job::JobSpec>(&b).ok())
+                    .map(|spec| spec.master.display().to_string_lossy().into_owned());
                 rows.push(JobRow {
                     name,
+                    title,
                     source: "fleet".into(),
                     state: s.state.clone(),
                     stage: s.waiting.as_ref().map(|w| w.stage.clone()),
@@ -275,14 +297,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 async fn jobs_page(State(app): State<Shared>) -> Html<String> {
     let rows = blocking(move || app.jobs()).await;
     let mut b = String::from(
-        "<table id=\"jobs\"><tr><th>job</th><th>source</th><th>state</th><th>stage</th><th>progress</th><th>stage ETA</th><th>error</th></tr>",
+        "<table id=\"jobs\"><tr><th>job</th><th>title</th><th>source</th><th>state</th><th>stage</th><th>progress</th><th>stage ETA</th><th>error</th></tr>",
     );
     for r in &rows {
         let (done, total) = r.progress.unwrap_or((0, 0));
         let _ = write!(
             b,
-            "<tr class=\"job {state}\"><td><a href=\"/jobs/{n}\">{n}</a></td><td>{src}</td><td>{state}</td><td>{stage}</td><td>{bar}{prog}</td><td>{eta}</td><td>{err}</td></tr>",
+            "<tr class=\"job {state}\"><td><a href=\"/jobs/{n}\">{n}</a></td><td>{title}</td><td>{src}</td><td>{state}</td><td>{stage}</td><td>{bar}{prog}</td><td>{eta}</td><td>{err}</td></tr>",
             n = esc(&r.name),
+            title = esc(r.title.as_deref().unwrap_or("")),
             src = esc(&r.source),
             state = esc(&r.state),
             stage = esc(r.stage.as_deref().unwrap_or("")),
@@ -304,7 +327,7 @@ async fn jobs_page(State(app): State<Shared>) -> Html<String> {
         if r.state == "failed" && r.source == "fleet" {
             let _ = write!(
                 b,
-                "<tr><td colspan=\"7\"><button class=\"retry\" data-job=\"{n}\">retry {n}</button></td></tr>",
+                "<tr><td colspan=\"8\"><button class=\"retry\" data-job=\"{n}\">retry {n}</button></td></tr>",
                 n = esc(&r.name)
             );
         }

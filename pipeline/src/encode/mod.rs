@@ -331,6 +331,41 @@ pub fn run(
         },
         output: job::Output::Dir(out.to_owned()),
     };
+    // `OUT/.rungs/status.json`: the stage and its tasks done, for the dashboard (written at
+    // most once a second).
+    let status_path = work.join("status.json");
+    let progress: std::sync::Mutex<(Option<job::Status>, std::time::Instant)> =
+        std::sync::Mutex::new((None, std::time::Instant::now()));
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let save = |s: &job::Status| {
+        let saved = workers::fsutil::write_file_atomic(&status_path, |f| {
+            serde_json::to_writer(f, s).map_err(std::io::Error::other)
+        });
+        if let Err(e) = saved {
+            tracing::warn!("cannot write {}: {e}", status_path.display());
+        }
+    };
+    let tracked = |e: Event| {
+        if matches!(e, Event::ProbeDone | Event::ChunkDone { .. }) {
+            let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+            let due = p.1.elapsed() >= std::time::Duration::from_secs(1);
+            if let Some(s) = &mut p.0 {
+                s.waiting.done = (s.waiting.done + 1).min(s.waiting.total);
+                s.updated = unix();
+                if due {
+                    save(s);
+                }
+            }
+            if due {
+                p.1 = std::time::Instant::now();
+            }
+        }
+        events(e);
+    };
     let memo = job::Memo::default();
     let fetching = std::sync::Mutex::new(());
     let ctx = job::Ctx {
@@ -342,7 +377,7 @@ pub fn run(
         // One task per core: decoders stay single-threaded unless there is one worker.
         decoder_threads: if workers_n == 1 { 0 } else { 1 },
         workers: workers_n,
-        events,
+        events: &tracked,
         memo: &memo,
         fetching: &fetching,
         attempt: 0,
@@ -361,6 +396,21 @@ pub fn run(
         match job::advance(&ctx, &spec)? {
             job::Step::Done(report) => return Ok(*report),
             job::Step::Waiting(w) => {
+                {
+                    let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+                    let now = unix();
+                    let since =
+                        p.0.as_ref()
+                            .filter(|s| s.waiting.stage == w.stage)
+                            .map_or(now, |s| s.since);
+                    let s = job::Status {
+                        waiting: w.clone(),
+                        updated: now,
+                        since,
+                    };
+                    save(&s);
+                    p.0 = Some(s);
+                }
                 if last.as_ref() == Some(&w) {
                     return Err(EncodeJobError::Io(format!(
                         "{}: {} of {} tasks are done but their outputs are missing from {}",
