@@ -13,8 +13,8 @@ pub const MPD: &str = "manifest.mpd";
 /// The profiles declared: ISO BMFF live (segment templates) and CMAF.
 const PROFILES: &str = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019";
 
-/// Escapes text for an XML attribute or element.
-fn xml(s: &str) -> String {
+/// Escapes text for an XML (or HTML) attribute or element.
+pub fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

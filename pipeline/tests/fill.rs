@@ -28,19 +28,7 @@ fn a_title_fills_two_sites_through_a_dead_appliance_and_plays_from_the_edge() {
     let m = fixtures::ensure(Fixture::MultiShot).unwrap().path;
     let dir = tempfile::tempdir().unwrap();
     let catalog = dir.path().join("catalog");
-    let run = rungs(&[
-        "encode",
-        arg(&m),
-        "-o",
-        arg(&catalog.join("multishot")),
-        "--ladder",
-        "fixed",
-        "--preset",
-        "veryfast",
-        "--no-vmaf",
-        "-q",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::encode_fixed(&m, &catalog.join("multishot"), &["--no-vmaf"]);
 
     // The origin and five appliances: London (storage, two edges, two copies of each file on
     // the edges) and Paris (storage, edge).

@@ -161,13 +161,8 @@ fn stop(workers: Vec<Worker>) -> Vec<String> {
 
 #[test]
 fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
-    // Credentials for the `rungs submit` and `rungs status` processes (moto takes any).
     // SAFETY: the only test of this binary; no other thread reads the environment yet.
-    unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-    }
+    unsafe { common::fake_aws_credentials() };
     let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
     let srt = f.path.with_file_name("two-audio.eng.srt");
     let dir = tempfile::tempdir().unwrap();

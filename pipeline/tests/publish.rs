@@ -58,27 +58,11 @@ fn published(s: &S3Store) -> Vec<String> {
 #[test]
 fn a_title_is_published_with_types_and_caching_manifests_last_and_resumes_after_a_kill() {
     // SAFETY: the only test of this binary; no other thread reads the environment yet.
-    unsafe {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-    }
+    unsafe { common::fake_aws_credentials() };
     let m = fixtures::ensure(Fixture::MultiShot).unwrap().path;
     let dir = tempfile::tempdir().unwrap();
     let title = dir.path().join("title");
-    let run = rungs(&[
-        "encode",
-        arg(&m),
-        "-o",
-        arg(&title),
-        "--ladder",
-        "fixed",
-        "--preset",
-        "veryfast",
-        "--no-vmaf",
-        "-q",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    common::encode_fixed(&m, &title, &["--no-vmaf"]);
     let files = packager::publish::title_files(&title).unwrap();
     assert!(files.len() > 20, "{}", files.len());
 

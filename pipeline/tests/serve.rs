@@ -87,18 +87,7 @@ fn the_dashboard_shows_jobs_titles_and_fill_with_an_api_metrics_and_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let jobs = dir.path().join("jobs");
     let title = jobs.join("multishot");
-    let run = rungs(&[
-        "encode",
-        arg(&m),
-        "-o",
-        arg(&title),
-        "--ladder",
-        "fixed",
-        "--preset",
-        "veryfast",
-        "-q",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = common::encode_fixed(&m, &title, &[]);
     let report = run.json;
     let n_rungs = report["rungs"].as_array().unwrap().len();
     let n_chunks = report["chunks"].as_u64().unwrap() as usize;

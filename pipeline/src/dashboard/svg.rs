@@ -3,20 +3,9 @@
 
 use std::fmt::Write;
 
-/// Escapes text for XML.
+/// Escapes text for XML and HTML.
 pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
+    packager::dash::xml(s)
 }
 
 /// How a series is drawn.

@@ -85,3 +85,36 @@ pub fn assert_cuts(name: &str, got: &[u64], want: &[u64]) {
         "{name}: missed cuts {missed:?}, false cuts {extra:?} (got {got:?}, want {want:?})"
     );
 }
+
+/// Credentials for the `rungs` processes a test starts against moto (it takes any).
+///
+/// # Safety
+/// Call before the test starts threads that read the environment (tests that call it are the
+/// only test of their binary).
+pub unsafe fn fake_aws_credentials() {
+    // SAFETY: the caller guarantees no other thread reads the environment yet.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("AWS_REGION", "us-east-1");
+    }
+}
+
+/// `rungs encode MASTER -o OUT --ladder fixed --preset veryfast -q EXTRA…`, which must succeed.
+pub fn encode_fixed(master: &Path, out: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "encode",
+        arg(master),
+        "-o",
+        arg(out),
+        "--ladder",
+        "fixed",
+        "--preset",
+        "veryfast",
+        "-q",
+    ];
+    args.extend(extra);
+    let run = rungs(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run
+}

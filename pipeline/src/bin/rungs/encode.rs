@@ -189,13 +189,7 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    output::json(
-        &report,
-        &crate::args::OutputArgs {
-            output: None,
-            compact: false,
-        },
-    )?;
+    output::pretty(&report)?;
     if !global.quiet {
         eprintln!("{}", output::encode_summary(&report, &out));
     }

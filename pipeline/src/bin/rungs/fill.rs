@@ -101,13 +101,7 @@ fn fill_run(global: &Global, args: &FillRunArgs) -> anyhow::Result<ExitCode> {
     options.trip = args.trip.max(1);
     options.cool_down = std::time::Duration::from_secs(args.cool_down);
     let report = fill::run::run(&plan, &options).map_err(Failure::io)?;
-    output::json(
-        &report,
-        &crate::args::OutputArgs {
-            output: None,
-            compact: false,
-        },
-    )?;
+    output::pretty(&report)?;
     if !global.quiet {
         eprintln!(
             "fill: {} of {} placements done ({} now, {} before), {} missing; {} fallback(s) to \
@@ -144,12 +138,6 @@ fn locate(args: &FillLocateArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
     let now = now_or_clock(args.now.as_deref())?;
     let urls = fill::locate(&plan, &args.what, &args.site, now).map_err(Failure::rejected)?;
-    output::json(
-        &urls,
-        &crate::args::OutputArgs {
-            output: None,
-            compact: false,
-        },
-    )?;
+    output::pretty(&urls)?;
     Ok(exit::OK.into())
 }

@@ -228,13 +228,7 @@ pub fn publish(global: &Global, args: &PublishArgs) -> anyhow::Result<ExitCode> 
     if let Err(e) = saved {
         tracing::warn!("cannot write {}: {e}", record.display());
     }
-    output::json(
-        &report,
-        &crate::args::OutputArgs {
-            output: None,
-            compact: false,
-        },
-    )?;
+    output::pretty(&report)?;
     if !global.quiet {
         eprintln!(
             "published {} files to {}: {} uploaded ({} bytes), {} unchanged and skipped; \

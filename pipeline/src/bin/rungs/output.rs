@@ -12,6 +12,17 @@ use crate::args::OutputArgs;
 use crate::exit::Failure;
 
 /// Writes `value` as JSON to the chosen place.
+/// Pretty JSON on stdout.
+pub fn pretty<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    json(
+        value,
+        &OutputArgs {
+            output: None,
+            compact: false,
+        },
+    )
+}
+
 pub fn json<T: Serialize>(value: &T, out: &OutputArgs) -> anyhow::Result<()> {
     let mut text = if out.compact {
         serde_json::to_string(value)?
