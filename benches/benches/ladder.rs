@@ -1,43 +1,39 @@
-//! Per-title and shot-level ladders against Apple's fixed ladder and against an exhaustive
-//! grid, in the same run.
+//! Per-title and shot-level ladders on the real-content set, against Apple's fixed ladder and
+//! against an exhaustive grid, with the cost of the decision against the ffmpeg CLI, in the
+//! same run.
 //!
-//! Every side encodes with x264 at the same final preset (`medium`, `RUNGS_BENCH_PRESET`
-//! changes it) through `rungs encode`, and every rung is measured with the `vmaf` crate against
-//! the master (mean VMAF, model v0.6.1). The reference is the exhaustive grid: 7 CRFs (16 to 46
-//! in steps of 5) at every candidate resolution, with no VBV cap, encoded twice: by rungs,
-//! chunked like the per-title and shot ladders, and by the ffmpeg CLI as one whole-file encode
-//! each (the same scaler, x264 with its own scene-cut keyframes and a keyframe at least every
-//! 4 s, one thread like a rungs worker). Each grid's upper convex hull in (bit rate, VMAF) is
-//! the best ladder those settings give.
+//! Every clip of `fixtures::realset::SET` (fetched on first use; `RUNGS_BENCH_ONLY=TEXT` keeps
+//! the clips whose name holds TEXT) is encoded with x264 at the same final preset (`medium`,
+//! `RUNGS_BENCH_PRESET` changes it), and every rung is measured with the `vmaf` crate against
+//! the master (mean VMAF, model v0.6.1):
+//! - Apple's fixed H.264 ladder at its table's bit rates up to 4.5 Mbit/s, sizes capped at the
+//!   master's (whole-file two-pass encodes by the ffmpeg CLI, peak at most twice the average);
+//!   `--ladder fixed` (Apple's sizes, CRF capped at the table's rates) is shown beside it;
+//! - the exhaustive grid: 7 CRFs (16 to 46 in steps of 5) at every candidate resolution, no VBV
+//!   cap, chunked like the ladders; its upper convex hull is the best ladder those settings
+//!   give, the reachable limit;
+//! - `rungs encode --ladder per-title`, and the default `rungs encode` (shot-level, VMAF
+//!   report, packaging) run as a child process from nothing and timed;
+//! - the cost reference: the ffmpeg CLI encoding the default run's rungs (its sizes, per-title
+//!   CRFs and VBV caps), one after another, with as many threads as rungs has workers.
 //!
-//! It prints, per master:
-//! - (a) per-title against Apple's fixed ladder: BD-rate (goal <= -15%), with Apple's rungs
-//!   at the table's bit rates (whole-file two-pass encodes by the ffmpeg CLI), and at Apple's
-//!   sizes with rungs' `fixed` rate control (CRF 23 capped at the table's rates, which already
-//!   adapts to easy content);
-//! - (b) per-title against the chunked grid hull: BD-rate (goal within 2%), and the probes'
-//!   encode CPU (fast probes plus final-preset anchors) over the grid's (goal <= 25%);
-//! - (c) shot-level against per-title, chunked the same way: BD-rate (goal <= -4%);
-//! - (d) the chunking overhead: the chunked grid hull against the whole-file grid hull, and the
-//!   shot-level ladder against the whole-file hull (goal <= 0%), with default chunks and with
-//!   shots merged into chunks of at least 4 s (where each shot inside a chunk gets its own
-//!   setting as an x264 zone);
-//! - the pooling lever: shot-level ladders pooling the mean and the harmonic mean, both in
-//!   harmonic-mean VMAF against per-title.
+//! Per clip it prints the BD-rates (VMAF against log bit rate through the rungs, as players
+//! switch between them) of per-title and shot-level against the fixed ladder and against the
+//! grid hull, shot-level against per-title, the rungs' bit-rate steps, the worst drop from a
+//! rung's mean VMAF to its worst frame, the default run's wall time over the CLI's, and the CPU
+//! of every stage; then a summary line with the worst clip for each figure.
 //!
-//! Masters: the multi-shot fixture (640×360, 8 shots) and the real clip
-//! `../shared/media/car-detection.mp4` (768×432; `RUNGS_MEDIA` moves the folder; skipped with a
-//! message when missing).
-//! One run: the outputs are deterministic, only CPU times vary. `RUNGS_BENCH_ONLY=TEXT` runs
-//! only the masters whose label holds TEXT (`multi-shot`, `car-detection`).
+//! The grid, the fixed ladder and the per-title jobs keep their work under
+//! `RUNGS_BENCH_DIR` (default `target/bench-ladder`), so a later run reuses what did not
+//! change; the timed run always starts from nothing.
 //!
 //! Run with `cargo bench -p benches --bench ladder`.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 
-use fixtures::Fixture;
+use fixtures::realset::{self, RealClip};
 use ladders::bd;
 use ladders::title::LadderRules;
 use pipeline::encode::{
@@ -54,44 +50,40 @@ fn preset() -> String {
     std::env::var("RUNGS_BENCH_PRESET").unwrap_or_else(|_| "medium".into())
 }
 
-fn main() {
-    if let benches::Mode::List | benches::Mode::Child(_) = benches::mode("ladder", CHILD, 1) {
-        return;
-    }
-    let fixture = fixtures::ensure(Fixture::MultiShot).expect("the multi-shot master");
-    let mut masters = vec![(
-        "multi-shot fixture, 640x360".to_owned(),
-        fixture.path,
-        LadderRules::default(),
-    )];
-    // The real clip is a fixed camera: easy content, whose hull reaches VMAF 95 below 300
-    // kbit/s, so the default floor of 145 kbit/s leaves room for one rung. A lower floor gives
-    // it a ladder to compare.
-    match fixtures::real_clip("car-detection.mp4") {
-        Some(real) => masters.push((
-            "car-detection.mp4 (real), 768x432".to_owned(),
-            real,
-            LadderRules {
-                min_kbps: 30.0,
-                ..LadderRules::default()
-            },
-        )),
-        None => println!("skipping the real clip: ../shared/media is missing (set RUNGS_MEDIA)"),
-    }
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    // RUNGS_BENCH_ONLY=TEXT runs only the masters whose label holds TEXT.
-    let only = std::env::var("RUNGS_BENCH_ONLY").unwrap_or_default();
-    for (label, master, rules) in masters {
-        if label.contains(&only) {
-            study(&label, &master, &rules, dir.path());
-        }
-    }
+/// The probes' preset: rungs' default unless `RUNGS_BENCH_PROBE_PRESET` names one.
+fn probe_preset() -> Option<String> {
+    std::env::var("RUNGS_BENCH_PROBE_PRESET").ok()
 }
 
-/// Chunking: the default rules, or shots merged into chunks of at least `min` seconds.
-fn chunking(min: Option<f64>) -> IngestOptions {
+/// Frames per scored probe frame: rungs' default unless `RUNGS_BENCH_PROBE_SAMPLING` says.
+fn probe_sampling() -> u64 {
+    std::env::var("RUNGS_BENCH_PROBE_SAMPLING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(encode::DEFAULT_PROBE_SAMPLING)
+}
+
+/// The ladder rules: rungs' defaults, with `RUNGS_BENCH_SIZE_STEP` as the candidate sizes'
+/// pixel step when set.
+fn rules() -> LadderRules {
+    let mut r = LadderRules::default();
+    if let Some(s) = std::env::var("RUNGS_BENCH_SIZE_STEP")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        r.size_step = s;
+    }
+    r
+}
+
+/// Chunking: rungs' default, or shots merged into chunks of at least `RUNGS_BENCH_MIN_CHUNK`
+/// seconds.
+fn ingest() -> IngestOptions {
     let mut shots = ShotOptions::default();
-    if let Some(min) = min {
+    if let Some(min) = std::env::var("RUNGS_BENCH_MIN_CHUNK")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
         shots.rules = ChunkRules {
             min_seconds: min,
             max_seconds: (2.0 * min).max(10.0),
@@ -103,23 +95,73 @@ fn chunking(min: Option<f64>) -> IngestOptions {
     }
 }
 
-/// Runs one `rungs encode` job in `dir/name`.
-fn job(
-    (master, rules): (&Path, &LadderRules),
-    dir: &Path,
-    name: &str,
-    ladder: LadderChoice,
-    ingest: IngestOptions,
-    probe_preset: Option<String>,
-) -> EncodeReport {
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn main() {
+    match benches::mode("ladder", CHILD, 1) {
+        benches::Mode::List => return,
+        benches::Mode::Child(spec) => return child(&spec.to_string_lossy()),
+        benches::Mode::Runs(_) => {}
+    }
+    let dir = std::env::var_os("RUNGS_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+                .join("bench-ladder")
+        });
+    let only = std::env::var("RUNGS_BENCH_ONLY").unwrap_or_default();
+    let mut rows = Vec::new();
+    for clip in realset::SET.iter().filter(|c| c.name.contains(&only)) {
+        match realset::ensure(clip) {
+            Ok(master) => rows.push(study(clip, &master.path, &dir.join(clip.name))),
+            Err(e) => println!("skipping {}: {e}", clip.name),
+        }
+    }
+    summary(&rows);
+}
+
+/// The default `rungs encode`: shot-level, VMAF report, packaging.
+fn default_options() -> EncodeOptions {
+    EncodeOptions {
+        codec: Codec::H264,
+        ladder: LadderChoice::Shot,
+        preset: Some(preset()),
+        probe_preset: probe_preset(),
+        probe_sampling: probe_sampling(),
+        ingest: ingest(),
+        rules: rules(),
+        ..Default::default()
+    }
+}
+
+/// The measured child: the default `rungs encode` from nothing.
+fn child(spec: &str) {
+    let mut lines = spec.lines();
+    let (master, out) = (lines.next().expect("master"), lines.next().expect("output"));
+    encode::run(
+        Path::new(master),
+        Path::new(out),
+        &default_options(),
+        &AtomicBool::new(false),
+        &|_| {},
+    )
+    .expect("the default encode");
+}
+
+/// Runs one `rungs encode` job in `dir/name` (resuming what is there), without packaging.
+fn job(master: &Path, dir: &Path, name: &str, ladder: LadderChoice) -> EncodeReport {
     let out = dir.join(name);
     let options = EncodeOptions {
         codec: Codec::H264,
         ladder,
         preset: Some(preset()),
-        ingest,
-        probe_preset,
-        rules: rules.clone(),
+        probe_preset: probe_preset(),
+        probe_sampling: probe_sampling(),
+        ingest: ingest(),
+        rules: rules(),
         // The renditions are what is compared; packaging them adds nothing here.
         package: None,
         ..Default::default()
@@ -140,11 +182,6 @@ fn rd_pooled(report: &EncodeReport, pool: fn(&VmafSummary) -> f64) -> Vec<(f64, 
 /// `(kbps, mean VMAF)` of every rung.
 fn rd(report: &EncodeReport) -> Vec<(f64, f64)> {
     rd_pooled(report, |v| v.mean)
-}
-
-/// `(kbps, harmonic-mean VMAF)` of every rung.
-fn rd_harmonic(report: &EncodeReport) -> Vec<(f64, f64)> {
-    rd_pooled(report, |v| v.harmonic_mean)
 }
 
 /// The upper convex hull of a report's rungs (the grid's points).
@@ -220,7 +257,8 @@ fn ffmpeg_encode(
         master,
         out,
         &workers::measure::MeasureOptions {
-            extras: false,
+            psnr: false,
+            ssim: false,
             per_frame: false,
             ..Default::default()
         },
@@ -230,38 +268,29 @@ fn ffmpeg_encode(
     ((kbps, m.pooled.vmaf.mean), cpu)
 }
 
-/// The grid encoded by the ffmpeg CLI, one whole-file encode per point: `(kbps, mean VMAF)`
-/// of every point, and the encodes' CPU seconds.
-fn ffmpeg_grid(
+/// Apple's H.264 ladder as its table states it, for a `width`×`height` master: every row up to
+/// 4.5 Mbit/s (Apple's top 720p rung) at its own average bit rate, its size capped at the
+/// master's (a small master still gets the table's rates as rungs), each a whole-file two-pass
+/// x264 encode by the ffmpeg CLI with the peak at most twice the average.
+fn ffmpeg_fixed(
     master: &Path,
-    sizes: &[(u32, u32)],
+    (width, height): (u32, u32),
     keyint: u32,
     dir: &Path,
-) -> (Vec<(f64, f64)>, f64) {
-    let mut points = Vec::new();
-    let mut cpu = 0.0;
-    std::fs::create_dir_all(dir).expect("the bench folder");
-    for &(w, h) in sizes {
-        for crf in GRID_CRFS {
-            let out = dir.join(format!("ffmpeg-{w}x{h}-{crf}.mp4"));
-            let rate = ["-crf".to_owned(), crf.to_string()];
-            let (point, cost) = ffmpeg_encode(master, (w, h), &rate, keyint, &out);
-            points.push(point);
-            cpu += cost;
-        }
-    }
-    (points, cpu)
-}
-
-/// Apple's ladder as its table states it: each rung at its average bit rate (x264 two-pass,
-/// peak at most twice the average), one whole-file encode per rung. The sizes and rates are
-/// the ones `rungs encode --ladder fixed` fitted to the master (`fixed`'s VBV caps).
-fn ffmpeg_apple(master: &Path, fixed: &EncodeReport, keyint: u32, dir: &Path) -> Vec<(f64, f64)> {
-    fixed
-        .rungs
+) -> Vec<(f64, f64)> {
+    let aspect = f64::from(width) / f64::from(height);
+    encode::ladder::apple(Codec::H264, 3840, 2160, aspect)
         .iter()
         .filter_map(|r| {
             let kbps = r.vbv?.maxrate_kbps;
+            if kbps > 4500 {
+                return None;
+            }
+            let (w, h) = if r.width > width || r.height > height {
+                (width, height)
+            } else {
+                (r.width, r.height)
+            };
             let rate = [
                 "-b:v".to_owned(),
                 format!("{kbps}k"),
@@ -270,8 +299,8 @@ fn ffmpeg_apple(master: &Path, fixed: &EncodeReport, keyint: u32, dir: &Path) ->
                 "-bufsize".to_owned(),
                 format!("{}k", 2 * kbps),
             ];
-            let out = dir.join(format!("apple-{}.mp4", r.name));
-            Some(ffmpeg_encode(master, (r.width, r.height), &rate, keyint, &out).0)
+            let out = dir.join(format!("fixed-{w}x{h}-{kbps}k.mp4"));
+            Some(ffmpeg_encode(master, (w, h), &rate, keyint, &out).0)
         })
         .collect()
 }
@@ -296,13 +325,6 @@ fn hull_gap(hull: &[(f64, f64)], rungs: &[(f64, f64)]) -> String {
     format!("{:+.2}% over {} rungs", mean.exp_m1() * 100.0, ratios.len())
 }
 
-fn bd_text(anchor: &[(f64, f64)], test: &[(f64, f64)]) -> String {
-    match bd::bd_rate(anchor, test) {
-        Ok(r) => format!("{r:+.2}%"),
-        Err(e) => format!("n/a ({e})"),
-    }
-}
-
 fn ladder_text(report: &EncodeReport) -> String {
     report
         .rungs
@@ -320,61 +342,122 @@ fn ladder_text(report: &EncodeReport) -> String {
         .join(", ")
 }
 
-fn study(label: &str, master: &Path, rules: &LadderRules, dir: &Path) {
-    let at = (master, rules);
-    let sub = dir.join(
-        label
-            .split(',')
-            .next()
-            .unwrap_or("master")
-            .replace(' ', "-"),
-    );
-    let started = std::time::Instant::now();
-    let apple = job(at, &sub, "apple", LadderChoice::Apple, chunking(None), None);
-    let per_title = job(
-        at,
-        &sub,
-        "per-title",
-        LadderChoice::PerTitle,
-        chunking(None),
-        None,
-    );
-    let shot = job(at, &sub, "shot", LadderChoice::Shot, chunking(None), None);
-    let shot_merged = job(
-        at,
-        &sub,
-        "shot-4s",
-        LadderChoice::Shot,
-        chunking(Some(4.0)),
-        None,
-    );
-    let harmonic_rules = LadderRules {
-        pooling: ladders::Pooling::Harmonic,
-        ..rules.clone()
-    };
-    let shot_harmonic = job(
-        (master, &harmonic_rules),
-        &sub,
-        "shot-harmonic",
-        LadderChoice::Shot,
-        chunking(None),
-        None,
-    );
-    let exact = job(
-        at,
-        &sub,
-        "per-title-final-probes",
-        LadderChoice::PerTitle,
-        chunking(None),
-        Some(preset()),
-    );
-    let lad = per_title.ladder.as_ref().expect("a per-title report");
-    // The candidate resolutions, as the per-title job pooled them.
-    let mut sizes: Vec<(u32, u32)> = lad
-        .title_points
+/// One clip's figures.
+struct Row {
+    clip: &'static str,
+    title_vs_fixed: Option<f64>,
+    title_vs_grid: Option<f64>,
+    shot_vs_fixed: Option<f64>,
+    shot_vs_grid: Option<f64>,
+    shot_vs_title: Option<f64>,
+    grid_vs_fixed: Option<f64>,
+    widest_step: f64,
+    narrowest_step: f64,
+    worst_drop: f64,
+    wall_ratio: f64,
+}
+
+fn bd_opt(anchor: &[(f64, f64)], test: &[(f64, f64)]) -> Option<f64> {
+    bd::bd_rate(anchor, test).ok()
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".to_owned(), |v| format!("{v:+.1}%"))
+}
+
+/// Bit-rate steps of a ladder's rungs.
+fn steps(report: &EncodeReport) -> Vec<f64> {
+    report
+        .rungs
+        .windows(2)
+        .map(|w| w[1].average_kbps / w[0].average_kbps)
+        .collect()
+}
+
+/// The ffmpeg CLI encoding `report`'s rungs (sizes, per-title CRFs, VBV caps) one after
+/// another with `threads` threads each: the cost of a ladder known in advance.
+fn ffmpeg_same_rungs(
+    master: &Path,
+    report: &EncodeReport,
+    keyint: u32,
+    dir: &Path,
+) -> benches::Cost {
+    let lad = report.ladder.as_ref().expect("a ladder report");
+    let script: Vec<String> = lad
+        .rungs
         .iter()
-        .map(|p| (p.width, p.height))
+        .map(|r| {
+            let maxrate = r.maxrate_kbps.round().max(1.0);
+            format!(
+                "ffmpeg -nostdin -v error -y -i '{}' -an -vf scale={}:{}:flags=lanczos+accurate_rnd \
+                 -pix_fmt yuv420p -c:v libx264 -preset {} -crf {} -maxrate {maxrate}k -bufsize {}k \
+                 -g {keyint} -threads {} '{}'",
+                master.display(),
+                r.width,
+                r.height,
+                preset(),
+                r.title_crf,
+                2.0 * maxrate,
+                workers(),
+                dir.join(format!("cli-{}.mp4", r.name)).display()
+            )
+        })
         .collect();
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(script.join(" && "));
+    benches::measure(&mut sh).expect("the ffmpeg CLI encodes")
+}
+
+fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
+    std::fs::create_dir_all(dir).expect("the bench folder");
+    let started = std::time::Instant::now();
+    // The default run, timed from nothing, as a child process (`RUNGS_BENCH_UNTIMED` resumes
+    // it instead, for quick studies of the decision).
+    let timed = dir.join("default");
+    let untimed = std::env::var_os("RUNGS_BENCH_UNTIMED").is_some();
+    let mut rungs_cost = None;
+    if !untimed {
+        let _ = std::fs::remove_dir_all(&timed);
+        let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+        cmd.env(CHILD, format!("{}\n{}", master.display(), timed.display()))
+            .stdout(Stdio::null());
+        rungs_cost = Some(benches::measure(&mut cmd).expect("the default encode runs"));
+    }
+    // The stages as the timed run saw them (a resumed run times only its own stages).
+    let timed_stages = std::fs::read(timed.join("report.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|r| r["stages"].clone());
+    // The same job again: everything is in its store, so this only reads its report.
+    let shot = encode::run(
+        master,
+        &timed,
+        &default_options(),
+        &AtomicBool::new(false),
+        &|_| {},
+    )
+    .expect("the default run's report");
+    let keyint = (DEFAULT_SEGMENT_SECONDS * f64::from(shot.frame_rate.num)
+        / f64::from(shot.frame_rate.den))
+    .round() as u32;
+    let costs = rungs_cost.map(|r| (r, ffmpeg_same_rungs(master, &shot, keyint, dir)));
+
+    let apple = job(master, dir, "apple", LadderChoice::Apple);
+    let per_title = job(master, dir, "per-title", LadderChoice::PerTitle);
+    // The grid is at every resolution of a 1.5x pixel step from 234p to the master, whatever
+    // sizes rungs probes.
+    let master_geometry = realset::ensure(clip)
+        .map(|g| (g.truth.width, g.truth.height))
+        .expect("the master's size");
+    let mut sizes: Vec<(u32, u32)> = ladders::title::candidate_sizes(
+        master_geometry.0,
+        master_geometry.1,
+        f64::from(master_geometry.0) / f64::from(master_geometry.1),
+        1.5,
+    )
+    .into_iter()
+    .map(|s| (s.width, s.height))
+    .collect();
     sizes.sort_unstable();
     sizes.dedup();
     let grid: Vec<Rung> = sizes
@@ -389,143 +472,306 @@ fn study(label: &str, master: &Path, rules: &LadderRules, dir: &Path) {
             })
         })
         .collect();
-    let grid_chunked = job(
-        at,
-        &sub,
-        "grid",
-        LadderChoice::Custom(grid),
-        chunking(None),
-        None,
-    );
-    let keyint = (DEFAULT_SEGMENT_SECONDS * f64::from(per_title.frame_rate.num)
-        / f64::from(per_title.frame_rate.den))
-    .round() as u32;
-    let (whole_points, whole_cpu) = ffmpeg_grid(master, &sizes, keyint, &sub);
-    let apple_rates = ffmpeg_apple(master, &apple, keyint, &sub);
-    let (hull_chunked, hull_whole) = (hull(&grid_chunked), upper(&whole_points));
-    let probe_cpu = lad.probe_encode_cpu_seconds + lad.anchor_encode_cpu_seconds;
-    let grid_cpu = grid_chunked.encode_cpu_seconds;
+    let grid_report = job(master, dir, "grid", LadderChoice::Custom(grid));
+    let master_size = master_geometry;
+    let apple_rates = cached_points(&dir.join("fixed-cli.json"), || {
+        ffmpeg_fixed(master, master_size, keyint, dir)
+    });
+    let grid_hull = hull(&grid_report);
+    let (title_rd, shot_rd) = (rd(&per_title), rd(&shot));
+
+    let all_steps: Vec<f64> = steps(&per_title).into_iter().chain(steps(&shot)).collect();
+    let worst_drop = shot
+        .rungs
+        .iter()
+        .filter_map(|r| r.vmaf.map(|v| v.mean - v.min))
+        .fold(0.0f64, f64::max);
+    let row = Row {
+        clip: clip.name,
+        title_vs_fixed: bd_opt(&apple_rates, &title_rd),
+        title_vs_grid: bd_opt(&grid_hull, &title_rd),
+        shot_vs_fixed: bd_opt(&apple_rates, &shot_rd),
+        shot_vs_grid: bd_opt(&grid_hull, &shot_rd),
+        shot_vs_title: bd_opt(&title_rd, &shot_rd),
+        grid_vs_fixed: bd_opt(&apple_rates, &grid_hull),
+        widest_step: all_steps.iter().copied().fold(0.0, f64::max),
+        narrowest_step: all_steps.iter().copied().fold(f64::INFINITY, f64::min),
+        worst_drop,
+        wall_ratio: costs.as_ref().map_or(f64::NAN, |(r, c)| {
+            r.wall.as_secs_f64() / c.wall.as_secs_f64()
+        }),
+    };
 
     println!(
-        "\n{label}: {} frames, {} chunks by default, {} with chunks >= 4 s; x264 {}; \
-         {} resolutions, grid of {} settings each; rungs from {} kbit/s",
+        "\n{} ({}; {}x{}, {} frames, {} chunks; {}): x264 {}, {} resolutions x {} CRFs in the grid",
+        clip.name,
+        clip.kinds
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        shot.rungs
+            .last()
+            .map_or(0, |r| r.width)
+            .max(per_title.rungs.last().map_or(0, |r| r.width)),
+        sizes.last().map_or(0, |s| s.1),
         per_title.frames,
         per_title.chunks,
-        shot_merged.chunks,
+        clip.licence,
         preset(),
         sizes.len(),
         GRID_CRFS.len(),
-        rules.min_kbps
     );
     for (name, r) in [
-        ("Apple fixed", &apple),
+        ("fixed (rungs, capped CRF)", &apple),
         ("per-title", &per_title),
-        ("per-title, final-preset probes", &exact),
-        ("shot", &shot),
-        ("shot, chunks >= 4 s", &shot_merged),
+        ("shot (default)", &shot),
     ] {
-        println!("  {name:<31} {}", ladder_text(r));
+        println!("  {name:<28} {}", ladder_text(r));
     }
-    println!(
-        "  {:<31} {}",
-        "grid hull, chunked",
-        hull_chunked
-            .iter()
+    let points = |p: &[(f64, f64)]| {
+        p.iter()
             .map(|(k, v)| format!("{k:.0}k/{v:.1}"))
             .collect::<Vec<_>>()
             .join(", ")
+    };
+    println!(
+        "  {:<28} {}",
+        "fixed at its rates (CLI)",
+        points(&apple_rates)
+    );
+    println!("  {:<28} {}", "grid hull", points(&grid_hull));
+    println!(
+        "  BD-rate vs fixed: per-title {}, shot {}, grid hull {} | vs grid hull: per-title {}, \
+         shot {} | shot vs per-title {}",
+        pct(row.title_vs_fixed),
+        pct(row.shot_vs_fixed),
+        pct(row.grid_vs_fixed),
+        pct(row.title_vs_grid),
+        pct(row.shot_vs_grid),
+        pct(row.shot_vs_title),
     );
     println!(
-        "  {:<31} {}",
-        "Apple at its bit rates (CLI)",
-        apple_rates
+        "  rungs' distance in bits to the grid hull at their quality: per-title {}, shot {}",
+        hull_gap(&grid_hull, &title_rd),
+        hull_gap(&grid_hull, &shot_rd)
+    );
+    println!(
+        "  steps: per-title {:?}, shot {:?}; worst mean-to-min VMAF drop of a shot rung {:.1}",
+        steps(&per_title)
             .iter()
-            .map(|(k, v)| format!("{k:.0}k/{v:.1}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .map(|x| (x * 100.0).round() / 100.0)
+            .collect::<Vec<_>>(),
+        steps(&shot)
+            .iter()
+            .map(|x| (x * 100.0).round() / 100.0)
+            .collect::<Vec<_>>(),
+        worst_drop
     );
-    println!(
-        "(a) per-title vs Apple's fixed ladder at its bit rates (whole-file two-pass): BD-rate {} \
-         (goal <= -15%); vs Apple's sizes at rungs' capped CRF 23 (`--ladder fixed`): {}",
-        bd_text(&apple_rates, &rd(&per_title)),
-        bd_text(&rd(&apple), &rd(&per_title))
-    );
-    println!(
-        "(b) per-title vs exhaustive grid hull (chunked): BD-rate {} (goal within +2%); rungs' \
-         distance in bits to the hull at their quality {}",
-        bd_text(&hull_chunked, &rd(&per_title)),
-        hull_gap(&hull_chunked, &rd(&per_title))
-    );
-    println!(
-        "    probe encode CPU {:.1} s ({} fast probes {:.1} s + {} anchors at the final preset \
-         {:.1} s) vs grid encode CPU {:.1} s: {:.1}% (goal <= 25%); probe scoring {:.1} s more",
-        probe_cpu,
-        lad.probe_encodes,
-        lad.probe_encode_cpu_seconds,
-        lad.anchor_encodes,
-        lad.anchor_encode_cpu_seconds,
-        grid_cpu,
-        100.0 * probe_cpu / grid_cpu.max(1e-9),
-        lad.probe_score_cpu_seconds + lad.anchor_score_cpu_seconds
-    );
-    let exact_cpu = exact
-        .ladder
-        .as_ref()
-        .map_or(0.0, |l| l.probe_encode_cpu_seconds);
-    println!(
-        "    per-title decided on probes at the final preset instead: BD-rate {} vs the grid \
-         hull, {} vs fast probes with anchors; probe encode CPU {:.1} s, {:.1}% of the grid's",
-        bd_text(&hull_chunked, &rd(&exact)),
-        bd_text(&rd(&exact), &rd(&per_title)),
-        exact_cpu,
-        100.0 * exact_cpu / grid_cpu.max(1e-9)
-    );
-    for (name, r) in [
-        ("per-title", &per_title),
-        ("per-title, final-preset probes", &exact),
-        ("shot", &shot),
-    ] {
-        let l = r.ladder.as_ref().expect("a ladder report");
-        let worst = |f: &dyn Fn(&encode::DecidedRungReport) -> f64| {
-            l.rungs.iter().map(f).fold(0.0f64, |a, b| a.max(b.abs()))
+    // How well the (corrected) probes predicted each resolution's final-preset curve: the
+    // BD-rate of the predicted curve against the grid's encodes at that size. Resolutions
+    // mispredicted unevenly are picked wrongly.
+    let predicted = |report: &EncodeReport| -> String {
+        let Some(l) = &report.ladder else {
+            return "n/a".into();
         };
+        sizes
+            .iter()
+            .map(|&(w, h)| {
+                let mut pred: Vec<(f64, f64)> = l
+                    .title_points
+                    .iter()
+                    .filter(|p| (p.width, p.height) == (w, h))
+                    .map(|p| (p.kbps, p.vmaf_mean))
+                    .collect();
+                pred.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let real: Vec<(f64, f64)> = grid_report
+                    .rungs
+                    .iter()
+                    .filter(|r| (r.width, r.height) == (w, h))
+                    .filter_map(|r| r.vmaf.map(|v| (r.average_kbps, v.mean)))
+                    .collect();
+                format!("{h}p {}", pct(bd_opt(&real, &pred)))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  prediction vs the grid at each size (BD-rate of the predicted curve): per-title {}",
+        predicted(&per_title)
+    );
+    for (name, r) in [("per-title", &per_title), ("shot", &shot)] {
+        if let Some(l) = &r.ladder {
+            let worst = |f: &dyn Fn(&encode::DecidedRungReport) -> f64| {
+                l.rungs.iter().map(f).fold(0.0f64, |a, b| a.max(b.abs()))
+            };
+            println!(
+                "  {name}: prediction vs final encode, worst |kbps error| {:.1}%, worst |VMAF error| {:.2}",
+                100.0 * worst(&|r| r.kbps_error),
+                worst(&|r| r.vmaf_error.unwrap_or(0.0))
+            );
+        }
+    }
+    let sampled: Vec<String> = [2u64, 4, 8]
+        .iter()
+        .map(|&k| {
+            let (worst, mean) = sampling_error(&grid_report, k);
+            format!("1 in {k}: worst {worst:.2}, mean {mean:.3}")
+        })
+        .collect();
+    println!(
+        "  pooled VMAF error of scoring one frame in N, over the {} grid encodes: {}",
+        grid_report.rungs.len(),
+        sampled.join("; ")
+    );
+    if let Some(l) = &shot.ladder {
+        for n in &l.notes {
+            println!("  note: {n}");
+        }
+    }
+    if let Some((rungs_cost, cli_cost)) = &costs {
         println!(
-            "    {name}: prediction vs final encode, worst |kbps error| {:.1}%, worst |VMAF \
-             error| {:.2}",
-            100.0 * worst(&|r| r.kbps_error),
-            worst(&|r| r.vmaf_error.unwrap_or(0.0))
+            "  default run {:.1} s wall, {:.1} s CPU; ffmpeg CLI, the same {} rungs one after \
+             another ({} threads): {:.1} s wall, {:.1} s CPU; wall ratio {:.2} (goal <= 2.5)",
+            rungs_cost.wall.as_secs_f64(),
+            rungs_cost.cpu.as_secs_f64(),
+            shot.rungs.len(),
+            workers(),
+            cli_cost.wall.as_secs_f64(),
+            cli_cost.cpu.as_secs_f64(),
+            row.wall_ratio
         );
     }
-    println!(
-        "(c) shot-level vs per-title, same chunks: BD-rate {} (goal <= -4%)",
-        bd_text(&rd(&per_title), &rd(&shot))
-    );
-    println!(
-        "(d) chunking overhead, grid hull chunked (rungs) vs whole file (ffmpeg CLI, {:.0} s of \
-         encode CPU against rungs' {:.0} s): BD-rate {}",
-        whole_cpu,
-        grid_cpu,
-        bd_text(&hull_whole, &hull_chunked)
-    );
-    for (name, r) in [
-        ("per-title", &per_title),
-        ("shot", &shot),
-        ("shot, chunks >= 4 s", &shot_merged),
-    ] {
+    if let Some(stages) = timed_stages.as_ref().and_then(|s| s.as_array()) {
+        let text: Vec<String> = stages
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {:.1}/{:.1}",
+                    s["stage"].as_str().unwrap_or("?"),
+                    s["wall_seconds"].as_f64().unwrap_or(0.0),
+                    s["cpu_seconds"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
         println!(
-            "    {name} vs whole-file grid hull: BD-rate {} (goal for shot: <= 0%)",
-            bd_text(&hull_whole, &rd(r))
+            "  stages of the default run (wall/CPU s): {}",
+            text.join(", ")
         );
     }
-    println!(
-        "    shot, chunks >= 4 s vs per-title: BD-rate {}",
-        bd_text(&rd(&per_title), &rd(&shot_merged))
-    );
-    println!(
-        "(pooling) in harmonic-mean VMAF against per-title: shot pooling the mean {}, shot \
-         pooling the harmonic mean {}",
-        bd_text(&rd_harmonic(&per_title), &rd_harmonic(&shot)),
-        bd_text(&rd_harmonic(&per_title), &rd_harmonic(&shot_harmonic))
-    );
+    if let Some(l) = &shot.ladder {
+        println!(
+            "  CPU: probe encodes {:.1} s, probe scoring {:.1} s, anchors {:.1} s + {:.1} s \
+             scoring, final encodes {:.1} s",
+            l.probe_encode_cpu_seconds,
+            l.probe_score_cpu_seconds,
+            l.anchor_encode_cpu_seconds,
+            l.anchor_score_cpu_seconds,
+            l.final_encode_cpu_seconds
+        );
+    }
     println!("  ({:.0} s)", started.elapsed().as_secs_f64());
+    row
+}
+
+/// What scoring one frame in `every` costs in pooled accuracy, on the grid's encodes (whose
+/// every frame was scored): per chunk, the probes' samples held to the frames between them,
+/// as the probe task does. The worst and the mean |error| of the pooled mean VMAF.
+fn sampling_error(grid: &EncodeReport, every: u64) -> (f64, f64) {
+    let mut errors = Vec::new();
+    for r in &grid.rungs {
+        let Some(per_frame) = &r.per_frame_vmaf else {
+            continue;
+        };
+        let mut held = Vec::with_capacity(per_frame.len());
+        for c in &r.chunks {
+            let start = c.start_frame as usize;
+            let Some(frames) = per_frame.get(start..start + c.frames as usize) else {
+                continue;
+            };
+            let at = workers::probe::sampled_frames(c.frames, every);
+            let values: Vec<f64> = at.iter().map(|&f| frames[f as usize]).collect();
+            held.extend(workers::probe::hold(&at, &values, c.frames));
+        }
+        if held.len() == per_frame.len() && !held.is_empty() {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            errors.push((mean(&held) - mean(per_frame)).abs());
+        }
+    }
+    let worst = errors.iter().copied().fold(0.0, f64::max);
+    let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+    (worst, mean)
+}
+
+/// Points computed once and kept in `path`.
+fn cached_points(path: &Path, make: impl FnOnce() -> Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    if let Some(p) = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<(f64, f64)>>(&b).ok())
+    {
+        return p;
+    }
+    let p = make();
+    std::fs::write(path, serde_json::to_vec(&p).expect("points serialise")).expect("the cache");
+    p
+}
+
+/// The worst clip for each figure.
+fn summary(rows: &[Row]) {
+    if rows.is_empty() {
+        println!("no clip was measured");
+        return;
+    }
+    let worst = |f: &dyn Fn(&Row) -> Option<f64>| -> String {
+        rows.iter()
+            .filter_map(|r| f(r).map(|v| (v, r.clip)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or_else(|| "n/a".into(), |(v, c)| format!("{v:+.1}% ({c})"))
+    };
+    println!(
+        "\nworst of {} clips: per-title vs fixed {} | shot vs fixed {} | per-title vs grid {} | \
+         shot vs grid {} | shot vs per-title {}",
+        rows.len(),
+        worst(&|r| r.title_vs_fixed),
+        worst(&|r| r.shot_vs_fixed),
+        worst(&|r| r.title_vs_grid),
+        worst(&|r| r.shot_vs_grid),
+        worst(&|r| r.shot_vs_title),
+    );
+    // The largest (or with `low`, the smallest) finite value of a figure, with its clip.
+    let extreme = |f: &dyn Fn(&Row) -> f64, low: bool, unit: &str| -> String {
+        rows.iter()
+            .map(|r| (f(r), r.clip))
+            .filter(|(v, _)| v.is_finite())
+            .max_by(|a, b| {
+                if low {
+                    b.0.total_cmp(&a.0)
+                } else {
+                    a.0.total_cmp(&b.0)
+                }
+            })
+            .map_or_else(|| "n/a".into(), |(v, c)| format!("{v:.2}{unit} ({c})"))
+    };
+    println!(
+        "worst: widest step {}, narrowest step {}, mean-to-min VMAF drop {}, wall ratio to the \
+         CLI {}",
+        extreme(&|r| r.widest_step, false, "x"),
+        extreme(&|r| r.narrowest_step, true, "x"),
+        extreme(&|r| r.worst_drop, false, ""),
+        extreme(&|r| r.wall_ratio, false, "x"),
+    );
+    let fixed_goal = rows
+        .iter()
+        .filter(|r| r.grid_vs_fixed.is_some_and(|g| g <= -10.0))
+        .filter(|r| r.title_vs_fixed.is_none_or(|t| t > -8.0))
+        .map(|r| r.clip)
+        .collect::<Vec<_>>();
+    println!(
+        "clips where the grid hull beats fixed by 10% or more but per-title does not by 8%: {}",
+        if fixed_goal.is_empty() {
+            "none".to_owned()
+        } else {
+            fixed_goal.join(", ")
+        }
+    );
 }

@@ -125,7 +125,8 @@ fn child(spec: &str) {
     };
     let options = MeasureOptions {
         threads: threads.parse().expect("threads"),
-        extras: extras == "1",
+        psnr: extras == "1",
+        ssim: extras == "1",
         per_frame: true,
         ..MeasureOptions::default()
     };

@@ -84,13 +84,17 @@ pub fn candidate_sizes(width: u32, height: u32, aspect: f64, pixel_step: f64) ->
     out
 }
 
+/// The default bit-rate step between rungs: between Apple's 1.5 and 2, in the middle in log
+/// terms.
+pub const DEFAULT_STEP: f64 = 1.75;
+
 /// How rungs are spaced along the hull.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "by", content = "step")]
 pub enum Spacing {
     /// About this many VMAF points apart (at least this many, evenly over the range).
     Vmaf(f64),
-    /// Bit rates at least this ratio apart (evenly in log-rate over the range).
+    /// Bit rates about this ratio apart (evenly in log-rate over the range, never wider).
     Bitrate(f64),
 }
 
@@ -115,6 +119,9 @@ pub struct LadderRules {
     /// up to `rungs` in all, so that players switch in small steps (Apple's HLS authoring
     /// guideline keeps neighbours 1.5 to 2 times apart). `inf` adds none.
     pub max_ratio: f64,
+    /// The narrowest bit-rate step between neighbouring rungs: closer rungs cost storage and
+    /// encodes and give players no useful choice.
+    pub min_ratio: f64,
     /// The highest peak (VBV maximum rate) over average bit rate of a rung.
     pub peak_ratio: f64,
     /// How per-frame VMAF pools.
@@ -124,6 +131,9 @@ pub struct LadderRules {
     pub shot_target: ShotTarget,
     /// The codec (`h264`, `hevc`, `av1`, `vp9`); the command line's by default.
     pub codec: Option<String>,
+    /// Candidate resolutions step by about this factor in pixel count, from about 234p up to
+    /// the master: fewer candidates probe faster, more find the best resolution more finely.
+    pub size_step: f64,
 }
 
 /// What a shot-level rung aims at, taken from its per-title rung.
@@ -145,12 +155,14 @@ impl Default for LadderRules {
             max_kbps: 8000.0,
             top_height: None,
             top_vmaf: 95.0,
-            spacing: Spacing::Vmaf(6.0),
+            spacing: Spacing::Bitrate(DEFAULT_STEP),
             max_ratio: 2.0,
+            min_ratio: 1.5,
             peak_ratio: 2.0,
             pooling: Pooling::Mean,
             shot_target: ShotTarget::Bitrate,
             codec: None,
+            size_step: 1.5,
         }
     }
 }
@@ -200,8 +212,23 @@ impl LadderRules {
                 self.max_ratio
             ));
         }
+        if !(self.min_ratio.is_finite()
+            && self.min_ratio >= 1.0
+            && self.min_ratio <= self.max_ratio)
+        {
+            return Err(format!(
+                "min_ratio = {} (expected 1 <= min_ratio <= max_ratio = {})",
+                self.min_ratio, self.max_ratio
+            ));
+        }
         if !(self.peak_ratio.is_finite() && self.peak_ratio >= 1.0) {
             return Err(format!("peak_ratio = {} (expected >= 1)", self.peak_ratio));
+        }
+        if !(1.2..=4.0).contains(&self.size_step) {
+            return Err(format!(
+                "size_step = {} (expected 1.2 <= step <= 4)",
+                self.size_step
+            ));
         }
         if self.top_height == Some(0) {
             return Err("top_height = 0 (expected a positive height)".into());
@@ -252,6 +279,9 @@ pub struct TitleDecision {
     pub hull: Vec<usize>,
     /// The chosen rungs, lowest first.
     pub rungs: Vec<TitleRung>,
+    /// Where the ladder could not follow the rules (a step wider than `max_ratio`, and why).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Why no ladder could be decided.
@@ -338,24 +368,30 @@ pub fn decide(
         .collect();
     let hull: Vec<usize> = hull::upper(&xy).into_iter().map(|k| allowed[k]).collect();
     let stairs: Vec<usize> = hull::rising(&xy).into_iter().map(|k| allowed[k]).collect();
-    let rungs = place(&points, &hull, &stairs, rules)?;
+    let (rungs, notes) = place(&points, &hull, &stairs, rules)?;
     Ok(TitleDecision {
         points,
         hull,
         rungs,
+        notes,
     })
 }
 
-/// Places the rungs: the ends on the hull, the rest at even steps of the spacing between them,
-/// then more inside bit-rate steps wider than `max_ratio`. A rung takes the best point at its
-/// rate (`stairs`, the rising staircase): a hull point, or where the hull jumps between
-/// resolutions (a chord no single setting reaches) the best setting under the chord.
+/// Places the rungs for viewers: the bottom at the hull point nearest above `min_kbps` (what a
+/// poor network sustains), the top where the hull reaches `top_vmaf` (or at `max_kbps`), and
+/// between them rungs evenly spread in log bit rate (`Spacing::Bitrate`, neighbours about
+/// `step` apart) or in VMAF (`Spacing::Vmaf`), never fewer than keep every step within
+/// `max_ratio` and never more than keep them `min_ratio` apart, within the `rungs` cap. Steps
+/// still wider than `max_ratio` (the best point near a target may lie off it) get rungs inside,
+/// widest first, while the cap allows; what remains is said in the notes. A rung takes the best
+/// point at its rate (`stairs`, the rising staircase): a hull point, or where the hull jumps
+/// between resolutions (a chord no single setting reaches) the best setting under the chord.
 fn place(
     points: &[TitlePoint],
     hull: &[usize],
     stairs: &[usize],
     rules: &LadderRules,
-) -> Result<Vec<TitleRung>, DecideError> {
+) -> Result<(Vec<TitleRung>, Vec<String>), DecideError> {
     let in_range: Vec<&TitlePoint> = hull
         .iter()
         .map(|&i| &points[i])
@@ -377,13 +413,16 @@ fn place(
         .iter()
         .position(|p| p.quality >= rules.top_vmaf)
         .unwrap_or(usable.len() - 1);
-    let (bottom, top) = (usable[0], usable[top]);
-    // The hull's ends bound the staircase, which holds them.
+    let top = usable[top];
+    // The staircase between the floor and the top; the bottom rung is its point nearest above
+    // the floor (a chord point can sit closer to it than any hull point).
     let candidates: Vec<&TitlePoint> = stairs
         .iter()
         .map(|&i| &points[i])
-        .filter(|p| p.kbps >= bottom.kbps && p.kbps <= top.kbps)
+        .filter(|p| p.kbps <= top.kbps && (p.kbps >= rules.min_kbps || std::ptr::eq(*p, usable[0])))
         .collect();
+    let bottom = candidates.first().copied().unwrap_or(usable[0]);
+    let mut notes = Vec::new();
     // The candidate nearest to `target` by `key` among those `inside` a rate range.
     let nearest = |target: f64, key: fn(&TitlePoint) -> f64, inside: &dyn Fn(f64) -> bool| {
         candidates
@@ -392,22 +431,57 @@ fn place(
             .min_by(|a, b| (key(a) - target).abs().total_cmp(&(key(b) - target).abs()))
             .copied()
     };
-    // Targets evenly spread between the ends, as many as the spacing allows.
-    let (key, span, min_step): (fn(&TitlePoint) -> f64, f64, f64) = match rules.spacing {
-        Spacing::Vmaf(s) => (|p| p.quality, top.quality - bottom.quality, s),
-        Spacing::Bitrate(r) => (|p| p.kbps.ln(), (top.kbps / bottom.kbps).ln(), r.ln()),
-    };
-    let n = ((span / min_step).floor() as usize + 1).clamp(1, rules.rungs);
-    let mut chosen: Vec<&TitlePoint> = Vec::new();
-    for k in 0..n {
-        let target = if n == 1 {
-            key(top)
+    let span = (top.kbps / bottom.kbps).ln().max(0.0);
+    let steps_within = |ratio: f64| -> usize {
+        if ratio.is_finite() && ratio > 1.0 {
+            (span / ratio.ln() - 1e-9).ceil().max(0.0) as usize + 1
         } else {
-            key(bottom) + span * k as f64 / (n - 1) as f64
-        };
-        let best = nearest(target, key, &|_| true).unwrap_or(top);
-        if chosen.last().is_none_or(|l| !std::ptr::eq(*l, best)) {
-            chosen.push(best);
+            1
+        }
+    };
+    let needed = steps_within(rules.max_ratio);
+    let most = if rules.min_ratio > 1.0 {
+        (span / rules.min_ratio.ln() + 1e-9).floor() as usize + 1
+    } else {
+        usize::MAX
+    };
+    // A bit-rate spacing places enough rungs for `max_ratio` from the start; a VMAF spacing
+    // places its own, and steps too wide in bits are split below.
+    let (key, mut n): (fn(&TitlePoint) -> f64, usize) = match rules.spacing {
+        Spacing::Bitrate(step) => (
+            |p| p.kbps.ln(),
+            steps_within(step).max(needed).min(most.max(needed)),
+        ),
+        Spacing::Vmaf(step) => (
+            |p| p.quality,
+            ((top.quality - bottom.quality) / step).floor().max(0.0) as usize + 1,
+        ),
+    };
+    if needed > rules.rungs {
+        notes.push(format!(
+            "the rules allow {} rungs; {} would keep every step within max_ratio = {} from {:.0} \
+             to {:.0} kbit/s",
+            rules.rungs, needed, rules.max_ratio, bottom.kbps, top.kbps
+        ));
+    }
+    n = n.min(rules.rungs);
+    let mut chosen: Vec<&TitlePoint> = Vec::new();
+    if std::ptr::eq(bottom, top) || n <= 1 {
+        chosen.push(top);
+    } else {
+        let (k0, k1) = (key(bottom), key(top));
+        for k in 0..n {
+            let target = k0 + (k1 - k0) * k as f64 / (n - 1) as f64;
+            let best = if k == 0 {
+                bottom
+            } else if k == n - 1 {
+                top
+            } else {
+                nearest(target, key, &|_| true).unwrap_or(top)
+            };
+            if chosen.last().is_none_or(|l| l.kbps < best.kbps) {
+                chosen.push(best);
+            }
         }
     }
     // Split the widest bit-rate step first, into as many parts as `max_ratio` needs: the rung
@@ -423,36 +497,45 @@ fn place(
             })
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let Some((k, ratio)) = widest else { break };
-        let mut parts = (ratio.ln() / rules.max_ratio.ln()).ceil().max(2.0);
-        if let Spacing::Bitrate(floor) = rules.spacing {
-            // Not into parts closer than the spacing asks.
-            parts = parts.min((ratio.ln() / floor.ln()).floor());
-        }
+        let parts = (ratio.ln() / rules.max_ratio.ln()).ceil().max(2.0);
         let (lo, hi) = (chosen[k].kbps, chosen[k + 1].kbps);
         let target = lo.ln() + ratio.ln() / parts;
         let inside = |kbps: f64| {
             kbps > lo
                 && kbps < hi
-                && match rules.spacing {
-                    Spacing::Bitrate(floor) => kbps / lo >= floor && hi / kbps >= floor,
-                    Spacing::Vmaf(_) => true,
-                }
+                && (rules.min_ratio <= 1.0
+                    || (kbps / lo >= rules.min_ratio.min(ratio.sqrt())
+                        && hi / kbps >= rules.min_ratio.min(ratio.sqrt())))
         };
-        match (parts >= 2.0)
-            .then(|| nearest(target, |p| p.kbps.ln(), &inside))
-            .flatten()
-        {
+        match nearest(target, |p| p.kbps.ln(), &inside) {
             Some(p) => chosen.insert(k + 1, p),
             None => unsplittable.push(lo),
         }
     }
-    Ok(chosen
+    for w in chosen.windows(2) {
+        let ratio = w[1].kbps / w[0].kbps;
+        if ratio > rules.max_ratio * (1.0 + 1e-9) {
+            notes.push(format!(
+                "the step from {:.0} to {:.0} kbit/s is {ratio:.2}x, above max_ratio = {}: {}",
+                w[0].kbps,
+                w[1].kbps,
+                rules.max_ratio,
+                if chosen.len() >= rules.rungs {
+                    "the rung cap is reached"
+                } else {
+                    "no probed point lies inside it"
+                }
+            ));
+        }
+    }
+    let rungs = chosen
         .into_iter()
         .map(|p| TitleRung {
             point: *p,
             maxrate_kbps: p.kbps * rules.peak_ratio,
         })
-        .collect())
+        .collect();
+    Ok((rungs, notes))
 }
 
 /// The shot-level target of a rung decided per title.
@@ -563,13 +646,14 @@ mod tests {
                 "{p:?}: {chord}"
             );
         }
-        // By the spacing alone, about 6 VMAF apart.
+        // By a VMAF spacing alone, about 6 VMAF apart.
         let spaced = LadderRules {
+            spacing: Spacing::Vmaf(6.0),
             max_ratio: f64::INFINITY,
+            min_ratio: 1.0,
             ..Default::default()
         };
         let d = decide(&chunks, 25.0, &spaced).unwrap();
-        assert!(d.rungs.len() <= r.len());
         for w in d.rungs.windows(2) {
             assert!(
                 w[1].point.quality - w[0].point.quality >= 6.0 - 1.5,
@@ -612,6 +696,7 @@ mod tests {
             min_kbps: 150.0,
             spacing: Spacing::Vmaf(15.0),
             rungs: 10,
+            min_ratio: 1.0,
             ..Default::default()
         };
         let spaced = rate(&LadderRules {
@@ -634,14 +719,55 @@ mod tests {
             ..base.clone()
         });
         assert_eq!(capped.len(), spaced.len() + 1);
-        // A bit-rate spacing is a floor that splitting keeps, even under a tighter max_ratio.
-        let by_rate = rate(&LadderRules {
-            spacing: Spacing::Bitrate(1.8),
-            max_ratio: 1.5,
-            ..base
-        });
-        // (The spacing's own rungs are the points nearest to even steps: about 1.8 apart.)
-        assert!(ratios(&by_rate).iter().all(|&x| x >= 1.7), "{by_rate:?}");
+    }
+
+    #[test]
+    fn default_rungs_are_spaced_for_viewers_from_the_floor_to_the_top() {
+        let chunks = vec![probes(1.0, 50), probes(2.0, 75)];
+        let rules = LadderRules::default();
+        let d = decide(&chunks, 25.0, &rules).unwrap();
+        let r: Vec<&TitlePoint> = d.rungs.iter().map(|r| &r.point).collect();
+        assert!(r.len() >= 3, "{r:?}");
+        // The bottom is the staircase point nearest above the floor; the top reaches the target.
+        let stairs_below = d
+            .points
+            .iter()
+            .filter(|p| p.kbps >= rules.min_kbps && p.kbps < r[0].kbps)
+            .filter(|p| p.quality > r[0].quality)
+            .count();
+        assert_eq!(stairs_below, 0, "{:?}", r[0]);
+        assert!(r[0].kbps >= rules.min_kbps);
+        assert!(r.last().unwrap().quality >= rules.top_vmaf);
+        for w in r.windows(2) {
+            let ratio = w[1].kbps / w[0].kbps;
+            assert!((1.4..=2.0 + 1e-9).contains(&ratio), "{ratio}: {w:?}");
+        }
+        assert!(d.notes.is_empty(), "{:?}", d.notes);
+        // Too few rungs for the span: the steps widen and the notes say why.
+        let few = LadderRules {
+            rungs: 2,
+            ..Default::default()
+        };
+        let d = decide(&chunks, 25.0, &few).unwrap();
+        assert_eq!(d.rungs.len(), 2);
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.contains("the rules allow 2 rungs")),
+            "{:?}",
+            d.notes
+        );
+        // A narrower step gives more rungs, never closer than min_ratio.
+        let dense = LadderRules {
+            spacing: Spacing::Bitrate(1.5),
+            rungs: 20,
+            ..Default::default()
+        };
+        let n_dense = decide(&chunks, 25.0, &dense).unwrap().rungs;
+        assert!(n_dense.len() > r.len(), "{} vs {}", n_dense.len(), r.len());
+        for w in n_dense.windows(2) {
+            assert!(w[1].point.kbps / w[0].point.kbps >= 1.3, "{w:?}");
+        }
     }
 
     #[test]
@@ -663,9 +789,40 @@ mod tests {
             ("peak_ratio = 0.5", "peak_ratio"),
             ("max_ratio = 1", "max_ratio"),
             ("max_ratio = nan", "max_ratio"),
+            ("min_ratio = 3", "min_ratio"),
         ] {
             let e = LadderRules::from_toml(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn steps_stay_within_the_rules_or_the_notes_say_why(
+            difficulty in 0.05f64..8.0,
+            second in 0.05f64..8.0,
+            min_kbps in 20.0f64..600.0,
+            rungs in 2usize..10,
+            step in 1.5f64..2.0,
+        ) {
+            let chunks = vec![probes(difficulty, 40), probes(second, 60)];
+            let rules = LadderRules {
+                min_kbps,
+                rungs,
+                spacing: Spacing::Bitrate(step),
+                ..Default::default()
+            };
+            let d = decide(&chunks, 25.0, &rules).unwrap();
+            proptest::prop_assert!(!d.rungs.is_empty() && d.rungs.len() <= rungs);
+            for w in d.rungs.windows(2) {
+                let (a, b) = (&w[0].point, &w[1].point);
+                proptest::prop_assert!(b.kbps > a.kbps && b.quality > a.quality, "{:?}", w);
+                if b.kbps / a.kbps > rules.max_ratio * (1.0 + 1e-9) {
+                    proptest::prop_assert!(!d.notes.is_empty(), "{:?} without a note", w);
+                }
+            }
+            proptest::prop_assert!(d.rungs.iter().all(|r| r.point.kbps <= rules.max_kbps));
         }
     }
 }

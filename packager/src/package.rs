@@ -153,6 +153,8 @@ pub struct Packaged {
     pub bytes: u64,
     /// Repairs made to the inputs, each with its file and line.
     pub warnings: Vec<String>,
+    /// CPU seconds of the calling thread spent on thumbnails.
+    pub thumbnails_cpu_seconds: f64,
 }
 
 /// A rendition's packets, read once to find its keyframes.
@@ -269,6 +271,7 @@ pub fn package(
         )?;
         text.push(track);
     }
+    let thumbnails_started = workers::probe::thread_cpu_seconds();
     let thumbnails = match &sources.thumbnails {
         Some((master, origin)) => Some(thumbnails::make(
             master,
@@ -279,6 +282,7 @@ pub fn package(
         )?),
         None => None,
     };
+    let thumbnails_cpu_seconds = workers::probe::thread_cpu_seconds() - thumbnails_started;
     let presentation = Presentation {
         duration,
         video,
@@ -305,6 +309,7 @@ pub fn package(
         files: out.files,
         bytes: out.bytes,
         warnings,
+        thumbnails_cpu_seconds,
     })
 }
 

@@ -167,6 +167,7 @@ pub fn check_options(options: &EncodeOptions) -> Result<(), EncodeJobError> {
         origin_seconds: 0.0,
         audio: Vec::new(),
         audio_duration_seconds: None,
+        spent: job::Spent::default(),
     };
     job::derive(options, &plan).map(drop)
 }

@@ -333,7 +333,7 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
         .args(["--url", &format!("file://{}", page.display())])
         .args([
             "--count",
-            "circle.pt,path.rung,polyline.vmaf-line,rect.bar.crf,rect.bar.kbps,polyline.hull,div.shot,tr.rung-row",
+            "circle.pt,path.rung,polyline.vmaf-line,rect.bar.crf,rect.bar.kbps,polyline.hull,div.shot,tr.rung-row,tr.stage-row",
         ])
         .args(["--screenshot", arg(&shot_png)])
         .output()
@@ -355,6 +355,24 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
     assert_eq!(n("rect.bar.kbps"), rungs * chunks, "{seen}");
     assert_eq!(n("polyline.hull"), 1, "{seen}");
     assert_eq!(n("div.shot"), chunks, "{seen}");
+    // Where the time went: a row per stage the report timed.
+    let stages = shot["stages"].as_array().unwrap();
+    assert_eq!(n("tr.stage-row"), stages.len(), "{seen}");
+    let names: Vec<&str> = stages.iter().filter_map(|s| s["stage"].as_str()).collect();
+    for want in [
+        "plan",
+        "probe encode",
+        "probe score",
+        "final encode",
+        "measurement",
+        "packaging",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    for s in stages {
+        assert!(s["cpu_seconds"].as_f64().unwrap() >= 0.0, "{s}");
+        assert!(s["wall_seconds"].as_f64().unwrap() >= 0.0, "{s}");
+    }
     assert!(seen["errors"].as_array().unwrap().is_empty(), "{seen}");
     assert!(
         seen["requests"].as_array().unwrap().is_empty(),

@@ -82,6 +82,17 @@ fn the_report_has_pooled_metrics_and_frames_only_when_asked() {
     // The first frame has no motion; VMAF is the same with or without the extras.
     assert_eq!(frames[0]["motion2"], 0.0);
     assert_eq!(only["pooled"]["vmaf"], json["pooled"]["vmaf"]);
+    // `--features` picks them one by one; `vmaf` alone is `--vmaf-only`.
+    let by_list = score(
+        &p.reference,
+        &p.distorted,
+        &["--features", "vmaf", "--per-frame"],
+    );
+    assert_eq!(by_list["pooled"], only["pooled"]);
+    assert_eq!(by_list["per_frame"], only["per_frame"]);
+    let psnr = score(&p.reference, &p.distorted, &["--features", "vmaf,psnr"]);
+    assert!(psnr["pooled"].get("psnr_y").is_some() && psnr["pooled"].get("ssim").is_none());
+    assert_eq!(psnr["pooled"]["vmaf"], json["pooled"]["vmaf"]);
 }
 
 #[test]

@@ -57,6 +57,10 @@ pub struct Options {
     pub vif_gain_limit: f64,
     /// Enhancement gain limit of ADM (libvmaf's `adm_enhn_gain_limit`, 1 to 100).
     pub adm_gain_limit: f64,
+    /// Low-pass the reference for the motion feature. Off when the caller tracks motion
+    /// itself with a [`Motion`] (it depends on the reference alone, so one track serves every
+    /// distorted version of it).
+    pub motion: bool,
 }
 
 impl Default for Options {
@@ -66,6 +70,7 @@ impl Default for Options {
             ssim: false,
             vif_gain_limit: vif::DEFAULT_VIF_ENHN_GAIN_LIMIT,
             adm_gain_limit: adm::DEFAULT_ADM_ENHN_GAIN_LIMIT,
+            motion: true,
         }
     }
 }
@@ -208,7 +213,9 @@ fn features<T: picture::Sample>(
 ) -> (VifScales, AdmScales) {
     let vif = vif::compute(r, d, bpc, &tables.log2, options.vif_gain_limit, &mut ws.vif);
     let adm = adm::compute(r, d, bpc, options.adm_gain_limit, &tables.div, &mut ws.adm);
-    motion::blur(ws.isa, r, bpc, &mut ws.blur_rows, blur);
+    if options.motion {
+        motion::blur(ws.isa, r, bpc, &mut ws.blur_rows, blur);
+    }
     (vif, adm)
 }
 
@@ -313,25 +320,80 @@ impl Temporal {
     }
 
     fn score(&self, p: &Pending, motion2: f64) -> FrameScore {
-        let s = &p.spatial;
-        let vif = [0, 1, 2, 3].map(|i| s.vif.score(i));
-        let adm2 = s.adm.adm2(s.width, s.height);
-        let vmaf = self.model.predict(|f| match f {
-            Feature::Adm2 => adm2,
-            Feature::Motion2 => motion2,
-            Feature::Vif(i) => vif[i],
-        });
-        FrameScore {
-            frame: p.frame,
-            vmaf,
-            vif,
-            adm2,
-            adm: [0, 1, 2, 3].map(|i| s.adm.score(i)),
-            motion: p.motion,
-            motion2,
-            psnr: s.psnr,
-            ssim: s.ssim,
+        predict(&self.model, &p.spatial, p.frame, p.motion, motion2)
+    }
+}
+
+/// The scores of frame `frame` from its spatial features and its motion features (as a
+/// [`Motion`] track gives them): what [`Temporal`] computes, for callers that score only some
+/// frames.
+pub fn predict(model: &Model, s: &Spatial, frame: u64, motion: f64, motion2: f64) -> FrameScore {
+    let vif = [0, 1, 2, 3].map(|i| s.vif.score(i));
+    let adm2 = s.adm.adm2(s.width, s.height);
+    let vmaf = model.predict(|f| match f {
+        Feature::Adm2 => adm2,
+        Feature::Motion2 => motion2,
+        Feature::Vif(i) => vif[i],
+    });
+    FrameScore {
+        frame,
+        vmaf,
+        vif,
+        adm2,
+        adm: [0, 1, 2, 3].map(|i| s.adm.score(i)),
+        motion,
+        motion2,
+        psnr: s.psnr,
+        ssim: s.ssim,
+    }
+}
+
+/// The motion feature of a reference, frame by frame: it depends on the reference alone, so
+/// one track serves every distorted version scored against it.
+#[derive(Default)]
+pub struct Motion {
+    rows: kernels::LowPassRow,
+    previous: Vec<u16>,
+    current: Vec<u16>,
+    size: Option<(usize, usize)>,
+    frames: u64,
+}
+
+impl Motion {
+    /// A track with no frame yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next reference frame; returns its `motion` (the mean absolute difference of
+    /// its low-passed luma to the previous frame's, 0 for the first frame). A frame's
+    /// `motion2` is the smaller of its own `motion` and the next frame's, or its own for the
+    /// last frame, and 0 for the first.
+    pub fn push(&mut self, reference: &Picture<'_>) -> Result<f64, Error> {
+        let (w, h) = (reference.width(), reference.height());
+        if self.size.is_some_and(|s| s != (w, h)) {
+            return Err(Error::Mismatch {
+                what: format!(
+                    "frame {} is {w}x{h}, unlike the frames before it",
+                    self.frames
+                ),
+            });
         }
+        let isa = kernels::Isa::detect();
+        let bpc = u32::from(reference.bit_depth());
+        std::mem::swap(&mut self.previous, &mut self.current);
+        match reference.luma() {
+            Plane::U8(r) => motion::blur(isa, &r, bpc, &mut self.rows, &mut self.current),
+            Plane::U16(r) => motion::blur(isa, &r, bpc, &mut self.rows, &mut self.current),
+        }
+        let m = if self.frames == 0 {
+            0.0
+        } else {
+            motion::sad_score(&self.previous, &self.current, w, h)
+        };
+        self.size = Some((w, h));
+        self.frames += 1;
+        Ok(m)
     }
 }
 
@@ -473,5 +535,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_shared_motion_track_scores_like_temporal() {
+        let (w, h) = (96, 64);
+        let frames: Vec<(Vec<u8>, Vec<u8>)> = (0..6u64)
+            .map(|k| {
+                let (r, d) = pair(w, h, 255, 11 + 7 * k);
+                (
+                    r.iter().map(|&v| v as u8).collect(),
+                    d.iter().map(|&v| v as u8).collect(),
+                )
+            })
+            .collect();
+        fn pic(v: &[u8], w: usize, h: usize) -> Picture<'_> {
+            Picture::new(8, Plane::U8(PlaneView::new(v, w, w, h).unwrap()), None).unwrap()
+        }
+        let mut scorer = Scorer::new(Model::v061(), Options::default());
+        let mut want: Vec<FrameScore> = Vec::new();
+        for (r, d) in &frames {
+            want.extend(scorer.push(&pic(r, w, h), &pic(d, w, h)).unwrap());
+        }
+        want.extend(scorer.finish());
+        let no_blur = Options {
+            motion: false,
+            ..Options::default()
+        };
+        let (tables, mut ws) = (Tables::new(), Workspace::default());
+        let mut track = Motion::new();
+        let motion: Vec<f64> = frames
+            .iter()
+            .map(|(r, _)| track.push(&pic(r, w, h)).unwrap())
+            .collect();
+        let n = frames.len();
+        for (i, (r, d)) in frames.iter().enumerate() {
+            let s = spatial(&pic(r, w, h), &pic(d, w, h), &no_blur, &tables, &mut ws).unwrap();
+            assert!(s.blur.is_empty());
+            let motion2 = match i {
+                0 => 0.0,
+                i if i == n - 1 => motion[i],
+                i => motion[i].min(motion[i + 1]),
+            };
+            let got = predict(&Model::v061(), &s, i as u64, motion[i], motion2);
+            assert_eq!(got, want[i], "frame {i}");
+        }
+        assert!(motion[1] > 0.0);
     }
 }

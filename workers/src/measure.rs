@@ -27,8 +27,10 @@ pub struct MeasureOptions {
     pub model: Model,
     /// Scoring threads; 0 means one per core.
     pub threads: usize,
-    /// Also compute PSNR and SSIM.
-    pub extras: bool,
+    /// Also compute PSNR of Y, Cb and Cr.
+    pub psnr: bool,
+    /// Also compute SSIM of luma.
+    pub ssim: bool,
     /// Keep every frame's scores in the report.
     pub per_frame: bool,
 }
@@ -38,7 +40,8 @@ impl Default for MeasureOptions {
         Self {
             model: Model::v061(),
             threads: 0,
-            extras: true,
+            psnr: true,
+            ssim: true,
             per_frame: false,
         }
     }
@@ -140,6 +143,9 @@ pub struct MeasureReport {
     /// Every frame's scores, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_frame: Option<Vec<FrameScore>>,
+    /// CPU seconds of every thread that took part (decoding, scaling, scoring).
+    #[serde(skip)]
+    pub cpu_seconds: f64,
 }
 
 /// One input being decoded.
@@ -356,15 +362,19 @@ pub fn measure(
     let (frames_tx, frames_rx) = sync_channel::<Result<Pair, MeasureError>>(in_flight);
     let tables = Arc::new(Tables::new());
     let vmaf_options = vmaf::Options {
-        psnr: options.extras,
-        ssim: options.extras,
+        psnr: options.psnr,
+        ssim: options.ssim,
         ..vmaf::Options::default()
     };
     let scaled = AtomicBool::new(false);
+    let caller_cpu = crate::probe::thread_cpu_seconds();
     std::thread::scope(|scope| {
         let scaled = &scaled;
         let (spare_tx, spare_rx) = std::sync::mpsc::channel::<OwnedFrame>();
-        scope.spawn(move || decode(ref_in, dis_in, frames_tx, spare_rx, scaled));
+        let decoder = scope.spawn(move || {
+            decode(ref_in, dis_in, frames_tx, spare_rx, scaled);
+            crate::probe::thread_cpu_seconds()
+        });
         let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Result<Spatial, vmaf::Error>)>();
         let mut temporal = Temporal::new(options.model.clone());
         let mut scores: Vec<FrameScore> = Vec::new();
@@ -439,6 +449,12 @@ pub fn measure(
         if let Some(e) = failure {
             return Err(e);
         }
+        // The pool's threads are this call's own, so their clocks are this call's work.
+        let scoring: f64 = pool
+            .broadcast(|_| crate::probe::thread_cpu_seconds())
+            .iter()
+            .sum();
+        let decoding = decoder.join().unwrap_or(0.0);
         scores.extend(temporal.finish());
         let (width, height, layout): (usize, usize, PixelLayout) =
             geometry.ok_or(MeasureError::Empty)?;
@@ -453,6 +469,8 @@ pub fn measure(
             ref_rate,
         );
         out.scaled = scaled.load(Ordering::Relaxed);
+        out.cpu_seconds =
+            scoring + decoding + (crate::probe::thread_cpu_seconds() - caller_cpu).max(0.0);
         Ok(out)
     })
 }
@@ -492,5 +510,6 @@ fn report(
         scaled: false,
         pooled,
         per_frame: options.per_frame.then_some(scores),
+        cpu_seconds: 0.0,
     }
 }

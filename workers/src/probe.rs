@@ -5,11 +5,16 @@
 //! to the master's size with bicubic scaling, as a viewer's player would show it, and scored
 //! frame by frame with VMAF against the master's own frames, read a second time. Nothing is
 //! written to disk and memory holds a frame per encoding.
+//!
+//! The motion feature depends on the master alone, so it is tracked once for all settings. A
+//! probe may score one frame in `every` (the rest are decoded but neither scaled nor scored):
+//! each unscored frame takes the score of the nearest scored one, so per-frame scores keep
+//! their length and every pooled figure is an estimate from the samples.
 
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use vmaf::{Model, Tables, Temporal};
+use vmaf::{Model, Tables};
 
 use crate::encode::{
     ChunkSource, EncodeError, EncodeSettings, EncodedChunk, encode_chunk_many, source,
@@ -27,8 +32,11 @@ pub struct ProbePoint {
     /// Bits of every frame, in presentation order (the stream headers count in the first
     /// frame coded).
     pub frame_bits: Vec<u64>,
-    /// VMAF of every frame, at the master's size.
+    /// VMAF of every frame, at the master's size (with sampling, each frame holds the
+    /// nearest scored frame's).
     pub vmaf: Vec<f64>,
+    /// One frame in this many was scored.
+    pub scored_every: u64,
 }
 
 /// The points of a probe task, and what they cost.
@@ -56,18 +64,34 @@ pub fn thread_cpu_seconds() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
+/// CPU time of the whole process (every thread), in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    if r != 0 {
+        return 0.0;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
 /// Encodes `source` with each of `settings` (one size and depth) and scores each against the
-/// master with `model`.
+/// master with `model`, one frame in `every` (1: every frame).
 #[tracing::instrument(skip_all, fields(start = source.start_frame, frames = source.frames, height = settings.first().map(|s| s.height)))]
 pub fn probe_chunk(
     source: &ChunkSource,
     settings: &[EncodeSettings],
     model: &Model,
+    every: u64,
 ) -> Result<ProbeRun, EncodeError> {
     let t0 = thread_cpu_seconds();
     let encoded = encode_chunk_many(source, settings)?;
     let t1 = thread_cpu_seconds();
-    let scores = score_chunks(source, &encoded, model)?;
+    let every = every.max(1);
+    let scores = score_chunks(source, &encoded, model, every)?;
     let t2 = thread_cpu_seconds();
     let points = settings
         .iter()
@@ -78,6 +102,7 @@ pub fn probe_chunk(
             bits: e.packets.iter().map(|p| p.data.len() as u64 * 8).sum(),
             frame_bits: frame_bits(&e),
             vmaf,
+            scored_every: every,
         })
         .collect();
     Ok(ProbeRun {
@@ -105,6 +130,31 @@ fn tables() -> &'static Tables {
     TABLES.get_or_init(Tables::new)
 }
 
+/// The frames scored when one in `every` of `frames` is: the middle of each run of `every`,
+/// and at least one.
+pub fn sampled_frames(frames: u64, every: u64) -> Vec<u64> {
+    let every = every.max(1);
+    if frames == 0 {
+        return Vec::new();
+    }
+    let offset = (every / 2).min((frames - 1) / 2);
+    (offset..frames).step_by(every as usize).collect()
+}
+
+/// Per-frame values from the samples at `at` (rising): each frame takes the nearest sample's
+/// value, the earlier one on a tie.
+pub fn hold(at: &[u64], values: &[f64], frames: u64) -> Vec<f64> {
+    let mut out = Vec::with_capacity(frames as usize);
+    let mut k = 0;
+    for f in 0..frames {
+        while k + 1 < at.len() && at[k + 1].abs_diff(f) < at[k].abs_diff(f) {
+            k += 1;
+        }
+        out.push(values.get(k).copied().unwrap_or(0.0));
+    }
+    out
+}
+
 /// One encoding being decoded and scored in step with the master.
 struct Scored<'a> {
     chunk: &'a EncodedChunk,
@@ -113,19 +163,23 @@ struct Scored<'a> {
     eof: bool,
     resizer: Option<Resizer>,
     frame: OwnedFrame,
-    temporal: Temporal,
+    /// The spatial features of the last scored frame, waiting for the next frame's motion.
+    pending: Option<(u64, vmaf::Spatial)>,
     scores: Vec<f64>,
 }
 
 impl Scored<'_> {
-    /// Decodes the next frame into `self.frame`, at `reference`'s size and layout.
-    fn next(&mut self, reference: &OwnedFrame, index: u64) -> Result<(), EncodeError> {
+    /// Decodes the next frame; when `keep`, into `self.frame` at `reference`'s size and layout.
+    fn next(&mut self, reference: &OwnedFrame, index: u64, keep: bool) -> Result<(), EncodeError> {
         let fail = |reason: String| EncodeError::Source {
             start_frame: index,
             reason,
         };
         loop {
             if let Some(f) = self.decoder.receive()? {
+                if !keep {
+                    return Ok(());
+                }
                 if (f.width(), f.height(), f.layout())
                     == (reference.width, reference.height, reference.layout)
                 {
@@ -158,17 +212,21 @@ impl Scored<'_> {
     }
 }
 
-/// Per-frame VMAF of each of `encoded` (encodings of `source`) against the master.
+/// Per-frame VMAF of each of `encoded` (encodings of `source`) against the master, scoring one
+/// frame in `every`.
 fn score_chunks(
     source: &ChunkSource,
     encoded: &[EncodedChunk],
     model: &Model,
+    every: u64,
 ) -> Result<Vec<Vec<f64>>, EncodeError> {
     let options = vmaf::Options {
         psnr: false,
         ssim: false,
+        motion: false,
         ..vmaf::Options::default()
     };
+    let picks = sampled_frames(source.frames, every);
     let mut scored = encoded
         .iter()
         .map(|chunk| {
@@ -185,31 +243,50 @@ fn score_chunks(
                 eof: false,
                 resizer: None,
                 frame: OwnedFrame::empty(),
-                temporal: Temporal::new(model.clone()),
-                scores: Vec::with_capacity(source.frames as usize),
+                pending: None,
+                scores: Vec::with_capacity(picks.len()),
             })
         })
         .collect::<Result<Vec<_>, EncodeError>>()?;
     let mut reference = OwnedFrame::empty();
     let mut workspace = vmaf::Workspace::default();
+    let mut track = vmaf::Motion::new();
+    let mut motion: Vec<f64> = Vec::with_capacity(source.frames as usize);
+    let mut next_pick = 0;
     let score_error = |index: u64, e: vmaf::Error| EncodeError::Source {
         start_frame: source.start_frame + index,
         reason: format!("scoring: {e}"),
     };
+    // A scored frame's motion2 needs the next frame's motion (none after the last frame).
+    let settle = |s: &mut Scored<'_>, motion: &[f64], next: Option<f64>| {
+        if let Some((i, spatial)) = s.pending.take() {
+            let own = motion[i as usize];
+            let motion2 = match (i, next) {
+                (0, _) => 0.0,
+                (_, Some(n)) => own.min(n),
+                (_, None) => own,
+            };
+            s.scores
+                .push(vmaf::predict(model, &spatial, i, own, motion2).vmaf);
+        }
+    };
     source::read_frames(source, &mut |f, index| {
         f.copy_to(&mut reference);
         let rp = picture(&reference).map_err(|e| score_error(index, e))?;
+        let m = track.push(&rp).map_err(|e| score_error(index, e))?;
+        motion.push(m);
+        let keep = picks.get(next_pick) == Some(&index);
+        if keep {
+            next_pick += 1;
+        }
         for s in &mut scored {
-            s.next(&reference, source.start_frame + index)?;
-            let dp = picture(&s.frame).map_err(|e| score_error(index, e))?;
-            let spatial = vmaf::spatial(&rp, &dp, &options, tables(), &mut workspace)
-                .map_err(|e| score_error(index, e))?;
-            if let Some(score) = s
-                .temporal
-                .push(spatial)
-                .map_err(|e| score_error(index, e))?
-            {
-                s.scores.push(score.vmaf);
+            settle(s, &motion, Some(m));
+            s.next(&reference, source.start_frame + index, keep)?;
+            if keep {
+                let dp = picture(&s.frame).map_err(|e| score_error(index, e))?;
+                let spatial = vmaf::spatial(&rp, &dp, &options, tables(), &mut workspace)
+                    .map_err(|e| score_error(index, e))?;
+                s.pending = Some((index, spatial));
             }
         }
         Ok(())
@@ -217,14 +294,39 @@ fn score_chunks(
     scored
         .into_iter()
         .map(|mut s| {
-            s.scores.extend(s.temporal.finish().map(|f| f.vmaf));
-            if s.scores.len() as u64 != source.frames {
+            settle(&mut s, &motion, None);
+            if motion.len() as u64 != source.frames || s.scores.len() != picks.len() {
                 return Err(EncodeError::Source {
                     start_frame: source.start_frame,
-                    reason: format!("scored {} frames of {}", s.scores.len(), source.frames),
+                    reason: format!(
+                        "scored {} of {} frames ({} read of {})",
+                        s.scores.len(),
+                        picks.len(),
+                        motion.len(),
+                        source.frames
+                    ),
                 });
             }
-            Ok(s.scores)
+            Ok(hold(&picks, &s.scores, source.frames))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_sit_mid_run_and_hold_to_the_nearest() {
+        assert_eq!(sampled_frames(10, 1), (0..10).collect::<Vec<_>>());
+        assert_eq!(sampled_frames(10, 4), [2, 6]);
+        assert_eq!(sampled_frames(1, 4), [0]);
+        assert_eq!(sampled_frames(3, 8), [1]);
+        assert!(sampled_frames(0, 4).is_empty());
+        assert_eq!(
+            hold(&[2, 6], &[1.0, 2.0], 10),
+            [1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+        );
+        assert_eq!(hold(&[0, 1, 2], &[5.0, 6.0, 7.0], 3), [5.0, 6.0, 7.0]);
+    }
 }

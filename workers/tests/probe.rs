@@ -58,7 +58,7 @@ fn probes_agree_with_encoding_and_measuring_separately() {
         .iter()
         .map(|&c| settings(Codec::H264, 416, 234, c))
         .collect();
-    let run = probe_chunk(&src, &set, &vmaf::Model::v061()).unwrap();
+    let run = probe_chunk(&src, &set, &vmaf::Model::v061(), 1).unwrap();
     assert!(run.encode_cpu_seconds > 0.0 && run.score_cpu_seconds > 0.0);
     let points = run.points;
     assert_eq!(points.len(), 3);
@@ -92,7 +92,8 @@ fn probes_agree_with_encoding_and_measuring_separately() {
             &reference,
             &file,
             &MeasureOptions {
-                extras: false,
+                psnr: false,
+                ssim: false,
                 per_frame: true,
                 threads: 1,
                 ..Default::default()
@@ -120,6 +121,39 @@ fn settings_of_different_sizes_are_refused() {
         settings(Codec::H264, 416, 234, 30.0),
         settings(Codec::H264, 640, 360, 30.0),
     ];
-    let e = probe_chunk(&src, &set, &vmaf::Model::v061()).unwrap_err();
+    let e = probe_chunk(&src, &set, &vmaf::Model::v061(), 1).unwrap_err();
     assert!(e.to_string().contains("share size"), "{e}");
+}
+
+#[test]
+fn sampled_scoring_keeps_the_scored_frames_exact_and_the_mean_close() {
+    // A chunk across a cut, with motion: every fourth frame scored.
+    let src = source(Fixture::MultiShot, 30, 60);
+    let set: Vec<EncodeSettings> = [24.0, 36.0]
+        .iter()
+        .map(|&c| settings(Codec::H264, 416, 234, c))
+        .collect();
+    let full = probe_chunk(&src, &set, &vmaf::Model::v061(), 1).unwrap();
+    let sampled = probe_chunk(&src, &set, &vmaf::Model::v061(), 4).unwrap();
+    let picks = workers::probe::sampled_frames(60, 4);
+    assert_eq!(picks.len(), 15);
+    for (a, b) in full.points.iter().zip(&sampled.points) {
+        assert_eq!((a.scored_every, b.scored_every), (1, 4));
+        assert_eq!(a.bits, b.bits);
+        assert_eq!(b.vmaf.len(), 60);
+        // The scored frames score exactly as in a full pass (motion is tracked on every frame).
+        for &f in &picks {
+            assert_eq!(a.vmaf[f as usize], b.vmaf[f as usize], "frame {f}");
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let error = (mean(&a.vmaf) - mean(&b.vmaf)).abs();
+        assert!(error < 2.0, "pooled error {error}");
+        // Frames between samples hold a sample's value.
+        assert!(
+            b.vmaf
+                .iter()
+                .all(|v| picks.iter().any(|&f| b.vmaf[f as usize] == *v))
+        );
+    }
+    assert!(sampled.score_cpu_seconds < full.score_cpu_seconds);
 }

@@ -29,6 +29,34 @@ td:first-child,th:first-child{text-align:left}.chart{display:block;margin:8px 0}
 .note{color:#555}.saved{font-size:16px;font-weight:600}.pair{display:flex;flex-wrap:wrap;gap:8px}\
 .pair .chart{max-width:49%;height:auto}";
 
+/// Where the time went: wall and CPU seconds of every stage, with each one's share of the CPU.
+fn stages_table(report: &Value) -> String {
+    let Some(stages) = report["stages"].as_array().filter(|s| !s.is_empty()) else {
+        return String::new();
+    };
+    let total: f64 = stages.iter().map(|s| f(&s["cpu_seconds"])).sum();
+    let mut h = String::from(
+        "<h2>Where the time went</h2><table id=\"stages\"><tr><th>stage</th><th>wall s</th>\
+         <th>CPU s</th><th>share of CPU</th></tr>",
+    );
+    for s in stages {
+        let cpu = f(&s["cpu_seconds"]);
+        let _ = write!(
+            h,
+            "<tr class=\"stage-row\"><td>{}</td><td>{:.1}</td><td>{cpu:.1}</td><td>{:.0}%</td></tr>",
+            esc(s["stage"].as_str().unwrap_or("")),
+            f(&s["wall_seconds"]),
+            if total > 0.0 {
+                100.0 * cpu / total
+            } else {
+                0.0
+            },
+        );
+    }
+    h.push_str("</table>");
+    h
+}
+
 /// The title page of an encode report (`report.json` as JSON), with thumbnails from the
 /// packaged title in `dir` when it has them. Self-contained: styles, charts and images inline.
 pub fn title_page(report: &Value, dir: Option<&Path>) -> String {
@@ -78,6 +106,17 @@ pub fn title_page(report: &Value, dir: Option<&Path>) -> String {
 
     // Bits saved against the fixed ladder (Apple's table for this master).
     h.push_str(&saved(report, &rungs));
+    if let Some(notes) = report["ladder"]["notes"]
+        .as_array()
+        .filter(|n| !n.is_empty())
+    {
+        h.push_str("<ul id=\"ladder-notes\">");
+        for n in notes {
+            let _ = write!(h, "<li>{}</li>", esc(n.as_str().unwrap_or("")));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str(&stages_table(report));
 
     // The RD scatter per resolution, the hull, the chosen rungs.
     let ladder = &report["ladder"];

@@ -70,8 +70,11 @@ pub struct StoredProbe {
     /// Per-frame bits, in presentation order.
     #[serde(default)]
     pub frame_bits: Vec<u64>,
-    /// Per-frame VMAF.
+    /// Per-frame VMAF (with sampling, each frame holds the nearest scored frame's).
     pub vmaf: Vec<f64>,
+    /// One frame in this many was scored.
+    #[serde(default = "one")]
+    pub scored_every: u64,
     /// CPU seconds spent reading and encoding it (its share of its task's).
     #[serde(default)]
     pub encode_cpu: f64,
@@ -96,6 +99,10 @@ impl StoredProbe {
         };
         Tally::of_frames(bits, vmaf)
     }
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// A stretch of a chunk that the shot optimiser gives its own setting: a shot inside the
@@ -798,6 +805,7 @@ mod tests {
             bits: 1000,
             frame_bits: (0..100).map(|i| if i < 30 { 20 } else { 5 }).collect(),
             vmaf: (0..100).map(|i| if i < 30 { 90.0 } else { 60.0 }).collect(),
+            scored_every: 1,
             encode_cpu: 0.0,
             score_cpu: 0.0,
         };

@@ -30,7 +30,7 @@ use workers::worker::{self, PoolOptions, TaskFailure};
 pub use ladder::Rung;
 pub use report::{
     ChunkHull, ChunkReport, DecidedRungReport, EncodeReport, LadderReport, RdPoint, RungReport,
-    VmafSummary,
+    StageTime, VmafSummary,
 };
 
 use crate::ingest::{self, IngestOptions, IngestReport, ShotOptions};
@@ -82,6 +82,9 @@ pub struct EncodeOptions {
     pub rules: LadderRules,
     /// Encoder preset of the probes; `None` picks a fast one for the codec.
     pub probe_preset: Option<String>,
+    /// Probes score one frame in this many (the rest hold the nearest scored frame's score);
+    /// 1 scores every frame.
+    pub probe_sampling: u64,
     /// Package the title for DASH and HLS; `None` stops at the renditions.
     pub package: Option<package::PackageOptions>,
 }
@@ -101,6 +104,7 @@ impl Default for EncodeOptions {
             measure: true,
             rules: LadderRules::default(),
             probe_preset: None,
+            probe_sampling: DEFAULT_PROBE_SAMPLING,
             package: Some(package::PackageOptions {
                 thumbnails: true,
                 ..Default::default()
@@ -108,6 +112,11 @@ impl Default for EncodeOptions {
         }
     }
 }
+
+/// Probes score one frame in this many by default: the motion feature still sees every frame,
+/// and the pooled VMAF of a chunk moves by a fraction of a point (measured in the ladder
+/// benchmark and `workers/tests/probe.rs`) for a quarter of the scoring.
+pub const DEFAULT_PROBE_SAMPLING: u64 = 4;
 
 /// The default probe preset of each encoder: fast, because anchors at the final preset
 /// correct the probes' curves (x264 `superfast` probes with anchors decided per-title ladders
@@ -253,11 +262,20 @@ pub fn run(
     ingest_options
         .shots
         .get_or_insert_with(ShotOptions::default);
+    let (started, cpu) = (
+        std::time::Instant::now(),
+        workers::probe::process_cpu_seconds(),
+    );
     let report = ingest::analyze(master, &ingest_options, &mut |p| events(Event::Ingest(*p)))?;
     if !report.accepted {
         return Err(EncodeJobError::Rejected(Box::new(report)));
     }
-    let plan = job::Plan::from_report(&report)?;
+    let mut plan = job::Plan::from_report(&report)?;
+    // Nothing else runs in this process yet: its clock is the plan's.
+    let spent = job::Spent {
+        wall_seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: workers::probe::process_cpu_seconds() - cpu,
+    };
     let derived = job::derive(options, &plan)?;
 
     // The work folder, fresh unless it holds this very job.
@@ -382,6 +400,7 @@ pub fn run(
         fetching: &fetching,
         attempt: 0,
     };
+    plan.spent = spent;
     ctx.write_json("plan.json", &plan)
         .map_err(EncodeJobError::Io)?;
     let pool = PoolOptions {

@@ -50,6 +50,12 @@ pub struct PackageReport {
     pub thumbnail_sheets: u32,
     /// Repairs made to the inputs.
     pub warnings: Vec<String>,
+    /// CPU seconds of packaging, thumbnails included.
+    #[serde(default)]
+    pub cpu_seconds: f64,
+    /// CPU seconds of the thumbnails.
+    #[serde(default)]
+    pub thumbnails_cpu_seconds: f64,
 }
 
 /// One packaged track.
@@ -166,8 +172,10 @@ pub fn package_title(
             .thumbnails
             .then(|| (title.master.to_owned(), origin)),
     };
+    let started = workers::probe::thread_cpu_seconds();
     let done =
         package::package(&sources, &options.settings, work, sink).map_err(|e| e.to_string())?;
+    let cpu_seconds = workers::probe::thread_cpu_seconds() - started;
     let p = &done.presentation;
     let track = |id: &str, codecs: &str, t: &packager::presentation::Timeline| TrackReport {
         id: id.to_owned(),
@@ -201,5 +209,7 @@ pub fn package_title(
         subtitles: p.text.iter().map(|t| t.language.clone()).collect(),
         thumbnail_sheets: p.thumbnails.as_ref().map_or(0, |t| t.sheets),
         warnings: done.warnings,
+        cpu_seconds,
+        thumbnails_cpu_seconds: done.thumbnails_cpu_seconds,
     })
 }

@@ -44,6 +44,26 @@ pub struct EncodeReport {
     /// What packaging wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<super::package::PackageReport>,
+    /// Where the time went: wall and CPU seconds of every stage.
+    pub stages: Vec<StageTime>,
+}
+
+/// Wall and CPU time of one stage of a job.
+///
+/// CPU is what the stage's tasks recorded, whichever run or worker ran them. Wall time runs
+/// from the moment the stage was queued to the moment the next one was; a stage that shares
+/// its tasks with another (probe encodes and their scoring, assembly and measurement,
+/// packaging and thumbnails) has that time split by CPU. Stages finished by an earlier run of
+/// a resumed local job have no wall time in this one.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct StageTime {
+    /// `plan`, `probe encode`, `probe score`, `anchor encode`, `anchor score`,
+    /// `final encode`, `assembly`, `measurement`, `packaging` or `thumbnails`.
+    pub stage: String,
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+    /// CPU seconds.
+    pub cpu_seconds: f64,
 }
 
 /// VMAF of a rung against the master, at the master's resolution.
@@ -284,6 +304,8 @@ pub struct LadderReport {
     pub rules: LadderRules,
     /// The probes' encoder preset.
     pub probe_preset: String,
+    /// Probes scored one frame in this many.
+    pub probe_sampling: u64,
     /// Rounds of probing.
     pub probe_rounds: usize,
     /// Probe encodes (chunk × resolution × setting), reused ones included.
@@ -331,6 +353,11 @@ pub struct LadderReport {
     pub chunk_hulls: Vec<ChunkHull>,
     /// The rungs.
     pub rungs: Vec<DecidedRungReport>,
+    /// Bit-rate ratio of each rung to the one below it.
+    pub step_ratios: Vec<f64>,
+    /// Where the ladder could not follow the rules, and why (a step wider than `max_ratio`
+    /// because the rules allow too few rungs, or because no probed point lies inside it).
+    pub notes: Vec<String>,
 }
 
 /// A chunk's convex hull at one resolution.
@@ -351,7 +378,7 @@ impl LadderReport {
     pub(super) fn new(
         mode: &str,
         rules: &LadderRules,
-        probe_preset: &str,
+        (probe_preset, probe_sampling): (&str, u64),
         decision: &TitleDecision,
         rungs: &[DecidedRung],
         probing: &Probing,
@@ -441,6 +468,7 @@ impl LadderReport {
             mode: mode.to_owned(),
             rules: rules.clone(),
             probe_preset: probe_preset.to_owned(),
+            probe_sampling,
             probe_rounds: probing.rounds,
             probe_encodes: probing.encodes,
             grid_encodes: probing.grid_encodes,
@@ -464,7 +492,13 @@ impl LadderReport {
             title_points,
             hull: decision.hull.clone(),
             chunk_hulls,
+            step_ratios: decision
+                .rungs
+                .windows(2)
+                .map(|w| round4(w[1].point.kbps / w[0].point.kbps))
+                .collect(),
             rungs,
+            notes: decision.notes.clone(),
         }
     }
 }

@@ -225,6 +225,11 @@ pub struct EncodeArgs {
     /// predictions with the final encodes).
     #[arg(long, value_name = "PRESET")]
     pub probe_preset: Option<String>,
+    /// Probes score one frame in N (1: every frame); the others take the nearest scored
+    /// frame's score.
+    #[arg(long, default_value_t = pipeline::encode::DEFAULT_PROBE_SAMPLING, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub probe_sampling: u64,
     /// The codec and encoder.
     #[arg(long, default_value = "h264", value_parser = ["h264", "hevc", "av1", "av1-rav1e", "vp9"])]
     pub codec: String,
@@ -306,7 +311,12 @@ pub struct VmafArgs {
     /// Scoring threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Compute VMAF only, without PSNR and SSIM.
+    /// The features to compute besides VMAF itself, which is always computed: `vmaf` alone is
+    /// the fastest.
+    #[arg(long, value_delimiter = ',', default_value = "vmaf,psnr,ssim",
+          value_parser = ["vmaf", "psnr", "ssim"], value_name = "LIST")]
+    pub features: Vec<String>,
+    /// The same as `--features vmaf`.
     #[arg(long)]
     pub vmaf_only: bool,
     #[command(flatten)]

@@ -143,7 +143,8 @@ fn vmaf(global: &Global, args: &VmafArgs) -> anyhow::Result<ExitCode> {
     let options = workers::measure::MeasureOptions {
         model: load_model(args)?,
         threads: args.threads.unwrap_or(0),
-        extras: !args.vmaf_only,
+        psnr: !args.vmaf_only && args.features.iter().any(|f| f == "psnr"),
+        ssim: !args.vmaf_only && args.features.iter().any(|f| f == "ssim"),
         per_frame: args.per_frame,
     };
     let total = media::Demuxer::open(&args.reference).ok().and_then(|d| {

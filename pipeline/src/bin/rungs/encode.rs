@@ -85,6 +85,7 @@ pub fn options(args: &EncodeArgs) -> anyhow::Result<EncodeOptions> {
         measure: !args.no_vmaf,
         rules,
         probe_preset: args.probe_preset.clone(),
+        probe_sampling: args.probe_sampling,
         package: package_options(args)?,
     };
     Ok(options)

@@ -7,7 +7,7 @@ use ladders::title::{Size, TitleDecision};
 use workers::encode::{Codec, EncodeSettings, RateControl, Vbv};
 
 use super::super::dynamic::{self, DecidedRung, StoredProbe};
-use super::super::report::{EncodeReport, LadderReport};
+use super::super::report::{EncodeReport, LadderReport, StageTime};
 use super::super::{EncodeJobError, EncodeOptions, Event, LadderChoice, Probing, package};
 use super::{
     Ctx, Derived, Failed, JobSpec, Output, Plan, RenditionRecord, Step, Waiting, Work, derive,
@@ -179,9 +179,11 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
         );
     }
     let mut rung_reports = Vec::new();
-    let mut encode_cpu = 0.0;
+    let (mut encode_cpu, mut assemble_cpu, mut measure_cpu) = (0.0, 0.0, 0.0);
     for (name, file, record) in &records {
         let r: RenditionRecord = ctx.read_fixed(record).map_err(io)?;
+        assemble_cpu += r.assemble_cpu_seconds;
+        measure_cpu += r.measure_cpu_seconds;
         let mut report = r.report;
         report.file = match &spec.output {
             Output::Dir(out) => out.join(format!("{name}.mp4")),
@@ -224,6 +226,33 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     };
 
     // The report.
+    let cpu = [
+        (Stage::Plan, plan.spent.cpu_seconds),
+        (Stage::FinalEncode, encode_cpu),
+        (Stage::Assembly, assemble_cpu),
+        (Stage::Measurement, measure_cpu),
+        (
+            Stage::Packaging,
+            packaged
+                .as_ref()
+                .map_or(0.0, |p| p.cpu_seconds - p.thumbnails_cpu_seconds),
+        ),
+        (
+            Stage::Thumbnails,
+            packaged.as_ref().map_or(0.0, |p| p.thumbnails_cpu_seconds),
+        ),
+    ]
+    .into_iter()
+    .chain(decided.iter().flat_map(|(_, _, p)| {
+        [
+            (Stage::ProbeEncode, p.encode_cpu_seconds),
+            (Stage::ProbeScore, p.score_cpu_seconds),
+            (Stage::AnchorEncode, p.anchor_encode_cpu_seconds),
+            (Stage::AnchorScore, p.anchor_score_cpu_seconds),
+        ]
+    }))
+    .collect::<BTreeMap<Stage, f64>>();
+    let stages = stage_times(ctx, &plan, &cpu)?;
     let ladder = decided.map(|(decision, rungs, probing)| {
         LadderReport::new(
             if options.ladder == LadderChoice::Shot {
@@ -232,7 +261,7 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
                 "per-title"
             },
             &options.rules,
-            &d.probe_preset,
+            (&d.probe_preset, options.probe_sampling.max(1)),
             &decision,
             &rungs,
             &probing,
@@ -256,6 +285,7 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
         rungs: rung_reports,
         ladder,
         package: packaged,
+        stages,
     };
     let json = serde_json::to_vec_pretty(&report).expect("report serialises");
     match &spec.output {
@@ -280,6 +310,119 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
         }
     }
     Ok(Step::Done(Box::new(report)))
+}
+
+/// The stages of a job, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Plan,
+    ProbeEncode,
+    ProbeScore,
+    AnchorEncode,
+    AnchorScore,
+    FinalEncode,
+    Assembly,
+    Measurement,
+    Packaging,
+    Thumbnails,
+}
+
+impl Stage {
+    const ALL: [Stage; 10] = [
+        Stage::Plan,
+        Stage::ProbeEncode,
+        Stage::ProbeScore,
+        Stage::AnchorEncode,
+        Stage::AnchorScore,
+        Stage::FinalEncode,
+        Stage::Assembly,
+        Stage::Measurement,
+        Stage::Packaging,
+        Stage::Thumbnails,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Plan => "plan",
+            Stage::ProbeEncode => "probe encode",
+            Stage::ProbeScore => "probe score",
+            Stage::AnchorEncode => "anchor encode",
+            Stage::AnchorScore => "anchor score",
+            Stage::FinalEncode => "final encode",
+            Stage::Assembly => "assembly",
+            Stage::Measurement => "measurement",
+            Stage::Packaging => "packaging",
+            Stage::Thumbnails => "thumbnails",
+        }
+    }
+
+    /// The stages whose tasks a queued stage marker (`stages/NAME.json`) stands for.
+    fn of_marker(name: &str) -> &'static [Stage] {
+        match name.split(['-', '.']).next().unwrap_or_default() {
+            "plan" => &[Stage::Plan],
+            "probes" => &[Stage::ProbeEncode, Stage::ProbeScore],
+            "anchors" => &[Stage::AnchorEncode, Stage::AnchorScore],
+            "encode" => &[Stage::FinalEncode],
+            "assemble" => &[Stage::Assembly, Stage::Measurement],
+            "package" => &[Stage::Packaging, Stage::Thumbnails],
+            _ => &[],
+        }
+    }
+}
+
+/// Wall and CPU seconds of every stage: CPU as the tasks recorded it (`cpu`), wall from the
+/// times the stage markers were queued, each stage lasting until the next was queued (the
+/// last until now), split by CPU between stages that share their tasks.
+fn stage_times(
+    ctx: &Ctx,
+    plan: &Plan,
+    cpu: &BTreeMap<Stage, f64>,
+) -> Result<Vec<StageTime>, EncodeJobError> {
+    let mut marks: Vec<(u64, String)> = Vec::new();
+    for key in ctx.list("stages").map_err(io)? {
+        let queued = ctx
+            .read_json::<serde_json::Value>(&key)
+            .map_err(io)?
+            .and_then(|v| v["queued_ms"].as_u64());
+        if let Some(t) = queued {
+            let name = key.trim_start_matches("stages/").to_owned();
+            marks.push((t, name));
+        }
+    }
+    marks.sort();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut wall: BTreeMap<Stage, f64> = BTreeMap::new();
+    for (i, (t, name)) in marks.iter().enumerate() {
+        let end = marks.get(i + 1).map_or(now, |m| m.0);
+        let seconds = end.saturating_sub(*t) as f64 / 1000.0;
+        let shared = Stage::of_marker(name);
+        let total: f64 = shared
+            .iter()
+            .map(|s| cpu.get(s).copied().unwrap_or(0.0))
+            .sum();
+        for s in shared {
+            let share = if total > 0.0 {
+                cpu.get(s).copied().unwrap_or(0.0) / total
+            } else {
+                1.0 / shared.len() as f64
+            };
+            *wall.entry(*s).or_default() += seconds * share;
+        }
+    }
+    // A local job validates its master before anything is queued.
+    wall.entry(Stage::Plan).or_insert(plan.spent.wall_seconds);
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    Ok(Stage::ALL
+        .iter()
+        .filter(|s| wall.contains_key(s) || cpu.get(s).is_some_and(|c| *c > 0.0))
+        .map(|s| StageTime {
+            stage: s.name().to_owned(),
+            wall_seconds: round(wall.get(s).copied().unwrap_or(0.0)),
+            cpu_seconds: round(cpu.get(s).copied().unwrap_or(0.0)),
+        })
+        .collect())
 }
 
 /// Puts the rendition `from` (in the local store) at `to`: a hard link, or a copy across

@@ -109,6 +109,18 @@ pub struct Plan {
     pub audio: Vec<(usize, String)>,
     /// The first audio track's decoded duration.
     pub audio_duration_seconds: Option<f64>,
+    /// What validating the master and finding its shots cost.
+    #[serde(default)]
+    pub spent: Spent,
+}
+
+/// Wall and CPU time of a piece of work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spent {
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+    /// CPU seconds.
+    pub cpu_seconds: f64,
 }
 
 impl Plan {
@@ -143,6 +155,7 @@ impl Plan {
                 .map(|a| (a.stream, a.language.clone().unwrap_or_else(|| "und".into())))
                 .collect(),
             audio_duration_seconds: report.audio.first().map(|a| a.duration_seconds),
+            spent: Spent::default(),
         })
     }
 
@@ -182,6 +195,7 @@ impl Derived {
                 "ladder": if options.ladder == LadderChoice::Shot { "shot" } else { "per-title" },
                 "base": self.base,
                 "probe_preset": self.probe_preset,
+                "probe_sampling": options.probe_sampling,
                 "rules": options.rules,
                 "sizes": self.sizes,
             })
@@ -263,7 +277,12 @@ pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJob
     }
     Ok(Derived {
         fps,
-        sizes: ladders::title::candidate_sizes(plan.width, plan.height, plan.aspect, 1.5),
+        sizes: ladders::title::candidate_sizes(
+            plan.width,
+            plan.height,
+            plan.aspect,
+            options.rules.size_step,
+        ),
         base,
         preset,
         probe_preset,
@@ -454,6 +473,12 @@ pub enum Step {
 struct RenditionRecord {
     report: RungReport,
     encode_cpu_seconds: f64,
+    /// CPU seconds of joining the chunks.
+    #[serde(default)]
+    assemble_cpu_seconds: f64,
+    /// CPU seconds of the VMAF measurement.
+    #[serde(default)]
+    measure_cpu_seconds: f64,
 }
 
 /// Why a job failed (`failed.json`).
@@ -582,9 +607,12 @@ impl Ctx<'_> {
             }
             .map_err(|e| e.to_string())?;
         }
+        let queued_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         self.write_json(
             &marker,
-            &serde_json::json!({ "tasks": tasks.len(), "done": done }),
+            &serde_json::json!({ "tasks": tasks.len(), "done": done, "queued_ms": queued_ms }),
         )?;
         Ok(true)
     }

@@ -105,6 +105,10 @@ fn run_plan(ctx: &Ctx, spec: &JobSpec) -> Result<(), TaskFailure> {
     ingest
         .shots
         .get_or_insert_with(crate::ingest::ShotOptions::default);
+    let (started, cpu) = (
+        std::time::Instant::now(),
+        workers::probe::thread_cpu_seconds(),
+    );
     let report = crate::ingest::analyze(&path, &ingest, &mut |_| {})
         .map_err(|e| TaskFailure::fatal(format!("{}: {e}", spec.master.display().display())))?;
     if !report.accepted {
@@ -113,7 +117,12 @@ fn run_plan(ctx: &Ctx, spec: &JobSpec) -> Result<(), TaskFailure> {
             &report,
         )));
     }
-    let plan = Plan::from_report(&report).map_err(|e| TaskFailure::fatal(e.to_string()))?;
+    let mut plan = Plan::from_report(&report).map_err(|e| TaskFailure::fatal(e.to_string()))?;
+    // The thread's own clock: other tasks may run in this process (decoder threads are missed).
+    plan.spent = super::Spent {
+        wall_seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: workers::probe::thread_cpu_seconds() - cpu,
+    };
     derive(&spec.options, &plan).map_err(|e| TaskFailure::fatal(e.to_string()))?;
     ctx.write_json("plan.json", &plan)
         .map_err(TaskFailure::retry)
@@ -168,7 +177,8 @@ fn run_probe(
         let plan = plan_of(ctx)?;
         let src = source(ctx, spec, &plan, chunk)?;
         let set: Vec<EncodeSettings> = todo.iter().map(|(s, _)| s.clone()).collect();
-        let run = workers::probe::probe_chunk(&src, &set, &vmaf::Model::v061())
+        let every = spec.options.probe_sampling.max(1);
+        let run = workers::probe::probe_chunk(&src, &set, &vmaf::Model::v061(), every)
             .map_err(|e| TaskFailure::fatal(e.to_string()))?;
         let share = 1.0 / todo.len() as f64;
         for ((s, k), p) in todo.iter().zip(run.points) {
@@ -180,6 +190,7 @@ fn run_probe(
                 bits: p.bits,
                 frame_bits: p.frame_bits,
                 vmaf: p.vmaf,
+                scored_every: p.scored_every,
                 encode_cpu: run.encode_cpu_seconds * share,
                 score_cpu: run.score_cpu_seconds * share,
             };
@@ -231,6 +242,7 @@ fn run_assemble(
         return Err(TaskFailure::fatal("the task does not match the plan"));
     }
     (ctx.events)(Event::Assembling(name.to_owned()));
+    let assemble_started = workers::probe::thread_cpu_seconds();
     let scratch = scratch_dir(ctx)?;
     let path = scratch.path().join(format!("{}.mp4", safe_name(name)));
     let mut chunk_bits = vec![0u64; spans.len()];
@@ -255,6 +267,7 @@ fn run_assemble(
         (Err(e), Some(_)) => return Err(TaskFailure::retry(format!("assembling {name}: {e}"))),
         (Err(e), None) => return Err(TaskFailure::fatal(format!("assembling {name}: {e}"))),
     };
+    let assemble_cpu = workers::probe::thread_cpu_seconds() - assemble_started;
     let mut encode_cpu = 0.0;
     for k in chunks {
         if let Ok(Some(cpu)) = ctx
@@ -270,7 +283,8 @@ fn run_assemble(
             &reference,
             &path,
             &workers::measure::MeasureOptions {
-                extras: false,
+                psnr: false,
+                ssim: false,
                 per_frame: true,
                 ..Default::default()
             },
@@ -297,6 +311,8 @@ fn run_assemble(
     let record_body = serde_json::to_vec_pretty(&RenditionRecord {
         report,
         encode_cpu_seconds: encode_cpu,
+        assemble_cpu_seconds: assemble_cpu,
+        measure_cpu_seconds: measured.as_ref().map_or(0.0, |m| m.cpu_seconds),
     })
     .expect("serialises");
     put(ctx, record, &record_body)
