@@ -153,6 +153,17 @@ fn child(spec: &str) {
 
 /// Runs one `rungs encode` job in `dir/name` (resuming what is there), without packaging.
 fn job(master: &Path, dir: &Path, name: &str, ladder: LadderChoice) -> EncodeReport {
+    job_with(master, dir, name, ladder, rules())
+}
+
+/// [`job`] with other ladder rules.
+fn job_with(
+    master: &Path,
+    dir: &Path,
+    name: &str,
+    ladder: LadderChoice,
+    rules: LadderRules,
+) -> EncodeReport {
     let out = dir.join(name);
     let options = EncodeOptions {
         codec: Codec::H264,
@@ -161,7 +172,7 @@ fn job(master: &Path, dir: &Path, name: &str, ladder: LadderChoice) -> EncodeRep
         probe_preset: probe_preset(),
         probe_sampling: probe_sampling(),
         ingest: ingest(),
-        rules: rules(),
+        rules,
         // The renditions are what is compared; packaging them adds nothing here.
         package: None,
         ..Default::default()
@@ -182,6 +193,11 @@ fn rd_pooled(report: &EncodeReport, pool: fn(&VmafSummary) -> f64) -> Vec<(f64, 
 /// `(kbps, mean VMAF)` of every rung.
 fn rd(report: &EncodeReport) -> Vec<(f64, f64)> {
     rd_pooled(report, |v| v.mean)
+}
+
+/// `(kbps, harmonic-mean VMAF)` of every rung.
+fn rd_harmonic(report: &EncodeReport) -> Vec<(f64, f64)> {
+    rd_pooled(report, |v| v.harmonic_mean)
 }
 
 /// The upper convex hull of a report's rungs (the grid's points).
@@ -354,6 +370,7 @@ struct Row {
     widest_step: f64,
     narrowest_step: f64,
     worst_drop: f64,
+    collapses: usize,
     wall_ratio: f64,
 }
 
@@ -481,11 +498,40 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
     let (title_rd, shot_rd) = (rd(&per_title), rd(&shot));
 
     let all_steps: Vec<f64> = steps(&per_title).into_iter().chain(steps(&shot)).collect();
-    let worst_drop = shot
+    // The drop from a rung's mean VMAF to its worst frame, not counting what the master itself
+    // imposes: at that frame, the best encode of the grid (the highest mean) scores no higher
+    // than the rung's mean less the drop allowed.
+    let best = grid_report
         .rungs
         .iter()
-        .filter_map(|r| r.vmaf.map(|v| v.mean - v.min))
-        .fold(0.0f64, f64::max);
+        .filter(|r| r.per_frame_vmaf.is_some())
+        .max_by(|a, b| {
+            let m = |r: &encode::RungReport| r.vmaf.map_or(0.0, |v| v.mean);
+            m(a).total_cmp(&m(b))
+        })
+        .and_then(|r| r.per_frame_vmaf.clone())
+        .unwrap_or_default();
+    let drops: Vec<(f64, f64)> = shot
+        .rungs
+        .iter()
+        .filter_map(|r| {
+            let (v, frames) = (r.vmaf?, r.per_frame_vmaf.as_ref()?);
+            let (at, _) = frames
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(b.1))?;
+            Some((v.mean - v.min, best.get(at).copied().unwrap_or(100.0)))
+        })
+        .collect();
+    let worst_drop = drops.iter().map(|d| d.0).fold(0.0f64, f64::max);
+    // Drops over 15 points where the best encode of the master scores well at that frame.
+    let collapses = drops
+        .iter()
+        .zip(&shot.rungs)
+        .filter(|((drop, best_there), r)| {
+            *drop > 15.0 && r.vmaf.is_some_and(|v| *best_there > v.mean - 15.0)
+        })
+        .count();
     let row = Row {
         clip: clip.name,
         title_vs_fixed: bd_opt(&apple_rates, &title_rd),
@@ -497,6 +543,7 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
         widest_step: all_steps.iter().copied().fold(0.0, f64::max),
         narrowest_step: all_steps.iter().copied().fold(f64::INFINITY, f64::min),
         worst_drop,
+        collapses,
         wall_ratio: costs.as_ref().map_or(f64::NAN, |(r, c)| {
             r.wall.as_secs_f64() / c.wall.as_secs_f64()
         }),
@@ -557,7 +604,9 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
         hull_gap(&grid_hull, &shot_rd)
     );
     println!(
-        "  steps: per-title {:?}, shot {:?}; worst mean-to-min VMAF drop of a shot rung {:.1}",
+        "  steps: per-title {:?}, shot {:?}; worst mean-to-min VMAF drop of a shot rung {:.1} \
+         (at its worst frame the best grid encode scores {}); rungs whose frames collapse by \
+         more than 15 where the master does not: {collapses}",
         steps(&per_title)
             .iter()
             .map(|x| (x * 100.0).round() / 100.0)
@@ -566,7 +615,11 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
             .iter()
             .map(|x| (x * 100.0).round() / 100.0)
             .collect::<Vec<_>>(),
-        worst_drop
+        worst_drop,
+        drops
+            .iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or("n/a".into(), |d| format!("{:.1}", d.1)),
     );
     // How well the (corrected) probes predicted each resolution's final-preset curve: the
     // BD-rate of the predicted curve against the grid's encodes at that size. Resolutions
@@ -624,6 +677,36 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
         grid_report.rungs.len(),
         sampled.join("; ")
     );
+    // The pooling lever (`RUNGS_BENCH_POOLING`): shot-level ladders pooling the harmonic mean,
+    // judged in harmonic-mean VMAF and by their worst frames.
+    if std::env::var_os("RUNGS_BENCH_POOLING").is_some() {
+        let harmonic = job_with(
+            master,
+            dir,
+            "shot-harmonic",
+            LadderChoice::Shot,
+            LadderRules {
+                pooling: ladders::Pooling::Harmonic,
+                ..rules()
+            },
+        );
+        let floor = |r: &EncodeReport| {
+            r.rungs
+                .iter()
+                .filter_map(|x| x.vmaf.map(|v| v.mean - v.min))
+                .fold(0.0f64, f64::max)
+        };
+        println!(
+            "  pooling: in harmonic-mean VMAF vs per-title, shot pooling the mean {}, the harmonic \
+             mean {}; in mean VMAF {} and {}; worst mean-to-min drop {:.1} and {:.1}",
+            pct(bd_opt(&rd_harmonic(&per_title), &rd_harmonic(&shot))),
+            pct(bd_opt(&rd_harmonic(&per_title), &rd_harmonic(&harmonic))),
+            pct(bd_opt(&title_rd, &shot_rd)),
+            pct(bd_opt(&title_rd, &rd(&harmonic))),
+            floor(&shot),
+            floor(&harmonic),
+        );
+    }
     if let Some(l) = &shot.ladder {
         for n in &l.notes {
             println!("  note: {n}");
@@ -759,6 +842,21 @@ fn summary(rows: &[Row]) {
         extreme(&|r| r.narrowest_step, true, "x"),
         extreme(&|r| r.worst_drop, false, ""),
         extreme(&|r| r.wall_ratio, false, "x"),
+    );
+    let collapsed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.collapses > 0)
+        .map(|r| r.clip)
+        .collect();
+    println!(
+        "rungs whose worst frame is over 15 VMAF under their mean where the master's best encode \
+         is not: {} ({})",
+        rows.iter().map(|r| r.collapses).sum::<usize>(),
+        if collapsed.is_empty() {
+            "none".to_owned()
+        } else {
+            collapsed.join(", ")
+        }
     );
     let fixed_goal = rows
         .iter()

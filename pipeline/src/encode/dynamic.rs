@@ -330,17 +330,12 @@ pub fn anchor_key(size: Size, chunk: usize, crf: f32) -> Key {
 }
 
 /// Where the final preset checks probes made at a faster one: at every resolution holding
-/// rungs, the lowest and the highest rung setting there when `both_ends` (the shot optimiser
-/// moves every chunk along its curve, so the curve must be right across the rungs' range), or
-/// the middle rung's setting alone (a per-title rung is one setting, and one anchor per
-/// resolution places the pooled curve). Resolutions without rungs borrow the correction of the
-/// nearest one that has some.
-pub fn anchors(
-    decision: &TitleDecision,
-    sizes: &[Size],
-    codec: Codec,
-    both_ends: bool,
-) -> Vec<(usize, Vec<f32>)> {
+/// rungs, the lowest and the highest rung setting there, so that the correction is a line
+/// across the rungs' range rather than one shift (a fast preset's error grows with the setting:
+/// without x264's macroblock tree, superfast misjudges the bits of easy content most at low
+/// rates). Per-title and shot-level ladders anchor alike, so they start from the same per-title
+/// decision. Resolutions without rungs borrow the correction of the nearest one that has some.
+pub fn anchors(decision: &TitleDecision, sizes: &[Size], codec: Codec) -> Vec<(usize, Vec<f32>)> {
     let step = choice_step(codec);
     let mut out: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
     for r in &decision.rungs {
@@ -354,14 +349,7 @@ pub fn anchors(
         .map(|(si, mut v)| {
             v.sort_by(f32::total_cmp);
             let (lo, hi) = (v[0], v[v.len() - 1]);
-            let picked = if !both_ends {
-                vec![v[v.len() / 2]]
-            } else if lo == hi {
-                vec![lo]
-            } else {
-                vec![lo, hi]
-            };
-            (si, picked)
+            (si, if lo == hi { vec![lo] } else { vec![lo, hi] })
         })
         .collect()
 }

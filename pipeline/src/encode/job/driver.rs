@@ -521,11 +521,10 @@ fn decide(
         let raw = chunks.clone();
         let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
         for _ in 0..dynamic::MAX_ROUNDS {
-            let next: Vec<(usize, Vec<f32>)> =
-                dynamic::anchors(&decision, &d.sizes, options.codec, shot)
-                    .into_iter()
-                    .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
-                    .collect();
+            let next: Vec<(usize, Vec<f32>)> = dynamic::anchors(&decision, &d.sizes, options.codec)
+                .into_iter()
+                .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
+                .collect();
             if next.is_empty() {
                 break;
             }
