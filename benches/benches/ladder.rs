@@ -491,9 +491,11 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
         .collect();
     let grid_report = job(master, dir, "grid", LadderChoice::Custom(grid));
     let master_size = master_geometry;
-    let apple_rates = cached_points(&dir.join("fixed-cli.json"), || {
+    // Rows whose quality no longer rises (a small master saturates below the table's top
+    // rates) are left out: the fixed ladder is judged by its own envelope.
+    let apple_rates = upper(&cached_points(&dir.join("fixed-cli.json"), || {
         ffmpeg_fixed(master, master_size, keyint, dir)
-    });
+    }));
     let grid_hull = hull(&grid_report);
     let (title_rd, shot_rd) = (rd(&per_title), rd(&shot));
 
