@@ -425,11 +425,19 @@ fn ffmpeg_same_rungs(
     benches::measure(&mut sh).expect("the ffmpeg CLI encodes")
 }
 
-fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
-    std::fs::create_dir_all(dir).expect("the bench folder");
-    let started = std::time::Instant::now();
-    // The default run, timed from nothing, as a child process (`RUNGS_BENCH_UNTIMED` resumes
-    // it instead, for quick studies of the decision).
+/// The default run, timed from nothing as a child process (`RUNGS_BENCH_UNTIMED` resumes it
+/// instead, for quick studies of the decision), with the ffmpeg CLI encoding its rungs: its
+/// report, both costs when timed, its stages as the timed run saw them, the keyframe interval.
+#[allow(clippy::type_complexity)]
+fn default_run(
+    master: &Path,
+    dir: &Path,
+) -> (
+    EncodeReport,
+    Option<(benches::Cost, benches::Cost)>,
+    Option<serde_json::Value>,
+    u32,
+) {
     let timed = dir.join("default");
     let untimed = std::env::var_os("RUNGS_BENCH_UNTIMED").is_some();
     let mut rungs_cost = None;
@@ -458,11 +466,17 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
         / f64::from(shot.frame_rate.den))
     .round() as u32;
     let costs = rungs_cost.map(|r| (r, ffmpeg_same_rungs(master, &shot, keyint, dir)));
+    (shot, costs, timed_stages, keyint)
+}
 
-    let apple = job(master, dir, "apple", LadderChoice::Apple);
-    let per_title = job(master, dir, "per-title", LadderChoice::PerTitle);
-    // The grid is at every resolution of a 1.5x pixel step from 234p to the master, whatever
-    // sizes rungs probes.
+/// The exhaustive grid, at every resolution of a 1.5x pixel step from 234p to the master
+/// whatever sizes rungs probes: the master's size, the grid's sizes and its report.
+#[allow(clippy::type_complexity)]
+fn grid_job(
+    clip: &RealClip,
+    master: &Path,
+    dir: &Path,
+) -> ((u32, u32), Vec<(u32, u32)>, EncodeReport) {
     let master_geometry = realset::ensure(clip)
         .map(|g| (g.truth.width, g.truth.height))
         .expect("the master's size");
@@ -490,19 +504,13 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
         })
         .collect();
     let grid_report = job(master, dir, "grid", LadderChoice::Custom(grid));
-    let master_size = master_geometry;
-    // Rows whose quality no longer rises (a small master saturates below the table's top
-    // rates) are left out: the fixed ladder is judged by its own envelope.
-    let apple_rates = upper(&cached_points(&dir.join("fixed-cli.json"), || {
-        ffmpeg_fixed(master, master_size, keyint, dir)
-    }));
-    let grid_hull = hull(&grid_report);
-    let (title_rd, shot_rd) = (rd(&per_title), rd(&shot));
+    (master_geometry, sizes, grid_report)
+}
 
-    let all_steps: Vec<f64> = steps(&per_title).into_iter().chain(steps(&shot)).collect();
-    // The drop from a rung's mean VMAF to its worst frame, not counting what the master itself
-    // imposes: at that frame, the best encode of the grid (the highest mean) scores no higher
-    // than the rung's mean less the drop allowed.
+/// For every shot-level rung, the drop from its mean VMAF to its worst frame and what the best
+/// encode of the grid (the highest mean) scores at that frame; and how many rungs drop more than
+/// 15 points where that encode does not, so that the master itself is not the cause.
+fn frame_drops(grid_report: &EncodeReport, shot: &EncodeReport) -> (Vec<(f64, f64)>, usize) {
     let best = grid_report
         .rungs
         .iter()
@@ -525,7 +533,6 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
             Some((v.mean - v.min, best.get(at).copied().unwrap_or(100.0)))
         })
         .collect();
-    let worst_drop = drops.iter().map(|d| d.0).fold(0.0f64, f64::max);
     // Drops over 15 points where the best encode of the master scores well at that frame.
     let collapses = drops
         .iter()
@@ -534,98 +541,18 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
             *drop > 15.0 && r.vmaf.is_some_and(|v| *best_there > v.mean - 15.0)
         })
         .count();
-    let row = Row {
-        clip: clip.name,
-        title_vs_fixed: bd_opt(&apple_rates, &title_rd),
-        title_vs_grid: bd_opt(&grid_hull, &title_rd),
-        shot_vs_fixed: bd_opt(&apple_rates, &shot_rd),
-        shot_vs_grid: bd_opt(&grid_hull, &shot_rd),
-        shot_vs_title: bd_opt(&title_rd, &shot_rd),
-        grid_vs_fixed: bd_opt(&apple_rates, &grid_hull),
-        widest_step: all_steps.iter().copied().fold(0.0, f64::max),
-        narrowest_step: all_steps.iter().copied().fold(f64::INFINITY, f64::min),
-        worst_drop,
-        collapses,
-        wall_ratio: costs.as_ref().map_or(f64::NAN, |(r, c)| {
-            r.wall.as_secs_f64() / c.wall.as_secs_f64()
-        }),
-    };
+    (drops, collapses)
+}
 
-    println!(
-        "\n{} ({}; {}x{}, {} frames, {} chunks; {}): x264 {}, {} resolutions x {} CRFs in the grid",
-        clip.name,
-        clip.kinds
-            .iter()
-            .map(|k| k.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        shot.rungs
-            .last()
-            .map_or(0, |r| r.width)
-            .max(per_title.rungs.last().map_or(0, |r| r.width)),
-        sizes.last().map_or(0, |s| s.1),
-        per_title.frames,
-        per_title.chunks,
-        clip.licence,
-        preset(),
-        sizes.len(),
-        GRID_CRFS.len(),
-    );
-    for (name, r) in [
-        ("fixed (rungs, capped CRF)", &apple),
-        ("per-title", &per_title),
-        ("shot (default)", &shot),
-    ] {
-        println!("  {name:<28} {}", ladder_text(r));
-    }
-    let points = |p: &[(f64, f64)]| {
-        p.iter()
-            .map(|(k, v)| format!("{k:.0}k/{v:.1}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!(
-        "  {:<28} {}",
-        "fixed at its rates (CLI)",
-        points(&apple_rates)
-    );
-    println!("  {:<28} {}", "grid hull", points(&grid_hull));
-    println!(
-        "  BD-rate vs fixed: per-title {}, shot {}, grid hull {} | vs grid hull: per-title {}, \
-         shot {} | shot vs per-title {}",
-        pct(row.title_vs_fixed),
-        pct(row.shot_vs_fixed),
-        pct(row.grid_vs_fixed),
-        pct(row.title_vs_grid),
-        pct(row.shot_vs_grid),
-        pct(row.shot_vs_title),
-    );
-    println!(
-        "  rungs' distance in bits to the grid hull at their quality: per-title {}, shot {}",
-        hull_gap(&grid_hull, &title_rd),
-        hull_gap(&grid_hull, &shot_rd)
-    );
-    println!(
-        "  steps: per-title {:?}, shot {:?}; worst mean-to-min VMAF drop of a shot rung {:.1} \
-         (at its worst frame the best grid encode scores {}); rungs whose frames collapse by \
-         more than 15 where the master does not: {collapses}",
-        steps(&per_title)
-            .iter()
-            .map(|x| (x * 100.0).round() / 100.0)
-            .collect::<Vec<_>>(),
-        steps(&shot)
-            .iter()
-            .map(|x| (x * 100.0).round() / 100.0)
-            .collect::<Vec<_>>(),
-        worst_drop,
-        drops
-            .iter()
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map_or("n/a".into(), |d| format!("{:.1}", d.1)),
-    );
-    // How well the (corrected) probes predicted each resolution's final-preset curve: the
-    // BD-rate of the predicted curve against the grid's encodes at that size. Resolutions
-    // mispredicted unevenly are picked wrongly.
+/// How well the (corrected) probes predicted each resolution's final-preset curve: the BD-rate
+/// of the predicted curve against the grid's encodes at that size (resolutions mispredicted
+/// unevenly are picked wrongly); and each ladder's prediction against its final encodes.
+fn print_predictions(
+    sizes: &[(u32, u32)],
+    grid_report: &EncodeReport,
+    per_title: &EncodeReport,
+    shot: &EncodeReport,
+) {
     let predicted = |report: &EncodeReport| -> String {
         let Some(l) = &report.ladder else {
             return "n/a".into();
@@ -653,9 +580,9 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
     };
     println!(
         "  prediction vs the grid at each size (BD-rate of the predicted curve): per-title {}",
-        predicted(&per_title)
+        predicted(per_title)
     );
-    for (name, r) in [("per-title", &per_title), ("shot", &shot)] {
+    for (name, r) in [("per-title", per_title), ("shot", shot)] {
         if let Some(l) = &r.ladder {
             let worst = |f: &dyn Fn(&encode::DecidedRungReport) -> f64| {
                 l.rungs.iter().map(f).fold(0.0f64, |a, b| a.max(b.abs()))
@@ -667,54 +594,46 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
             );
         }
     }
-    let sampled: Vec<String> = [2u64, 4, 8]
-        .iter()
-        .map(|&k| {
-            let (worst, mean) = sampling_error(&grid_report, k);
-            format!("1 in {k}: worst {worst:.2}, mean {mean:.3}")
-        })
-        .collect();
-    println!(
-        "  pooled VMAF error of scoring one frame in N, over the {} grid encodes: {}",
-        grid_report.rungs.len(),
-        sampled.join("; ")
+}
+
+/// The pooling lever (`RUNGS_BENCH_POOLING`): shot-level ladders pooling the harmonic mean,
+/// judged in harmonic-mean VMAF and by their worst frames.
+fn pooling_lever(master: &Path, dir: &Path, per_title: &EncodeReport, shot: &EncodeReport) {
+    let harmonic = job_with(
+        master,
+        dir,
+        "shot-harmonic",
+        LadderChoice::Shot,
+        LadderRules {
+            pooling: ladders::Pooling::Harmonic,
+            ..rules()
+        },
     );
-    // The pooling lever (`RUNGS_BENCH_POOLING`): shot-level ladders pooling the harmonic mean,
-    // judged in harmonic-mean VMAF and by their worst frames.
-    if std::env::var_os("RUNGS_BENCH_POOLING").is_some() {
-        let harmonic = job_with(
-            master,
-            dir,
-            "shot-harmonic",
-            LadderChoice::Shot,
-            LadderRules {
-                pooling: ladders::Pooling::Harmonic,
-                ..rules()
-            },
-        );
-        let floor = |r: &EncodeReport| {
-            r.rungs
-                .iter()
-                .filter_map(|x| x.vmaf.map(|v| v.mean - v.min))
-                .fold(0.0f64, f64::max)
-        };
-        println!(
-            "  pooling: in harmonic-mean VMAF vs per-title, shot pooling the mean {}, the harmonic \
+    let floor = |r: &EncodeReport| {
+        r.rungs
+            .iter()
+            .filter_map(|x| x.vmaf.map(|v| v.mean - v.min))
+            .fold(0.0f64, f64::max)
+    };
+    println!(
+        "  pooling: in harmonic-mean VMAF vs per-title, shot pooling the mean {}, the harmonic \
              mean {}; in mean VMAF {} and {}; worst mean-to-min drop {:.1} and {:.1}",
-            pct(bd_opt(&rd_harmonic(&per_title), &rd_harmonic(&shot))),
-            pct(bd_opt(&rd_harmonic(&per_title), &rd_harmonic(&harmonic))),
-            pct(bd_opt(&title_rd, &shot_rd)),
-            pct(bd_opt(&title_rd, &rd(&harmonic))),
-            floor(&shot),
-            floor(&harmonic),
-        );
-    }
-    if let Some(l) = &shot.ladder {
-        for n in &l.notes {
-            println!("  note: {n}");
-        }
-    }
-    if let Some((rungs_cost, cli_cost)) = &costs {
+        pct(bd_opt(&rd_harmonic(per_title), &rd_harmonic(shot))),
+        pct(bd_opt(&rd_harmonic(per_title), &rd_harmonic(&harmonic))),
+        pct(bd_opt(&rd(per_title), &rd(shot))),
+        pct(bd_opt(&rd(per_title), &rd(&harmonic))),
+        floor(shot),
+        floor(&harmonic),
+    );
+}
+
+/// The default run's wall and CPU time against the ffmpeg CLI's, and its stages.
+fn print_costs(
+    shot: &EncodeReport,
+    costs: Option<&(benches::Cost, benches::Cost)>,
+    timed_stages: Option<&serde_json::Value>,
+) {
+    if let Some((rungs_cost, cli_cost)) = costs {
         println!(
             "  default run {:.1} s wall, {:.1} s CPU; ffmpeg CLI, the same {} rungs one after \
              another ({} threads): {:.1} s wall, {:.1} s CPU; wall ratio {:.2} (goal <= 2.5)",
@@ -724,10 +643,10 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
             workers(),
             cli_cost.wall.as_secs_f64(),
             cli_cost.cpu.as_secs_f64(),
-            row.wall_ratio
+            rungs_cost.wall.as_secs_f64() / cli_cost.wall.as_secs_f64()
         );
     }
-    if let Some(stages) = timed_stages.as_ref().and_then(|s| s.as_array()) {
+    if let Some(stages) = timed_stages.and_then(|s| s.as_array()) {
         let text: Vec<String> = stages
             .iter()
             .map(|s| {
@@ -755,6 +674,171 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
             l.final_encode_cpu_seconds
         );
     }
+}
+
+/// The clip's header line, its ladders (fixed, per-title, shot), the fixed ladder at its own
+/// rates and the grid hull.
+fn print_ladders(
+    clip: &RealClip,
+    sizes: &[(u32, u32)],
+    [apple, per_title, shot]: [&EncodeReport; 3],
+    apple_rates: &[(f64, f64)],
+    grid_hull: &[(f64, f64)],
+) {
+    println!(
+        "\n{} ({}; {}x{}, {} frames, {} chunks; {}): x264 {}, {} resolutions x {} CRFs in the grid",
+        clip.name,
+        clip.kinds
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        shot.rungs
+            .last()
+            .map_or(0, |r| r.width)
+            .max(per_title.rungs.last().map_or(0, |r| r.width)),
+        sizes.last().map_or(0, |s| s.1),
+        per_title.frames,
+        per_title.chunks,
+        clip.licence,
+        preset(),
+        sizes.len(),
+        GRID_CRFS.len(),
+    );
+    for (name, r) in [
+        ("fixed (rungs, capped CRF)", apple),
+        ("per-title", per_title),
+        ("shot (default)", shot),
+    ] {
+        println!("  {name:<28} {}", ladder_text(r));
+    }
+    let points = |p: &[(f64, f64)]| {
+        p.iter()
+            .map(|(k, v)| format!("{k:.0}k/{v:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  {:<28} {}",
+        "fixed at its rates (CLI)",
+        points(apple_rates)
+    );
+    println!("  {:<28} {}", "grid hull", points(grid_hull));
+}
+
+/// What scoring one probe frame in 2, 4 or 8 costs in pooled VMAF on the grid's encodes.
+fn print_sampling_error(grid_report: &EncodeReport) {
+    let sampled: Vec<String> = [2u64, 4, 8]
+        .iter()
+        .map(|&k| {
+            let (worst, mean) = sampling_error(grid_report, k);
+            format!("1 in {k}: worst {worst:.2}, mean {mean:.3}")
+        })
+        .collect();
+    println!(
+        "  pooled VMAF error of scoring one frame in N, over the {} grid encodes: {}",
+        grid_report.rungs.len(),
+        sampled.join("; ")
+    );
+}
+
+/// The rungs' bit-rate steps, and the worst drop from a shot rung's mean to its worst frame.
+fn print_steps(
+    per_title: &EncodeReport,
+    shot: &EncodeReport,
+    drops: &[(f64, f64)],
+    collapses: usize,
+) {
+    let worst_drop = drops.iter().map(|d| d.0).fold(0.0f64, f64::max);
+    println!(
+        "  steps: per-title {:?}, shot {:?}; worst mean-to-min VMAF drop of a shot rung {:.1} \
+         (at its worst frame the best grid encode scores {}); rungs whose frames collapse by \
+         more than 15 where the master does not: {collapses}",
+        steps(per_title)
+            .iter()
+            .map(|x| (x * 100.0).round() / 100.0)
+            .collect::<Vec<_>>(),
+        steps(shot)
+            .iter()
+            .map(|x| (x * 100.0).round() / 100.0)
+            .collect::<Vec<_>>(),
+        worst_drop,
+        drops
+            .iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or("n/a".into(), |d| format!("{:.1}", d.1)),
+    );
+}
+
+fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
+    std::fs::create_dir_all(dir).expect("the bench folder");
+    let started = std::time::Instant::now();
+    let (shot, costs, timed_stages, keyint) = default_run(master, dir);
+    let apple = job(master, dir, "apple", LadderChoice::Apple);
+    let per_title = job(master, dir, "per-title", LadderChoice::PerTitle);
+    let (master_size, sizes, grid_report) = grid_job(clip, master, dir);
+    // Rows whose quality no longer rises (a small master saturates below the table's top
+    // rates) are left out: the fixed ladder is judged by its own envelope.
+    let apple_rates = upper(&cached_points(&dir.join("fixed-cli.json"), || {
+        ffmpeg_fixed(master, master_size, keyint, dir)
+    }));
+    let grid_hull = hull(&grid_report);
+    let (title_rd, shot_rd) = (rd(&per_title), rd(&shot));
+
+    let all_steps: Vec<f64> = steps(&per_title).into_iter().chain(steps(&shot)).collect();
+    let (drops, collapses) = frame_drops(&grid_report, &shot);
+    let worst_drop = drops.iter().map(|d| d.0).fold(0.0f64, f64::max);
+    let row = Row {
+        clip: clip.name,
+        title_vs_fixed: bd_opt(&apple_rates, &title_rd),
+        title_vs_grid: bd_opt(&grid_hull, &title_rd),
+        shot_vs_fixed: bd_opt(&apple_rates, &shot_rd),
+        shot_vs_grid: bd_opt(&grid_hull, &shot_rd),
+        shot_vs_title: bd_opt(&title_rd, &shot_rd),
+        grid_vs_fixed: bd_opt(&apple_rates, &grid_hull),
+        widest_step: all_steps.iter().copied().fold(0.0, f64::max),
+        narrowest_step: all_steps.iter().copied().fold(f64::INFINITY, f64::min),
+        worst_drop,
+        collapses,
+        wall_ratio: costs.as_ref().map_or(f64::NAN, |(r, c)| {
+            r.wall.as_secs_f64() / c.wall.as_secs_f64()
+        }),
+    };
+
+    print_ladders(
+        clip,
+        &sizes,
+        [&apple, &per_title, &shot],
+        &apple_rates,
+        &grid_hull,
+    );
+    println!(
+        "  BD-rate vs fixed: per-title {}, shot {}, grid hull {} | vs grid hull: per-title {}, \
+         shot {} | shot vs per-title {}",
+        pct(row.title_vs_fixed),
+        pct(row.shot_vs_fixed),
+        pct(row.grid_vs_fixed),
+        pct(row.title_vs_grid),
+        pct(row.shot_vs_grid),
+        pct(row.shot_vs_title),
+    );
+    println!(
+        "  rungs' distance in bits to the grid hull at their quality: per-title {}, shot {}",
+        hull_gap(&grid_hull, &title_rd),
+        hull_gap(&grid_hull, &shot_rd)
+    );
+    print_steps(&per_title, &shot, &drops, collapses);
+    print_predictions(&sizes, &grid_report, &per_title, &shot);
+    print_sampling_error(&grid_report);
+    if std::env::var_os("RUNGS_BENCH_POOLING").is_some() {
+        pooling_lever(master, dir, &per_title, &shot);
+    }
+    if let Some(l) = &shot.ladder {
+        for n in &l.notes {
+            println!("  note: {n}");
+        }
+    }
+    print_costs(&shot, costs.as_ref(), timed_stages.as_ref());
     println!("  ({:.0} s)", started.elapsed().as_secs_f64());
     row
 }

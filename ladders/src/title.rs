@@ -392,6 +392,49 @@ fn place(
     stairs: &[usize],
     rules: &LadderRules,
 ) -> Result<(Vec<TitleRung>, Vec<String>), DecideError> {
+    let (candidates, bottom, top) = ends(points, hull, stairs, rules)?;
+    let mut notes = Vec::new();
+    let (key, n) = rung_count(bottom, top, rules, &mut notes);
+    let mut chosen: Vec<&TitlePoint> = Vec::new();
+    if std::ptr::eq(bottom, top) || n <= 1 {
+        chosen.push(top);
+    } else {
+        let (k0, k1) = (key(bottom), key(top));
+        for k in 0..n {
+            let target = k0 + (k1 - k0) * k as f64 / (n - 1) as f64;
+            let best = if k == 0 {
+                bottom
+            } else if k == n - 1 {
+                top
+            } else {
+                nearest(&candidates, target, key, &|_| true).unwrap_or(top)
+            };
+            if chosen.last().is_none_or(|l| l.kbps < best.kbps) {
+                chosen.push(best);
+            }
+        }
+    }
+    split_wide_steps(&mut chosen, &candidates, rules);
+    notes.extend(wide_step_notes(&chosen, rules));
+    let rungs = chosen
+        .into_iter()
+        .map(|p| TitleRung {
+            point: *p,
+            maxrate_kbps: p.kbps * rules.peak_ratio,
+        })
+        .collect();
+    Ok((rungs, notes))
+}
+
+/// The staircase points a rung may take, and the ladder's ends: the bottom is the staircase
+/// point nearest above `min_kbps` (a chord point can sit closer to it than any hull point),
+/// the top the first hull point reaching `top_vmaf` (or the last one under `max_kbps`).
+fn ends<'a>(
+    points: &'a [TitlePoint],
+    hull: &[usize],
+    stairs: &[usize],
+    rules: &LadderRules,
+) -> Result<(Vec<&'a TitlePoint>, &'a TitlePoint, &'a TitlePoint), DecideError> {
     let in_range: Vec<&TitlePoint> = hull
         .iter()
         .map(|&i| &points[i])
@@ -403,34 +446,50 @@ fn place(
         // Everything is cheaper than the floor: the best of it is the one rung.
         .unwrap_or(in_range.len().saturating_sub(1));
     let usable = in_range.get(lowest..).unwrap_or(&[]);
-    if usable.is_empty() {
+    let Some(&first) = usable.first() else {
         return Err(DecideError::NothingFits(format!(
             "the cheapest hull point is above max_kbps = {}",
             rules.max_kbps
         )));
-    }
+    };
     let top = usable
         .iter()
-        .position(|p| p.quality >= rules.top_vmaf)
-        .unwrap_or(usable.len() - 1);
-    let top = usable[top];
-    // The staircase between the floor and the top; the bottom rung is its point nearest above
-    // the floor (a chord point can sit closer to it than any hull point).
+        .find(|p| p.quality >= rules.top_vmaf)
+        .copied()
+        .unwrap_or(usable[usable.len() - 1]);
     let candidates: Vec<&TitlePoint> = stairs
         .iter()
         .map(|&i| &points[i])
-        .filter(|p| p.kbps <= top.kbps && (p.kbps >= rules.min_kbps || std::ptr::eq(*p, usable[0])))
+        .filter(|p| p.kbps <= top.kbps && (p.kbps >= rules.min_kbps || std::ptr::eq(*p, first)))
         .collect();
-    let bottom = candidates.first().copied().unwrap_or(usable[0]);
-    let mut notes = Vec::new();
-    // The candidate nearest to `target` by `key` among those `inside` a rate range.
-    let nearest = |target: f64, key: fn(&TitlePoint) -> f64, inside: &dyn Fn(f64) -> bool| {
-        candidates
-            .iter()
-            .filter(|p| inside(p.kbps))
-            .min_by(|a, b| (key(a) - target).abs().total_cmp(&(key(b) - target).abs()))
-            .copied()
-    };
+    let bottom = candidates.first().copied().unwrap_or(first);
+    Ok((candidates, bottom, top))
+}
+
+/// The candidate nearest to `target` by `key` among those `inside` a rate range.
+fn nearest<'a>(
+    candidates: &[&'a TitlePoint],
+    target: f64,
+    key: fn(&TitlePoint) -> f64,
+    inside: &dyn Fn(f64) -> bool,
+) -> Option<&'a TitlePoint> {
+    candidates
+        .iter()
+        .filter(|p| inside(p.kbps))
+        .min_by(|a, b| (key(a) - target).abs().total_cmp(&(key(b) - target).abs()))
+        .copied()
+}
+
+/// How rungs spread between the ends (the key they are even in) and how many: a bit-rate
+/// spacing places enough for `max_ratio` from the start, never more than keep them
+/// `min_ratio` apart; a VMAF spacing places its own, and steps too wide in bits are split
+/// later. A note says when the rung cap is below what `max_ratio` needs.
+fn rung_count(
+    bottom: &TitlePoint,
+    top: &TitlePoint,
+    rules: &LadderRules,
+    notes: &mut Vec<String>,
+) -> (fn(&TitlePoint) -> f64, usize) {
     let span = (top.kbps / bottom.kbps).ln().max(0.0);
     let steps_within = |ratio: f64| -> usize {
         if ratio.is_finite() && ratio > 1.0 {
@@ -445,9 +504,7 @@ fn place(
     } else {
         usize::MAX
     };
-    // A bit-rate spacing places enough rungs for `max_ratio` from the start; a VMAF spacing
-    // places its own, and steps too wide in bits are split below.
-    let (key, mut n): (fn(&TitlePoint) -> f64, usize) = match rules.spacing {
+    let (key, n): (fn(&TitlePoint) -> f64, usize) = match rules.spacing {
         Spacing::Bitrate(step) => (
             |p| p.kbps.ln(),
             steps_within(step).max(needed).min(most.max(needed)),
@@ -464,28 +521,17 @@ fn place(
             rules.rungs, needed, rules.max_ratio, bottom.kbps, top.kbps
         ));
     }
-    n = n.min(rules.rungs);
-    let mut chosen: Vec<&TitlePoint> = Vec::new();
-    if std::ptr::eq(bottom, top) || n <= 1 {
-        chosen.push(top);
-    } else {
-        let (k0, k1) = (key(bottom), key(top));
-        for k in 0..n {
-            let target = k0 + (k1 - k0) * k as f64 / (n - 1) as f64;
-            let best = if k == 0 {
-                bottom
-            } else if k == n - 1 {
-                top
-            } else {
-                nearest(target, key, &|_| true).unwrap_or(top)
-            };
-            if chosen.last().is_none_or(|l| l.kbps < best.kbps) {
-                chosen.push(best);
-            }
-        }
-    }
-    // Split the widest bit-rate step first, into as many parts as `max_ratio` needs: the rung
-    // goes one part above its lower neighbour, and the rest of the step is split later.
+    (key, n.min(rules.rungs))
+}
+
+/// Splits the widest bit-rate step first, into as many parts as `max_ratio` needs: the rung
+/// goes one part above its lower neighbour, and the rest of the step is split later, while the
+/// rung cap allows and a candidate lies inside (not closer than `min_ratio` to either side).
+fn split_wide_steps<'a>(
+    chosen: &mut Vec<&'a TitlePoint>,
+    candidates: &[&'a TitlePoint],
+    rules: &LadderRules,
+) {
     let mut unsplittable: Vec<f64> = Vec::new();
     while chosen.len() < rules.rungs {
         let widest = chosen
@@ -500,42 +546,39 @@ fn place(
         let parts = (ratio.ln() / rules.max_ratio.ln()).ceil().max(2.0);
         let (lo, hi) = (chosen[k].kbps, chosen[k + 1].kbps);
         let target = lo.ln() + ratio.ln() / parts;
+        let gap = rules.min_ratio.min(ratio.sqrt());
         let inside = |kbps: f64| {
             kbps > lo
                 && kbps < hi
-                && (rules.min_ratio <= 1.0
-                    || (kbps / lo >= rules.min_ratio.min(ratio.sqrt())
-                        && hi / kbps >= rules.min_ratio.min(ratio.sqrt())))
+                && (rules.min_ratio <= 1.0 || (kbps / lo >= gap && hi / kbps >= gap))
         };
-        match nearest(target, |p| p.kbps.ln(), &inside) {
+        match nearest(candidates, target, |p| p.kbps.ln(), &inside) {
             Some(p) => chosen.insert(k + 1, p),
             None => unsplittable.push(lo),
         }
     }
-    for w in chosen.windows(2) {
-        let ratio = w[1].kbps / w[0].kbps;
-        if ratio > rules.max_ratio * (1.0 + 1e-9) {
-            notes.push(format!(
-                "the step from {:.0} to {:.0} kbit/s is {ratio:.2}x, above max_ratio = {}: {}",
+}
+
+/// A note for every step still wider than `max_ratio`, with the reason.
+fn wide_step_notes(chosen: &[&TitlePoint], rules: &LadderRules) -> Vec<String> {
+    chosen
+        .windows(2)
+        .filter(|w| w[1].kbps / w[0].kbps > rules.max_ratio * (1.0 + 1e-9))
+        .map(|w| {
+            format!(
+                "the step from {:.0} to {:.0} kbit/s is {:.2}x, above max_ratio = {}: {}",
                 w[0].kbps,
                 w[1].kbps,
+                w[1].kbps / w[0].kbps,
                 rules.max_ratio,
                 if chosen.len() >= rules.rungs {
                     "the rung cap is reached"
                 } else {
                     "no probed point lies inside it"
                 }
-            ));
-        }
-    }
-    let rungs = chosen
-        .into_iter()
-        .map(|p| TitleRung {
-            point: *p,
-            maxrate_kbps: p.kbps * rules.peak_ratio,
+            )
         })
-        .collect();
-    Ok((rungs, notes))
+        .collect()
 }
 
 /// The shot-level target of a rung decided per title.
@@ -790,6 +833,7 @@ mod tests {
             ("max_ratio = 1", "max_ratio"),
             ("max_ratio = nan", "max_ratio"),
             ("min_ratio = 3", "min_ratio"),
+            ("size_step = 9", "size_step"),
         ] {
             let e = LadderRules::from_toml(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

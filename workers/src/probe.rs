@@ -163,7 +163,46 @@ struct Scored<'a> {
     scores: Vec<f64>,
 }
 
-impl Scored<'_> {
+impl<'a> Scored<'a> {
+    /// Ready to decode `chunk`, an encoding of `source` of which `picks` frames are scored.
+    fn new(
+        chunk: &'a EncodedChunk,
+        source: &ChunkSource,
+        picks: usize,
+    ) -> Result<Self, EncodeError> {
+        let decoder = VideoDecoder::for_chunk(
+            &chunk.params,
+            &chunk.extradata(),
+            source.frame_rate,
+            &DecoderOptions { threads: 1 },
+        )?;
+        Ok(Self {
+            chunk,
+            decoder,
+            next_packet: 0,
+            eof: false,
+            resizer: None,
+            frame: OwnedFrame::empty(),
+            pending: None,
+            scores: Vec::with_capacity(picks),
+        })
+    }
+
+    /// Scores the frame waiting for its `motion2`, which needs the next frame's motion (none
+    /// after the last frame); `motion` holds every frame's so far.
+    fn settle(&mut self, model: &Model, motion: &[f64], next: Option<f64>) {
+        if let Some((i, spatial)) = self.pending.take() {
+            let own = motion[i as usize];
+            let motion2 = match (i, next) {
+                (0, _) => 0.0,
+                (_, Some(n)) => own.min(n),
+                (_, None) => own,
+            };
+            self.scores
+                .push(vmaf::predict(model, &spatial, i, own, motion2).vmaf);
+        }
+    }
+
     /// Decodes the next frame; when `keep`, into `self.frame` at `reference`'s size and layout.
     fn next(&mut self, reference: &OwnedFrame, index: u64, keep: bool) -> Result<(), EncodeError> {
         let fail = |reason: String| EncodeError::Source {
@@ -224,24 +263,7 @@ fn score_chunks(
     let picks = sampled_frames(source.frames, every);
     let mut scored = encoded
         .iter()
-        .map(|chunk| {
-            let decoder = VideoDecoder::for_chunk(
-                &chunk.params,
-                &chunk.extradata(),
-                source.frame_rate,
-                &DecoderOptions { threads: 1 },
-            )?;
-            Ok(Scored {
-                chunk,
-                decoder,
-                next_packet: 0,
-                eof: false,
-                resizer: None,
-                frame: OwnedFrame::empty(),
-                pending: None,
-                scores: Vec::with_capacity(picks.len()),
-            })
-        })
+        .map(|chunk| Scored::new(chunk, source, picks.len()))
         .collect::<Result<Vec<_>, EncodeError>>()?;
     let mut reference = OwnedFrame::empty();
     let mut workspace = vmaf::Workspace::default();
@@ -251,19 +273,6 @@ fn score_chunks(
     let score_error = |index: u64, e: vmaf::Error| EncodeError::Source {
         start_frame: source.start_frame + index,
         reason: format!("scoring: {e}"),
-    };
-    // A scored frame's motion2 needs the next frame's motion (none after the last frame).
-    let settle = |s: &mut Scored<'_>, motion: &[f64], next: Option<f64>| {
-        if let Some((i, spatial)) = s.pending.take() {
-            let own = motion[i as usize];
-            let motion2 = match (i, next) {
-                (0, _) => 0.0,
-                (_, Some(n)) => own.min(n),
-                (_, None) => own,
-            };
-            s.scores
-                .push(vmaf::predict(model, &spatial, i, own, motion2).vmaf);
-        }
     };
     source::read_frames(source, &mut |f, index| {
         f.copy_to(&mut reference);
@@ -275,7 +284,7 @@ fn score_chunks(
             next_pick += 1;
         }
         for s in &mut scored {
-            settle(s, &motion, Some(m));
+            s.settle(model, &motion, Some(m));
             s.next(&reference, source.start_frame + index, keep)?;
             if keep {
                 let dp = picture(&s.frame).map_err(|e| score_error(index, e))?;
@@ -289,7 +298,7 @@ fn score_chunks(
     scored
         .into_iter()
         .map(|mut s| {
-            settle(&mut s, &motion, None);
+            s.settle(model, &motion, None);
             if motion.len() as u64 != source.frames || s.scores.len() != picks.len() {
                 return Err(EncodeError::Source {
                     start_frame: source.start_frame,

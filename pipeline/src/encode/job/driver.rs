@@ -226,32 +226,12 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     };
 
     // The report.
-    let cpu = [
-        (Stage::Plan, plan.spent.cpu_seconds),
-        (Stage::FinalEncode, encode_cpu),
-        (Stage::Assembly, assemble_cpu),
-        (Stage::Measurement, measure_cpu),
-        (
-            Stage::Packaging,
-            packaged
-                .as_ref()
-                .map_or(0.0, |p| p.cpu_seconds - p.thumbnails_cpu_seconds),
-        ),
-        (
-            Stage::Thumbnails,
-            packaged.as_ref().map_or(0.0, |p| p.thumbnails_cpu_seconds),
-        ),
-    ]
-    .into_iter()
-    .chain(decided.iter().flat_map(|(_, _, p)| {
-        [
-            (Stage::ProbeEncode, p.encode_cpu_seconds),
-            (Stage::ProbeScore, p.score_cpu_seconds),
-            (Stage::AnchorEncode, p.anchor_encode_cpu_seconds),
-            (Stage::AnchorScore, p.anchor_score_cpu_seconds),
-        ]
-    }))
-    .collect::<BTreeMap<Stage, f64>>();
+    let cpu = stage_cpu(
+        &plan,
+        [encode_cpu, assemble_cpu, measure_cpu],
+        packaged.as_ref(),
+        decided.as_ref().map(|(_, _, p)| p),
+    );
     let stages = stage_times(ctx, &plan, &cpu)?;
     let ladder = decided.map(|(decision, rungs, probing)| {
         LadderReport::new(
@@ -368,6 +348,37 @@ impl Stage {
             _ => &[],
         }
     }
+}
+
+/// CPU seconds of every stage as the tasks recorded them: the three figures are the final encodes',
+/// the assembly's and the measurement's.
+fn stage_cpu(
+    plan: &Plan,
+    [encode, assemble, measure]: [f64; 3],
+    packaged: Option<&package::PackageReport>,
+    probing: Option<&Probing>,
+) -> BTreeMap<Stage, f64> {
+    let thumbnails = packaged.map_or(0.0, |p| p.thumbnails_cpu_seconds);
+    let mut cpu = BTreeMap::from([
+        (Stage::Plan, plan.spent.cpu_seconds),
+        (Stage::FinalEncode, encode),
+        (Stage::Assembly, assemble),
+        (Stage::Measurement, measure),
+        (
+            Stage::Packaging,
+            packaged.map_or(0.0, |p| p.cpu_seconds) - thumbnails,
+        ),
+        (Stage::Thumbnails, thumbnails),
+    ]);
+    if let Some(p) = probing {
+        cpu.extend([
+            (Stage::ProbeEncode, p.encode_cpu_seconds),
+            (Stage::ProbeScore, p.score_cpu_seconds),
+            (Stage::AnchorEncode, p.anchor_encode_cpu_seconds),
+            (Stage::AnchorScore, p.anchor_score_cpu_seconds),
+        ]);
+    }
+    cpu
 }
 
 /// Wall and CPU seconds of every stage: CPU as the tasks recorded it (`cpu`), wall from the
