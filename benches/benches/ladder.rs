@@ -666,12 +666,16 @@ fn print_costs(
     if let Some(l) = &shot.ladder {
         println!(
             "  CPU: probe encodes {:.1} s, probe scoring {:.1} s, anchors {:.1} s + {:.1} s \
-             scoring, final encodes {:.1} s",
+             scoring, final encodes {:.1} s; {} rungs on anchors, {} of {} chunks taken from \
+             them",
             l.probe_encode_cpu_seconds,
             l.probe_score_cpu_seconds,
             l.anchor_encode_cpu_seconds,
             l.anchor_score_cpu_seconds,
-            l.final_encode_cpu_seconds
+            l.final_encode_cpu_seconds,
+            l.rungs_on_anchors,
+            l.chunks_from_anchors,
+            shot.rungs.len() * shot.chunks
         );
     }
 }

@@ -81,6 +81,78 @@ fn main() {
             );
         }
     }
+    many_distorted(&pair, runs);
+}
+
+/// The many-distorted pass against scoring each distorted version alone: a probe scores
+/// several encodings of one chunk against the same master frames, so the reference's share of
+/// the work (ADM's wavelet decomposition and denominators) is done once for all of them. One
+/// thread, the pair's distorted frames standing for 2 and 4 encodings, in-process (pictures in
+/// memory, no decoding), medians of `runs`.
+fn many_distorted(pair: &fixtures::Pair, runs: usize) {
+    let reference = fixtures::y4m_luma(&pair.reference).expect("the reference reads");
+    let distorted = fixtures::y4m_luma(&pair.distorted).expect("the distorted reads");
+    let narrow = |frames: &[Vec<u16>]| -> Vec<Vec<u8>> {
+        frames
+            .iter()
+            .map(|f| f.iter().map(|&v| v as u8).collect())
+            .collect()
+    };
+    assert_eq!(reference.bit_depth, 8, "the benchmark pair is 8-bit");
+    let (r8, d8) = (narrow(&reference.frames), narrow(&distorted.frames));
+    let (w, h) = (reference.width, reference.height);
+    fn picture(data: &[u8], w: usize, h: usize) -> vmaf::Picture<'_> {
+        vmaf::Picture::new(
+            8,
+            vmaf::Plane::U8(vmaf::PlaneView::new(data, w, w, h).expect("a plane")),
+            None,
+        )
+        .expect("a picture")
+    }
+    let (tables, options) = (
+        vmaf::Tables::new(),
+        vmaf::Options {
+            motion: false,
+            ..vmaf::Options::default()
+        },
+    );
+    let mut ws = vmaf::Workspace::default();
+    println!("many-distorted pass (1 thread, in memory): each alone vs one pass, medians");
+    for n in [2usize, 4] {
+        let time = |many: bool, ws: &mut vmaf::Workspace| {
+            let t0 = std::time::Instant::now();
+            for (r, d) in r8.iter().zip(&d8) {
+                let rp = picture(r, w, h);
+                let ds: Vec<_> = (0..n).map(|_| picture(d, w, h)).collect();
+                if many {
+                    vmaf::spatial_many(&rp, &ds, &options, &tables, ws).expect("scores");
+                } else {
+                    for dp in &ds {
+                        vmaf::spatial(&rp, dp, &options, &tables, ws).expect("scores");
+                    }
+                }
+            }
+            t0.elapsed().as_secs_f64()
+        };
+        let mut alone = Vec::new();
+        let mut one_pass = Vec::new();
+        for _ in 0..runs.max(1) {
+            alone.push(time(false, &mut ws));
+            one_pass.push(time(true, &mut ws));
+        }
+        let mid = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (a, m) = (mid(&mut alone), mid(&mut one_pass));
+        let frames = (r8.len() * n) as f64;
+        println!(
+            "  {n} encodings: alone {:.2} frames/s, one pass {:.2} frames/s, {:.1}% less time",
+            frames / a,
+            frames / m,
+            (1.0 - m / a) * 100.0
+        );
+    }
 }
 
 /// The libvmaf command for one run.

@@ -40,6 +40,30 @@ pub struct Constraints {
     pub chunk_max_kbps: Option<f64>,
 }
 
+/// Keeps each chunk's worst frame from collapsing: chunk `i` keeps only the candidates whose
+/// worst frame reaches `floor`, or, when its `baseline[i]` setting (the nearest candidate to
+/// it) falls short of the floor too, whose worst frame is at most `slack` below the baseline's:
+/// there the frame is hard in the master at that rate, and the allocation may make it only a
+/// little worse. The baseline's candidate always stays, so whatever the baseline settings
+/// reach, the allocation still can.
+pub fn hold_worst_frames(candidates: &mut [Vec<Choice>], baseline: &[f64], floor: f64, slack: f64) {
+    for (cands, &base) in candidates.iter_mut().zip(baseline) {
+        let Some(at_base) = cands
+            .iter()
+            .min_by(|a, b| (a.crf - base).abs().total_cmp(&(b.crf - base).abs()))
+            .copied()
+        else {
+            continue;
+        };
+        let bar = if at_base.tally.vmaf_min >= floor {
+            floor
+        } else {
+            at_base.tally.vmaf_min - slack
+        };
+        cands.retain(|c| c.tally.vmaf_min >= bar || c.crf == at_base.crf);
+    }
+}
+
 /// The outcome for one rung.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Allocation {
@@ -437,6 +461,61 @@ mod tests {
         let a = allocate(&chunks, 25.0, Pooling::Mean, Target::Kbps(2000.0), tight).unwrap();
         assert_eq!(a.over_peak, [2]);
         assert_eq!(a.choices[2].crf, 40.0);
+    }
+
+    #[test]
+    fn worst_frames_are_held_at_the_floor_or_at_the_baseline() {
+        // The hard chunk's worst frame falls 12 points below its mean: left alone, the
+        // optimiser starves it, since its mean buys little per bit.
+        let with_dips = |frames: u64, difficulty: f64, dip: f64| -> Vec<Choice> {
+            chunk(frames, difficulty)
+                .into_iter()
+                .map(|mut c| {
+                    c.tally.vmaf_min = (c.tally.mean() - dip).max(0.0);
+                    c
+                })
+                .collect()
+        };
+        let chunks = vec![
+            with_dips(50, 0.5, 5.0),
+            with_dips(40, 4.0, 12.0),
+            with_dips(80, 1.0, 5.0),
+        ];
+        let target = Target::Kbps(uniform(&chunks, 24.0).kbps(25.0));
+        let free = allocate(&chunks, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        let floor = free.quality - 15.0;
+        assert!(
+            free.choices.iter().any(|c| c.tally.vmaf_min < floor),
+            "the case must collapse without a floor"
+        );
+        let baseline = [24.0; 3];
+        let mut held = chunks.clone();
+        hold_worst_frames(&mut held, &baseline, floor, 0.0);
+        let a = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        assert!(a.met, "the baseline's own settings fit the budget");
+        assert!(a.choices.iter().all(|c| c.tally.vmaf_min >= floor), "{a:?}");
+        // A floor nothing cheap reaches: each chunk keeps at least its baseline's worst frame,
+        // and the baseline's budget is still met.
+        let mut held = chunks.clone();
+        hold_worst_frames(&mut held, &baseline, 100.0, 0.0);
+        let b = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        assert!(b.met);
+        for (choice, cands) in b.choices.iter().zip(&chunks) {
+            let base = cands.iter().find(|c| c.crf == 24.0).unwrap();
+            assert!(choice.tally.vmaf_min >= base.tally.vmaf_min, "{choice:?}");
+        }
+        // With slack, at most that much below the baseline's worst frame.
+        let mut held = chunks.clone();
+        hold_worst_frames(&mut held, &baseline, 100.0, 3.0);
+        let c = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        for (choice, cands) in c.choices.iter().zip(&chunks) {
+            let base = cands.iter().find(|c| c.crf == 24.0).unwrap();
+            assert!(
+                choice.tally.vmaf_min >= base.tally.vmaf_min - 3.0,
+                "{choice:?}"
+            );
+        }
+        assert!(c.quality >= b.quality - 1e-9, "more freedom, no worse");
     }
 
     proptest! {

@@ -581,6 +581,75 @@ fn wide_step_notes(chosen: &[&TitlePoint], rules: &LadderRules) -> Vec<String> {
         .collect()
 }
 
+/// How far in bit rate [`prefer`] moves a rung onto an already encoded point: 15%, a quarter
+/// of the narrowest step the rules allow (1.5x).
+pub const PREFER_WITHIN: f64 = 1.15;
+
+/// Moves each rung onto a `preferred` point of its resolution (settings already encoded at the
+/// final preset, so the rung costs no encode of its own) when one lies within [`PREFER_WITHIN`]
+/// in bit rate and the ladder still keeps its rules: its steps stay within `min_ratio` and
+/// `max_ratio` (or no wider out of them than before), it stays between `min_kbps` and
+/// `max_kbps`, and the top rung loses at most `quality_slack` of pooled quality (the others
+/// move along their resolution's curve, trading bits for quality at its own slope, which the
+/// ladder's BD-rate barely sees). `preferred` holds `(size, setting)` pairs that must be among
+/// the decision's points. Returns, per rung, the preferred point it now sits on.
+pub fn prefer(
+    decision: &mut TitleDecision,
+    preferred: &[(Size, f64)],
+    rules: &LadderRules,
+    quality_slack: f64,
+) -> Vec<Option<(Size, f64)>> {
+    let mut on = vec![None; decision.rungs.len()];
+    let outside = |ratio: f64| {
+        if ratio < rules.min_ratio {
+            rules.min_ratio / ratio
+        } else if ratio > rules.max_ratio {
+            ratio / rules.max_ratio
+        } else {
+            1.0
+        }
+    };
+    for (i, slot) in on.iter_mut().enumerate() {
+        let rung = decision.rungs[i].point;
+        let lower = i.checked_sub(1).map(|k| decision.rungs[k].point.kbps);
+        let upper = decision.rungs.get(i + 1).map(|r| r.point.kbps);
+        // How far out of the rules the rung's two steps are, with the rung at `kbps`.
+        let strain = |kbps: f64| {
+            lower.map_or(1.0, |l| outside(kbps / l)) * upper.map_or(1.0, |u| outside(u / kbps))
+        };
+        let top = i + 1 == decision.rungs.len();
+        let fits = |p: &TitlePoint| {
+            (p.kbps / rung.kbps).ln().abs() <= PREFER_WITHIN.ln()
+                && (!top || p.quality >= rung.quality - quality_slack)
+                && p.kbps <= rules.max_kbps
+                && (lower.is_some() || p.kbps >= rules.min_kbps.min(rung.kbps))
+                && strain(p.kbps) <= strain(rung.kbps) * (1.0 + 1e-9)
+        };
+        let best = decision
+            .points
+            .iter()
+            .filter(|p| {
+                p.size == rung.size
+                    && preferred
+                        .iter()
+                        .any(|&(s, crf)| s == p.size && (crf - p.crf).abs() < 1e-6)
+            })
+            .filter(|p| fits(p))
+            .min_by(|a, b| {
+                let d = |p: &TitlePoint| (p.kbps / rung.kbps).ln().abs();
+                d(a).total_cmp(&d(b))
+            })
+            .copied();
+        if let Some(p) = best {
+            let r = &mut decision.rungs[i];
+            r.maxrate_kbps *= p.kbps / r.point.kbps;
+            r.point = p;
+            *slot = Some((p.size, p.crf));
+        }
+    }
+    on
+}
+
 /// The shot-level target of a rung decided per title.
 pub fn shot_target(rung: &TitleRung, rules: &LadderRules) -> Target {
     match rules.shot_target {
@@ -725,6 +794,91 @@ mod tests {
         for w in d.rungs.windows(2) {
             assert!(w[1].point.kbps / w[0].point.kbps >= 1.6, "{w:?}");
         }
+    }
+
+    #[test]
+    fn rungs_move_onto_encoded_points_only_when_near_and_within_the_rules() {
+        let chunks = vec![probes(1.0, 50), probes(2.0, 75)];
+        let rules = LadderRules::default();
+        let d = decide(&chunks, 25.0, &rules).unwrap();
+        let point_at = |size: Size, crf: f64| {
+            *d.points
+                .iter()
+                .find(|p| p.size == size && (p.crf - crf).abs() < 1e-9)
+                .unwrap()
+        };
+        // For every rung, its own setting, the neighbouring settings and a far one.
+        let mut preferred = Vec::new();
+        for r in &d.rungs {
+            for delta in [-1.0, 1.0, 6.0] {
+                let crf = r.point.crf + delta;
+                if d.points
+                    .iter()
+                    .any(|p| p.size == r.point.size && p.crf == crf)
+                {
+                    preferred.push((r.point.size, crf));
+                }
+            }
+        }
+        let mut moved = d.clone();
+        let on = prefer(&mut moved, &preferred, &rules, 1.0);
+        assert_eq!(on.len(), d.rungs.len());
+        for ((before, after), on) in d.rungs.iter().zip(&moved.rungs).zip(&on) {
+            match on {
+                Some((size, crf)) => {
+                    assert_eq!(after.point, point_at(*size, *crf));
+                    let ratio = after.point.kbps / before.point.kbps;
+                    assert!(
+                        (1.0 / PREFER_WITHIN..=PREFER_WITHIN).contains(&ratio),
+                        "{ratio}"
+                    );
+                    assert!(
+                        after.point.quality >= before.point.quality - 1.0
+                            || !std::ptr::eq(before, d.rungs.last().unwrap())
+                    );
+                    assert!(
+                        (after.maxrate_kbps / after.point.kbps - rules.peak_ratio).abs() < 1e-9
+                    );
+                }
+                None => assert_eq!(after, before),
+            }
+        }
+        assert!(
+            on.iter().any(Option::is_some),
+            "some rung sits near its neighbours' settings"
+        );
+        // The steps keep the rules wherever they kept them before.
+        for (w0, w1) in d.rungs.windows(2).zip(moved.rungs.windows(2)) {
+            let ok = |w: &[TitleRung]| {
+                let r = w[1].point.kbps / w[0].point.kbps;
+                (rules.min_ratio - 1e-9..=rules.max_ratio + 1e-9).contains(&r)
+            };
+            assert!(!ok(w0) || ok(w1), "{w0:?} -> {w1:?}");
+        }
+        // Nothing preferred, or only far points: nothing moves.
+        let mut same = d.clone();
+        assert!(
+            prefer(&mut same, &[], &rules, 1.0)
+                .iter()
+                .all(Option::is_none)
+        );
+        assert_eq!(same, d);
+        let far: Vec<(Size, f64)> = preferred
+            .iter()
+            .copied()
+            .filter(|&(size, crf)| {
+                let p = point_at(size, crf);
+                d.rungs
+                    .iter()
+                    .all(|r| (p.kbps / r.point.kbps).ln().abs() > PREFER_WITHIN.ln())
+            })
+            .collect();
+        let mut same = d.clone();
+        assert!(
+            prefer(&mut same, &far, &rules, 1.0)
+                .iter()
+                .all(Option::is_none)
+        );
     }
 
     #[test]

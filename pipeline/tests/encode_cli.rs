@@ -112,10 +112,9 @@ fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn chunk_files(out: &Path) -> usize {
     let root = out.join(".rungs/store/chunks");
     std::fs::read_dir(&root)
-        .map(|rungs| {
-            rungs
+        .map(|chunks| {
+            chunks
                 .flatten()
-                .flat_map(|r| std::fs::read_dir(r.path()).into_iter().flatten().flatten())
                 .filter(|f| {
                     // A write in progress is a temporary file, not a finished chunk.
                     let name = f.file_name().to_string_lossy().into_owned();

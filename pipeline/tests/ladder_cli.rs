@@ -15,6 +15,8 @@ use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(600);
 
+/// A dynamic encode at `faster` with probes at `veryfast` (the default probe preset; anchors
+/// correct them to the final preset, and rungs near an anchor take its encodes).
 fn encode(master: &Path, out: &Path, ladder: &str, rules: &Path) -> Value {
     let (code, stdout, stderr) = rungs_text(
         &[
@@ -27,9 +29,9 @@ fn encode(master: &Path, out: &Path, ladder: &str, rules: &Path) -> Value {
             "--rules",
             arg(rules),
             "--preset",
-            "veryfast",
+            "faster",
             "--probe-preset",
-            "superfast",
+            "veryfast",
             "-q",
         ],
         LONG,
@@ -206,6 +208,27 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
             "per-title: one setting per rung"
         );
     }
+    // Rungs on anchors take the anchors' encodes (made at their final settings, VBV included)
+    // instead of encoding again, and the report tells them from a resumed run's.
+    let l = &pt["ladder"];
+    let on = l["rungs_on_anchors"].as_u64().unwrap();
+    assert!(on >= 1, "no rung sits on an anchor");
+    assert_eq!(
+        l["chunks_from_anchors"].as_u64().unwrap(),
+        on * pt["chunks"].as_u64().unwrap()
+    );
+    assert_eq!(pt["reused_chunk_encodes"].as_u64().unwrap(), 0);
+    let sitting = l["rungs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            l["anchor_points"].as_array().unwrap().iter().any(|a| {
+                a["width"] == d["width"] && a["height"] == d["height"] && a["crf"] == d["title_crf"]
+            })
+        })
+        .count() as u64;
+    assert_eq!(sitting, on);
     let shot_crfs = check_report(&shot, "shot");
     assert!(
         shot_crfs.iter().any(|c| c.iter().any(|x| x != &c[0])),

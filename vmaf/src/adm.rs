@@ -234,28 +234,39 @@ impl Region {
     }
 }
 
-/// Computes ADM for one frame pair of `bpc`-bit samples.
-pub(crate) fn compute<T: Sample>(
+/// The reference's half of ADM, which every distorted version of it shares: its wavelet bands
+/// at the four scales (kept in `ws`) and the denominators, which depend on it alone.
+pub(crate) fn prepare_reference<T: Sample>(
     reference: &PlaneView<'_, T>,
+    bpc: u32,
+    ws: &mut Workspace,
+) -> [f32; 4] {
+    let mut den = [0.0; 4];
+    let (mut w, mut h) = dwt_first(ws, reference, bpc, true);
+    den[0] = csf_den16(&ws.ref16, w, h);
+    for (scale, d) in den.iter_mut().enumerate().skip(1) {
+        (w, h) = dwt_scale(ws, scale, (w, h), true);
+        *d = csf_den32(&ws.s123[scale - 1].ref32, scale, w, h);
+    }
+    den
+}
+
+/// The distorted half of ADM, against the reference last given to [`prepare_reference`] (of
+/// the same size), whose denominators are `den`.
+pub(crate) fn compute_distorted<T: Sample>(
     distorted: &PlaneView<'_, T>,
+    den: [f32; 4],
     bpc: u32,
     gain_limit: f64,
     div: &DivTable,
     ws: &mut Workspace,
 ) -> AdmScales {
-    let mut out = AdmScales::default();
-    let (mut w, mut h) = (reference.width(), reference.height());
+    let mut out = AdmScales {
+        den,
+        ..AdmScales::default()
+    };
     // Scale 0: 16-bit bands.
-    let (bw, bh) = (w.div_ceil(2), h.div_ceil(2));
-    ws.ref16.resize(bw * bh);
-    ws.dis16.resize(bw * bh);
-    dwt2_scale0(ws.isa, reference, bpc, &mut ws.ref16, &mut ws.tmp16);
-    dwt2_scale0(ws.isa, distorted, bpc, &mut ws.dis16, &mut ws.tmp16);
-    ws.prev_ref.clear();
-    ws.prev_ref.extend(ws.ref16.a.iter().map(|&v| i32::from(v)));
-    ws.prev_dis.clear();
-    ws.prev_dis.extend(ws.dis16.a.iter().map(|&v| i32::from(v)));
-    (w, h) = (bw, bh);
+    let (mut w, mut h) = dwt_first(ws, distorted, bpc, false);
     for d in [&mut ws.r16, &mut ws.a16, &mut ws.csf_a16, &mut ws.csf_f16] {
         d.resize(w * h);
     }
@@ -268,23 +279,12 @@ pub(crate) fn compute<T: Sample>(
         [&mut ws.r16, &mut ws.a16],
         kernels::decouple_row16,
     );
-    out.den[0] = csf_den16(&ws.ref16, w, h);
     csf16(&ws.a16, w, h, &mut ws.csf_a16, &mut ws.csf_f16);
     out.num[0] = cm16(ws.isa, &ws.r16, &ws.csf_a16, &ws.csf_f16, w, h);
     // Scales 1 to 3: 32-bit bands, each from the previous scale's approximation band.
     for scale in 1..4 {
-        let (bw, bh) = (w.div_ceil(2), h.div_ceil(2));
-        let (done, rest) = ws.s123.split_at_mut(scale - 1);
-        let s = &mut rest[0];
-        let (prev_ref, prev_dis) = match done.last() {
-            Some(p) => (&p.ref32.a, &p.dis32.a),
-            None => (&ws.prev_ref, &ws.prev_dis),
-        };
-        s.ref32.resize(bw * bh);
-        s.dis32.resize(bw * bh);
-        dwt2_s123(ws.isa, prev_ref, w, h, scale, &mut s.ref32, &mut ws.tmp);
-        dwt2_s123(ws.isa, prev_dis, w, h, scale, &mut s.dis32, &mut ws.tmp);
-        (w, h) = (bw, bh);
+        (w, h) = dwt_scale(ws, scale, (w, h), false);
+        let s = &mut ws.s123[scale - 1];
         for d in [&mut s.r32, &mut s.a32, &mut s.csf_a32, &mut s.csf_f32] {
             d.resize(w * h);
         }
@@ -297,11 +297,53 @@ pub(crate) fn compute<T: Sample>(
             [&mut s.r32, &mut s.a32],
             kernels::decouple_row32,
         );
-        out.den[scale] = csf_den32(&s.ref32, scale, w, h);
         csf32(&s.a32, scale, w, h, &mut s.csf_a32, &mut s.csf_f32);
         out.num[scale] = cm32(ws.isa, &s.r32, &s.csf_a32, &s.csf_f32, scale, w, h);
     }
     out
+}
+
+/// Decomposes scale 0 of the reference's or the distorted picture's pyramid into 16-bit bands,
+/// keeping the approximation band widened for scale 1; returns the bands' size.
+fn dwt_first<T: Sample>(
+    ws: &mut Workspace,
+    src: &PlaneView<'_, T>,
+    bpc: u32,
+    reference: bool,
+) -> (usize, usize) {
+    let (bw, bh) = (src.width().div_ceil(2), src.height().div_ceil(2));
+    let (bands, prev) = if reference {
+        (&mut ws.ref16, &mut ws.prev_ref)
+    } else {
+        (&mut ws.dis16, &mut ws.prev_dis)
+    };
+    bands.resize(bw * bh);
+    dwt2_scale0(ws.isa, src, bpc, bands, &mut ws.tmp16);
+    prev.clear();
+    prev.extend(bands.a.iter().map(|&v| i32::from(v)));
+    (bw, bh)
+}
+
+/// Decomposes scale `scale` (1 to 3) of the reference's or the distorted picture's pyramid
+/// from the previous scale's approximation band, `w`×`h`; returns the new bands' size.
+fn dwt_scale(
+    ws: &mut Workspace,
+    scale: usize,
+    (w, h): (usize, usize),
+    reference: bool,
+) -> (usize, usize) {
+    let (bw, bh) = (w.div_ceil(2), h.div_ceil(2));
+    let (done, rest) = ws.s123.split_at_mut(scale - 1);
+    let s = &mut rest[0];
+    let (prev, out) = match (done.last(), reference) {
+        (Some(p), true) => (&p.ref32.a, &mut s.ref32),
+        (Some(p), false) => (&p.dis32.a, &mut s.dis32),
+        (None, true) => (&ws.prev_ref, &mut s.ref32),
+        (None, false) => (&ws.prev_dis, &mut s.dis32),
+    };
+    out.resize(bw * bh);
+    dwt2_s123(ws.isa, prev, w, h, scale, out, &mut ws.tmp);
+    (bw, bh)
 }
 
 /// The first DWT, from picture samples to 16-bit bands (normalised around zero).

@@ -140,6 +140,75 @@ pub fn spatial(
     tables: &Tables,
     ws: &mut Workspace,
 ) -> Result<Spatial, Error> {
+    let mut out = spatial_many(
+        reference,
+        std::slice::from_ref(distorted),
+        options,
+        tables,
+        ws,
+    )?;
+    Ok(out.pop().expect("one result per distorted picture"))
+}
+
+/// Computes the per-frame features of several distorted versions of one reference frame (the
+/// encodings of a probe, say), doing the reference's share of the work once: its wavelet
+/// decomposition and ADM denominators, and its low-pass for motion. The results are the same,
+/// bit for bit, as [`spatial`] gives for each pair alone.
+pub fn spatial_many(
+    reference: &Picture<'_>,
+    distorted: &[Picture<'_>],
+    options: &Options,
+    tables: &Tables,
+    ws: &mut Workspace,
+) -> Result<Vec<Spatial>, Error> {
+    for d in distorted {
+        check_pair(reference, d)?;
+    }
+    let bpc = u32::from(reference.bit_depth());
+    let mut blur = Vec::new();
+    // The sample types match (checked above), so no distorted picture is dropped here.
+    let luma = match reference.luma() {
+        Plane::U8(r) => {
+            let ds: Vec<_> = distorted.iter().filter_map(|d| d.luma().as_u8()).collect();
+            features(&r, &ds, bpc, options, tables, ws, &mut blur)
+        }
+        Plane::U16(r) => {
+            let ds: Vec<_> = distorted.iter().filter_map(|d| d.luma().as_u16()).collect();
+            features(&r, &ds, bpc, options, tables, ws, &mut blur)
+        }
+    };
+    Ok(distorted
+        .iter()
+        .zip(luma)
+        .map(|(d, (vif, adm))| {
+            let psnr = options.psnr.then(|| {
+                [0, 1, 2].map(|i| match (reference.plane(i), d.plane(i)) {
+                    (Some(r), Some(d)) if (r.width(), r.height()) == (d.width(), d.height()) => {
+                        psnr::plane(r, d, bpc)
+                    }
+                    _ => None,
+                })
+            });
+            let ssim = if options.ssim {
+                ssim::ssim(reference.luma(), d.luma(), bpc)
+            } else {
+                None
+            };
+            Spatial {
+                vif,
+                adm,
+                psnr,
+                ssim,
+                width: reference.width(),
+                height: reference.height(),
+                blur: blur.clone(),
+            }
+        })
+        .collect())
+}
+
+/// Refuses a pair VMAF cannot score: different sizes, depths or sample types, or too small.
+fn check_pair(reference: &Picture<'_>, distorted: &Picture<'_>) -> Result<(), Error> {
     if (reference.width(), reference.height()) != (distorted.width(), distorted.height()) {
         return Err(Error::Mismatch {
             what: format!(
@@ -167,56 +236,48 @@ pub fn spatial(
             reason: "VMAF's four scales need at least 32x32 luma samples",
         });
     }
-    let bpc = u32::from(reference.bit_depth());
-    let mut blur = Vec::new();
-    let (vif, adm) = match (reference.luma(), distorted.luma()) {
-        (Plane::U8(r), Plane::U8(d)) => features(&r, &d, bpc, options, tables, ws, &mut blur),
-        (Plane::U16(r), Plane::U16(d)) => features(&r, &d, bpc, options, tables, ws, &mut blur),
-        _ => {
-            return Err(Error::Mismatch {
-                what: "sample types (8-bit vs 16-bit)".into(),
-            });
-        }
-    };
-    let psnr = options.psnr.then(|| {
-        [0, 1, 2].map(|i| match (reference.plane(i), distorted.plane(i)) {
-            (Some(r), Some(d)) if (r.width(), r.height()) == (d.width(), d.height()) => {
-                psnr::plane(r, d, bpc)
-            }
-            _ => None,
-        })
-    });
-    let ssim = if options.ssim {
-        ssim::ssim(reference.luma(), distorted.luma(), bpc)
-    } else {
-        None
-    };
-    Ok(Spatial {
-        vif,
-        adm,
-        psnr,
-        ssim,
-        width: reference.width(),
-        height: reference.height(),
-        blur,
-    })
+    if matches!(
+        (reference.luma(), distorted.luma()),
+        (Plane::U8(_), Plane::U16(_)) | (Plane::U16(_), Plane::U8(_))
+    ) {
+        return Err(Error::Mismatch {
+            what: "sample types (8-bit vs 16-bit)".into(),
+        });
+    }
+    Ok(())
 }
 
+/// VIF and ADM of every distorted picture against `r`, and `r`'s low-pass for motion when
+/// asked: the reference's ADM half is done once.
 fn features<T: picture::Sample>(
     r: &PlaneView<'_, T>,
-    d: &PlaneView<'_, T>,
+    ds: &[PlaneView<'_, T>],
     bpc: u32,
     options: &Options,
     tables: &Tables,
     ws: &mut Workspace,
     blur: &mut Vec<u16>,
-) -> (VifScales, AdmScales) {
-    let vif = vif::compute(r, d, bpc, &tables.log2, options.vif_gain_limit, &mut ws.vif);
-    let adm = adm::compute(r, d, bpc, options.adm_gain_limit, &tables.div, &mut ws.adm);
+) -> Vec<(VifScales, AdmScales)> {
+    let den = adm::prepare_reference(r, bpc, &mut ws.adm);
+    let out = ds
+        .iter()
+        .map(|d| {
+            let vif = vif::compute(r, d, bpc, &tables.log2, options.vif_gain_limit, &mut ws.vif);
+            let adm = adm::compute_distorted(
+                d,
+                den,
+                bpc,
+                options.adm_gain_limit,
+                &tables.div,
+                &mut ws.adm,
+            );
+            (vif, adm)
+        })
+        .collect();
     if options.motion {
         motion::blur(ws.isa, r, bpc, &mut ws.blur_rows, blur);
     }
-    (vif, adm)
+    out
 }
 
 /// One frame's scores.

@@ -76,7 +76,23 @@ pub enum Plane<'a> {
     U16(PlaneView<'a, u16>),
 }
 
-impl Plane<'_> {
+impl<'a> Plane<'a> {
+    /// The 8-bit samples, if these are.
+    pub fn as_u8(&self) -> Option<PlaneView<'a, u8>> {
+        match self {
+            Plane::U8(p) => Some(*p),
+            Plane::U16(_) => None,
+        }
+    }
+
+    /// The high-bit-depth samples, if these are.
+    pub fn as_u16(&self) -> Option<PlaneView<'a, u16>> {
+        match self {
+            Plane::U16(p) => Some(*p),
+            Plane::U8(_) => None,
+        }
+    }
+
     /// Width in samples.
     pub fn width(&self) -> usize {
         match self {

@@ -6,7 +6,8 @@
 //! frame by frame with VMAF against the master's own frames, read a second time. Nothing is
 //! written to disk and memory holds a frame per encoding.
 //!
-//! The motion feature depends on the master alone, so it is tracked once for all settings. A
+//! The motion feature depends on the master alone, so it is tracked once for all settings, and
+//! each master frame's wavelet decomposition (ADM's reference half) is made once for all. A
 //! probe may score one frame in `every` (the rest are decoded but neither scaled nor scored):
 //! each unscored frame takes the score of the nearest scored one, so per-frame scores keep
 //! their length and every pooled figure is an estimate from the samples.
@@ -48,6 +49,9 @@ pub struct ProbeRun {
     pub encode_cpu_seconds: f64,
     /// CPU time of the calling thread spent decoding, scaling and scoring, in seconds.
     pub score_cpu_seconds: f64,
+    /// The encodings themselves, one per setting: the same bytes [`crate::encode::encode_chunk`]
+    /// gives, so a probe at a rung's final settings can stand as that rung's chunk.
+    pub encoded: Vec<EncodedChunk>,
 }
 
 /// CPU time of the calling thread, in seconds.
@@ -90,12 +94,12 @@ pub fn probe_chunk(
     let t2 = thread_cpu_seconds();
     let points = settings
         .iter()
-        .zip(encoded)
+        .zip(&encoded)
         .zip(scores)
         .map(|((s, e), vmaf)| ProbePoint {
             settings: s.clone(),
             bits: e.packets.iter().map(|p| p.data.len() as u64 * 8).sum(),
-            frame_bits: frame_bits(&e),
+            frame_bits: frame_bits(e),
             vmaf,
             scored_every: every,
         })
@@ -104,6 +108,7 @@ pub fn probe_chunk(
         points,
         encode_cpu_seconds: t1 - t0,
         score_cpu_seconds: t2 - t1,
+        encoded,
     })
 }
 
@@ -286,10 +291,18 @@ fn score_chunks(
         for s in &mut scored {
             s.settle(model, &motion, Some(m));
             s.next(&reference, source.start_frame + index, keep)?;
-            if keep {
-                let dp = picture(&s.frame).map_err(|e| score_error(index, e))?;
-                let spatial = vmaf::spatial(&rp, &dp, &options, tables(), &mut workspace)
-                    .map_err(|e| score_error(index, e))?;
+        }
+        if keep {
+            // Every encoding against the one reference frame, its decomposition done once.
+            let pictures = scored
+                .iter()
+                .map(|s| picture(&s.frame))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| score_error(index, e))?;
+            let spatials = vmaf::spatial_many(&rp, &pictures, &options, tables(), &mut workspace)
+                .map_err(|e| score_error(index, e))?;
+            drop(pictures);
+            for (s, spatial) in scored.iter_mut().zip(spatials) {
                 s.pending = Some((index, spatial));
             }
         }

@@ -60,6 +60,13 @@ fn probes_agree_with_encoding_and_measuring_separately() {
         .collect();
     let run = probe_chunk(&src, &set, &vmaf::Model::v061(), 1).unwrap();
     assert!(run.encode_cpu_seconds > 0.0 && run.score_cpu_seconds > 0.0);
+    // The probe's encodings are the bytes a rung's own encode would give, so an anchor made
+    // at a rung's settings can stand as that rung's chunk.
+    assert_eq!(run.encoded.len(), 3);
+    assert_eq!(
+        run.encoded[1].to_bytes(),
+        encode_chunk(&src, &set[1]).unwrap().to_bytes()
+    );
     let points = run.points;
     assert_eq!(points.len(), 3);
     for w in points.windows(2) {

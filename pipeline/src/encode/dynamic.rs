@@ -16,7 +16,7 @@ use ladders::rd::CurvePoint;
 use ladders::title::{self, ChunkProbes, LadderRules, Size, TitleDecision};
 use ladders::{Curve, Tally};
 use serde::{Deserialize, Serialize};
-use workers::encode::{Codec, Zone};
+use workers::encode::{Codec, Vbv, Zone};
 use workers::store::Key;
 
 /// Rounds of probing, the first included.
@@ -318,13 +318,46 @@ pub fn candidates(chunks: &[ChunkProbes], size: Size, step: f64) -> Vec<Vec<Choi
         .collect()
 }
 
+/// One point to probe: a quality setting, and for an anchor the VBV cap of the rung it stands
+/// for (an anchor is made at a rung's final settings, so that it can be that rung's chunk).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ProbeAt {
+    /// The quality setting.
+    pub crf: f32,
+    /// The VBV cap, for anchors of codecs that take one.
+    pub vbv: Option<Vbv>,
+}
+
+impl ProbeAt {
+    /// A probe at `crf`, without a cap.
+    pub fn crf(crf: f32) -> Self {
+        Self { crf, vbv: None }
+    }
+}
+
+/// The VBV cap of a rung whose maximum rate is `maxrate_kbps` (none for rav1e, which takes no
+/// cap): a buffer of two seconds at that rate.
+pub fn rung_vbv(codec: Codec, maxrate_kbps: f64) -> Option<Vbv> {
+    (codec != Codec::Av1Rav1e).then(|| {
+        let maxrate = maxrate_kbps.round().max(1.0) as u32;
+        Vbv {
+            maxrate_kbps: maxrate,
+            bufsize_kbit: maxrate.saturating_mul(2),
+        }
+    })
+}
+
 /// The store key of one anchor: a probe at the final preset that checks the fast probes.
-pub fn anchor_key(size: Size, chunk: usize, crf: f32) -> Key {
+pub fn anchor_key(size: Size, chunk: usize, at: ProbeAt) -> Key {
+    let cap = at
+        .vbv
+        .map(|v| format!("-vbv{}", v.maxrate_kbps))
+        .unwrap_or_default();
     Key::new(format!(
-        "anchors/{}x{}/{chunk:05}/{}.json",
+        "anchors/{}x{}/{chunk:05}/{}{cap}.json",
         size.width,
         size.height,
-        crf_text(crf)
+        crf_text(at.crf)
     ))
     .expect("a valid key")
 }
@@ -335,23 +368,64 @@ pub fn anchor_key(size: Size, chunk: usize, crf: f32) -> Key {
 /// without x264's macroblock tree, superfast misjudges the bits of easy content most at low
 /// rates). Per-title and shot-level ladders anchor alike, so they start from the same per-title
 /// decision. Resolutions without rungs borrow the correction of the nearest one that has some.
-pub fn anchors(decision: &TitleDecision, sizes: &[Size], codec: Codec) -> Vec<(usize, Vec<f32>)> {
+/// Each anchor takes its rung's VBV cap, so that a rung that stays on it is not encoded again.
+pub fn anchors(
+    decision: &TitleDecision,
+    sizes: &[Size],
+    codec: Codec,
+) -> Vec<(usize, Vec<ProbeAt>)> {
     let step = choice_step(codec);
-    let mut out: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
+    let mut out: BTreeMap<usize, Vec<ProbeAt>> = BTreeMap::new();
     for r in &decision.rungs {
         if let Some(si) = sizes.iter().position(|s| *s == r.point.size) {
-            out.entry(si)
-                .or_default()
-                .push(((r.point.crf / step).round() * step) as f32);
+            out.entry(si).or_default().push(ProbeAt {
+                crf: ((r.point.crf / step).round() * step) as f32,
+                vbv: rung_vbv(codec, r.maxrate_kbps),
+            });
         }
     }
     out.into_iter()
         .map(|(si, mut v)| {
-            v.sort_by(f32::total_cmp);
+            v.sort_by(|a, b| a.crf.total_cmp(&b.crf));
             let (lo, hi) = (v[0], v[v.len() - 1]);
-            (si, if lo == hi { vec![lo] } else { vec![lo, hi] })
+            (
+                si,
+                if lo.crf == hi.crf {
+                    vec![lo]
+                } else {
+                    vec![lo, hi]
+                },
+            )
         })
         .collect()
+}
+
+/// Moves the rungs onto the anchors near them (see [`title::prefer`]; the top rung loses at
+/// most one VMAF point), so that those rungs' chunks are the anchors' encodes. Each rung that now sits on
+/// an anchor takes the anchor's cap. Returns how many did.
+pub fn settle_on_anchors(
+    decision: &mut TitleDecision,
+    made: &[(Size, ProbeAt)],
+    rules: &LadderRules,
+    codec: Codec,
+) -> usize {
+    let preferred: Vec<(Size, f64)> = made.iter().map(|(s, a)| (*s, f64::from(a.crf))).collect();
+    let on = title::prefer(decision, &preferred, rules, 1.0);
+    let mut count = 0;
+    for (rung, on) in decision.rungs.iter_mut().zip(on) {
+        let Some((size, crf)) = on else { continue };
+        let cap = made
+            .iter()
+            .find(|(s, a)| *s == size && (f64::from(a.crf) - crf).abs() < 1e-6)
+            .and_then(|(_, a)| a.vbv);
+        match cap {
+            Some(v) => rung.maxrate_kbps = f64::from(v.maxrate_kbps),
+            None if codec != Codec::Av1Rav1e => continue,
+            None => {}
+        }
+        count += 1;
+    }
+    count
 }
 
 /// How the final preset relates to the probe preset near one anchor: the final preset at
@@ -617,6 +691,17 @@ impl DecidedRung {
     }
 }
 
+/// How far below its rung's pooled quality the shot optimiser lets a unit's worst probed frame
+/// fall: 12 VMAF points, leaving 3 of the 15 a viewer tolerates for the probes' sampling and
+/// prediction error.
+pub const FLOOR_BELOW_MEAN: f64 = 12.0;
+
+/// Where the per-title setting's worst frame in a unit is already below that floor (a frame
+/// hard in the master at that rate), how much lower the shot optimiser may take it. Holding it
+/// exactly cost 7.9% BD-rate on the multi-shot fixture (its flash pins every unit around it);
+/// 5 points cost 0.3%.
+pub const HARD_FRAME_SLACK: f64 = 5.0;
+
 /// The rungs of the per-title decision, each with its shot-level allocation when `shot`.
 pub fn rungs(
     decision: &TitleDecision,
@@ -629,7 +714,14 @@ pub fn rungs(
     let mut out: Vec<DecidedRung> = Vec::new();
     for r in &decision.rungs {
         let allocation = if shot {
-            let cands = candidates(chunks, r.point.size, choice_step(codec));
+            let mut cands = candidates(chunks, r.point.size, choice_step(codec));
+            let baseline = vec![r.point.crf; cands.len()];
+            optimize::hold_worst_frames(
+                &mut cands,
+                &baseline,
+                r.point.quality - FLOOR_BELOW_MEAN,
+                HARD_FRAME_SLACK,
+            );
             Some(optimize::allocate(
                 &cands,
                 fps,

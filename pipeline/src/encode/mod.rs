@@ -497,6 +497,12 @@ pub struct Probing {
     pub anchor_points: Vec<BTreeMap<Size, Vec<ladders::rd::CurvePoint>>>,
     /// How the anchors moved each resolution's curves.
     pub corrections: Vec<dynamic::Correction>,
+    /// Rungs that sit on an anchor, whose chunks are the anchor's encodes.
+    pub rungs_on_anchors: usize,
+    /// The store keys of the anchors' encodes, each one a chunk at a rung's final settings.
+    pub anchor_chunks: std::collections::BTreeSet<String>,
+    /// Chunks of the rungs that are anchors' encodes (not encoded again).
+    pub chunks_from_anchors: usize,
 }
 
 /// The frame rate as text, for summaries.

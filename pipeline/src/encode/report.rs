@@ -337,6 +337,13 @@ pub struct LadderReport {
     pub anchor_points: Vec<RdPoint>,
     /// How the anchors moved each resolution's probe curves (none without anchors).
     pub corrections: Vec<dynamic::Correction>,
+    /// Rungs moved onto (or left on) an anchor near them, so that the anchor's encodes are the
+    /// rung's chunks: no setting is encoded twice at the final preset.
+    #[serde(default)]
+    pub rungs_on_anchors: usize,
+    /// Chunks of the rungs taken from the anchors' encodes rather than encoded again.
+    #[serde(default)]
+    pub chunks_from_anchors: usize,
     /// The shot optimiser's units: the shots inside each chunk that got a setting of their
     /// own (as zones), or whole chunks. `chunk` in `chunk_points`, `anchor_points` and
     /// `chunk_hulls` is an index into this list.
@@ -487,6 +494,8 @@ impl LadderReport {
             anchor_score_cpu_seconds: round4(probing.anchor_score_cpu_seconds),
             anchor_points,
             corrections: probing.corrections.clone(),
+            rungs_on_anchors: probing.rungs_on_anchors,
+            chunks_from_anchors: probing.chunks_from_anchors,
             units: probing.units.clone(),
             chunk_points,
             title_points,

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ladders::title::{Size, TitleDecision};
-use workers::encode::{Codec, EncodeSettings, RateControl, Vbv};
+use workers::encode::{Codec, EncodeSettings, RateControl};
 
-use super::super::dynamic::{self, DecidedRung, StoredProbe};
+use super::super::dynamic::{self, DecidedRung, ProbeAt, StoredProbe};
 use super::super::report::{EncodeReport, LadderReport, StageTime};
 use super::super::{EncodeJobError, EncodeOptions, Event, LadderChoice, Probing, package};
 use super::{
@@ -51,7 +51,7 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     let d = derive(options, &plan)?;
     let spans = plan.spans();
 
-    let decided = if options.ladder.is_dynamic() {
+    let mut decided = if options.ladder.is_dynamic() {
         match decide(ctx, &plan, &d, options)? {
             Ok(x) => Some(x),
             Err(w) => return Ok(Step::Waiting(w)),
@@ -70,13 +70,7 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
         Some((_, rungs, probing)) => rungs
             .iter()
             .map(|r| {
-                let vbv = (options.codec != Codec::Av1Rav1e).then(|| {
-                    let maxrate = r.maxrate_kbps.round().max(1.0) as u32;
-                    Vbv {
-                        maxrate_kbps: maxrate,
-                        bufsize_kbit: maxrate.saturating_mul(2),
-                    }
-                });
+                let vbv = dynamic::rung_vbv(options.codec, r.maxrate_kbps);
                 let per_chunk = (0..spans.len())
                     .map(|ci| {
                         let (crf, zones) = r.chunk_setting(&probing.units, ci);
@@ -101,13 +95,16 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
         }
     }
 
-    // Encode every chunk of every rung.
-    let chunk_key = |ri: usize, ci: usize| {
-        format!(
-            "chunks/{ri:02}/{ci:05}-{}.chunk",
-            digest_of(&rung_settings[ri][ci])
-        )
-    };
+    // Encode every chunk of every rung (an anchor made at a rung's settings already is one).
+    let chunk_key = |ri: usize, ci: usize| chunk_key(ci, &rung_settings[ri][ci]);
+    let mut from_anchors = 0;
+    if let Some((_, _, probing)) = &mut decided {
+        from_anchors = (0..rung_settings.len())
+            .flat_map(|ri| (0..spans.len()).map(move |ci| (ri, ci)))
+            .filter(|&(ri, ci)| probing.anchor_chunks.contains(&chunk_key(ri, ci)))
+            .count();
+        probing.chunks_from_anchors = from_anchors;
+    }
     let have = ctx.list("chunks").map_err(io)?;
     let mut tasks = Vec::new();
     let (mut done, mut frames_done) = (0, 0);
@@ -259,7 +256,8 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
         duration_seconds: frames as f64 / d.fps,
         audio_duration_seconds: plan.audio_duration_seconds,
         chunks: spans.len(),
-        reused_chunk_encodes: ctx.stage_reused(&encode_stage),
+        // The anchors' encodes were there before the stage, but no earlier run made them.
+        reused_chunk_encodes: ctx.stage_reused(&encode_stage).saturating_sub(from_anchors),
         workers: ctx.workers,
         encode_cpu_seconds: (encode_cpu * 1e4).round() / 1e4,
         rungs: rung_reports,
@@ -436,6 +434,12 @@ fn stage_times(
         .collect())
 }
 
+/// Where the chunk `ci` encoded with `settings` is kept: by what it is, so that whichever
+/// task made it (a rung's encode, or an anchor at the same settings) the others find it.
+fn chunk_key(ci: usize, settings: &EncodeSettings) -> String {
+    format!("chunks/{ci:05}-{}.chunk", digest_of(settings))
+}
+
 /// Puts the rendition `from` (in the local store) at `to`: a hard link, or a copy across
 /// file systems.
 fn export(from: &Path, to: &Path) -> Result<(), EncodeJobError> {
@@ -498,6 +502,10 @@ fn decide(
             probing.encodes += crfs.len() * n;
             probing.encoded_pixels += crfs.len() as u64 * d.sizes[*si].pixels();
         }
+        let next: Vec<(usize, Vec<ProbeAt>)> = next
+            .into_iter()
+            .map(|(si, crfs)| (si, crfs.into_iter().map(ProbeAt::crf).collect()))
+            .collect();
         let got = match gather(ctx, plan, d, &next, round + 1, false)? {
             Ok(got) => got,
             Err(w) => return Ok(Err(w)),
@@ -531,17 +539,20 @@ fn decide(
     if d.probe_preset != d.preset {
         let raw = chunks.clone();
         let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
+        let mut made: Vec<(Size, ProbeAt)> = Vec::new();
         for _ in 0..dynamic::MAX_ROUNDS {
-            let next: Vec<(usize, Vec<f32>)> = dynamic::anchors(&decision, &d.sizes, options.codec)
-                .into_iter()
-                .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
-                .collect();
+            let next: Vec<(usize, Vec<ProbeAt>)> =
+                dynamic::anchors(&decision, &d.sizes, options.codec)
+                    .into_iter()
+                    .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
+                    .collect();
             if next.is_empty() {
                 break;
             }
-            for (si, crfs) in &next {
-                probing.anchor_encodes += crfs.len() * n;
-                probing.anchor_pixels += crfs.len() as u64 * d.sizes[*si].pixels();
+            for (si, ats) in &next {
+                probing.anchor_encodes += ats.len() * n;
+                probing.anchor_pixels += ats.len() as u64 * d.sizes[*si].pixels();
+                made.extend(ats.iter().map(|a| (d.sizes[*si], *a)));
             }
             probing.anchor_rounds += 1;
             let round = probing.rounds + probing.anchor_rounds;
@@ -567,6 +578,15 @@ fn decide(
             probing.corrections = corrections;
             probing.anchor_points = anchor_points;
         }
+        probing.rungs_on_anchors =
+            dynamic::settle_on_anchors(&mut decision, &made, &options.rules, options.codec);
+        probing.anchor_chunks = made
+            .iter()
+            .flat_map(|&(size, at)| {
+                let s = probe_settings(d, size, at, true);
+                (0..n).map(move |ci| chunk_key(ci, &s))
+            })
+            .collect();
     }
     let rungs = dynamic::rungs(
         &decision,
@@ -584,57 +604,71 @@ fn decide(
     Ok(Ok((decision, rungs, probing)))
 }
 
+/// The settings of a probe: an anchor's are a rung's final settings, a probe's are at the probe
+/// preset, uncapped.
+fn probe_settings(d: &Derived, size: Size, at: ProbeAt, anchor: bool) -> EncodeSettings {
+    EncodeSettings {
+        width: size.width,
+        height: size.height,
+        rate: RateControl::Crf(at.crf),
+        preset: if anchor {
+            d.preset.clone()
+        } else {
+            d.probe_preset.clone()
+        },
+        vbv: at.vbv,
+        ..d.base.clone()
+    }
+}
+
 /// The points of one round of probes (every chunk at the given settings of each resolution),
 /// `[chunk][size]`; queues the round's tasks when some are missing.
 fn gather(
     ctx: &Ctx,
     plan: &Plan,
     d: &Derived,
-    next: &[(usize, Vec<f32>)],
+    next: &[(usize, Vec<ProbeAt>)],
     round: usize,
     anchor: bool,
 ) -> Result<Result<Points, Waiting>, EncodeJobError> {
-    let key_of = |size: Size, chunk: usize, crf: f32| {
+    let key_of = |size: Size, chunk: usize, at: ProbeAt| {
         if anchor {
-            dynamic::anchor_key(size, chunk, crf)
+            dynamic::anchor_key(size, chunk, at)
         } else {
-            dynamic::probe_key(size, chunk, crf)
+            dynamic::probe_key(size, chunk, at.crf)
         }
         .as_str()
         .to_owned()
     };
+
     let have = ctx
         .list(if anchor { "anchors" } else { "probes" })
         .map_err(io)?;
     let mut tasks = Vec::new();
     let mut done = 0;
-    for (si, crfs) in next {
+    for (si, ats) in next {
         let size = d.sizes[*si];
         for ci in 0..plan.chunks.len() {
-            let keys: Vec<String> = crfs.iter().map(|&c| key_of(size, ci, c)).collect();
+            let keys: Vec<String> = ats.iter().map(|&a| key_of(size, ci, a)).collect();
             if keys.iter().all(|k| have.contains(k)) {
                 done += 1;
                 continue;
             }
-            let settings = crfs
+            let settings: Vec<EncodeSettings> = ats
                 .iter()
-                .map(|&crf| EncodeSettings {
-                    width: size.width,
-                    height: size.height,
-                    rate: RateControl::Crf(crf),
-                    preset: if anchor {
-                        d.preset.clone()
-                    } else {
-                        d.probe_preset.clone()
-                    },
-                    ..d.base.clone()
-                })
+                .map(|&a| probe_settings(d, size, a, anchor))
                 .collect();
+            let keep = if anchor {
+                settings.iter().map(|s| Some(chunk_key(ci, s))).collect()
+            } else {
+                Vec::new()
+            };
             tasks.push(Work::Probe {
                 job: ctx.job.clone(),
                 chunk: ci,
                 settings,
                 keys,
+                keep,
             });
         }
     }
@@ -656,11 +690,11 @@ fn gather(
         }));
     }
     let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); plan.chunks.len()];
-    for (si, crfs) in next {
+    for (si, ats) in next {
         for (ci, by_size) in got.iter_mut().enumerate() {
-            for &crf in crfs {
+            for &at in ats {
                 let p: StoredProbe = ctx
-                    .read_fixed(&key_of(d.sizes[*si], ci, crf))
+                    .read_fixed(&key_of(d.sizes[*si], ci, at))
                     .map_err(|e| io(format!("probe: {e}")))?;
                 by_size.entry(*si).or_default().push(p);
             }

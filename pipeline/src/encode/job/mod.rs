@@ -316,6 +316,10 @@ pub enum Work {
         settings: Vec<EncodeSettings>,
         /// Where each point goes, under the job's prefix.
         keys: Vec<String>,
+        /// Where to keep each encoding as a rung's chunk (anchors made at a rung's final
+        /// settings); empty, or one per point.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keep: Vec<Option<String>>,
     },
     /// Encode a chunk of a rung.
     Encode {

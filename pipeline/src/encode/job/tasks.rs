@@ -29,8 +29,9 @@ pub fn execute(ctx: &Ctx, spec: &JobSpec, work: &Work) -> Result<(), TaskFailure
             chunk,
             settings,
             keys,
+            keep,
             ..
-        } => run_probe(ctx, spec, *chunk, settings, keys),
+        } => run_probe(ctx, spec, *chunk, settings, keys, keep),
         Work::Encode {
             chunk,
             settings,
@@ -166,25 +167,33 @@ fn run_probe(
     chunk: usize,
     settings: &[EncodeSettings],
     keys: &[String],
+    keep: &[Option<String>],
 ) -> Result<(), TaskFailure> {
     let mut todo = Vec::new();
-    for (s, k) in settings.iter().zip(keys) {
+    for (i, (s, k)) in settings.iter().zip(keys).enumerate() {
         if !exists(ctx, k)? {
-            todo.push((s.clone(), k));
+            todo.push((s.clone(), k, keep.get(i).cloned().flatten()));
         }
     }
     if !todo.is_empty() {
         let plan = plan_of(ctx)?;
         let src = source(ctx, spec, &plan, chunk)?;
-        let set: Vec<EncodeSettings> = todo.iter().map(|(s, _)| s.clone()).collect();
+        let set: Vec<EncodeSettings> = todo.iter().map(|(s, ..)| s.clone()).collect();
         let every = spec.options.probe_sampling.max(1);
         let run = workers::probe::probe_chunk(&src, &set, &vmaf::Model::v061(), every)
             .map_err(|e| TaskFailure::fatal(e.to_string()))?;
         let share = 1.0 / todo.len() as f64;
-        for ((s, k), p) in todo.iter().zip(run.points) {
+        for (((s, k, chunk_key), p), encoded) in todo.iter().zip(run.points).zip(&run.encoded) {
             let RateControl::Crf(crf) = s.rate else {
                 return Err(TaskFailure::fatal("a probe without a quality setting"));
             };
+            // An anchor at a rung's final settings is that rung's chunk: kept before its point
+            // is written (the point marks the task done), with no CPU of its own, since the
+            // anchors' stage counts it.
+            if let Some(chunk_key) = chunk_key {
+                put(ctx, &format!("{chunk_key}.cpu"), b"0")?;
+                put(ctx, chunk_key, &encoded.to_bytes())?;
+            }
             let stored = StoredProbe {
                 crf,
                 bits: p.bits,
