@@ -153,6 +153,8 @@ pub enum Event {
         total: usize,
         /// Those found finished from an earlier run.
         reused: usize,
+        /// Those that are anchors' encodes, made at the rung's settings while deciding.
+        from_anchors: usize,
         /// Frames to encode in total (all rungs).
         frames: u64,
         /// Frames already encoded.

@@ -109,14 +109,23 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
             Event::Planned {
                 total,
                 reused,
+                from_anchors,
                 frames,
                 frames_done,
             } => {
-                *s = (frames_done, frames_done, reused, total);
+                *s = (frames_done, frames_done, reused + from_anchors, total);
                 if reused > 0 && !quiet {
                     bar.suspend(|| {
                         eprintln!(
                             "resuming: {reused} of {total} chunk encodes reused from the last run"
+                        )
+                    });
+                }
+                if from_anchors > 0 && !quiet {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "{from_anchors} of {total} chunk encodes are the anchors' (made at \
+                             those rungs' settings while deciding)"
                         )
                     });
                 }

@@ -97,22 +97,24 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
 
     // Encode every chunk of every rung (an anchor made at a rung's settings already is one).
     let chunk_key = |ri: usize, ci: usize| chunk_key(ci, &rung_settings[ri][ci]);
-    let mut from_anchors = 0;
-    if let Some((_, _, probing)) = &mut decided {
-        from_anchors = (0..rung_settings.len())
-            .flat_map(|ri| (0..spans.len()).map(move |ci| (ri, ci)))
-            .filter(|&(ri, ci)| probing.anchor_chunks.contains(&chunk_key(ri, ci)))
-            .count();
-        probing.chunks_from_anchors = from_anchors;
-    }
+    let anchored = |key: &String| {
+        decided
+            .as_ref()
+            .is_some_and(|(_, _, p)| p.anchor_chunks.contains(key))
+    };
+    let from_anchors = (0..rung_settings.len())
+        .flat_map(|ri| (0..spans.len()).map(move |ci| (ri, ci)))
+        .filter(|&(ri, ci)| anchored(&chunk_key(ri, ci)))
+        .count();
     let have = ctx.list("chunks").map_err(io)?;
     let mut tasks = Vec::new();
-    let (mut done, mut frames_done) = (0, 0);
+    let (mut done, mut done_by_anchors, mut frames_done) = (0, 0, 0);
     for (ri, per_chunk) in rung_settings.iter().enumerate() {
         for (ci, s) in per_chunk.iter().enumerate() {
             let key = chunk_key(ri, ci);
             if have.contains(&key) {
                 done += 1;
+                done_by_anchors += usize::from(anchored(&key));
                 frames_done += spans[ci].frames;
             } else {
                 tasks.push(Work::Encode {
@@ -124,6 +126,9 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
             }
         }
     }
+    if let Some((_, _, probing)) = &mut decided {
+        probing.chunks_from_anchors = from_anchors;
+    }
     let total = names.len() * spans.len();
     let encode_stage = format!("encode-{}", digest_of(&rung_settings));
     if ctx
@@ -132,7 +137,8 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     {
         (ctx.events)(Event::Planned {
             total,
-            reused: done,
+            reused: done - done_by_anchors,
+            from_anchors: done_by_anchors,
             frames: spans.iter().map(|c| c.frames).sum::<u64>() * names.len() as u64,
             frames_done,
         });
