@@ -92,14 +92,8 @@ fn main() {
 fn many_distorted(pair: &fixtures::Pair, runs: usize) {
     let reference = fixtures::y4m_luma(&pair.reference).expect("the reference reads");
     let distorted = fixtures::y4m_luma(&pair.distorted).expect("the distorted reads");
-    let narrow = |frames: &[Vec<u16>]| -> Vec<Vec<u8>> {
-        frames
-            .iter()
-            .map(|f| f.iter().map(|&v| v as u8).collect())
-            .collect()
-    };
     assert_eq!(reference.bit_depth, 8, "the benchmark pair is 8-bit");
-    let (r8, d8) = (narrow(&reference.frames), narrow(&distorted.frames));
+    let (r8, d8) = (reference.bytes(), distorted.bytes());
     let (w, h) = (reference.width, reference.height);
     fn picture(data: &[u8], w: usize, h: usize) -> vmaf::Picture<'_> {
         vmaf::Picture::new(

@@ -796,37 +796,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rungs_move_onto_encoded_points_only_when_near_and_within_the_rules() {
+    /// A decision on the crossing curves, and for every rung the settings of its resolution
+    /// `deltas` away from its own that the decision has points at.
+    fn decided_and_near(deltas: &[f64]) -> (TitleDecision, Vec<(Size, f64)>) {
         let chunks = vec![probes(1.0, 50), probes(2.0, 75)];
-        let rules = LadderRules::default();
-        let d = decide(&chunks, 25.0, &rules).unwrap();
-        let point_at = |size: Size, crf: f64| {
-            *d.points
-                .iter()
-                .find(|p| p.size == size && (p.crf - crf).abs() < 1e-9)
-                .unwrap()
-        };
-        // For every rung, its own setting, the neighbouring settings and a far one.
-        let mut preferred = Vec::new();
+        let d = decide(&chunks, 25.0, &LadderRules::default()).unwrap();
+        let mut near = Vec::new();
         for r in &d.rungs {
-            for delta in [-1.0, 1.0, 6.0] {
+            for delta in deltas {
                 let crf = r.point.crf + delta;
                 if d.points
                     .iter()
                     .any(|p| p.size == r.point.size && p.crf == crf)
                 {
-                    preferred.push((r.point.size, crf));
+                    near.push((r.point.size, crf));
                 }
             }
         }
+        (d, near)
+    }
+
+    fn point_at(d: &TitleDecision, size: Size, crf: f64) -> TitlePoint {
+        *d.points
+            .iter()
+            .find(|p| p.size == size && (p.crf - crf).abs() < 1e-9)
+            .unwrap()
+    }
+
+    #[test]
+    fn rungs_move_onto_encoded_points_only_when_near_and_within_the_rules() {
+        let rules = LadderRules::default();
+        // For every rung, the neighbouring settings and a far one.
+        let (d, preferred) = decided_and_near(&[-1.0, 1.0, 6.0]);
         let mut moved = d.clone();
         let on = prefer(&mut moved, &preferred, &rules, 1.0);
         assert_eq!(on.len(), d.rungs.len());
         for ((before, after), on) in d.rungs.iter().zip(&moved.rungs).zip(&on) {
             match on {
                 Some((size, crf)) => {
-                    assert_eq!(after.point, point_at(*size, *crf));
+                    assert_eq!(after.point, point_at(&d, *size, *crf));
                     let ratio = after.point.kbps / before.point.kbps;
                     assert!(
                         (1.0 / PREFER_WITHIN..=PREFER_WITHIN).contains(&ratio),
@@ -855,7 +863,12 @@ mod tests {
             };
             assert!(!ok(w0) || ok(w1), "{w0:?} -> {w1:?}");
         }
-        // Nothing preferred, or only far points: nothing moves.
+    }
+
+    #[test]
+    fn nothing_moves_onto_far_points_or_without_any() {
+        let rules = LadderRules::default();
+        let (d, far) = decided_and_near(&[6.0, -6.0]);
         let mut same = d.clone();
         assert!(
             prefer(&mut same, &[], &rules, 1.0)
@@ -863,16 +876,16 @@ mod tests {
                 .all(Option::is_none)
         );
         assert_eq!(same, d);
-        let far: Vec<(Size, f64)> = preferred
-            .iter()
-            .copied()
+        let far: Vec<(Size, f64)> = far
+            .into_iter()
             .filter(|&(size, crf)| {
-                let p = point_at(size, crf);
+                let p = point_at(&d, size, crf);
                 d.rungs
                     .iter()
                     .all(|r| (p.kbps / r.point.kbps).ln().abs() > PREFER_WITHIN.ln())
             })
             .collect();
+        assert!(!far.is_empty());
         let mut same = d.clone();
         assert!(
             prefer(&mut same, &far, &rules, 1.0)

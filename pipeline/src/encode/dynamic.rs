@@ -401,8 +401,8 @@ pub fn anchors(
 }
 
 /// Moves the rungs onto the anchors near them (see [`title::prefer`]; the top rung loses at
-/// most one VMAF point), so that those rungs' chunks are the anchors' encodes. Each rung that now sits on
-/// an anchor takes the anchor's cap. Returns how many did.
+/// most one VMAF point), so that those rungs' chunks are the anchors' encodes. Each rung that
+/// now sits on an anchor takes the anchor's cap. Returns how many did.
 pub fn settle_on_anchors(
     decision: &mut TitleDecision,
     made: &[(Size, ProbeAt)],

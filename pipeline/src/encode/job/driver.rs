@@ -538,61 +538,20 @@ fn decide(
     }
     let mut chunks = dynamic::chunk_probes(&d.sizes, &points, &units);
     let mut decision = pooled.ok_or_else(|| config("nothing was probed".into()))?;
-    // Probes at a faster preset than the final one rank settings, but their bits and quality
-    // are off: anchors at the final preset, where the rungs fell, correct every curve, and the
-    // decision is made again on the corrected curves. When the corrected decision moves a
-    // rung to a resolution with no anchors yet, that one is anchored too.
     if d.probe_preset != d.preset {
-        let raw = chunks.clone();
-        let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
-        let mut made: Vec<(Size, ProbeAt)> = Vec::new();
-        for _ in 0..dynamic::MAX_ROUNDS {
-            let next: Vec<(usize, Vec<ProbeAt>)> =
-                dynamic::anchors(&decision, &d.sizes, options.codec)
-                    .into_iter()
-                    .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
-                    .collect();
-            if next.is_empty() {
-                break;
-            }
-            for (si, ats) in &next {
-                probing.anchor_encodes += ats.len() * n;
-                probing.anchor_pixels += ats.len() as u64 * d.sizes[*si].pixels();
-                made.extend(ats.iter().map(|a| (d.sizes[*si], *a)));
-            }
-            probing.anchor_rounds += 1;
-            let round = probing.rounds + probing.anchor_rounds;
-            let more = match gather(ctx, plan, d, &next, round, true)? {
-                Ok(more) => more,
-                Err(w) => return Ok(Err(w)),
-            };
-            for (into, more) in got.iter_mut().zip(more) {
-                for ps in more.values() {
-                    for p in ps {
-                        probing.anchor_encode_cpu_seconds += p.encode_cpu;
-                        probing.anchor_score_cpu_seconds += p.score_cpu;
-                    }
-                }
-                into.extend(more);
-            }
-            let anchor_points = dynamic::unit_points(&d.sizes, &got, &units);
-            let (corrected, corrections) =
-                dynamic::calibrate(&raw, &anchor_points, dynamic::max_shift(options.codec));
-            decision = ladders::title::decide(&corrected, d.fps, &options.rules)
-                .map_err(|e| config(format!("ladder decision: {e}")))?;
-            chunks = corrected;
-            probing.corrections = corrections;
-            probing.anchor_points = anchor_points;
+        match anchor(
+            ctx,
+            plan,
+            d,
+            options,
+            &units,
+            &mut probing,
+            decision,
+            chunks,
+        )? {
+            Ok((anchored, corrected)) => (decision, chunks) = (anchored, corrected),
+            Err(w) => return Ok(Err(w)),
         }
-        probing.rungs_on_anchors =
-            dynamic::settle_on_anchors(&mut decision, &made, &options.rules, options.codec);
-        probing.anchor_chunks = made
-            .iter()
-            .flat_map(|&(size, at)| {
-                let s = probe_settings(d, size, at, true);
-                (0..n).map(move |ci| chunk_key(ci, &s))
-            })
-            .collect();
     }
     let rungs = dynamic::rungs(
         &decision,
@@ -608,6 +567,77 @@ fn decide(
     probing.grid_encodes = 7 * d.sizes.len() * n;
     probing.grid_pixels = 7 * d.sizes.iter().map(|s| s.pixels()).sum::<u64>();
     Ok(Ok((decision, rungs, probing)))
+}
+
+/// Probes at a faster preset than the final one rank settings, but their bits and quality are
+/// off: anchors at the final preset, where the rungs fell, correct every curve, and the
+/// decision is made again on the corrected curves. When the corrected decision moves a rung to
+/// a resolution with no anchors yet, that one is anchored too. Rungs near an anchor then move
+/// onto it, so that its encodes are theirs. Returns the corrected decision and curves, or
+/// queues the next round of anchors.
+#[allow(clippy::too_many_arguments)]
+fn anchor(
+    ctx: &Ctx,
+    plan: &Plan,
+    d: &Derived,
+    options: &EncodeOptions,
+    units: &[dynamic::Unit],
+    probing: &mut Probing,
+    mut decision: TitleDecision,
+    mut chunks: Vec<ladders::title::ChunkProbes>,
+) -> Result<Result<(TitleDecision, Vec<ladders::title::ChunkProbes>), Waiting>, EncodeJobError> {
+    let n = plan.chunks.len();
+    let config = |e: String| EncodeJobError::Config(e);
+    let raw = chunks.clone();
+    let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
+    let mut made: Vec<(Size, ProbeAt)> = Vec::new();
+    for _ in 0..dynamic::MAX_ROUNDS {
+        let next: Vec<(usize, Vec<ProbeAt>)> = dynamic::anchors(&decision, &d.sizes, options.codec)
+            .into_iter()
+            .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        for (si, ats) in &next {
+            probing.anchor_encodes += ats.len() * n;
+            probing.anchor_pixels += ats.len() as u64 * d.sizes[*si].pixels();
+            made.extend(ats.iter().map(|a| (d.sizes[*si], *a)));
+        }
+        probing.anchor_rounds += 1;
+        let round = probing.rounds + probing.anchor_rounds;
+        let more = match gather(ctx, plan, d, &next, round, true)? {
+            Ok(more) => more,
+            Err(w) => return Ok(Err(w)),
+        };
+        for (into, more) in got.iter_mut().zip(more) {
+            for ps in more.values() {
+                for p in ps {
+                    probing.anchor_encode_cpu_seconds += p.encode_cpu;
+                    probing.anchor_score_cpu_seconds += p.score_cpu;
+                }
+            }
+            into.extend(more);
+        }
+        let anchor_points = dynamic::unit_points(&d.sizes, &got, units);
+        let (corrected, corrections) =
+            dynamic::calibrate(&raw, &anchor_points, dynamic::max_shift(options.codec));
+        decision = ladders::title::decide(&corrected, d.fps, &options.rules)
+            .map_err(|e| config(format!("ladder decision: {e}")))?;
+        chunks = corrected;
+        probing.corrections = corrections;
+        probing.anchor_points = anchor_points;
+    }
+    probing.rungs_on_anchors =
+        dynamic::settle_on_anchors(&mut decision, &made, &options.rules, options.codec);
+    probing.anchor_chunks = made
+        .iter()
+        .flat_map(|&(size, at)| {
+            let s = probe_settings(d, size, at, true);
+            (0..n).map(move |ci| chunk_key(ci, &s))
+        })
+        .collect();
+    Ok(Ok((decision, chunks)))
 }
 
 /// The settings of a probe: an anchor's are a rung's final settings, a probe's are at the probe
