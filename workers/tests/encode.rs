@@ -5,7 +5,10 @@ mod common;
 
 use common::source;
 use fixtures::Fixture;
-use workers::encode::{ChunkSource, Codec, EncodeSettings, RateControl, Vbv, encode_chunk};
+use workers::encode::{
+    ChunkSource, Codec, EncodeSettings, RateControl, Vbv, decoding_uncached, encode_chunk,
+    frame_cache_stats,
+};
 
 fn settings(codec: Codec) -> EncodeSettings {
     let preset = match codec {
@@ -92,8 +95,8 @@ fn seeking_selects_the_same_frames_as_counting_from_the_start() {
         };
         // Separate threads: neither continues a reader the other left open.
         let (a, b) = std::thread::scope(|t| {
-            let a = t.spawn(|| encode_chunk(&seek, &s).unwrap().to_bytes());
-            let b = t.spawn(|| encode_chunk(&count, &s).unwrap().to_bytes());
+            let a = t.spawn(|| decoding_uncached(|| encode_chunk(&seek, &s).unwrap().to_bytes()));
+            let b = t.spawn(|| decoding_uncached(|| encode_chunk(&count, &s).unwrap().to_bytes()));
             (a.join().unwrap(), b.join().unwrap())
         });
         assert!(a == b, "chunk at {start}: seeking and counting differ");
@@ -150,13 +153,17 @@ fn vbv_caps_and_bad_settings() {
 
 #[test]
 fn a_worker_going_on_to_the_next_chunk_reads_the_same_frames() {
+    decoding_uncached(going_on_to_the_next_chunk);
+}
+
+fn going_on_to_the_next_chunk() {
     let a = source(Fixture::MultiShot, 100, 37);
     let b = source(Fixture::MultiShot, 137, 60);
     let s = settings(Codec::H264);
     // In a fresh thread, b is read after a seek.
     let fresh = std::thread::spawn({
         let (b, s) = (b.clone(), s.clone());
-        move || encode_chunk(&b, &s).unwrap().to_bytes()
+        move || decoding_uncached(|| encode_chunk(&b, &s).unwrap().to_bytes())
     })
     .join()
     .unwrap();
@@ -169,11 +176,33 @@ fn a_worker_going_on_to_the_next_chunk_reads_the_same_frames() {
     let d = source(Fixture::MultiShot, 200, 20);
     encode_chunk(&c, &s).unwrap();
     let after = encode_chunk(&d, &s).unwrap().to_bytes();
-    let alone =
-        std::thread::spawn(move || encode_chunk(&d, &settings(Codec::H264)).unwrap().to_bytes())
-            .join()
-            .unwrap();
+    let alone = std::thread::spawn(move || {
+        decoding_uncached(|| encode_chunk(&d, &settings(Codec::H264)).unwrap().to_bytes())
+    })
+    .join()
+    .unwrap();
     assert!(after == alone);
+}
+
+/// The tasks of one chunk decode it once: a second read comes from memory, and gives the same
+/// frames as decoding does.
+#[test]
+fn a_chunk_read_again_comes_from_memory_with_the_same_frames() {
+    let src = source(Fixture::MultiShot, 180, 30);
+    let s = settings(Codec::H264);
+    let decoded = decoding_uncached(|| encode_chunk(&src, &s).unwrap().to_bytes());
+    let (hits, _) = frame_cache_stats();
+    let first = encode_chunk(&src, &s).unwrap().to_bytes();
+    let again = encode_chunk(&src, &s).unwrap().to_bytes();
+    let (hits_after, _) = frame_cache_stats();
+    assert!(hits_after > hits, "the second read was decoded again");
+    assert!(
+        first == decoded && again == decoded,
+        "memory gave other frames"
+    );
+    // Other frames of the same master are another chunk, not a hit on this one.
+    let other = source(Fixture::MultiShot, 181, 30);
+    assert!(encode_chunk(&other, &s).unwrap().to_bytes() != decoded);
 }
 
 /// Shot-level ladders encode the chunks of one rung at different quality settings; assembly

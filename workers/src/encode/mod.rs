@@ -9,6 +9,7 @@
 
 mod chunk;
 mod ffenc;
+mod frames;
 mod rav1e_enc;
 mod settings;
 pub(crate) mod source;
@@ -16,6 +17,7 @@ pub(crate) mod source;
 use std::path::PathBuf;
 
 pub use chunk::{ChunkFormatError, ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams};
+pub use frames::{decoding_uncached, frame_cache_stats};
 pub use settings::{Codec, EncodeSettings, RateControl, Vbv, Zone};
 
 use crate::media::{MediaError, Rational};

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use ffmpeg_next::util::frame;
 
-use super::{ChunkSource, EncodeError, EncodeSettings};
+use super::{ChunkSource, EncodeError, EncodeSettings, frames};
 use crate::media::{
     Chroma, DecoderOptions, Demuxer, PixelLayout, Resizer, ScaleFilter, VideoDecoder, VideoFrame,
 };
@@ -86,8 +86,25 @@ pub(super) fn read(
 }
 
 /// Calls `deliver` with each frame of the chunk as the master's decoder gives it, and its index
-/// within the chunk.
+/// within the chunk: from memory when the chunk was read lately (see [`frames`]).
 pub(crate) fn read_frames(
+    source: &ChunkSource,
+    deliver: &mut dyn FnMut(&VideoFrame<'_>, u64) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let mut recorder = match frames::lookup(source) {
+        Ok(chunk) => return chunk.replay(deliver),
+        Err(recorder) => recorder,
+    };
+    decode_frames(source, &mut |frame, index| {
+        recorder.record(frame);
+        deliver(frame, index)
+    })?;
+    recorder.finish();
+    Ok(())
+}
+
+/// [`read_frames`] from the master itself.
+fn decode_frames(
     source: &ChunkSource,
     deliver: &mut dyn FnMut(&VideoFrame<'_>, u64) -> Result<(), EncodeError>,
 ) -> Result<(), EncodeError> {

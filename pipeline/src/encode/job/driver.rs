@@ -109,13 +109,17 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     let have = ctx.list("chunks").map_err(io)?;
     let mut tasks = Vec::new();
     let (mut done, mut done_by_anchors, mut frames_done) = (0, 0, 0);
-    for (ri, per_chunk) in rung_settings.iter().enumerate() {
-        for (ci, s) in per_chunk.iter().enumerate() {
+    // Chunk by chunk, as the probes: the rungs of a chunk read its frames once.
+    for (ci, span) in spans.iter().enumerate() {
+        for (ri, per_chunk) in rung_settings.iter().enumerate() {
+            let Some(s) = per_chunk.get(ci) else {
+                continue;
+            };
             let key = chunk_key(ri, ci);
             if have.contains(&key) {
                 done += 1;
                 done_by_anchors += usize::from(anchored(&key));
-                frames_done += spans[ci].frames;
+                frames_done += span.frames;
             } else {
                 tasks.push(Work::Encode {
                     job: ctx.job.clone(),
@@ -682,9 +686,11 @@ fn gather(
         .map_err(io)?;
     let mut tasks = Vec::new();
     let mut done = 0;
-    for (si, ats) in next {
-        let size = d.sizes[*si];
-        for ci in 0..plan.chunks.len() {
+    // Chunk by chunk, so that a chunk's tasks run close together and read its frames from
+    // the workers' memory rather than decoding them again.
+    for ci in 0..plan.chunks.len() {
+        for (si, ats) in next {
+            let size = d.sizes[*si];
             let keys: Vec<String> = ats.iter().map(|&a| key_of(size, ci, a)).collect();
             if keys.iter().all(|k| have.contains(k)) {
                 done += 1;
