@@ -247,6 +247,27 @@ pub fn next_round(
             out.entry(si).or_default().push(c);
         }
     }
+    // Grow a resolution whose curve ends on the hull short of the top quality: its best
+    // setting still wins there, so the hull above it (and any rung on it) is made by larger
+    // sizes only because this one was never measured higher. Real masters that are soft or
+    // noisy keep a smaller size on the hull up to the top rates.
+    for (si, &size) in sizes.iter().enumerate() {
+        let have = common(si);
+        let Some(&lowest) = have.first() else {
+            continue;
+        };
+        let top = decision
+            .hull
+            .iter()
+            .filter_map(|&i| decision.points.get(i))
+            .find(|p| p.size == size && p.measured && (p.crf - f64::from(lowest)).abs() < 1e-3);
+        if top.is_some_and(|p| p.quality < rules.top_vmaf) && lowest > lo_limit.max(1.0) {
+            let c = fix(lowest - step);
+            if !have.contains(&c) {
+                out.entry(si).or_default().push(c);
+            }
+        }
+    }
     out.into_iter()
         .map(|(i, mut v)| {
             v.sort_by(f32::total_cmp);
@@ -929,6 +950,53 @@ mod tests {
             )
         );
         assert_eq!(rung.chunk_setting(&u, 1), (31.0, vec![]));
+    }
+
+    /// A smaller size still on the hull at its best setting is measured higher; one the
+    /// hull leaves before its best setting is not.
+    #[test]
+    fn a_size_whose_curve_ends_on_the_hull_grows_upward() {
+        let small = Size {
+            width: 416,
+            height: 234,
+        };
+        let big = Size {
+            width: 640,
+            height: 360,
+        };
+        let sizes = [small, big];
+        let measured = vec![BTreeMap::from([
+            (0, vec![20.0, 29.0, 38.0]),
+            (1, vec![20.0, 29.0, 38.0]),
+        ])];
+        let rules = LadderRules::default();
+        let next = |small_top: f64| {
+            let curves = BTreeMap::from([
+                (
+                    small,
+                    Curve::new([
+                        point(20.0, 400_000.0, small_top),
+                        point(29.0, 150_000.0, 75.0),
+                        point(38.0, 50_000.0, 55.0),
+                    ]),
+                ),
+                (
+                    big,
+                    Curve::new([
+                        point(20.0, 800_000.0, 90.0),
+                        point(29.0, 250_000.0, 76.0),
+                        point(38.0, 100_000.0, 58.0),
+                    ]),
+                ),
+            ]);
+            let decision = title::decide(&[ChunkProbes { curves }], 25.0, &rules).unwrap();
+            next_round(1, Codec::H264, &sizes, &measured, Some(&decision), &rules)
+        };
+        let grows = |r: &[(usize, Vec<f32>)]| r.iter().any(|(si, c)| *si == 0 && c.contains(&14.0));
+        // At CRF 20 the small size beats the big one's line: the hull runs through it.
+        assert!(grows(&next(86.0)), "{:?}", next(86.0));
+        // Far under it, the hull goes from the small size's CRF 29 straight to the big size.
+        assert!(!grows(&next(77.0)), "{:?}", next(77.0));
     }
 
     #[test]
