@@ -596,10 +596,19 @@ fn anchor(
     let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
     let mut made: Vec<(Size, ProbeAt)> = Vec::new();
     for _ in 0..dynamic::MAX_ROUNDS {
-        let next: Vec<(usize, Vec<ProbeAt>)> = dynamic::anchors(&decision, &d.sizes, options.codec)
-            .into_iter()
-            .filter(|(si, _)| !got.first().is_some_and(|g| g.contains_key(si)))
-            .collect();
+        let anchored: BTreeMap<usize, Vec<f32>> = got
+            .first()
+            .map(|g| {
+                g.iter()
+                    .map(|(si, ps)| (*si, ps.iter().map(|p| p.crf).collect()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let next = dynamic::unanchored(
+            dynamic::anchors(&decision, &d.sizes, options.codec),
+            &anchored,
+            options.codec,
+        );
         if next.is_empty() {
             break;
         }
@@ -621,7 +630,10 @@ fn anchor(
                     probing.anchor_score_cpu_seconds += p.score_cpu;
                 }
             }
-            into.extend(more);
+            // A resolution anchored again keeps its earlier anchors.
+            for (si, ps) in more {
+                into.entry(si).or_default().extend(ps);
+            }
         }
         let anchor_points = dynamic::unit_points(&d.sizes, &got, units);
         let (corrected, corrections) =
