@@ -697,10 +697,7 @@ fn print_ladders(
             .map(|k| k.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        shot.rungs
-            .last()
-            .map_or(0, |r| r.width)
-            .max(per_title.rungs.last().map_or(0, |r| r.width)),
+        sizes.last().map_or(0, |s| s.0),
         sizes.last().map_or(0, |s| s.1),
         per_title.frames,
         per_title.chunks,
