@@ -191,81 +191,22 @@ pub fn next_round(
         c
     };
     let mut out: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
-    let size_index = |size: Size| sizes.iter().position(|s| *s == size);
-    // Refine where the rungs are: the measured interval around each rung's setting is halved
-    // while it is wider than the extension step. Resolutions that hold no rung
-    // are dominated by the hull and get nothing more.
-    for r in &decision.rungs {
-        let Some(si) = size_index(r.point.size) else {
-            continue;
-        };
-        let have = common(si);
-        let crf = r.point.crf;
-        for w in have.windows(2) {
-            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
-            if crf > a && crf < b && (w[1] - w[0]) > step {
-                let mid = fix((w[0] + w[1]) / 2.0);
-                if !have.contains(&mid) {
-                    out.entry(si).or_default().push(mid);
-                }
-            }
+    for (si, mid) in bisect_at_rungs(sizes, &common, decision, step) {
+        let mid = fix(mid);
+        if !common(si).contains(&mid) {
+            out.entry(si).or_default().push(mid);
         }
     }
-    // Grow the range where the ladder's ends are pinned to its edge: a top rung short of the
-    // top quality at the lowest setting measured, or a bottom rung above the bit-rate floor at
-    // the highest.
-    let ends = [
-        decision.rungs.last().map(|r| (r, true)),
-        decision.rungs.first().map(|r| (r, false)),
-    ];
-    for (r, top) in ends.into_iter().flatten() {
-        let Some(si) = size_index(r.point.size) else {
-            continue;
-        };
-        let have = common(si);
-        let (Some(&lowest), Some(&highest)) = (have.first(), have.last()) else {
-            continue;
-        };
-        let c = if top {
-            if r.point.quality >= rules.top_vmaf
-                || f64::from(lowest) < r.point.crf
-                || lowest <= lo_limit.max(1.0)
-            {
-                continue;
-            }
-            fix(lowest - step)
-        } else {
-            if r.point.kbps <= rules.min_kbps * 1.05
-                || f64::from(highest) > r.point.crf
-                || highest >= hi_limit
-            {
-                continue;
-            }
-            fix(highest + step)
-        };
-        if !have.contains(&c) {
+    for (si, c) in pinned_ends(sizes, &common, decision, rules, step, (lo_limit, hi_limit)) {
+        let c = fix(c);
+        if !common(si).contains(&c) {
             out.entry(si).or_default().push(c);
         }
     }
-    // Grow a resolution whose curve ends on the hull short of the top quality: its best
-    // setting still wins there, so the hull above it (and any rung on it) is made by larger
-    // sizes only because this one was never measured higher. Real masters that are soft or
-    // noisy keep a smaller size on the hull up to the top rates.
-    for (si, &size) in sizes.iter().enumerate() {
-        let have = common(si);
-        let Some(&lowest) = have.first() else {
-            continue;
-        };
-        let top = decision
-            .hull
-            .iter()
-            .filter_map(|&i| decision.points.get(i))
-            .find(|p| p.size == size && p.measured && (p.crf - f64::from(lowest)).abs() < 1e-3);
-        if top.is_some_and(|p| p.quality < rules.top_vmaf) && lowest > lo_limit.max(1.0) {
-            let c = fix(lowest - step);
-            if !have.contains(&c) {
-                out.entry(si).or_default().push(c);
-            }
+    for (si, lowest) in cut_off(sizes, &common, decision, rules.top_vmaf) {
+        let c = fix(lowest - step);
+        if lowest > lo_limit.max(1.0) && !common(si).contains(&c) {
+            out.entry(si).or_default().push(c);
         }
     }
     out.into_iter()
@@ -273,6 +214,101 @@ pub fn next_round(
             v.sort_by(f32::total_cmp);
             v.dedup();
             (i, v)
+        })
+        .collect()
+}
+
+/// Where the ladder's ends are pinned to the edge of the measured range, one `step` beyond it:
+/// a top rung short of the top quality at the lowest setting measured, or a bottom rung above
+/// the bit-rate floor at the highest (within the codec's `limits`).
+fn pinned_ends(
+    sizes: &[Size],
+    common: &dyn Fn(usize) -> Vec<f32>,
+    decision: &TitleDecision,
+    rules: &LadderRules,
+    step: f32,
+    (lo_limit, hi_limit): (f32, f32),
+) -> Vec<(usize, f32)> {
+    let ends = [
+        decision.rungs.last().map(|r| (r, true)),
+        decision.rungs.first().map(|r| (r, false)),
+    ];
+    let mut out = Vec::new();
+    for (r, top) in ends.into_iter().flatten() {
+        let Some(si) = sizes.iter().position(|s| *s == r.point.size) else {
+            continue;
+        };
+        let have = common(si);
+        let (Some(&lowest), Some(&highest)) = (have.first(), have.last()) else {
+            continue;
+        };
+        if top {
+            if r.point.quality < rules.top_vmaf
+                && f64::from(lowest) >= r.point.crf
+                && lowest > lo_limit.max(1.0)
+            {
+                out.push((si, lowest - step));
+            }
+        } else if r.point.kbps > rules.min_kbps * 1.05
+            && f64::from(highest) <= r.point.crf
+            && highest < hi_limit
+        {
+            out.push((si, highest + step));
+        }
+    }
+    out
+}
+
+/// Where the rungs are: the middle of the measured interval around each rung's setting, while
+/// it is wider than `step`. Resolutions that hold no rung are dominated by the hull and get
+/// nothing more.
+fn bisect_at_rungs(
+    sizes: &[Size],
+    common: &dyn Fn(usize) -> Vec<f32>,
+    decision: &TitleDecision,
+    step: f32,
+) -> Vec<(usize, f32)> {
+    let mut out = Vec::new();
+    for r in &decision.rungs {
+        let Some(si) = sizes.iter().position(|s| *s == r.point.size) else {
+            continue;
+        };
+        let crf = r.point.crf;
+        for w in common(si).windows(2) {
+            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
+            if crf > a && crf < b && (w[1] - w[0]) > step {
+                out.push((si, (w[0] + w[1]) / 2.0));
+            }
+        }
+    }
+    out
+}
+
+/// Resolutions whose curve ends on the hull short of `top_vmaf`, with their lowest measured
+/// setting (`common` gives a resolution's settings every chunk measured, rising). The best
+/// setting of such a resolution still wins, so the hull above it (and any rung there) is made
+/// by larger sizes only because this one was never measured higher: real masters that are soft
+/// or noisy keep a smaller size on the hull up to the top rates.
+fn cut_off(
+    sizes: &[Size],
+    common: &dyn Fn(usize) -> Vec<f32>,
+    decision: &TitleDecision,
+    top_vmaf: f64,
+) -> Vec<(usize, f32)> {
+    let on_hull = |size: Size, crf: f32| {
+        decision
+            .hull
+            .iter()
+            .filter_map(|&i| decision.points.get(i))
+            .find(|p| p.size == size && p.measured && (p.crf - f64::from(crf)).abs() < 1e-3)
+            .is_some_and(|p| p.quality < top_vmaf)
+    };
+    sizes
+        .iter()
+        .enumerate()
+        .filter_map(|(si, &size)| {
+            let lowest = *common(si).first()?;
+            on_hull(size, lowest).then_some((si, lowest))
         })
         .collect()
 }
