@@ -40,13 +40,29 @@ pub struct Constraints {
     pub chunk_max_kbps: Option<f64>,
 }
 
-/// Keeps each chunk's worst frame from collapsing: chunk `i` keeps only the candidates whose
-/// worst frame reaches `floor`, or, when its `baseline[i]` setting (the nearest candidate to
-/// it) falls short of the floor too, whose worst frame is at most `slack` below the baseline's:
-/// there the frame is hard in the master at that rate, and the allocation may make it only a
-/// little worse. The baseline's candidate always stays, so whatever the baseline settings
-/// reach, the allocation still can.
-pub fn hold_worst_frames(candidates: &mut [Vec<Choice>], baseline: &[f64], floor: f64, slack: f64) {
+/// How low the allocation may take a chunk's worst frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FrameFloor {
+    /// Where a chunk's worst frame stays when its baseline setting's does.
+    pub floor: f64,
+    /// Where a chunk whose baseline's worst frame is under `floor` is lifted to, at least
+    /// (never above `floor`); under the baseline's worst frame, this holds that.
+    pub limit: f64,
+    /// A chunk whose baseline's worst frame is under this is hard in the master at this rate:
+    /// it is held only `slack` under the baseline's worst frame.
+    pub hard: f64,
+    /// How far under the baseline's worst frame a hard chunk may go.
+    pub slack: f64,
+}
+
+/// Keeps each chunk's worst frame from collapsing. Chunk `i` is hard in the master at this
+/// rate when its `baseline[i]` setting (the nearest candidate to it) has its worst frame `w`
+/// under `floor.hard`: it keeps the baseline and the candidates whose worst frame is at most
+/// `floor.slack` under `w`, so the allocation may make that frame only a little worse. Any
+/// other chunk keeps the candidates whose worst frame reaches `floor.floor` or, when `w` is
+/// under that, `w` or `floor.limit`, whichever is higher; when none does, those at least as
+/// good as the baseline.
+pub fn hold_worst_frames(candidates: &mut [Vec<Choice>], baseline: &[f64], floor: FrameFloor) {
     for (cands, &base) in candidates.iter_mut().zip(baseline) {
         let Some(at_base) = cands
             .iter()
@@ -55,12 +71,17 @@ pub fn hold_worst_frames(candidates: &mut [Vec<Choice>], baseline: &[f64], floor
         else {
             continue;
         };
-        let bar = if at_base.tally.vmaf_min >= floor {
-            floor
+        let worst = at_base.tally.vmaf_min;
+        if worst < floor.hard {
+            cands.retain(|c| c.tally.vmaf_min >= worst - floor.slack || c.crf == at_base.crf);
+            continue;
+        }
+        let bar = floor.floor.min(worst.max(floor.limit));
+        if cands.iter().any(|c| c.tally.vmaf_min >= bar) {
+            cands.retain(|c| c.tally.vmaf_min >= bar);
         } else {
-            at_base.tally.vmaf_min - slack
-        };
-        cands.retain(|c| c.tally.vmaf_min >= bar || c.crf == at_base.crf);
+            cands.retain(|c| c.tally.vmaf_min >= worst);
+        }
     }
 }
 
@@ -490,14 +511,32 @@ mod tests {
         );
         let baseline = [24.0; 3];
         let mut held = chunks.clone();
-        hold_worst_frames(&mut held, &baseline, floor, 0.0);
+        hold_worst_frames(
+            &mut held,
+            &baseline,
+            FrameFloor {
+                floor,
+                limit: floor,
+                hard: floor,
+                slack: 0.0,
+            },
+        );
         let a = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
         assert!(a.met, "the baseline's own settings fit the budget");
         assert!(a.choices.iter().all(|c| c.tally.vmaf_min >= floor), "{a:?}");
         // A floor nothing cheap reaches: each chunk keeps at least its baseline's worst frame,
         // and the baseline's budget is still met.
         let mut held = chunks.clone();
-        hold_worst_frames(&mut held, &baseline, 100.0, 0.0);
+        hold_worst_frames(
+            &mut held,
+            &baseline,
+            FrameFloor {
+                floor: 100.0,
+                limit: 100.0,
+                hard: 100.0,
+                slack: 0.0,
+            },
+        );
         let b = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
         assert!(b.met);
         for (choice, cands) in b.choices.iter().zip(&chunks) {
@@ -506,7 +545,16 @@ mod tests {
         }
         // With slack, at most that much below the baseline's worst frame.
         let mut held = chunks.clone();
-        hold_worst_frames(&mut held, &baseline, 100.0, 3.0);
+        hold_worst_frames(
+            &mut held,
+            &baseline,
+            FrameFloor {
+                floor: 100.0,
+                limit: 100.0,
+                hard: 100.0,
+                slack: 3.0,
+            },
+        );
         let c = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
         for (choice, cands) in c.choices.iter().zip(&chunks) {
             let base = cands.iter().find(|c| c.crf == 24.0).unwrap();
@@ -516,6 +564,60 @@ mod tests {
             );
         }
         assert!(c.quality >= b.quality - 1e-9, "more freedom, no worse");
+    }
+
+    #[test]
+    fn only_a_chunk_hard_at_the_baseline_may_go_under_the_floor() {
+        let with_dips = |frames: u64, difficulty: f64, dip: f64| -> Vec<Choice> {
+            chunk(frames, difficulty)
+                .into_iter()
+                .map(|mut c| {
+                    c.tally.vmaf_min = (c.tally.mean() - dip).max(0.0);
+                    c
+                })
+                .collect()
+        };
+        // A short, costly chunk whose worst frame dips 12 points between two long, cheap ones.
+        let chunks = vec![
+            with_dips(200, 0.5, 5.0),
+            with_dips(20, 4.0, 12.0),
+            with_dips(200, 0.5, 5.0),
+        ];
+        let baseline = [24.0; 3];
+        let target = Target::Kbps(uniform(&chunks, 24.0).kbps(25.0));
+        let base_min = chunks[1].iter().find(|c| c.crf == 24.0).unwrap().tally.vmaf_min;
+        // The floor sits just above the hard chunk's baseline worst frame.
+        let floor = base_min + 2.0;
+        let held_with = |limit: f64, hard: f64| {
+            let mut cands = chunks.clone();
+            let rule = FrameFloor {
+                floor,
+                limit,
+                hard,
+                slack: 5.0,
+            };
+            hold_worst_frames(&mut cands, &baseline, rule);
+            cands
+        };
+        let held = |hard: f64| held_with(floor, hard);
+        // Counted as hard in the master, the chunk may go under its baseline by the slack.
+        let lenient = held(floor);
+        let lowest = |c: &[Choice]| c.iter().map(|c| c.tally.vmaf_min).fold(f64::MAX, f64::min);
+        assert!(lowest(&lenient[1]) < base_min);
+        assert!(lowest(&lenient[1]) >= base_min - 5.0);
+        // Not hard (its baseline is only a little under the floor): only settings that reach
+        // the floor stay, and the allocation lifts it with bits the easier chunks give up.
+        let strict = held(base_min - 1.0);
+        assert!(lowest(&strict[1]) >= floor);
+        let free = allocate(&chunks, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        assert!(free.choices[1].tally.vmaf_min < floor, "{free:?}");
+        let lifted = allocate(&strict, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        assert!(lifted.met, "{lifted:?}");
+        assert!(lifted.choices.iter().all(|c| c.tally.vmaf_min >= floor));
+        assert!(lifted.quality < free.quality, "the floor costs quality elsewhere");
+        // With the limit under its baseline's worst frame, it keeps at least the baseline's.
+        let kept = held_with(base_min - 3.0, base_min - 4.0);
+        assert_eq!(lowest(&kept[1]), base_min);
     }
 
     proptest! {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use ladders::optimize::{self, Choice, Constraints};
 use ladders::rd::CurvePoint;
-use ladders::title::{self, ChunkProbes, LadderRules, Size, TitleDecision};
+use ladders::title::{self, ChunkProbes, LadderRules, Size, TitleDecision, TitleRung};
 use ladders::{Curve, Tally};
 use serde::{Deserialize, Serialize};
 use workers::encode::{Codec, Vbv, Zone};
@@ -782,11 +782,70 @@ impl DecidedRung {
 /// prediction error.
 pub const FLOOR_BELOW_MEAN: f64 = 12.0;
 
-/// Where the per-title setting's worst frame in a unit is already below that floor (a frame
-/// hard in the master at that rate), how much lower the shot optimiser may take it. Holding it
-/// exactly cost 7.9% BD-rate on the multi-shot fixture (its flash pins every unit around it);
-/// 5 points cost 0.3%.
+/// How far below its rung's pooled quality a unit's worst probed frame may be lifted to, at
+/// least, when the per-title setting's is already under [`FLOOR_BELOW_MEAN`]: one point short
+/// of the 15 a viewer tolerates. Lifting such units to the full floor cost `bbb-chase` 7.7%
+/// BD-rate against per-title.
+pub const LIMIT_BELOW_MEAN: f64 = 14.0;
+
+/// How far below its own pooled quality the per-title setting's worst probed frame in a unit
+/// must be for that frame to count as hard in the master at that rate (the 15 points a viewer
+/// tolerates): only such a unit may go under the per-title setting's worst frame.
+pub const HARD_BELOW_MEAN: f64 = 15.0;
+
+/// How much lower than the per-title setting's worst frame the shot optimiser may take a hard
+/// unit's. Holding it exactly cost 7.9% BD-rate on the multi-shot fixture (its flash pins every
+/// unit around it); 5 points cost 0.3%.
 pub const HARD_FRAME_SLACK: f64 = 5.0;
+
+/// Rounds of the shot allocation: a rung that reaches a higher quality than the per-title
+/// rung it replaces (same bits, better spent) holds its worst frames under that quality.
+const FLOOR_ROUNDS: usize = 4;
+
+/// The shot-level allocation of per-title rung `r`: every unit's worst frame stays within
+/// [`FLOOR_BELOW_MEAN`] of the quality the allocation reaches, or, where the per-title
+/// setting's is under that already, at that worst frame and within [`LIMIT_BELOW_MEAN`]; only
+/// units where the per-title setting itself drops more than [`HARD_BELOW_MEAN`] may go lower.
+fn shot_allocation(
+    r: &TitleRung,
+    chunks: &[ChunkProbes],
+    fps: f64,
+    rules: &LadderRules,
+    codec: Codec,
+) -> Result<optimize::Allocation, optimize::OptimizeError> {
+    let all = candidates(chunks, r.point.size, choice_step(codec));
+    let baseline = vec![r.point.crf; all.len()];
+    let constraints = Constraints {
+        max_kbps: Some(rules.max_kbps),
+        chunk_max_kbps: Some(r.maxrate_kbps),
+    };
+    let mut quality = r.point.quality;
+    let mut last = None;
+    for _ in 0..FLOOR_ROUNDS {
+        let mut cands = all.clone();
+        let floor = optimize::FrameFloor {
+            floor: quality - FLOOR_BELOW_MEAN,
+            limit: quality - LIMIT_BELOW_MEAN,
+            hard: r.point.quality - HARD_BELOW_MEAN,
+            slack: HARD_FRAME_SLACK,
+        };
+        optimize::hold_worst_frames(&mut cands, &baseline, floor);
+        let a = optimize::allocate(
+            &cands,
+            fps,
+            rules.pooling,
+            title::shot_target(r, rules),
+            constraints,
+        )?;
+        let settled = a.quality <= quality + 0.25;
+        quality = quality.max(a.quality);
+        last = Some(a);
+        if settled {
+            break;
+        }
+    }
+    Ok(last.expect("at least one round"))
+}
 
 /// The rungs of the per-title decision, each with its shot-level allocation when `shot`.
 pub fn rungs(
@@ -800,24 +859,7 @@ pub fn rungs(
     let mut out: Vec<DecidedRung> = Vec::new();
     for r in &decision.rungs {
         let allocation = if shot {
-            let mut cands = candidates(chunks, r.point.size, choice_step(codec));
-            let baseline = vec![r.point.crf; cands.len()];
-            optimize::hold_worst_frames(
-                &mut cands,
-                &baseline,
-                r.point.quality - FLOOR_BELOW_MEAN,
-                HARD_FRAME_SLACK,
-            );
-            Some(optimize::allocate(
-                &cands,
-                fps,
-                rules.pooling,
-                title::shot_target(r, rules),
-                Constraints {
-                    max_kbps: Some(rules.max_kbps),
-                    chunk_max_kbps: Some(r.maxrate_kbps),
-                },
-            )?)
+            Some(shot_allocation(r, chunks, fps, rules, codec)?)
         } else {
             None
         };
