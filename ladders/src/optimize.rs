@@ -585,7 +585,12 @@ mod tests {
         ];
         let baseline = [24.0; 3];
         let target = Target::Kbps(uniform(&chunks, 24.0).kbps(25.0));
-        let base_min = chunks[1].iter().find(|c| c.crf == 24.0).unwrap().tally.vmaf_min;
+        let base_min = chunks[1]
+            .iter()
+            .find(|c| c.crf == 24.0)
+            .unwrap()
+            .tally
+            .vmaf_min;
         // The floor sits just above the hard chunk's baseline worst frame.
         let floor = base_min + 2.0;
         let held_with = |limit: f64, hard: f64| {
@@ -611,10 +616,14 @@ mod tests {
         assert!(lowest(&strict[1]) >= floor);
         let free = allocate(&chunks, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
         assert!(free.choices[1].tally.vmaf_min < floor, "{free:?}");
-        let lifted = allocate(&strict, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        let lifted =
+            allocate(&strict, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
         assert!(lifted.met, "{lifted:?}");
         assert!(lifted.choices.iter().all(|c| c.tally.vmaf_min >= floor));
-        assert!(lifted.quality < free.quality, "the floor costs quality elsewhere");
+        assert!(
+            lifted.quality < free.quality,
+            "the floor costs quality elsewhere"
+        );
         // With the limit under its baseline's worst frame, it keeps at least the baseline's.
         let kept = held_with(base_min - 3.0, base_min - 4.0);
         assert_eq!(lowest(&kept[1]), base_min);

@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use workers::encode::{EncodedChunk, StreamParams};
-use workers::media::{MediaError, Rational, VideoMuxer};
+use media::chunk::{EncodedChunk, StreamParams};
+use media::{MediaError, Rational, VideoMuxer};
 
 /// One chunk of the plan: where it starts in the master and how many frames it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use workers::media::{AAC_RATE, AacEncoder, Demuxer, Fragmenter, MediaError};
+use media::{AAC_RATE, AacEncoder, Demuxer, Fragmenter, MediaError};
 
 use crate::codecs::{self, Media};
 use crate::fragments;
@@ -83,24 +83,23 @@ pub fn encode(
         .map(|s| (s * f64::from(AAC_RATE)).round() as i64)
         .collect();
     let mut next_cut = 0usize;
-    let mut write =
-        |fr: &mut Fragmenter, packets: Vec<workers::media::Packet>| -> Result<(), MediaError> {
-            for p in packets {
-                let pts = p.pts().unwrap_or(0);
-                while next_cut < cuts.len() && pts >= cuts[next_cut] {
-                    fr.cut()?;
-                    next_cut += 1;
-                }
-                fr.write(&p)?;
+    let mut write = |fr: &mut Fragmenter, packets: Vec<media::Packet>| -> Result<(), MediaError> {
+        for p in packets {
+            let pts = p.pts().unwrap_or(0);
+            while next_cut < cuts.len() && pts >= cuts[next_cut] {
+                fr.cut()?;
+                next_cut += 1;
             }
-            Ok(())
-        };
+            fr.write(&p)?;
+        }
+        Ok(())
+    };
     // Input samples placed so far, and the title's length, at the input rate.
     let total = (duration_seconds * f64::from(rate)).round().max(0.0) as u64;
     let mut placed = 0u64;
-    let mut feed = |frame: &workers::media::AudioFrame<'_>,
+    let mut feed = |frame: &media::AudioFrame<'_>,
                     encoder: &mut AacEncoder|
-     -> Result<Vec<workers::media::Packet>, AudioError> {
+     -> Result<Vec<media::Packet>, AudioError> {
         if frame.sample_rate != rate {
             return Err(stream_err(format!(
                 "the sample rate changes from {rate} to {} at {:.3} s",

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use workers::media::{DEFAULT_AAC_BITRATE, Demuxer, Fragmenter, MediaError, Rational};
+use media::{DEFAULT_AAC_BITRATE, Demuxer, Fragmenter, MediaError, Rational};
 
 use crate::audio::{self, AudioError, AudioSource};
 use crate::bmff::BoxError;

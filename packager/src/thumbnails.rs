@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use image::{ImageEncoder, RgbImage};
-use workers::media::{Chroma, Demuxer, MediaError, PixelLayout, Resizer, Samples, ScaleFilter};
+use media::{Chroma, Demuxer, MediaError, PixelLayout, Resizer, Samples, ScaleFilter};
 
 use crate::presentation::Thumbnails;
 use crate::sink::{Sink, SinkError};
@@ -191,7 +191,7 @@ pub fn make(
 }
 
 /// Paints a YUV 4:4:4 tile at (`x`, `y`), BT.709 for HD and BT.601 below, limited range.
-fn paint(sheet: &mut RgbImage, tile: &workers::media::OwnedFrame, x: u32, y: u32, hd: bool) {
+fn paint(sheet: &mut RgbImage, tile: &media::OwnedFrame, x: u32, y: u32, hd: bool) {
     let (Some(Samples::U8(py)), Some(Samples::U8(pu)), Some(Samples::U8(pv))) =
         (tile.planes.first(), tile.planes.get(1), tile.planes.get(2))
     else {

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::process::Command;
 
 use fixtures::Fixture;
+use media::{self, Rational};
 use packager::assemble::{AssembleError, ChunkSpan, assemble};
 use workers::encode::{
     ChunkSource, Codec, EncodeSettings, EncodedChunk, RateControl, encode_chunk,
 };
-use workers::media::{self, Rational};
 
 struct Master {
     path: std::path::PathBuf,

@@ -162,7 +162,7 @@ pub fn check_options(options: &EncodeOptions) -> Result<(), EncodeJobError> {
         height: 360,
         aspect: 16.0 / 9.0,
         bit_depth: Some(8),
-        frame_rate: workers::media::Rational { num: 25, den: 1 },
+        frame_rate: media::Rational { num: 25, den: 1 },
         chunks: Vec::new(),
         origin_seconds: 0.0,
         audio: Vec::new(),

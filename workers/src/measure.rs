@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use serde::Serialize;
 use vmaf::{FrameScore, Model, Picture, Plane, PlaneView, Pooled, Spatial, Tables, Temporal};
 
-use crate::media::{
+use media::{
     DecoderOptions, Demuxer, MediaError, OwnedFrame, PixelLayout, Rational, Resizer, Samples,
     ScaleFilter, VideoDecoder,
 };
@@ -197,7 +197,7 @@ impl Input {
     /// Decodes the next frame and hands it to `take`; `None` at the end.
     fn next<T>(
         &mut self,
-        take: impl FnOnce(&crate::media::VideoFrame<'_>) -> Result<T, MeasureError>,
+        take: impl FnOnce(&media::VideoFrame<'_>) -> Result<T, MeasureError>,
     ) -> Result<Option<T>, MeasureError> {
         let which = self.which;
         let media = |error| MeasureError::Media { which, error };

@@ -21,7 +21,7 @@ use crate::encode::{
     ChunkSource, EncodeError, EncodeSettings, EncodedChunk, encode_chunk_many, source,
 };
 use crate::measure::picture;
-use crate::media::{DecoderOptions, OwnedFrame, Resizer, ScaleFilter, VideoDecoder};
+use media::{DecoderOptions, OwnedFrame, Resizer, ScaleFilter, VideoDecoder};
 
 /// What one setting gave on one chunk.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,9 +8,9 @@ use std::process::Command;
 
 use common::source;
 use fixtures::Fixture;
+use media::VideoMuxer;
 use workers::encode::{Codec, EncodeSettings, RateControl, encode_chunk};
 use workers::measure::{MeasureOptions, measure};
-use workers::media::VideoMuxer;
 use workers::probe::probe_chunk;
 
 fn settings(codec: Codec, width: u32, height: u32, crf: f32) -> EncodeSettings {

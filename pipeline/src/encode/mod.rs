@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::BTreeMap;
 
 use ladders::title::{LadderRules, Size};
+use media::Rational;
 use serde::Serialize;
 use workers::encode::Codec;
-use workers::media::Rational;
 use workers::queue::{LocalQueue, Queue};
 use workers::store::{FsStore, Key, Store};
 use workers::worker::{self, PoolOptions, TaskFailure};

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use media::Demuxer;
 use packager::audio::AudioSource;
 use packager::package::{self, Settings, Sources, SubtitleSource, VideoSource};
 use packager::sink::Sink;
 use serde::{Deserialize, Serialize};
-use workers::media::Demuxer;
 
 /// What to package besides the renditions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

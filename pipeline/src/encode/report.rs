@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use ladders::title::{LadderRules, TitleDecision};
+use media::Rational;
 use serde::Serialize;
 use workers::encode::{Codec, EncodeSettings, RateControl, Vbv};
 use workers::measure::MeasureReport;
-use workers::media::Rational;
 
 use super::Probing;
 use super::dynamic::{self, DecidedRung};

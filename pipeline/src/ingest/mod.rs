@@ -13,8 +13,8 @@ mod timing;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use media::MediaInfo;
 use serde::Serialize;
-use workers::media::MediaInfo;
 
 use crate::shots::{ChunkRules, DetectorParams, ShotReport};
 pub use problem::{Problem, ProblemKind, Severity};

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use workers::media::{
+use media::{
     AudioDecoder, DecoderOptions, Demuxer, MediaError, MediaInfo, Packet, Rational, VideoDecoder,
     VideoInfo,
 };

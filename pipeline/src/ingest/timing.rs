@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use media::Rational;
 use serde::Serialize;
-use workers::media::Rational;
 
 use super::problem::{Problem, ProblemKind, round_ms};
 

@@ -5,7 +5,7 @@
 //! while a change of scene moves most blocks. Only a few rows per block are read, whole, which
 //! keeps the cost far below that of decoding.
 
-use workers::media::{Plane, PlaneRef, VideoFrame};
+use media::{Plane, PlaneRef, VideoFrame};
 
 /// Histogram bins for luma.
 pub(crate) const HIST_BINS: usize = 32;

@@ -8,8 +8,8 @@ mod chunks;
 mod detector;
 mod features;
 
+use media::Rational;
 use serde::Serialize;
-use workers::media::Rational;
 
 pub use chunks::{
     BoundaryReason, ChunkRules, DEFAULT_MAX_CHUNK_SECONDS, DEFAULT_MIN_CHUNK_SECONDS,

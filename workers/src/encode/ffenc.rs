@@ -6,9 +6,9 @@ use std::ptr;
 use ffmpeg_next::ffi;
 use ffmpeg_next::util::frame;
 
-use super::chunk::{ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams, hex};
 use super::{Codec, EncodeError, EncodeSettings, RateControl};
-use crate::media::{Chroma, PixelLayout, Rational};
+use media::chunk::{ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams, hex};
+use media::{Chroma, PixelLayout, Rational};
 
 /// An encoder for one chunk. It opens on the first frame, whose colour description it copies
 /// into the bitstream.
@@ -34,7 +34,7 @@ impl FfEncoder {
         frame_rate: Rational,
         frames_total: u64,
     ) -> Result<Self, EncodeError> {
-        crate::media::init();
+        media::init();
         let name = settings
             .codec
             .ffmpeg_encoder()
@@ -339,7 +339,8 @@ unsafe fn first_key(dict: *mut ffi::AVDictionary) -> Option<String> {
         if e.is_null() {
             return None;
         }
-        crate::media::probe_cstr((*e).key)
+        let key = (*e).key;
+        (!key.is_null()).then(|| std::ffi::CStr::from_ptr(key).to_string_lossy().into_owned())
     }
 }
 
@@ -364,12 +365,12 @@ unsafe fn stream_params(
         } else {
             std::slice::from_raw_parts(p.extradata, p.extradata_size as usize).to_vec()
         };
-        let fmt = crate::media::pix_fmt_from_raw(p.format);
+        let fmt = media::pix_fmt_from_raw(p.format);
         let params = StreamParams {
-            codec: crate::media::codec_name_of(p.codec_id),
+            codec: media::codec_name_of(p.codec_id),
             width: p.width as u32,
             height: p.height as u32,
-            pixel_format: crate::media::pix_fmt_name(fmt),
+            pixel_format: media::pix_fmt_name(fmt),
             profile: p.profile,
             level: p.level,
             bit_depth: u32::from(bit_depth),

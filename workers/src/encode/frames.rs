@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use ffmpeg_next::util::frame;
 
 use super::ChunkSource;
-use crate::media::{PixelLayout, Rational, VideoFrame};
+use media::{PixelLayout, Rational, VideoFrame};
 
 /// Which frames of which master.
 #[derive(Clone, Debug, PartialEq, Eq)]

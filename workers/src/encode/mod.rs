@@ -7,7 +7,6 @@
 //! IDR frame and has keyframes every `keyint` frames from there and nowhere else, so when the
 //! chunk plan and `keyint` are shared, keyframes line up across every rendition of a ladder.
 
-mod chunk;
 mod ffenc;
 mod frames;
 mod rav1e_enc;
@@ -16,11 +15,11 @@ pub(crate) mod source;
 
 use std::path::PathBuf;
 
-pub use chunk::{ChunkFormatError, ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams};
 pub use frames::{decoding_uncached, frame_cache_stats};
+pub use media::chunk::{ChunkFormatError, ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams};
 pub use settings::{Codec, EncodeSettings, RateControl, Vbv, Zone};
 
-use crate::media::{MediaError, Rational};
+use media::{MediaError, Rational};
 
 /// Which frames of which master an encode task reads.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -9,9 +9,9 @@ use rav1e::prelude::{
     TransferCharacteristics,
 };
 
-use super::chunk::{ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams, hex};
 use super::{EncodeError, EncodeSettings, RateControl};
-use crate::media::Rational;
+use media::Rational;
+use media::chunk::{ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams, hex};
 
 /// A rav1e context at 8 or 10 bits.
 enum Ctx {

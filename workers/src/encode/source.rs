@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use ffmpeg_next::util::frame;
 
 use super::{ChunkSource, EncodeError, EncodeSettings, frames};
-use crate::media::{
+use media::{
     Chroma, DecoderOptions, Demuxer, PixelLayout, Resizer, ScaleFilter, VideoDecoder, VideoFrame,
 };
 

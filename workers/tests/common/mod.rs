@@ -2,7 +2,6 @@
 
 use fixtures::Fixture;
 use workers::encode::ChunkSource;
-use workers::media;
 
 /// The chunk of `frames` frames from `start` of a generated master, read single-threaded.
 pub fn source(f: Fixture, start: u64, frames: u64) -> ChunkSource {

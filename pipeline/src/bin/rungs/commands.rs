@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use media::{self, MediaError};
 use pipeline::ingest::{self, IngestReport};
 use serde::Serialize;
-use workers::media::{self, MediaError};
 
 use crate::args::{
     CheckArgs, Cli, Command, CompareArgs, Global, IngestArgs, LadderCommand, ProbeArgs, ShotsArgs,

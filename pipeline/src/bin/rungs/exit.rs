@@ -98,7 +98,7 @@ pub fn for_error(e: &anyhow::Error) -> Code {
             use workers::measure::MeasureError as M;
             return match e {
                 M::Media {
-                    error: workers::media::MediaError::Io { .. },
+                    error: media::MediaError::Io { .. },
                     ..
                 } => IO,
                 _ => REJECTED,

@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 
+use media::MediaInfo;
 use pipeline::ingest::{IngestReport, Severity};
 use pipeline::shots::ShotReport;
 use serde::Serialize;
-use workers::media::MediaInfo;
 
 use crate::args::OutputArgs;
 use crate::exit::Failure;

@@ -18,11 +18,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use ladders::title::Size;
+use media::Rational;
 use packager::assemble::ChunkSpan;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use workers::encode::{Codec, EncodeSettings};
-use workers::media::Rational;
 use workers::queue::{Message, Queue};
 use workers::store::{Key, Store, StoreError};
 

@@ -175,10 +175,7 @@ impl Resizer {
     }
 
     /// Scales `frame` into the resizer's own FFmpeg frame and lends it out, for an encoder.
-    pub(crate) fn scale(
-        &mut self,
-        frame: &VideoFrame<'_>,
-    ) -> Result<&mut frame::Video, MediaError> {
+    pub fn scale(&mut self, frame: &VideoFrame<'_>) -> Result<&mut frame::Video, MediaError> {
         let src = frame.ffmpeg_frame();
         let key = (src.format(), src.width(), src.height());
         if self.context.as_ref().map(|c| c.1) != Some(key) {

@@ -8,7 +8,7 @@ use std::ptr;
 use ffmpeg_next::ffi;
 
 use super::{MediaError, Rational};
-use crate::encode::{ChunkPacket, StreamParams};
+use crate::chunk::{ChunkPacket, StreamParams};
 
 /// A container being written with one video stream. Dropping it without
 /// [`VideoMuxer::finish`] leaves an unfinished file, which the caller discards.

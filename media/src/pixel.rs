@@ -49,7 +49,7 @@ pub struct PixelLayout {
 
 impl PixelLayout {
     /// The FFmpeg pixel format with exactly this layout.
-    pub(crate) fn av_format(self) -> AVPixelFormat {
+    pub fn av_format(self) -> AVPixelFormat {
         use AVPixelFormat::*;
         match (self.chroma, self.bit_depth) {
             (Chroma::Mono, 8) => AV_PIX_FMT_GRAY8,
@@ -82,7 +82,7 @@ pub enum PixelSupport {
 }
 
 /// Converts a raw pixel-format number into the enum, mapping out-of-range values to NONE.
-pub(crate) fn pix_fmt_from_raw(raw: i32) -> AVPixelFormat {
+pub fn pix_fmt_from_raw(raw: i32) -> AVPixelFormat {
     if (0..AVPixelFormat::AV_PIX_FMT_NB as i32).contains(&raw) {
         // SAFETY: the value is inside the enum's contiguous range 0..NB.
         unsafe { std::mem::transmute::<i32, AVPixelFormat>(raw) }
@@ -92,7 +92,7 @@ pub(crate) fn pix_fmt_from_raw(raw: i32) -> AVPixelFormat {
 }
 
 /// FFmpeg's name of a pixel format.
-pub(crate) fn pix_fmt_name(fmt: AVPixelFormat) -> String {
+pub fn pix_fmt_name(fmt: AVPixelFormat) -> String {
     // SAFETY: av_get_pix_fmt_name returns null or a static NUL-terminated string.
     unsafe {
         let p = ffi::av_get_pix_fmt_name(fmt);

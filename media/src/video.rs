@@ -12,7 +12,7 @@ use super::pixel::{
 };
 use super::probe::{ContentLightLevel, MasteringDisplay, parse_content_light, parse_mastering};
 use super::{MediaError, Rational};
-use crate::encode::{ChunkPacket, StreamParams};
+use crate::chunk::{ChunkPacket, StreamParams};
 
 /// How a video decoder runs.
 #[derive(Clone, Debug, Default)]
@@ -163,7 +163,7 @@ impl VideoDecoder {
     /// Makes the decoder skip (true) or decode (false) frames that no other frame references,
     /// from the next packet on. Exact only for a single-threaded decoder, where the setting
     /// applies to each packet as it is sent; frame threads would apply it late.
-    pub(crate) fn skip_unreferenced(&mut self, skip: bool) {
+    pub fn skip_unreferenced(&mut self, skip: bool) {
         // SAFETY: a plain field of the open decoder context, read when a packet is decoded.
         unsafe {
             (*self.decoder.as_mut_ptr()).skip_frame = if skip {
@@ -280,7 +280,7 @@ fn picture_char(t: ffi::AVPictureType) -> char {
 
 impl<'a> VideoFrame<'a> {
     /// Views an FFmpeg frame already in `layout` (for the resizer's output).
-    pub(crate) fn wrap(
+    pub fn wrap(
         frame: &'a frame::Video,
         layout: PixelLayout,
         pts: Option<i64>,
@@ -305,7 +305,7 @@ impl<'a> VideoFrame<'a> {
     }
 
     /// The FFmpeg frame holding the picture in [`VideoFrame::layout`].
-    pub(crate) fn ffmpeg_frame(&self) -> &'a frame::Video {
+    pub fn ffmpeg_frame(&self) -> &'a frame::Video {
         self.frame
     }
 

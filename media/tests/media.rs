@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use fixtures::Fixture;
-use workers::media::{
+use media::{
     self, Chroma, DecoderOptions, Demuxer, MediaError, PixelLayout, PlaneRef, Rational, StreamKind,
 };
 

@@ -175,7 +175,7 @@ impl Demuxer {
     /// The colour description stream `index` declares (range, primaries, transfer, matrix,
     /// chroma location): one value for the whole stream, where decoded frames may each carry
     /// their own.
-    pub(crate) fn stream_color(
+    pub fn stream_color(
         &self,
         index: usize,
     ) -> Result<
@@ -326,7 +326,7 @@ impl Demuxer {
 }
 
 /// The reason text and name of the codec of a stream, for errors.
-pub(crate) fn codec_name(id: ffi::AVCodecID) -> String {
+pub fn codec_name(id: ffi::AVCodecID) -> String {
     // SAFETY: avcodec_get_name always returns a static NUL-terminated string.
     unsafe { super::probe::cstr(ffi::avcodec_get_name(id)).unwrap_or_else(|| "unknown".into()) }
 }

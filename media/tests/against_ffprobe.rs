@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use fixtures::Fixture;
+use media::{self, StreamKind};
 use serde_json::Value;
-use workers::media::{self, StreamKind};
 
 fn ffprobe(path: &Path) -> Value {
     let out = std::process::Command::new("ffprobe")

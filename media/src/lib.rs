@@ -1,4 +1,4 @@
-//! Media I/O over ffmpeg-next, built against the system FFmpeg.
+//! Media I/O over ffmpeg-next, built against the system FFmpeg, and the chunk wire format.
 //!
 //! - [`Demuxer`] opens a file through libavformat (local files only: the `file` protocol is the
 //!   only one allowed, so a hostile name cannot reach the network or another protocol) and reads
@@ -10,12 +10,42 @@
 //! - [`VideoMuxer`] writes a stream into a file; [`Fragmenter`] copies one into fragmented MP4.
 //! - [`MediaInfo`] is the probe: every stream's codec, geometry, rates, colour description, HDR
 //!   metadata, channel layout and language.
+//! - [`chunk`]: the encoded chunk as it travels through the store, from the encode task to
+//!   assembly, which the muxers and decoders here read and write.
 //!
 //! Messages that FFmpeg logs go to `tracing` under the `ffmpeg` target; a decoder's own messages
 //! are also kept so that a corrupt frame can be reported with the decoder's explanation.
+//!
+//! ```no_run
+//! use media::{Demuxer, Packet};
+//!
+//! # fn main() -> Result<(), media::MediaError> {
+//! let mut demuxer = Demuxer::open("master.mp4")?;
+//! let video = demuxer.info().best_video().expect("a video stream");
+//! let mut decoder = demuxer.video_decoder(video, &Default::default())?;
+//! let mut frames = 0;
+//! while let Some(packet) = demuxer.read()? {
+//!     if packet.stream() != video {
+//!         continue;
+//!     }
+//!     decoder.send(&packet)?;
+//!     while let Some(frame) = decoder.receive()? {
+//!         let _luma = frame.luma();
+//!         frames += 1;
+//!     }
+//! }
+//! decoder.send_eof()?;
+//! while decoder.receive()?.is_some() {
+//!     frames += 1;
+//! }
+//! println!("{frames} frames");
+//! # Ok(())
+//! # }
+//! ```
 
 mod aac;
 mod audio;
+pub mod chunk;
 mod decoder;
 mod error;
 mod fragment;
@@ -43,9 +73,11 @@ pub use probe::{
 pub use rational::Rational;
 pub use video::{DecoderOptions, VideoDecoder, VideoFrame};
 
-pub(crate) use input::codec_name as codec_name_of;
-pub(crate) use pixel::{pix_fmt_from_raw, pix_fmt_name};
-pub(crate) use probe::cstr as probe_cstr;
+// FFmpeg glue the encoders of `workers` share with this crate; not part of the media API.
+#[doc(hidden)]
+pub use input::codec_name as codec_name_of;
+#[doc(hidden)]
+pub use pixel::{pix_fmt_from_raw, pix_fmt_name};
 
 /// Initialises FFmpeg once per process and routes its log into `tracing`.
 ///
