@@ -18,11 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use cloud::{AwsOptions, S3Store};
 use fixtures::Fixture;
 use fixtures::moto::Moto;
 use pipeline::encode::{self, EncodeOptions, LadderChoice};
 use pipeline::fleet::{self, Fleet, WorkerOptions};
-use workers::store::{AwsOptions, S3Store};
 
 const CHILD: &str = "RUNGS_BENCH_FLEET_CHILD";
 const STORE: &str = "s3://bench/fleet";

@@ -10,6 +10,7 @@
 //! - [`VideoMuxer`] writes a stream into a file; [`Fragmenter`] copies one into fragmented MP4.
 //! - [`MediaInfo`] is the probe: every stream's codec, geometry, rates, colour description, HDR
 //!   metadata, channel layout and language.
+//! - [`cpu`]: the CPU clocks of a thread and of the process, for stage timings.
 //! - [`chunk`]: the encoded chunk as it travels through the store, from the encode task to
 //!   assembly, which the muxers and decoders here read and write.
 //!
@@ -46,6 +47,7 @@
 mod aac;
 mod audio;
 pub mod chunk;
+pub mod cpu;
 mod decoder;
 mod error;
 mod fragment;

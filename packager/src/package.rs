@@ -271,7 +271,7 @@ pub fn package(
         )?;
         text.push(track);
     }
-    let thumbnails_started = workers::probe::thread_cpu_seconds();
+    let thumbnails_started = media::cpu::thread_cpu_seconds();
     let thumbnails = match &sources.thumbnails {
         Some((master, origin)) => Some(thumbnails::make(
             master,
@@ -282,7 +282,7 @@ pub fn package(
         )?),
         None => None,
     };
-    let thumbnails_cpu_seconds = workers::probe::thread_cpu_seconds() - thumbnails_started;
+    let thumbnails_cpu_seconds = media::cpu::thread_cpu_seconds() - thumbnails_started;
     let presentation = Presentation {
         duration,
         video,

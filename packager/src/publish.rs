@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
-use workers::store::{Key, ObjectHeaders, S3Store, Store, StoreError, file_crc32};
+use store::{Key, ObjectHeaders, Store, StoreError, file_crc32};
 
 /// `Cache-Control` of segments and other files that never change under their name.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -165,7 +165,7 @@ fn manifest_rank(name: &str) -> u8 {
 /// `progress` hears each file's name once it is up (or found unchanged).
 pub fn publish(
     dir: &Path,
-    store: &S3Store,
+    store: &dyn Store,
     to: &str,
     threads: usize,
     progress: &(dyn Fn(&str, bool) + Sync),

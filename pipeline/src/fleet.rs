@@ -18,9 +18,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cloud::{AwsOptions, S3Store, SqsQueue};
 use serde::{Deserialize, Serialize};
-use workers::queue::{Counts, Queue, SqsQueue};
-use workers::store::{AwsOptions, Key, S3Store, Store};
+use store::{Key, Store};
+use workers::queue::{Counts, Queue};
 use workers::worker::{self, PoolOptions, PoolReport, TaskFailure};
 
 use crate::encode::job::{self, Ctx, Failed, Input, JobSpec, Memo, Output, Status, Step, Work};
@@ -288,7 +289,7 @@ pub fn serve(
         let key = Key::new(format!("{}job.json", root(name)))
             .map_err(|e| TaskFailure::fatal(e.to_string()))?;
         let bytes = fleet.store.get(&key).map_err(|e| match e {
-            workers::store::StoreError::NotFound { .. } => {
+            store::StoreError::NotFound { .. } => {
                 TaskFailure::fatal(format!("job {name} has no job.json in the store"))
             }
             e => TaskFailure::retry(e.to_string()),
@@ -437,7 +438,7 @@ pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, String> {
     }
     let attempt = match store.get(&key("attempt.json")?) {
         Ok(b) => serde_json::from_slice::<u32>(&b).unwrap_or(0),
-        Err(workers::store::StoreError::NotFound { .. }) => 0,
+        Err(store::StoreError::NotFound { .. }) => 0,
         Err(e) => return Err(e.to_string()),
     } + 1;
     store
@@ -495,7 +496,7 @@ pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, String> {
     let read = |rel: &str| -> Result<Option<Vec<u8>>, String> {
         match fleet.store.get(&key(rel)?) {
             Ok(b) => Ok(Some(b)),
-            Err(workers::store::StoreError::NotFound { .. }) => Ok(None),
+            Err(store::StoreError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
     };

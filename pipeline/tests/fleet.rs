@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cloud::{AwsOptions, S3Store};
 use common::{arg, rungs_text};
 use fixtures::Fixture;
 use fixtures::faults::FaultProxy;
 use fixtures::moto::Moto;
 use pipeline::fleet::{self, Fleet};
-use workers::store::{AwsOptions, S3Store};
 
 const QUEUE: &str = "rungs-test";
 const STORE: &str = "s3://fleet/jobs-test";

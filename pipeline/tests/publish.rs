@@ -8,11 +8,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cloud::{AwsOptions, S3Store};
 use common::{arg, rungs, rungs_text};
 use fixtures::Fixture;
 use fixtures::faults::FaultProxy;
 use fixtures::moto::Moto;
-use workers::store::{AwsOptions, Key, S3Store, Store};
+use store::{Key, Store};
 
 const TO: &str = "s3://origin/titles/multishot";
 

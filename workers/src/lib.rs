@@ -4,14 +4,12 @@
 //! - [`measure`]: VMAF, PSNR and SSIM of a distorted file against its reference.
 //! - [`probe`]: rate-distortion points of a chunk: encode at several settings, decode, upscale
 //!   and score against the master.
-//! - [`store`] and [`queue`]: the `Store` and `Queue` traits every byte and every task goes
-//!   through, with their local backends.
+//! - [`queue`]: the `Queue` trait every task goes through, with its local backend (bytes go
+//!   through the `store` crate's `Store`).
 //! - [`worker`]: the generic worker loop that runs a handler on leased tasks.
 
 pub mod encode;
-pub mod fsutil;
 pub mod measure;
 pub mod probe;
 pub mod queue;
-pub mod store;
 pub mod worker;

@@ -367,13 +367,13 @@ pub fn measure(
         ..vmaf::Options::default()
     };
     let scaled = AtomicBool::new(false);
-    let caller_cpu = crate::probe::thread_cpu_seconds();
+    let caller_cpu = media::cpu::thread_cpu_seconds();
     std::thread::scope(|scope| {
         let scaled = &scaled;
         let (spare_tx, spare_rx) = std::sync::mpsc::channel::<OwnedFrame>();
         let decoder = scope.spawn(move || {
             decode(ref_in, dis_in, frames_tx, spare_rx, scaled);
-            crate::probe::thread_cpu_seconds()
+            media::cpu::thread_cpu_seconds()
         });
         let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Result<Spatial, vmaf::Error>)>();
         let mut temporal = Temporal::new(options.model.clone());
@@ -451,7 +451,7 @@ pub fn measure(
         }
         // The pool's threads are this call's own, so their clocks are this call's work.
         let scoring: f64 = pool
-            .broadcast(|_| crate::probe::thread_cpu_seconds())
+            .broadcast(|_| media::cpu::thread_cpu_seconds())
             .iter()
             .sum();
         let decoding = decoder.join().unwrap_or(0.0);
@@ -470,7 +470,7 @@ pub fn measure(
         );
         out.scaled = scaled.load(Ordering::Relaxed);
         out.cpu_seconds =
-            scoring + decoding + (crate::probe::thread_cpu_seconds() - caller_cpu).max(0.0);
+            scoring + decoding + (media::cpu::thread_cpu_seconds() - caller_cpu).max(0.0);
         Ok(out)
     })
 }

@@ -21,6 +21,7 @@ use crate::encode::{
     ChunkSource, EncodeError, EncodeSettings, EncodedChunk, encode_chunk_many, source,
 };
 use crate::measure::picture;
+use media::cpu::thread_cpu_seconds;
 use media::{DecoderOptions, OwnedFrame, Resizer, ScaleFilter, VideoDecoder};
 
 /// What one setting gave on one chunk.
@@ -52,29 +53,6 @@ pub struct ProbeRun {
     /// The encodings themselves, one per setting: the same bytes [`crate::encode::encode_chunk`]
     /// gives, so a probe at a rung's final settings can stand as that rung's chunk.
     pub encoded: Vec<EncodedChunk>,
-}
-
-/// CPU time of the calling thread, in seconds.
-pub fn thread_cpu_seconds() -> f64 {
-    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-/// CPU time of the whole process (every thread), in seconds.
-pub fn process_cpu_seconds() -> f64 {
-    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
-}
-
-fn cpu_clock(clock: libc::clockid_t) -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    let r = unsafe { libc::clock_gettime(clock, &mut t) };
-    if r != 0 {
-        return 0.0;
-    }
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
 /// Encodes `source` with each of `settings` (one size and depth) and scores each against the

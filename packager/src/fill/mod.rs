@@ -97,7 +97,7 @@ pub fn catalog_dir(dir: &Path) -> Result<Vec<Title>, String> {
             if !streamed(&rel) {
                 continue;
             }
-            let (size, crc) = workers::store::file_crc32(&path)
+            let (size, crc) = store::file_crc32(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             files.push(CatalogFile {
                 key: format!("{name}/{rel}"),
@@ -113,16 +113,13 @@ pub fn catalog_dir(dir: &Path) -> Result<Vec<Title>, String> {
 /// The titles published under `store`'s prefix (by `rungs publish`): each first-level folder
 /// holding a manifest, or the prefix itself (then named `root_name`). Sizes come from the
 /// listing, CRC32s from each object's record, which `rungs publish` writes.
-pub fn catalog_store(
-    store: &workers::store::S3Store,
-    root_name: &str,
-) -> Result<Vec<Title>, String> {
+pub fn catalog_store(store: &dyn store::Store, root_name: &str) -> Result<Vec<Title>, String> {
     let objects = store.objects().map_err(|e| e.to_string())?;
     let has = |k: &str| objects.iter().any(|(o, _)| o.as_str() == k);
     let is_title = |p: &str| {
         has(&format!("{p}{}", crate::hls::MASTER)) || has(&format!("{p}{}", crate::dash::MPD))
     };
-    let mut groups: BTreeMap<String, Vec<(String, &workers::store::Key, u64)>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<(String, &store::Key, u64)>> = BTreeMap::new();
     if is_title("") {
         crate::sink::check_name(root_name).map_err(|e| e.to_string())?;
         for (k, size) in &objects {

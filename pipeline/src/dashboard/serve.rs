@@ -154,7 +154,7 @@ impl App {
                 let Ok(s) = fleet::status(f, &name) else {
                     continue;
                 };
-                let title = workers::store::Key::new(format!("jobs/{name}/job.json"))
+                let title = store::Key::new(format!("jobs/{name}/job.json"))
                     .ok()
                     .and_then(|k| f.store.get(&k).ok())
                     .and_then(|b| serde_json::from_slice::<crate::encode::job::JobSpec>(&b).ok())
@@ -241,7 +241,7 @@ impl App {
 
 /// The names of a fleet's jobs.
 fn fleet_jobs(f: &Fleet) -> Vec<String> {
-    let Ok(prefix) = workers::store::Key::new("jobs") else {
+    let Ok(prefix) = store::Key::new("jobs") else {
         return Vec::new();
     };
     let mut names: Vec<String> = f

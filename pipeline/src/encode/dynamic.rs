@@ -16,8 +16,8 @@ use ladders::rd::CurvePoint;
 use ladders::title::{self, ChunkProbes, LadderRules, Size, TitleDecision, TitleRung};
 use ladders::{Curve, Tally};
 use serde::{Deserialize, Serialize};
+use store::Key;
 use workers::encode::{Codec, Vbv, Zone};
-use workers::store::Key;
 
 /// Rounds of probing, the first included.
 pub const MAX_ROUNDS: usize = 3;

@@ -22,9 +22,9 @@ use std::collections::BTreeMap;
 use ladders::title::{LadderRules, Size};
 use media::Rational;
 use serde::Serialize;
+use store::{FsStore, Key, Store};
 use workers::encode::Codec;
 use workers::queue::{LocalQueue, Queue};
-use workers::store::{FsStore, Key, Store};
 use workers::worker::{self, PoolOptions, TaskFailure};
 
 pub use ladder::Rung;
@@ -266,10 +266,7 @@ pub fn run(
     ingest_options
         .shots
         .get_or_insert_with(ShotOptions::default);
-    let (started, cpu) = (
-        std::time::Instant::now(),
-        workers::probe::process_cpu_seconds(),
-    );
+    let (started, cpu) = (std::time::Instant::now(), media::cpu::process_cpu_seconds());
     let report = ingest::analyze(master, &ingest_options, &mut |p| events(Event::Ingest(*p)))?;
     if !report.accepted {
         return Err(EncodeJobError::Rejected(Box::new(report)));
@@ -278,7 +275,7 @@ pub fn run(
     // Nothing else runs in this process yet: its clock is the plan's.
     let spent = job::Spent {
         wall_seconds: started.elapsed().as_secs_f64(),
-        cpu_seconds: workers::probe::process_cpu_seconds() - cpu,
+        cpu_seconds: media::cpu::process_cpu_seconds() - cpu,
     };
     let derived = job::derive(options, &plan)?;
 
@@ -311,12 +308,12 @@ pub fn run(
     }
     std::fs::create_dir_all(&work).map_err(|e| io("create", &work, e))?;
     let id_json = serde_json::to_vec_pretty(&identity).expect("identity serialises");
-    workers::fsutil::write_file_atomic(&id_path, |f| std::io::Write::write_all(f, &id_json))
+    store::fsutil::write_file_atomic(&id_path, |f| std::io::Write::write_all(f, &id_json))
         .map_err(|e| io("write", &id_path, e))?;
     let store = FsStore::open(work.join("store")).map_err(|e| EncodeJobError::Io(e.to_string()))?;
     let queue = LocalQueue::open(work.join("queue.journal"))
         .map_err(|e| EncodeJobError::Io(e.to_string()))?;
-    let store_err = |e: workers::store::StoreError| EncodeJobError::Io(e.to_string());
+    let store_err = |e: store::StoreError| EncodeJobError::Io(e.to_string());
     // The markers of queued stages belong to the runs that queued them.
     let stages = Key::new("stages").expect("a valid key");
     for k in store.list(&stages).map_err(store_err)? {
@@ -364,7 +361,7 @@ pub fn run(
             .map_or(0, |d| d.as_secs())
     };
     let save = |s: &job::Status| {
-        let saved = workers::fsutil::write_file_atomic(&status_path, |f| {
+        let saved = store::fsutil::write_file_atomic(&status_path, |f| {
             serde_json::to_writer(f, s).map_err(std::io::Error::other)
         });
         if let Err(e) = saved {

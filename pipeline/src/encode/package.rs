@@ -172,10 +172,10 @@ pub fn package_title(
             .thumbnails
             .then(|| (title.master.to_owned(), origin)),
     };
-    let started = workers::probe::thread_cpu_seconds();
+    let started = media::cpu::thread_cpu_seconds();
     let done =
         package::package(&sources, &options.settings, work, sink).map_err(|e| e.to_string())?;
-    let cpu_seconds = workers::probe::thread_cpu_seconds() - started;
+    let cpu_seconds = media::cpu::thread_cpu_seconds() - started;
     let p = &done.presentation;
     let track = |id: &str, codecs: &str, t: &packager::presentation::Timeline| TrackReport {
         id: id.to_owned(),

@@ -441,7 +441,7 @@ fn compact(path: &Path, state: &State) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    crate::fsutil::write_file_atomic(path, |f| {
+    store::fsutil::write_file_atomic(path, |f| {
         let mut out = std::io::BufWriter::new(f);
         for id in &state.order {
             let e = &state.entries[id];

@@ -9,15 +9,13 @@
 //!   after a maximum number of receives, with its last error.
 //!
 //! [`LocalQueue`] is the in-process backend, journalled on disk so that a killed run resumes;
-//! [`SqsQueue`] is Amazon SQS, with task state in a [`crate::store::Store`].
+//! The `cloud` crate's `SqsQueue` is Amazon SQS, with task state in a `store::Store`.
 
 mod local;
-mod sqs;
 
 use std::time::Duration;
 
 pub use local::LocalQueue;
-pub use sqs::{DEFAULT_MAX_RECEIVES, SqsQueue};
 
 /// A task to run: a unique id and a body (JSON text, opaque to the queue).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -91,7 +91,7 @@ fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.junit {
         let suite = args.report.display().to_string();
         let xml = ladders::check::junit(&outcomes, &suite);
-        workers::fsutil::write_file_atomic(path, |f| std::io::Write::write_all(f, xml.as_bytes()))
+        store::fsutil::write_file_atomic(path, |f| std::io::Write::write_all(f, xml.as_bytes()))
             .map_err(|e| Failure::io(format!("cannot write {}: {e}", path.display())))?;
     }
     if failed > 0 || !global.quiet {
@@ -264,12 +264,12 @@ fn report(global: &Global, args: &crate::args::ReportArgs) -> anyhow::Result<Exi
     let (dir, file) = if let Some(url) = &args.store {
         let name = args.job.to_string_lossy().into_owned();
         pipeline::fleet::check_job(&name).map_err(Failure::usage)?;
-        let aws = workers::store::AwsOptions {
+        let aws = cloud::AwsOptions {
             endpoint: args.endpoint.clone(),
             ..Default::default()
         };
-        let store = workers::store::S3Store::open(url, &aws)
-            .map_err(|e| Failure::usage(format!("--store: {e}")))?;
+        let store =
+            cloud::S3Store::open(url, &aws).map_err(|e| Failure::usage(format!("--store: {e}")))?;
         if !pipeline::fleet::fetch_report(&store, &name, fetched.path()).map_err(Failure::io)? {
             return Err(Failure::io(format!(
                 "job {name} has no report yet (see `rungs status {name}`)"
@@ -300,7 +300,7 @@ fn report(global: &Global, args: &crate::args::ReportArgs) -> anyhow::Result<Exi
         )));
     }
     let page = pipeline::dashboard::title_page(&report, Some(&dir));
-    workers::fsutil::write_file_atomic(&args.output, |f| {
+    store::fsutil::write_file_atomic(&args.output, |f| {
         std::io::Write::write_all(f, page.as_bytes())
     })
     .map_err(|e| Failure::io(format!("cannot write {}: {e}", args.output.display())))?;
@@ -325,7 +325,7 @@ fn serve(global: &Global, args: &crate::args::ServeArgs) -> anyhow::Result<ExitC
     }
     let fleet = match (&args.queue, &args.store) {
         (Some(q), Some(s)) => {
-            let aws = workers::store::AwsOptions {
+            let aws = cloud::AwsOptions {
                 endpoint: args.endpoint.clone(),
                 ..Default::default()
             };

@@ -53,11 +53,11 @@ fn plan(global: &Global, args: &FillPlanArgs) -> anyhow::Result<ExitCode> {
     };
     let now = now_or_clock(args.now.as_deref())?;
     let titles = if args.catalog.starts_with("s3://") {
-        let aws = workers::store::AwsOptions {
+        let aws = cloud::AwsOptions {
             endpoint: args.endpoint.clone(),
             ..Default::default()
         };
-        let store = workers::store::S3Store::open(&args.catalog, &aws)
+        let store = cloud::S3Store::open(&args.catalog, &aws)
             .map_err(|e| Failure::usage(format!("--catalog: {e}")))?;
         let root = args
             .catalog

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cloud::AwsOptions;
 use pipeline::encode::EncodeJobError;
 use pipeline::fleet::{self, Fleet, JobStatus, WorkerOptions};
-use workers::store::AwsOptions;
 
 use crate::args::{FleetArgs, Global, PublishArgs, RetryArgs, StatusArgs, SubmitArgs, WorkerArgs};
 use crate::exit::{self, Failure};
@@ -204,8 +204,8 @@ pub fn publish(global: &Global, args: &PublishArgs) -> anyhow::Result<ExitCode> 
         region: args.region.clone(),
         credentials: None,
     };
-    let store = workers::store::S3Store::open(&args.to, &aws)
-        .map_err(|e| Failure::usage(format!("--to: {e}")))?;
+    let store =
+        cloud::S3Store::open(&args.to, &aws).map_err(|e| Failure::usage(format!("--to: {e}")))?;
     let bar = crate::logging::progress(global);
     let done = std::sync::atomic::AtomicU64::new(0);
     let report =
@@ -221,7 +221,7 @@ pub fn publish(global: &Global, args: &PublishArgs) -> anyhow::Result<ExitCode> 
     // The record the dashboard reads (bytes published); the title's own work folder.
     let record = args.dir.join(".rungs").join("publish.json");
     let saved = std::fs::create_dir_all(args.dir.join(".rungs")).and_then(|()| {
-        workers::fsutil::write_file_atomic(&record, |f| {
+        store::fsutil::write_file_atomic(&record, |f| {
             serde_json::to_writer_pretty(f, &report).map_err(std::io::Error::other)
         })
     });

@@ -42,9 +42,9 @@ pub fn json<T: Serialize>(value: &T, out: &OutputArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Writes the whole file or nothing (see [`workers::fsutil::write_file_atomic`]).
+/// Writes the whole file or nothing (see [`store::fsutil::write_file_atomic`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    workers::fsutil::write_file_atomic(path, |f| f.write_all(bytes))
+    store::fsutil::write_file_atomic(path, |f| f.write_all(bytes))
         .map_err(|e| Failure::io(format!("cannot write {}: {e}", path.display())))
 }
 

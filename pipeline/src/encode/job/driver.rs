@@ -286,7 +286,7 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
                 export(&from, &out.join(format!("{name}.mp4")))?;
             }
             let path = out.join("report.json");
-            workers::fsutil::write_file_atomic(&path, |f| std::io::Write::write_all(f, &json))
+            store::fsutil::write_file_atomic(&path, |f| std::io::Write::write_all(f, &json))
                 .map_err(|e| io(format!("cannot write {}: {e}", path.display())))?;
         }
         Output::Store => {
@@ -459,7 +459,7 @@ fn export(from: &Path, to: &Path) -> Result<(), EncodeJobError> {
         _ => {}
     }
     if std::fs::hard_link(from, to).is_err() {
-        workers::fsutil::write_file_atomic(to, |f| {
+        store::fsutil::write_file_atomic(to, |f| {
             std::io::copy(&mut std::fs::File::open(from)?, f).map(drop)
         })
         .map_err(fail)?;

@@ -22,9 +22,9 @@ use media::Rational;
 use packager::assemble::ChunkSpan;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use store::{Key, Store, StoreError};
 use workers::encode::{Codec, EncodeSettings};
 use workers::queue::{Message, Queue};
-use workers::store::{Key, Store, StoreError};
 
 use super::report::{EncodeReport, RungReport};
 use super::{EncodeJobError, EncodeOptions, Event, LadderChoice, ladder};

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use packager::assemble;
 use packager::sink::{Sink, SinkError};
+use store::{Key, Store};
 use workers::encode::{ChunkSource, EncodeSettings, EncodedChunk, RateControl, encode_chunk};
 use workers::queue::Lease;
-use workers::store::{Key, Store};
 use workers::worker::TaskFailure;
 
 use super::super::dynamic::StoredProbe;
@@ -106,10 +106,7 @@ fn run_plan(ctx: &Ctx, spec: &JobSpec) -> Result<(), TaskFailure> {
     ingest
         .shots
         .get_or_insert_with(crate::ingest::ShotOptions::default);
-    let (started, cpu) = (
-        std::time::Instant::now(),
-        workers::probe::thread_cpu_seconds(),
-    );
+    let (started, cpu) = (std::time::Instant::now(), media::cpu::thread_cpu_seconds());
     let report = crate::ingest::analyze(&path, &ingest, &mut |_| {})
         .map_err(|e| TaskFailure::fatal(format!("{}: {e}", spec.master.display().display())))?;
     if !report.accepted {
@@ -122,7 +119,7 @@ fn run_plan(ctx: &Ctx, spec: &JobSpec) -> Result<(), TaskFailure> {
     // The thread's own clock: other tasks may run in this process (decoder threads are missed).
     plan.spent = super::Spent {
         wall_seconds: started.elapsed().as_secs_f64(),
-        cpu_seconds: workers::probe::thread_cpu_seconds() - cpu,
+        cpu_seconds: media::cpu::thread_cpu_seconds() - cpu,
     };
     derive(&spec.options, &plan).map_err(|e| TaskFailure::fatal(e.to_string()))?;
     ctx.write_json("plan.json", &plan)
@@ -222,9 +219,9 @@ fn run_encode(
     }
     let plan = plan_of(ctx)?;
     let src = source(ctx, spec, &plan, chunk)?;
-    let t0 = workers::probe::thread_cpu_seconds();
+    let t0 = media::cpu::thread_cpu_seconds();
     let encoded = encode_chunk(&src, settings).map_err(|e| TaskFailure::fatal(e.to_string()))?;
-    let cpu = workers::probe::thread_cpu_seconds() - t0;
+    let cpu = media::cpu::thread_cpu_seconds() - t0;
     // The CPU record first: a chunk that exists has one.
     put(ctx, &format!("{key}.cpu"), cpu.to_string().as_bytes())?;
     put(ctx, key, &encoded.to_bytes())?;
@@ -251,7 +248,7 @@ fn run_assemble(
         return Err(TaskFailure::fatal("the task does not match the plan"));
     }
     (ctx.events)(Event::Assembling(name.to_owned()));
-    let assemble_started = workers::probe::thread_cpu_seconds();
+    let assemble_started = media::cpu::thread_cpu_seconds();
     let scratch = scratch_dir(ctx)?;
     let path = scratch.path().join(format!("{}.mp4", safe_name(name)));
     let mut chunk_bits = vec![0u64; spans.len()];
@@ -276,7 +273,7 @@ fn run_assemble(
         (Err(e), Some(_)) => return Err(TaskFailure::retry(format!("assembling {name}: {e}"))),
         (Err(e), None) => return Err(TaskFailure::fatal(format!("assembling {name}: {e}"))),
     };
-    let assemble_cpu = workers::probe::thread_cpu_seconds() - assemble_started;
+    let assemble_cpu = media::cpu::thread_cpu_seconds() - assemble_started;
     let mut encode_cpu = 0.0;
     for k in chunks {
         if let Ok(Some(cpu)) = ctx

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Key, Store, StoreError};
+use super::{Key, ObjectHeaders, ObjectInfo, Store, StoreError, file_crc32};
 
 /// Objects as files below a root folder. Writes go to a temporary file in the same folder,
 /// are synced, then renamed over the destination, so a killed process never leaves a partial
@@ -139,10 +139,58 @@ impl Store for FsStore {
         let p = self.path(key);
         p.is_file().then_some(p)
     }
+
+    /// Files carry no HTTP headers: only empty ones are accepted.
+    fn put_file_with(
+        &self,
+        key: &Key,
+        path: &Path,
+        headers: &ObjectHeaders,
+    ) -> Result<(), StoreError> {
+        if *headers != ObjectHeaders::default() {
+            return Err(StoreError::Unsupported {
+                what: "HTTP headers",
+                key: key.to_string(),
+            });
+        }
+        self.put_file(key, path)
+    }
+
+    /// The size from the file system; the CRC32 is computed by reading the file.
+    fn head(&self, key: &Key) -> Result<Option<ObjectInfo>, StoreError> {
+        let p = self.path(key);
+        if !p.is_file() {
+            return Ok(None);
+        }
+        let (size, crc) = file_crc32(&p).map_err(Self::io("reading", key))?;
+        Ok(Some(ObjectInfo {
+            size,
+            crc32: Some(format!("{crc:08x}")),
+            headers: ObjectHeaders::default(),
+        }))
+    }
+
+    fn objects(&self) -> Result<Vec<(Key, u64)>, StoreError> {
+        let mut keys = Vec::new();
+        walk(&self.root, "", &mut keys).map_err(|error| StoreError::File {
+            what: "listing",
+            path: self.root.clone(),
+            error,
+        })?;
+        keys.sort();
+        keys.into_iter()
+            .map(|k| {
+                let size = fs::metadata(self.path(&k))
+                    .map_err(Self::io("listing", &k))?
+                    .len();
+                Ok((k, size))
+            })
+            .collect()
+    }
 }
 
-/// Adds the keys of the files below `dir` (whose key is `prefix`), skipping temporary files and
-/// names that are not valid keys (files someone else put there).
+/// Adds the keys of the files below `dir` (whose key is `prefix`, empty for the root), skipping
+/// temporary files and names that are not valid keys (files someone else put there).
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<Key>) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -152,7 +200,12 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<Key>) -> std::io::Result<()> {
         if name.starts_with(".tmp-") {
             continue;
         }
-        let Ok(key) = Key::new(format!("{prefix}/{name}")) else {
+        let name = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let Ok(key) = Key::new(name) else {
             continue;
         };
         let kind = entry.file_type()?;
@@ -220,5 +273,35 @@ mod tests {
         fs::write(dir.path().join("j/.tmp-1-2-y"), b"partial").unwrap();
         fs::write(dir.path().join("j/bad name"), b"?").unwrap();
         assert_eq!(store.list(&k("j")).unwrap(), vec![k("j/x")]);
+    }
+
+    #[test]
+    fn heads_and_sized_listings_come_from_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path().join("s")).unwrap();
+        store.put(&k("t/a.m4s"), b"abc").unwrap();
+        store.put(&k("top.json"), b"{}").unwrap();
+        fs::write(store.root().join("t/.tmp-1-2-z"), b"partial").unwrap();
+        assert_eq!(
+            store.objects().unwrap(),
+            vec![(k("t/a.m4s"), 3), (k("top.json"), 2)]
+        );
+        let info = store.head(&k("t/a.m4s")).unwrap().unwrap();
+        assert_eq!(info.size, 3);
+        assert_eq!(info.crc32.as_deref(), Some("352441c2"), "CRC32 of \"abc\"");
+        assert_eq!(store.head(&k("t/none")).unwrap(), None);
+        // Files keep no headers: empty ones pass, others are refused, and nothing is written.
+        let src = dir.path().join("src");
+        fs::write(&src, b"xyz").unwrap();
+        store
+            .put_file_with(&k("t/b"), &src, &ObjectHeaders::default())
+            .unwrap();
+        let typed = ObjectHeaders {
+            content_type: Some("video/mp4".into()),
+            cache_control: None,
+        };
+        let e = store.put_file_with(&k("t/c"), &src, &typed).unwrap_err();
+        assert!(e.to_string().contains("cannot keep HTTP headers"), "{e}");
+        assert!(!store.exists(&k("t/c")).unwrap());
     }
 }

@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 
-use super::{AfterFailure, Counts, DeadLetter, Lease, Message, Queue, QueueError};
-use crate::store::{AwsOptions, Key, Store, StoreError};
+use store::{Key, Store, StoreError};
+use workers::queue::{AfterFailure, Counts, DeadLetter, Lease, Message, Queue, QueueError};
+
+use crate::s3::AwsOptions;
 
 /// Receives after which a task is dead-lettered, by default.
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;
@@ -52,7 +54,7 @@ where
 {
     move |e| QueueError::Remote {
         what,
-        reason: crate::store::sdk_text(&e),
+        reason: crate::s3::sdk_text(&e),
     }
 }
 
@@ -102,11 +104,11 @@ impl SqsQueue {
                 ),
             });
         }
-        let rt = crate::store::s3_runtime().map_err(|e| QueueError::Remote {
+        let rt = crate::s3::runtime().map_err(|e| QueueError::Remote {
             what: "opening the queue",
             reason: e.to_string(),
         })?;
-        let config = crate::store::s3_sdk_config(&rt, options);
+        let config = crate::s3::sdk_config(&rt, options);
         let client = aws_sdk_sqs::Client::new(&config);
         let create = |n: String| {
             rt.block_on(client.create_queue().queue_name(n).send())

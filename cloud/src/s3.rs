@@ -20,7 +20,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 
-use super::{Key, Store, StoreError};
+use store::{Key, ObjectHeaders, ObjectInfo, Store, StoreError, file_crc32};
 
 /// Default size of an upload part, bytes (S3 needs at least 5 MiB for all but the last).
 pub const DEFAULT_PART_BYTES: usize = 8 << 20;
@@ -85,42 +85,6 @@ pub(crate) fn runtime() -> Result<Arc<tokio::runtime::Runtime>, std::io::Error> 
         .enable_all()
         .build()
         .map(Arc::new)
-}
-
-/// How an object is served over HTTP (publishing sets these).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ObjectHeaders {
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// `Cache-Control`.
-    pub cache_control: Option<String>,
-}
-
-/// What the store knows of an object without reading it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectInfo {
-    /// Bytes.
-    pub size: u64,
-    /// The CRC32 recorded when it was written (8 hex digits), when it was written by rungs.
-    pub crc32: Option<String>,
-    /// Its headers.
-    pub headers: ObjectHeaders,
-}
-
-/// The size and CRC32 of a file, read in 1 MiB blocks.
-pub fn file_crc32(path: &Path) -> std::io::Result<(u64, u32)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf)?;
-        if n == 0 {
-            return Ok((size, hasher.finalize()));
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
 }
 
 /// Objects in an S3 bucket under a prefix.
@@ -365,48 +329,6 @@ impl S3Store {
         )
     }
 
-    /// Uploads the file `path` as `key` with `headers`, streaming it: one part in memory at a
-    /// time. The file is read twice (its CRC32 travels first, as metadata); a file that
-    /// changes in between is refused.
-    pub fn put_file_with(
-        &self,
-        key: &Key,
-        path: &Path,
-        headers: &ObjectHeaders,
-    ) -> Result<(), StoreError> {
-        let file_err = |error| StoreError::File {
-            what: "reading",
-            path: path.to_owned(),
-            error,
-        };
-        let (size, crc) = file_crc32(path).map_err(file_err)?;
-        let mut file = std::fs::File::open(path).map_err(file_err)?;
-        let mut again = crc32fast::Hasher::new();
-        let mut read = 0u64;
-        self.upload(key, size, crc, headers, &mut |buf| {
-            std::io::Read::read_exact(&mut file, buf).map_err(file_err)?;
-            again.update(buf);
-            read += buf.len() as u64;
-            if read == size && again.clone().finalize() != crc {
-                return Err(StoreError::File {
-                    what: "uploading",
-                    path: path.to_owned(),
-                    error: std::io::Error::other("the file changed while it was uploaded"),
-                });
-            }
-            Ok(())
-        })
-    }
-
-    /// Every object under the store's prefix, with its size, sorted.
-    pub fn objects(&self) -> Result<Vec<(Key, u64)>, StoreError> {
-        let base = self
-            .prefix
-            .as_ref()
-            .map_or(String::new(), |p| format!("{p}/"));
-        self.list_under(&base, "")
-    }
-
     /// The objects whose names start with `base` (a full object name), as keys under the
     /// store's prefix with their sizes, sorted. Names a `Key` refuses are skipped.
     fn list_under(&self, base: &str, what: &str) -> Result<Vec<(Key, u64)>, StoreError> {
@@ -439,30 +361,6 @@ impl S3Store {
         }
         keys.sort();
         Ok(keys)
-    }
-
-    /// What the store has under `key`: its size, recorded CRC32 and headers; `None` when
-    /// there is no object.
-    pub fn head(&self, key: &Key) -> Result<Option<ObjectInfo>, StoreError> {
-        let r = self.rt.block_on(
-            self.client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(self.object(key))
-                .send(),
-        );
-        match r {
-            Ok(h) => Ok(Some(ObjectInfo {
-                size: h.content_length().unwrap_or(0).max(0) as u64,
-                crc32: h.metadata().and_then(|m| m.get(CRC_META)).cloned(),
-                headers: ObjectHeaders {
-                    content_type: h.content_type().map(str::to_owned),
-                    cache_control: h.cache_control().map(str::to_owned),
-                },
-            })),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) => Err(remote("looking up", key.as_str(), sdk_text(&e))),
-        }
     }
 
     /// Streams the object into `sink`, checking its CRC32; a body that breaks off is read
@@ -616,5 +514,71 @@ impl Store for S3Store {
             )
             .map(|_| ())
             .map_err(|e| remote("deleting", key.as_str(), sdk_text(&e)))
+    }
+
+    /// Uploads the file `path` as `key` with `headers`, streaming it: one part in memory at a
+    /// time. The file is read twice (its CRC32 travels first, as metadata); a file that
+    /// changes in between is refused.
+    fn put_file_with(
+        &self,
+        key: &Key,
+        path: &Path,
+        headers: &ObjectHeaders,
+    ) -> Result<(), StoreError> {
+        let file_err = |error| StoreError::File {
+            what: "reading",
+            path: path.to_owned(),
+            error,
+        };
+        let (size, crc) = file_crc32(path).map_err(file_err)?;
+        let mut file = std::fs::File::open(path).map_err(file_err)?;
+        let mut again = crc32fast::Hasher::new();
+        let mut read = 0u64;
+        self.upload(key, size, crc, headers, &mut |buf| {
+            std::io::Read::read_exact(&mut file, buf).map_err(file_err)?;
+            again.update(buf);
+            read += buf.len() as u64;
+            if read == size && again.clone().finalize() != crc {
+                return Err(StoreError::File {
+                    what: "uploading",
+                    path: path.to_owned(),
+                    error: std::io::Error::other("the file changed while it was uploaded"),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// What the store has under `key`: its size, recorded CRC32 and headers; `None` when
+    /// there is no object.
+    fn head(&self, key: &Key) -> Result<Option<ObjectInfo>, StoreError> {
+        let r = self.rt.block_on(
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(self.object(key))
+                .send(),
+        );
+        match r {
+            Ok(h) => Ok(Some(ObjectInfo {
+                size: h.content_length().unwrap_or(0).max(0) as u64,
+                crc32: h.metadata().and_then(|m| m.get(CRC_META)).cloned(),
+                headers: ObjectHeaders {
+                    content_type: h.content_type().map(str::to_owned),
+                    cache_control: h.cache_control().map(str::to_owned),
+                },
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(remote("looking up", key.as_str(), sdk_text(&e))),
+        }
+    }
+
+    /// Every object under the store's prefix, with its size, sorted.
+    fn objects(&self) -> Result<Vec<(Key, u64)>, StoreError> {
+        let base = self
+            .prefix
+            .as_ref()
+            .map_or(String::new(), |p| format!("{p}/"));
+        self.list_under(&base, "")
     }
 }

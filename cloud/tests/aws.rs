@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cloud::{AwsOptions, S3Store, SqsQueue};
 use fixtures::moto::Moto;
-use workers::queue::{AfterFailure, Message, Queue, SqsQueue};
-use workers::store::{AwsOptions, Key, ObjectHeaders, S3Store, Store, StoreError};
+use store::{Key, ObjectHeaders, Store, StoreError};
+use workers::queue::{AfterFailure, Message, Queue};
 
 fn options(m: &Moto) -> AwsOptions {
     AwsOptions {

@@ -3,19 +3,57 @@
 //! A [`Store`] is a flat map from [`Key`]s to immutable objects, the shape of S3: whole-object
 //! writes that are atomic (a reader sees the old object, the new one, or none, never part of
 //! one), reads, existence checks and listings by prefix. [`FsStore`] keeps the objects as files
-//! under a root folder; [`S3Store`] keeps them in an S3 bucket (or any S3-compatible server). Keys are validated before any I/O,
-//! so a hostile name can never leave the store's root or the job's prefix.
+//! under a root folder; the `cloud` crate's `S3Store` keeps them in an S3 bucket (or any
+//! S3-compatible server). Keys are validated before any I/O, so a hostile name can never leave
+//! the store's root or the job's prefix.
+//!
+//! This crate is the seam between what writes bytes (workers, the packager, publishing) and
+//! where they go: it depends on no media library and no cloud SDK.
 
 mod fs;
+pub mod fsutil;
 mod key;
-mod s3;
 
 use std::path::{Path, PathBuf};
 
 pub use fs::FsStore;
 pub use key::{Key, KeyError};
-pub use s3::{AwsOptions, DEFAULT_PART_BYTES, ObjectHeaders, ObjectInfo, S3Store, file_crc32};
-pub(crate) use s3::{runtime as s3_runtime, sdk_config as s3_sdk_config, sdk_text};
+
+/// How an object is served over HTTP (publishing sets these).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectHeaders {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+}
+
+/// What the store knows of an object without reading it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Bytes.
+    pub size: u64,
+    /// The CRC32 recorded when it was written (8 hex digits), when it was written by rungs.
+    pub crc32: Option<String>,
+    /// Its headers.
+    pub headers: ObjectHeaders,
+}
+
+/// The size and CRC32 of a file, read in 1 MiB blocks.
+pub fn file_crc32(path: &Path) -> std::io::Result<(u64, u32)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok((size, hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +86,14 @@ pub enum StoreError {
         key: String,
         /// The service's code and message, or the transport's error.
         reason: String,
+    },
+    /// The store cannot do what was asked.
+    #[error("{key}: this store cannot keep {what}")]
+    Unsupported {
+        /// What it cannot keep.
+        what: &'static str,
+        /// The key involved.
+        key: String,
     },
     /// A local file given to or asked of the store could not be used.
     #[error("{what} {path}: {error}")]
@@ -89,4 +135,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn local_path(&self, _key: &Key) -> Option<PathBuf> {
         None
     }
+
+    /// Writes the local file `path` under `key` to be served with `headers`, atomically. A
+    /// store that cannot keep headers refuses any it is given.
+    fn put_file_with(
+        &self,
+        key: &Key,
+        path: &Path,
+        headers: &ObjectHeaders,
+    ) -> Result<(), StoreError>;
+
+    /// What the store has under `key` (its size, recorded CRC32 and headers), without reading
+    /// it; `None` when there is no object.
+    fn head(&self, key: &Key) -> Result<Option<ObjectInfo>, StoreError>;
+
+    /// Every object in the store, with its size, sorted by key.
+    fn objects(&self) -> Result<Vec<(Key, u64)>, StoreError>;
 }
