@@ -5,22 +5,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0   success; the master is accepted
-  1   a check failed (ladder gate)
-  2   usage or configuration error
-  3   an input is rejected: a master that fails validation, a file that is not
-      readable media, or videos that cannot be compared
-  4   an input or output file could not be read or written
-  5   encoding failed (a task failed for good, or a fleet job failed)
-  6   a fill is incomplete (files missing from appliances)
-  70  internal error
-  130 interrupted; the same command resumes";
-
 /// Turn a source master into a streaming-ready title.
 #[derive(Debug, Parser)]
-#[command(name = "rungs", version, about, after_help = EXIT_CODES, propagate_version = true)]
+#[command(
+    name = "rungs",
+    version,
+    about,
+    after_help = crate::exit::help_text(),
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -1,16 +1,5 @@
-//! Exit codes. They are part of the interface: scripts and CI rely on them.
-//!
-//! | code | meaning |
-//! |---|---|
-//! | 0 | success; the master is accepted |
-//! | 1 | a check failed (`rungs ladder check`) |
-//! | 2 | usage or configuration error |
-//! | 3 | an input is rejected: a failed master, non-media, or videos that cannot be compared |
-//! | 4 | an input or output file could not be read or written |
-//! | 5 | encoding failed: a task failed for good, or its output could not be assembled (or a fleet job failed) |
-//! | 6 | a fill is incomplete: files are missing from appliances (see the report) |
-//! | 130 | interrupted; running the same command again resumes |
-//! | 70 | internal error (a bug in rungs) |
+//! Exit codes. They are part of the interface: scripts and CI rely on them. [`TABLE`] is the
+//! one list of them: `--help` prints it and a test holds the README's table to it.
 
 use std::process::ExitCode;
 
@@ -32,6 +21,60 @@ pub const INCOMPLETE: Code = Code(6);
 pub const INTERRUPTED: Code = Code(130);
 /// A bug.
 pub const INTERNAL: Code = Code(70);
+
+/// Every exit code and what it means, in the order they are documented.
+pub const TABLE: &[(Code, &str)] = &[
+    (OK, "success; the master is accepted"),
+    (CHECK_FAILED, "a check failed (`rungs ladder check`)"),
+    (USAGE, "usage or configuration error"),
+    (
+        REJECTED,
+        "an input is rejected: a master that fails validation, a file that is not readable \
+         media, or videos that cannot be compared",
+    ),
+    (IO, "an input or output file could not be read or written"),
+    (
+        ENCODE_FAILED,
+        "encoding failed: a task failed for good, or its chunks could not be assembled; or a \
+         fleet job failed",
+    ),
+    (
+        INCOMPLETE,
+        "a fill is incomplete: files are missing from appliances (the report says which and why)",
+    ),
+    (INTERNAL, "internal error (a bug in rungs)"),
+    (INTERRUPTED, "interrupted; the same command resumes"),
+];
+
+/// The `Exit codes:` section of `--help`: the table, wrapped to 80 columns.
+pub fn help_text() -> String {
+    let mut out = String::from("Exit codes:");
+    for (code, meaning) in TABLE {
+        let mut line = format!("  {:<4}", code.0);
+        for word in meaning.split(' ') {
+            if line.len() + 1 + word.len() > 80 && line.trim().len() > 3 {
+                out.push('\n');
+                out.push_str(line.trim_end());
+                line = " ".repeat(6);
+            } else if !line.ends_with(' ') {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        out.push('\n');
+        out.push_str(line.trim_end());
+    }
+    out
+}
+
+/// The table as the README shows it, in Markdown.
+pub fn markdown() -> String {
+    let mut out = String::from("| code | meaning |\n|---|---|\n");
+    for (code, meaning) in TABLE {
+        out.push_str(&format!("| {} | {meaning} |\n", code.0));
+    }
+    out
+}
 
 /// An exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,4 +152,49 @@ pub fn for_error(e: &anyhow::Error) -> Code {
         }
     }
     INTERNAL
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_and_help_give_the_one_table() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("the README");
+        let section = readme
+            .split("### Exit codes\n\n")
+            .nth(1)
+            .expect("the README has an exit-code section");
+        let table: String = section
+            .lines()
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            table,
+            markdown(),
+            "README.md's exit-code table differs from exit::TABLE"
+        );
+        let help = help_text();
+        for (code, meaning) in TABLE {
+            let words: Vec<&str> = help.split_whitespace().collect();
+            let at = words
+                .iter()
+                .position(|w| *w == code.0.to_string())
+                .unwrap_or_else(|| panic!("code {} is not in --help", code.0));
+            let said: Vec<&str> = meaning.split(' ').collect();
+            assert_eq!(
+                &words[at + 1..at + 1 + said.len()],
+                &said[..],
+                "code {}",
+                code.0
+            );
+        }
+        assert!(help.lines().all(|l| l.len() <= 80), "{help}");
+        let mut codes: Vec<u8> = TABLE.iter().map(|(c, _)| c.0).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), TABLE.len(), "a code is listed twice");
+    }
 }
