@@ -59,7 +59,7 @@ fn child(spec: &str) {
         wait: Duration::from_secs(1),
         ..Default::default()
     };
-    fleet::serve(&fleet, &options, &AtomicBool::new(false)).unwrap();
+    fleet::run_worker(&fleet, &options, &AtomicBool::new(false)).unwrap();
 }
 
 /// Runs `jobs` jobs of `master` on `workers` worker processes; the wall time.

@@ -859,9 +859,9 @@ fn sampling_error(grid: &EncodeReport, every: u64) -> (f64, f64) {
             let Some(frames) = per_frame.get(start..start + c.frames as usize) else {
                 continue;
             };
-            let at = workers::probe::sampled_frames(c.frames, every);
+            let at = workers::rd_probe::sampled_frames(c.frames, every);
             let values: Vec<f64> = at.iter().map(|&f| frames[f as usize]).collect();
-            held.extend(workers::probe::hold(&at, &values, c.frames));
+            held.extend(workers::rd_probe::hold(&at, &values, c.frames));
         }
         if held.len() == per_frame.len() && !held.is_empty() {
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;

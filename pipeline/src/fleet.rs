@@ -271,9 +271,9 @@ impl Default for WorkerOptions {
     }
 }
 
-/// Serves tasks of any job until `stop` is set; the task in hand is finished first (a task
-/// whose worker dies comes back to another worker when its lease lapses).
-pub fn serve(
+/// Runs a worker: tasks of any job until `stop` is set; the task in hand is finished first (a
+/// task whose worker dies comes back to another worker when its lease lapses).
+pub fn run_worker(
     fleet: &Fleet,
     options: &WorkerOptions,
     stop: &AtomicBool,

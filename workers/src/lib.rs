@@ -2,7 +2,7 @@
 //!
 //! - [`encode`]: the encode task, one chunk in one rendition through FFmpeg's encoders or rav1e.
 //! - [`measure`]: VMAF, PSNR and SSIM of a distorted file against its reference.
-//! - [`probe`]: rate-distortion points of a chunk: encode at several settings, decode, upscale
+//! - [`rd_probe`]: rate-distortion points of a chunk: encode at several settings, decode, upscale
 //!   and score against the master.
 //! - [`queue`]: the `Queue` trait every task goes through, with its local backend (bytes go
 //!   through the `store` crate's `Store`).
@@ -10,6 +10,6 @@
 
 pub mod encode;
 pub mod measure;
-pub mod probe;
 pub mod queue;
+pub mod rd_probe;
 pub mod worker;

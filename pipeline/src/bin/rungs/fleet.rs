@@ -86,7 +86,7 @@ pub fn worker(global: &Global, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
             fleet::queue_name(&args.fleet.queue)
         );
     }
-    let report = fleet::serve(&fleet, &options, &crate::interrupt::STOP)
+    let report = fleet::run_worker(&fleet, &options, &crate::interrupt::STOP)
         .map_err(|e| Failure::io(format!("the worker stopped: {e}")))?;
     if !global.quiet {
         eprintln!(

@@ -177,7 +177,7 @@ fn run_probe(
         let src = source(ctx, spec, &plan, chunk)?;
         let set: Vec<EncodeSettings> = todo.iter().map(|(s, ..)| s.clone()).collect();
         let every = spec.options.probe_sampling.max(1);
-        let run = workers::probe::probe_chunk(&src, &set, &vmaf::Model::v061(), every)
+        let run = workers::rd_probe::probe_chunk(&src, &set, &vmaf::Model::v061(), every)
             .map_err(|e| TaskFailure::fatal(e.to_string()))?;
         let share = 1.0 / todo.len() as f64;
         for (((s, k, chunk_key), p), encoded) in todo.iter().zip(run.points).zip(&run.encoded) {

@@ -11,7 +11,7 @@ use fixtures::Fixture;
 use media::VideoMuxer;
 use workers::encode::{Codec, EncodeSettings, RateControl, encode_chunk};
 use workers::measure::{MeasureOptions, measure};
-use workers::probe::probe_chunk;
+use workers::rd_probe::probe_chunk;
 
 fn settings(codec: Codec, width: u32, height: u32, crf: f32) -> EncodeSettings {
     EncodeSettings {
@@ -71,7 +71,7 @@ fn probes_agree_with_encoding_and_measuring_separately() {
     assert_eq!(points.len(), 3);
     for w in points.windows(2) {
         let mean =
-            |p: &workers::probe::ProbePoint| p.vmaf.iter().sum::<f64>() / p.vmaf.len() as f64;
+            |p: &workers::rd_probe::ProbePoint| p.vmaf.iter().sum::<f64>() / p.vmaf.len() as f64;
         assert!(w[1].bits < w[0].bits, "bits fall with CRF");
         assert!(mean(&w[1]) < mean(&w[0]), "quality falls with CRF");
     }
@@ -142,7 +142,7 @@ fn sampled_scoring_keeps_the_scored_frames_exact_and_the_mean_close() {
         .collect();
     let full = probe_chunk(&src, &set, &vmaf::Model::v061(), 1).unwrap();
     let sampled = probe_chunk(&src, &set, &vmaf::Model::v061(), 4).unwrap();
-    let picks = workers::probe::sampled_frames(60, 4);
+    let picks = workers::rd_probe::sampled_frames(60, 4);
     assert_eq!(picks.len(), 15);
     for (a, b) in full.points.iter().zip(&sampled.points) {
         assert_eq!((a.scored_every, b.scored_every), (1, 4));
