@@ -346,7 +346,8 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
     assert!(stderr.contains("unknown field `max_bd_rat`"), "{stderr}");
 
     // The title report: one self-contained page whose charts hold every pooled probe, every
-    // rung, a VMAF line and CRF and bit-rate bars per rung, and a thumbnail per chunk.
+    // rung, a VMAF line per rung, a heat-map cell per chunk of each rung, and a thumbnail per
+    // chunk; its "bits saved" is a BD-rate against Apple's ladder, labelled as an estimate.
     let page = dir.path().join("shot.html");
     let (code, _, stderr) = rungs_text(&["report", arg(&shot_dir), "-o", arg(&page)], LONG);
     assert_eq!(code, 0, "{stderr}");
@@ -356,7 +357,7 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
         .args(["--url", &format!("file://{}", page.display())])
         .args([
             "--count",
-            "circle.pt,path.rung,polyline.vmaf-line,rect.bar.crf,rect.bar.kbps,polyline.hull,div.shot,tr.rung-row,tr.stage-row",
+            "circle.pt,path.rung,polyline.vmaf-line,rect.cell,polyline.hull,div.shot,tr.rung-row,tr.stage-row",
         ])
         .args(["--screenshot", arg(&shot_png)])
         .output()
@@ -374,8 +375,25 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
     assert_eq!(n("path.rung"), rungs, "{seen}");
     assert_eq!(n("tr.rung-row"), rungs, "{seen}");
     assert_eq!(n("polyline.vmaf-line"), rungs, "{seen}");
-    assert_eq!(n("rect.bar.crf"), rungs * chunks, "{seen}");
-    assert_eq!(n("rect.bar.kbps"), rungs * chunks, "{seen}");
+    assert_eq!(n("rect.cell"), rungs * chunks, "{seen}");
+    let estimate = &shot["ladder"]["fixed_estimate"];
+    let bd = estimate["bd_rate_percent"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{estimate}"));
+    assert!(bd.is_finite() && bd > -100.0, "{estimate}");
+    assert!(
+        estimate["rungs"].as_array().unwrap().len() >= 2,
+        "{estimate}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(&format!("(BD-rate {bd:+.1}%)")) && html.contains("An estimate"),
+        "the page's bits saved is the report's estimate, labelled"
+    );
+    assert!(
+        !html.contains("storage."),
+        "no bit rates compared at different qualities"
+    );
     assert_eq!(n("polyline.hull"), 1, "{seen}");
     assert_eq!(n("div.shot"), chunks, "{seen}");
     // Where the time went: a row per stage the report timed.

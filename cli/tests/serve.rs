@@ -208,7 +208,7 @@ fn the_dashboard_shows_jobs_titles_and_fill_with_an_api_metrics_and_a_token() {
     assert_eq!(v["counts"]["tr.job.running"], 1, "{v}");
     let v = snap(
         &format!("{base}/jobs/multishot"),
-        "tr.rung-row,path.rung,polyline.vmaf-line,rect.bar.kbps,div.shot",
+        "tr.rung-row,path.rung,polyline.vmaf-line,rect.cell,div.shot",
         &shots.join("title.png"),
         None,
     );
@@ -216,7 +216,7 @@ fn the_dashboard_shows_jobs_titles_and_fill_with_an_api_metrics_and_a_token() {
     assert_eq!(n("tr.rung-row"), n_rungs, "{v}");
     assert_eq!(n("path.rung"), n_rungs, "{v}");
     assert_eq!(n("polyline.vmaf-line"), n_rungs, "{v}");
-    assert_eq!(n("rect.bar.kbps"), n_rungs * n_chunks, "{v}");
+    assert_eq!(n("rect.cell"), n_rungs * n_chunks, "{v}");
     assert_eq!(n("div.shot"), n_chunks, "{v}");
     let v = snap(
         &format!("{base}/fill"),

@@ -104,8 +104,8 @@ pub fn title_page(report: &Value, dir: Option<&Path>) -> String {
     }
     h.push_str("</table>");
 
-    // Bits saved against the fixed ladder (Apple's table for this master).
-    h.push_str(&saved(report, &rungs));
+    // Bits saved against the fixed ladder (Apple's for this master), at equal quality.
+    h.push_str(&saved(report));
     if let Some(notes) = report["ladder"]["notes"]
         .as_array()
         .filter(|n| !n.is_empty())
@@ -178,34 +178,40 @@ pub fn title_page(report: &Value, dir: Option<&Path>) -> String {
         true,
     ));
 
-    // Per-chunk settings and bit rates, per rung.
-    h.push_str("<h2>Chunks</h2>");
-    for (i, r) in rungs.iter().enumerate() {
-        h.push_str("<div class=\"pair\">");
-        let chunks = r["chunks"].as_array().cloned().unwrap_or_default();
-        let labels: Vec<String> = (0..chunks.len()).map(|c| c.to_string()).collect();
-        let rn = r["name"].as_str().unwrap_or("");
-        if chunks.iter().any(|c| c["crf"].is_number()) {
-            let crf: Vec<f64> = chunks.iter().map(|c| f(&c["crf"])).collect();
-            h.push_str(&svg::bars(
-                &format!("crf-{i}"),
-                &format!("{rn}: CRF per chunk"),
-                "CRF",
-                "crf",
-                &labels,
-                &crf,
-            ));
-        }
-        let kbps: Vec<f64> = chunks.iter().map(|c| f(&c["kbps"])).collect();
-        h.push_str(&svg::bars(
-            &format!("kbps-{i}"),
-            &format!("{rn}: kbit/s per chunk"),
-            "kbit/s",
-            "kbps",
-            &labels,
-            &kbps,
+    // Every rung's setting per chunk, one heat map (bit rates on hover).
+    let rows: Vec<String> = rungs
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let cells: Vec<Vec<Option<svg::Cell>>> = rungs
+        .iter()
+        .map(|r| {
+            let name = r["name"].as_str().unwrap_or("");
+            r["chunks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, c)| {
+                    c["crf"].as_f64().map(|crf| svg::Cell {
+                        value: crf,
+                        hover: format!(
+                            "{name}, chunk {i}: CRF {crf:.2}, {:.0} kbit/s",
+                            f(&c["kbps"])
+                        ),
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    if cells.iter().flatten().any(Option::is_some) {
+        h.push_str("<h2>Chunks</h2>");
+        h.push_str(&svg::heat_map(
+            "chunks",
+            "CRF of every chunk of every rung (darker spends more bits; kbit/s on hover)",
+            &rows,
+            &cells,
         ));
-        h.push_str("</div>");
     }
 
     // Per-frame VMAF, per rung (at most 1500 points a line: the minimum of each bucket, so
@@ -255,48 +261,40 @@ pub fn title_page(report: &Value, dir: Option<&Path>) -> String {
     h
 }
 
-/// The bits this ladder saves against Apple's fixed ladder fitted to the master.
-fn saved(report: &Value, rungs: &[Value]) -> String {
-    let (Some(top), Some(codec)) = (
-        rungs.iter().map(|r| f(&r["average_kbps"])).reduce(f64::max),
-        report["codec"]
-            .as_str()
-            .and_then(workers::encode::Codec::from_name),
-    ) else {
+/// The bits this ladder saves against Apple's fixed ladder for the same master, at equal
+/// quality: the report's estimate on the title's curves, labelled as one. Nothing for a fixed
+/// ladder, which has no curves to estimate from.
+fn saved(report: &Value) -> String {
+    let e = &report["ladder"]["fixed_estimate"];
+    if !e.is_object() {
         return String::new();
+    }
+    let n = e["rungs"].as_array().map_or(0, Vec::len);
+    let left_out = e["left_out"].as_u64().unwrap_or(0);
+    let headline = match e["bd_rate_percent"].as_f64() {
+        Some(bd) if bd <= 0.0 => format!(
+            "{:.1}% fewer bits than Apple's fixed ladder at equal VMAF (BD-rate {bd:+.1}%)",
+            -bd
+        ),
+        Some(bd) => format!(
+            "{bd:.1}% more bits than Apple's fixed ladder at equal VMAF (BD-rate {bd:+.1}%)"
+        ),
+        None => format!(
+            "no comparison: {}",
+            e["why_none"].as_str().unwrap_or("too few points")
+        ),
     };
-    let (w, hgt) = rungs.iter().fold((0u32, 0u32), |(a, b), r| {
-        (
-            a.max(r["width"].as_u64().unwrap_or(0) as u32),
-            b.max(r["height"].as_u64().unwrap_or(0) as u32),
-        )
-    });
-    let apple = crate::encode::ladder::apple(
-        codec,
-        w.max(2),
-        hgt.max(2),
-        f64::from(w) / f64::from(hgt.max(1)),
-    );
-    let rates: Vec<f64> = apple
-        .iter()
-        .filter_map(|r| r.vbv.map(|v| f64::from(v.maxrate_kbps)))
-        .collect();
-    let (Some(apple_top), apple_sum) = (
-        rates.iter().copied().reduce(f64::max),
-        rates.iter().sum::<f64>(),
-    ) else {
-        return String::new();
-    };
-    let sum: f64 = rungs.iter().map(|r| f(&r["average_kbps"])).sum();
     format!(
-        "<h2>Bits saved against the fixed ladder</h2><p id=\"saved\" class=\"saved\">Top rung {top:.0} kbit/s \
-         against {apple_top:.0} in Apple's ladder for this size: {:+.1}%. Whole ladder {sum:.0} \
-         kbit/s over {} rungs against {apple_sum:.0} over {}: {:+.1}% storage.</p><p class=\"note\">Apple's \
-         rungs at their table bit rates; quality at equal bit rate is in `rungs ladder compare`.</p>",
-        (top / apple_top - 1.0) * 100.0,
-        rungs.len(),
-        rates.len(),
-        (sum / apple_sum - 1.0) * 100.0
+        "<h2>Bits saved against the fixed ladder</h2><p id=\"saved\" class=\"saved\">{}</p>\
+         <p class=\"note\">An {}: {n} of Apple's rungs for this master compared{}. \
+         `rungs encode --ladder fixed` encodes Apple's ladder for a measured comparison.</p>",
+        esc(&headline),
+        esc(e["basis"].as_str().unwrap_or("estimate")),
+        if left_out > 0 {
+            format!(", {left_out} outside the curves left out")
+        } else {
+            String::new()
+        },
     )
 }
 

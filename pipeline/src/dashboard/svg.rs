@@ -1,4 +1,4 @@
-//! Server-side SVG charts: scatter and line charts with axes and ticks, and bar charts. Plain
+//! Server-side SVG charts: scatter and line charts with axes and ticks, and heat maps. Plain
 //! text, no script, so a page or a report file shows them anywhere, offline.
 
 use std::fmt::Write;
@@ -225,62 +225,85 @@ pub fn chart(
     s
 }
 
-/// A bar chart: one bar per label (`<rect class="bar CLASS">`).
-pub fn bars(
-    id: &str,
-    title: &str,
-    y_label: &str,
-    class: &str,
-    labels: &[String],
-    values: &[f64],
-) -> String {
-    let n = values.len().max(1) as f64;
-    let top = values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
-    let bw = (W - L - R) / n;
+/// One cell of a heat map: the value that colours it and the text shown on hover.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// The value (darker is lower).
+    pub value: f64,
+    /// What hovering the cell shows.
+    pub hover: String,
+}
+
+/// A heat map: a row per label, a column per index, each cell (`<rect class="cell">`) coloured
+/// from light (the highest value) to dark (the lowest), with its value printed when there is
+/// room and its hover text as a tooltip. A missing cell stays blank.
+pub fn heat_map(id: &str, title: &str, rows: &[String], cells: &[Vec<Option<Cell>>]) -> String {
+    const ROW: f64 = 24.0;
+    let cols = cells.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let values = cells.iter().flatten().flatten().map(|c| c.value);
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let span = (hi - lo).max(1e-9);
+    let height = T + ROW * rows.len() as f64 + B;
+    let cw = (W - L - R) / cols as f64;
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title><text x="{L}" y="18" class="ct">{t}</text>"#,
+        r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" aria-label="{t}"><title>{t}</title><text x="{L}" y="18" class="ct">{t}</text>"#,
         t = esc(title)
     );
-    for v in ticks(0.0, top) {
-        let y = H - B - v / top * (H - T - B);
+    for (r, (label, row)) in rows.iter().zip(cells).enumerate() {
+        let y = T + ROW * r as f64;
         let _ = write!(
             s,
-            r##"<line x1="{L}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" class="tk" text-anchor="end">{}</text>"##,
-            W - R,
+            r#"<text x="{:.1}" y="{:.1}" class="tk" text-anchor="end">{}</text>"#,
             L - 4.0,
-            y + 4.0,
-            label(v)
+            y + ROW * 0.65,
+            esc(label)
         );
-    }
-    for (i, (l, v)) in labels.iter().zip(values).enumerate() {
-        let h = v / top * (H - T - B);
-        let x = L + bw * i as f64 + bw * 0.1;
-        let _ = write!(
-            s,
-            r##"<rect class="bar {}" x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#1f77b4"><title>{}: {v:.2}</title></rect>"##,
-            esc(class),
-            H - B - h,
-            bw * 0.8,
-            esc(l)
-        );
-        if labels.len() <= 24 {
+        for (c, cell) in row.iter().enumerate() {
+            let Some(cell) = cell else { continue };
+            // Light (high value) to dark blue (low value).
+            let t = if hi > lo {
+                (hi - cell.value) / span
+            } else {
+                0.5
+            };
+            let (red, green) = (230.0 - 200.0 * t, 240.0 - 150.0 * t);
+            let x = L + cw * c as f64;
             let _ = write!(
                 s,
-                r#"<text x="{:.1}" y="{}" class="tk" text-anchor="middle">{}</text>"#,
-                x + bw * 0.4,
-                H - B + 14.0,
-                esc(l)
+                r#"<rect class="cell" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="rgb({red:.0},{green:.0},250)"><title>{}</title></rect>"#,
+                (cw - 1.0).max(0.5),
+                ROW - 1.0,
+                esc(&cell.hover)
+            );
+            if cols <= 16 {
+                let ink = if t > 0.6 { "#fff" } else { "#000" };
+                let _ = write!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" class="tk" text-anchor="middle" style="fill:{ink}">{:.1}</text>"#,
+                    x + cw / 2.0,
+                    y + ROW * 0.65,
+                    cell.value
+                );
+            }
+        }
+    }
+    if cols <= 24 {
+        for c in 0..cols {
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" class="tk" text-anchor="middle">{c}</text>"#,
+                L + cw * (c as f64 + 0.5),
+                height - B + 14.0
             );
         }
     }
     let _ = write!(
         s,
-        r#"<text x="14" y="{:.1}" class="ax" text-anchor="middle" transform="rotate(-90 14 {:.1})">{}</text></svg>"#,
-        (T + H - B) / 2.0,
-        (T + H - B) / 2.0,
-        esc(y_label)
+        r#"<text x="{:.1}" y="{:.1}" class="ax" text-anchor="middle">chunk</text></svg>"#,
+        L + (W - L - R) / 2.0,
+        height - B + 32.0
     );
     s
 }
@@ -317,15 +340,22 @@ mod tests {
         assert_eq!(s.matches("<circle class=\"pt s360\"").count(), 3);
         assert_eq!(s.matches("class=\"rung chosen\"").count(), 1);
         assert!(s.contains("RD &lt;title&gt;") && !s.contains("<title>RD <title>"));
-        let b = bars(
-            "b",
+        let cell = |v: f64| {
+            Some(Cell {
+                value: v,
+                hover: format!("CRF {v} <b>"),
+            })
+        };
+        let m = heat_map(
+            "h",
             "CRF",
-            "CRF",
-            "crf",
-            &["c0".into(), "c1".into()],
-            &[20.0, 30.0],
+            &["720p".into(), "360p".into()],
+            &[vec![cell(20.0), cell(30.0)], vec![None, cell(25.0)]],
         );
-        assert_eq!(b.matches("<rect class=\"bar crf\"").count(), 2);
+        assert_eq!(m.matches("<rect class=\"cell\"").count(), 3);
+        assert!(m.contains("CRF 20 &lt;b&gt;"));
+        // The lowest value is the darkest, the highest the lightest.
+        assert!(m.contains("fill=\"rgb(30,90,250)\"") && m.contains("fill=\"rgb(230,240,250)\""));
         assert_eq!(ticks(0.0, 10.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
     }
 }

@@ -9,6 +9,7 @@
 //! settings start a fresh job.
 
 pub mod dynamic;
+pub mod estimate;
 pub mod job;
 pub mod ladder;
 pub mod package;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ladders::title::{LadderRules, TitleDecision};
+use ladders::title::{LadderRules, Size, TitleDecision};
 use media::Rational;
 use serde::Serialize;
 use workers::encode::{Codec, EncodeSettings, RateControl, Vbv};
@@ -365,6 +365,9 @@ pub struct LadderReport {
     /// Where the ladder could not follow the rules, and why (a step wider than `max_ratio`
     /// because the rules allow too few rungs, or because no probed point lies inside it).
     pub notes: Vec<String>,
+    /// This ladder against Apple's fixed ladder for the same master, estimated on the title's
+    /// curves (the dashboard's "bits saved").
+    pub fixed_estimate: Option<super::estimate::FixedEstimate>,
 }
 
 /// A chunk's convex hull at one resolution.
@@ -508,6 +511,49 @@ impl LadderReport {
                 .collect(),
             rungs,
             notes: decision.notes.clone(),
+            fixed_estimate: None,
         }
+    }
+
+    /// This ladder's measured rungs against `fixed` (Apple's rungs for the master), on the
+    /// title's curves; `None` when the fixed rungs have no bit rates (rav1e's).
+    pub(super) fn estimate_fixed(
+        &self,
+        fixed: &[super::ladder::Rung],
+    ) -> Option<super::estimate::FixedEstimate> {
+        let apple: Vec<(Size, f64)> = fixed
+            .iter()
+            .filter_map(|r| {
+                let size = Size {
+                    width: r.width,
+                    height: r.height,
+                };
+                r.vbv.map(|v| (size, f64::from(v.maxrate_kbps)))
+            })
+            .collect();
+        if apple.is_empty() {
+            return None;
+        }
+        let pooled = |mean: f64, harmonic: f64| match self.rules.pooling {
+            ladders::Pooling::Mean => mean,
+            ladders::Pooling::Harmonic => harmonic,
+        };
+        let curves: Vec<(Size, f64, f64)> = self
+            .title_points
+            .iter()
+            .map(|p| {
+                let size = Size {
+                    width: p.width,
+                    height: p.height,
+                };
+                (size, p.kbps, pooled(p.vmaf_mean, p.vmaf_harmonic))
+            })
+            .collect();
+        let ladder: Vec<(f64, f64)> = self
+            .rungs
+            .iter()
+            .map(|r| (r.measured_kbps, r.measured_vmaf.unwrap_or(r.predicted_vmaf)))
+            .collect();
+        Some(super::estimate::against_fixed(&curves, &apple, &ladder))
     }
 }

@@ -241,7 +241,7 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     );
     let stages = stage_times(ctx, &plan, &cpu)?;
     let ladder = decided.map(|(decision, rungs, probing)| {
-        LadderReport::new(
+        let mut ladder = LadderReport::new(
             if options.ladder == LadderChoice::Shot {
                 "shot"
             } else {
@@ -255,7 +255,11 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
             &rung_reports,
             d.fps,
             encode_cpu,
-        )
+        );
+        let fixed =
+            crate::encode::ladder::apple(options.codec, plan.width, plan.height, plan.aspect);
+        ladder.fixed_estimate = ladder.estimate_fixed(&fixed);
+        ladder
     });
     let frames: u64 = spans.iter().map(|c| c.frames).sum();
     let report = EncodeReport {
