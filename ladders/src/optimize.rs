@@ -397,6 +397,17 @@ mod tests {
             .collect()
     }
 
+    /// [`chunk`]'s candidates with every worst frame `dip` under its mean.
+    fn with_dips(frames: u64, difficulty: f64, dip: f64) -> Vec<Choice> {
+        chunk(frames, difficulty)
+            .into_iter()
+            .map(|mut c| {
+                c.tally.vmaf_min = (c.tally.mean() - dip).max(0.0);
+                c
+            })
+            .collect()
+    }
+
     fn uniform(chunks: &[Vec<Choice>], crf: f64) -> Tally {
         chunks.iter().fold(Tally::ZERO, |t, c| {
             t.add(&c.iter().find(|x| x.crf == crf).unwrap().tally)
@@ -488,15 +499,6 @@ mod tests {
     fn worst_frames_are_held_at_the_floor_or_at_the_baseline() {
         // The hard chunk's worst frame falls 12 points below its mean: left alone, the
         // optimiser starves it, since its mean buys little per bit.
-        let with_dips = |frames: u64, difficulty: f64, dip: f64| -> Vec<Choice> {
-            chunk(frames, difficulty)
-                .into_iter()
-                .map(|mut c| {
-                    c.tally.vmaf_min = (c.tally.mean() - dip).max(0.0);
-                    c
-                })
-                .collect()
-        };
         let chunks = vec![
             with_dips(50, 0.5, 5.0),
             with_dips(40, 4.0, 12.0),
@@ -510,52 +512,31 @@ mod tests {
             "the case must collapse without a floor"
         );
         let baseline = [24.0; 3];
-        let mut held = chunks.clone();
-        hold_worst_frames(
-            &mut held,
-            &baseline,
-            FrameFloor {
-                floor,
-                limit: floor,
-                hard: floor,
-                slack: 0.0,
-            },
-        );
-        let a = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        // Every chunk under `bar` counts as hard: held `slack` under its baseline's worst frame.
+        let held_at = |bar: f64, slack: f64| {
+            let mut held = chunks.clone();
+            let rule = FrameFloor {
+                floor: bar,
+                limit: bar,
+                hard: bar,
+                slack,
+            };
+            hold_worst_frames(&mut held, &baseline, rule);
+            allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap()
+        };
+        let a = held_at(floor, 0.0);
         assert!(a.met, "the baseline's own settings fit the budget");
         assert!(a.choices.iter().all(|c| c.tally.vmaf_min >= floor), "{a:?}");
         // A floor nothing cheap reaches: each chunk keeps at least its baseline's worst frame,
         // and the baseline's budget is still met.
-        let mut held = chunks.clone();
-        hold_worst_frames(
-            &mut held,
-            &baseline,
-            FrameFloor {
-                floor: 100.0,
-                limit: 100.0,
-                hard: 100.0,
-                slack: 0.0,
-            },
-        );
-        let b = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        let b = held_at(100.0, 0.0);
         assert!(b.met);
         for (choice, cands) in b.choices.iter().zip(&chunks) {
             let base = cands.iter().find(|c| c.crf == 24.0).unwrap();
             assert!(choice.tally.vmaf_min >= base.tally.vmaf_min, "{choice:?}");
         }
         // With slack, at most that much below the baseline's worst frame.
-        let mut held = chunks.clone();
-        hold_worst_frames(
-            &mut held,
-            &baseline,
-            FrameFloor {
-                floor: 100.0,
-                limit: 100.0,
-                hard: 100.0,
-                slack: 3.0,
-            },
-        );
-        let c = allocate(&held, 25.0, Pooling::Mean, target, Constraints::default()).unwrap();
+        let c = held_at(100.0, 3.0);
         for (choice, cands) in c.choices.iter().zip(&chunks) {
             let base = cands.iter().find(|c| c.crf == 24.0).unwrap();
             assert!(
@@ -568,15 +549,6 @@ mod tests {
 
     #[test]
     fn only_a_chunk_hard_at_the_baseline_may_go_under_the_floor() {
-        let with_dips = |frames: u64, difficulty: f64, dip: f64| -> Vec<Choice> {
-            chunk(frames, difficulty)
-                .into_iter()
-                .map(|mut c| {
-                    c.tally.vmaf_min = (c.tally.mean() - dip).max(0.0);
-                    c
-                })
-                .collect()
-        };
         // A short, costly chunk whose worst frame dips 12 points between two long, cheap ones.
         let chunks = vec![
             with_dips(200, 0.5, 5.0),
