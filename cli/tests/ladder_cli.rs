@@ -125,11 +125,38 @@ fn check_report(r: &Value, mode: &str) -> Vec<Vec<f64>> {
     assert_eq!(decided.len(), rungs.len());
     assert!(!rungs.is_empty() && rungs.len() <= 4);
     let mut settings = Vec::new();
+    let anchors = l["anchor_points"].as_array().unwrap();
+    let same_size = |a: &Value, b: &Value| a["width"] == b["width"] && a["height"] == b["height"];
+    // The best quality any title point gives at `kbps` or less.
+    let best_at = |kbps: f64| {
+        title
+            .iter()
+            .filter(|p| f(&p["kbps"]) <= kbps * (1.0 + 1e-9))
+            .map(|p| f(&p["vmaf_mean"]))
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let on_stairs = |p: &Value| f(&p["vmaf_mean"]) >= best_at(f(&p["kbps"])) - 1e-3;
     for (d, g) in decided.iter().zip(rungs) {
-        // A rung sits at a resolution of the hull.
+        // A rung is a title point on the rising staircase (a hull point or, where the hull
+        // jumps between resolutions, the best setting under its chord, which may be of a
+        // resolution the hull skips), or an anchor its staircase point moved onto: one of its
+        // resolution within `PREFER_WITHIN` in bit rate.
+        let me = title
+            .iter()
+            .find(|p| same_size(p, d) && (f(&p["crf"]) - f(&d["title_crf"])).abs() < 1e-3)
+            .unwrap_or_else(|| panic!("rung {d} is not a title point"));
+        let on_anchor = anchors
+            .iter()
+            .any(|a| same_size(a, d) && (f(&a["crf"]) - f(&d["title_crf"])).abs() < 1e-3);
+        let moved_from_stairs = title.iter().any(|p| {
+            same_size(p, d)
+                && on_stairs(p)
+                && (f(&p["kbps"]) / f(&me["kbps"])).ln().abs()
+                    <= ladders::title::PREFER_WITHIN.ln() + 1e-6
+        });
         assert!(
-            hull.iter()
-                .any(|&i| title[i]["width"] == d["width"] && title[i]["height"] == d["height"])
+            on_stairs(me) || (on_anchor && moved_from_stairs),
+            "rung {d} is neither on the staircase nor an anchor near it"
         );
         let file = PathBuf::from(g["file"].as_str().unwrap());
         assert_eq!(frames_of(&file), frames);
