@@ -10,7 +10,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "rungs",
     version,
-    about,
     after_help = crate::exit::help_text(),
     propagate_version = true
 )]
@@ -238,6 +237,11 @@ pub struct EncodeArgs {
     /// Skip measuring each rung's VMAF for the report.
     #[arg(long)]
     pub no_vmaf: bool,
+    /// With a per-title or shot-level ladder, also encode and measure Apple's fixed ladder for
+    /// the master (not packaged) and report the bits saved against it as measured, not only
+    /// as estimated from the probes.
+    #[arg(long)]
+    pub compare_fixed: bool,
     /// Another audio track: the first audio stream of FILE, in language LANG (ISO 639, such
     /// as `fr` or `fra`). Repeatable; the master's own tracks come first.
     #[arg(long, value_name = "FILE:LANG")]

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use media::{self, MediaError};
 use pipeline::ingest::{self, IngestReport};
 use serde::Serialize;
@@ -263,14 +264,14 @@ fn report(global: &Global, args: &crate::args::ReportArgs) -> anyhow::Result<Exi
         .map_err(|e| Failure::io(format!("cannot create a temporary folder: {e}")))?;
     let (dir, file) = if let Some(url) = &args.store {
         let name = args.job.to_string_lossy().into_owned();
-        pipeline::fleet::check_job(&name).map_err(Failure::usage)?;
+        pipeline::fleet::check_job(&name)?;
         let aws = cloud::AwsOptions {
             endpoint: args.endpoint.clone(),
             ..Default::default()
         };
         let store =
             cloud::S3Store::open(url, &aws).map_err(|e| Failure::usage(format!("--store: {e}")))?;
-        if !pipeline::fleet::fetch_report(&store, &name, fetched.path()).map_err(Failure::io)? {
+        if !pipeline::fleet::fetch_report(&store, &name, fetched.path())? {
             return Err(Failure::io(format!(
                 "job {name} has no report yet (see `rungs status {name}`)"
             )));
@@ -331,7 +332,7 @@ fn serve(global: &Global, args: &crate::args::ServeArgs) -> anyhow::Result<ExitC
             };
             Some(std::sync::Arc::new(
                 pipeline::fleet::Fleet::open(q, s, &aws, &aws, None)
-                    .map_err(|e| Failure::io(format!("opening the fleet: {e}")))?,
+                    .context("opening the fleet")?,
             ))
         }
         _ => None,

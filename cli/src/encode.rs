@@ -70,6 +70,16 @@ pub fn options(args: &EncodeArgs) -> anyhow::Result<EncodeOptions> {
             codec.name()
         )));
     }
+    if args.compare_fixed && !matches!(ladder, LadderChoice::PerTitle | LadderChoice::Shot) {
+        return Err(Failure::usage(
+            "--compare-fixed compares a per-title or shot-level ladder with Apple's fixed one",
+        ));
+    }
+    if args.compare_fixed && args.no_vmaf {
+        return Err(Failure::usage(
+            "--compare-fixed measures both ladders' VMAF; it cannot be used with --no-vmaf",
+        ));
+    }
     let choice = ShotChoice {
         detect: true,
         threshold: None,
@@ -87,6 +97,7 @@ pub fn options(args: &EncodeArgs) -> anyhow::Result<EncodeOptions> {
         probe_preset: args.probe_preset.clone(),
         probe_sampling: args.probe_sampling,
         package: package_options(args)?,
+        compare_fixed: args.compare_fixed,
     };
     Ok(options)
 }
@@ -94,14 +105,58 @@ pub fn options(args: &EncodeArgs) -> anyhow::Result<EncodeOptions> {
 pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
     let options = options(args)?;
     let out = args.output.clone().unwrap_or_else(|| default_output(args));
+    let progress = Progress {
+        bar: logging::progress(global),
+        started: Instant::now(),
+        quiet: global.quiet,
+        state: Mutex::new((0, 0, 0, 0)),
+    };
+    let on_event = |e: Event| progress.event(e);
+    crate::interrupt::install(
+        &[libc::SIGINT],
+        b"\ninterrupted: finishing the running chunks (Ctrl-C again to quit now)\n",
+    );
+    let result = encode::run(
+        &args.input,
+        &out,
+        &options,
+        &crate::interrupt::STOP,
+        &on_event,
+    );
+    progress.bar.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(EncodeJobError::Rejected(report)) => {
+            if !global.quiet {
+                eprintln!("{}", output::validate_summary(&report));
+            }
+            return Err(Failure::rejected(format!(
+                "{} is rejected; see the problems above (rungs validate gives them as JSON)",
+                args.input.display()
+            )));
+        }
+        // The exit code follows the error's type (`exit::for_error`).
+        Err(e) => return Err(e.into()),
+    };
+    output::pretty(&report)?;
+    if !global.quiet {
+        eprintln!("{}", output::encode_summary(&report, &out));
+    }
+    Ok(exit::OK.into())
+}
 
-    let bar = logging::progress(global);
-    let started = Instant::now();
-    // (frames done, frames at the start of this run, chunk encodes done, total)
-    let state = Mutex::new((0u64, 0u64, 0usize, 0usize));
-    let quiet = global.quiet;
-    let on_event = |e: Event| {
-        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+/// The progress bar of an encode and what it counts.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    started: Instant,
+    quiet: bool,
+    /// Frames done, frames done at the start of this run, chunk encodes done, and in total.
+    state: Mutex<(u64, u64, usize, usize)>,
+}
+
+impl Progress {
+    fn event(&self, e: Event) {
+        let bar = &self.bar;
         match e {
             Event::Ingest(p) => {
                 bar.set_message(format!("validating: {} frames", p.frames));
@@ -112,30 +167,12 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
                 from_anchors,
                 frames,
                 frames_done,
-            } => {
-                *s = (frames_done, frames_done, reused + from_anchors, total);
-                if reused > 0 && !quiet {
-                    bar.suspend(|| {
-                        eprintln!(
-                            "resuming: {reused} of {total} chunk encodes reused from the last run"
-                        )
-                    });
-                }
-                if from_anchors > 0 && !quiet {
-                    bar.suspend(|| {
-                        eprintln!(
-                            "{from_anchors} of {total} chunk encodes are the anchors' (made at \
-                             those rungs' settings while deciding)"
-                        )
-                    });
-                }
-                bar.set_length(frames);
-                bar.set_position(frames_done);
-            }
+            } => self.planned(total, reused, from_anchors, frames, frames_done),
             Event::ChunkDone { frames } => {
+                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 s.0 += frames;
                 s.2 += 1;
-                let fps = (s.0 - s.1) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+                let fps = (s.0 - s.1) as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
                 bar.set_position(s.0);
                 bar.set_message(format!("chunks {}/{} · {fps:.1} fps", s.2, s.3));
             }
@@ -153,57 +190,37 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
             Event::Measuring(name, n) => bar.set_message(format!("VMAF of {name}: {n} frames")),
             Event::Packaging => bar.set_message("packaging for DASH and HLS"),
         }
-    };
-    crate::interrupt::install(
-        &[libc::SIGINT],
-        b"\ninterrupted: finishing the running chunks (Ctrl-C again to quit now)\n",
-    );
-    let result = encode::run(
-        &args.input,
-        &out,
-        &options,
-        &crate::interrupt::STOP,
-        &on_event,
-    );
-    bar.finish_and_clear();
-    let report = match result {
-        Ok(r) => r,
-        Err(EncodeJobError::Rejected(report)) => {
-            if !global.quiet {
-                eprintln!("{}", output::validate_summary(&report));
-            }
-            return Err(Failure::rejected(format!(
-                "{} is rejected; see the problems above (rungs validate gives them as JSON)",
-                args.input.display()
-            )));
-        }
-        Err(e @ EncodeJobError::Config(_)) => return Err(Failure::usage(e.to_string())),
-        Err(e @ EncodeJobError::Io(_)) => return Err(Failure::io(e.to_string())),
-        Err(e @ EncodeJobError::Interrupted) => {
-            return Err(Failure {
-                code: exit::INTERRUPTED,
-                message: e.to_string(),
-            }
-            .into());
-        }
-        Err(
-            e @ (EncodeJobError::Tasks { .. }
-            | EncodeJobError::Assemble { .. }
-            | EncodeJobError::Package(_)),
-        ) => {
-            return Err(Failure {
-                code: exit::ENCODE_FAILED,
-                message: e.to_string(),
-            }
-            .into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    output::pretty(&report)?;
-    if !global.quiet {
-        eprintln!("{}", output::encode_summary(&report, &out));
     }
-    Ok(exit::OK.into())
+
+    /// The chunk encodes are planned: `reused` found from the last run, `from_anchors` made
+    /// while deciding.
+    fn planned(
+        &self,
+        total: usize,
+        reused: usize,
+        from_anchors: usize,
+        frames: u64,
+        frames_done: u64,
+    ) {
+        let bar = &self.bar;
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) =
+            (frames_done, frames_done, reused + from_anchors, total);
+        if reused > 0 && !self.quiet {
+            bar.suspend(|| {
+                eprintln!("resuming: {reused} of {total} chunk encodes reused from the last run")
+            });
+        }
+        if from_anchors > 0 && !self.quiet {
+            bar.suspend(|| {
+                eprintln!(
+                    "{from_anchors} of {total} chunk encodes are the anchors' (made at \
+                     those rungs' settings while deciding)"
+                )
+            });
+        }
+        bar.set_length(frames);
+        bar.set_position(frames_done);
+    }
 }
 
 /// `FILE:LANG` (the last colon splits, so a path may hold colons).

@@ -132,11 +132,14 @@ pub fn for_error(e: &anyhow::Error) -> Code {
         if let Some(f) = cause.downcast_ref::<Failure>() {
             return f.code;
         }
+        if let Some(e) = cause.downcast_ref::<pipeline::encode::EncodeJobError>() {
+            return for_job(e);
+        }
+        if let Some(e) = cause.downcast_ref::<pipeline::fleet::FleetError>() {
+            return for_fleet(e);
+        }
         if let Some(e) = cause.downcast_ref::<pipeline::ingest::IngestError>() {
-            return match e {
-                pipeline::ingest::IngestError::Io { .. } => IO,
-                pipeline::ingest::IngestError::Config(_) => USAGE,
-            };
+            return for_ingest(e);
         }
         if let Some(e) = cause.downcast_ref::<workers::measure::MeasureError>() {
             use workers::measure::MeasureError as M;
@@ -155,6 +158,45 @@ pub fn for_error(e: &anyhow::Error) -> Code {
     INTERNAL
 }
 
+fn for_ingest(e: &pipeline::ingest::IngestError) -> Code {
+    match e {
+        pipeline::ingest::IngestError::Io { .. } => IO,
+        pipeline::ingest::IngestError::Config(_) => USAGE,
+    }
+}
+
+/// The code of a failed encode job, local or fleet.
+fn for_job(e: &pipeline::encode::EncodeJobError) -> Code {
+    use pipeline::encode::EncodeJobError as E;
+    match e {
+        E::Rejected(_) => REJECTED,
+        E::Ingest(e) => for_ingest(e),
+        E::Config(_) => USAGE,
+        E::Inputs(_) => USAGE,
+        E::Missing { .. }
+        | E::NotLocal { .. }
+        | E::Key { .. }
+        | E::Store { .. }
+        | E::Object { .. }
+        | E::Fetch { .. }
+        | E::Upload { .. }
+        | E::Queue(_)
+        | E::File { .. } => IO,
+        E::Tasks { .. } | E::Failed(_) => ENCODE_FAILED,
+        E::Interrupted => INTERRUPTED,
+    }
+}
+
+/// The code of a failed fleet operation: a job name that names no job (or one in the wrong
+/// state) is the user's; the rest is the store's or the queue's.
+fn for_fleet(e: &pipeline::fleet::FleetError) -> Code {
+    use pipeline::fleet::FleetError as F;
+    match e {
+        F::JobName { .. } | F::NoJob { .. } | F::NotFailed { .. } => USAGE,
+        F::QueueName { .. } | F::Key(_) | F::Store(_) | F::Queue(_) | F::Folder { .. } => IO,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,7 +206,7 @@ mod tests {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
             .expect("the README");
         let section = readme
-            .split("### Exit codes\n\n")
+            .split("## Exit codes\n\n")
             .nth(1)
             .expect("the README has an exit-code section");
         let table: String = section

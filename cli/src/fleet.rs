@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use cloud::AwsOptions;
-use pipeline::encode::EncodeJobError;
 use pipeline::fleet::{self, Fleet, JobStatus, WorkerOptions};
 
 use crate::args::{FleetArgs, Global, PublishArgs, RetryArgs, StatusArgs, SubmitArgs, WorkerArgs};
@@ -23,13 +23,12 @@ fn open(args: &FleetArgs, max_receives: Option<u32>) -> anyhow::Result<Fleet> {
         endpoint: args.s3_endpoint.clone().or_else(|| args.endpoint.clone()),
         ..sqs.clone()
     };
-    Fleet::open(&args.queue, &args.store, &sqs, &s3, max_receives)
-        .map_err(|e| Failure::io(format!("opening the fleet: {e}")))
+    Fleet::open(&args.queue, &args.store, &sqs, &s3, max_receives).context("opening the fleet")
 }
 
 pub fn submit(global: &Global, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
     let options = crate::encode::options(&args.encode)?;
-    fleet::check_options(&options).map_err(|e| Failure::usage(e.to_string()))?;
+    fleet::check_options(&options)?;
     if !args.encode.input.is_file() {
         return Err(Failure::io(format!(
             "{} is not a readable file",
@@ -37,13 +36,7 @@ pub fn submit(global: &Global, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     let fleet = open(&args.fleet, None)?;
-    let job = match fleet::submit(&fleet, &args.encode.input, &options) {
-        Ok(job) => job,
-        Err(e @ (EncodeJobError::Config(_) | EncodeJobError::Ingest(_))) => {
-            return Err(Failure::usage(e.to_string()));
-        }
-        Err(e) => return Err(Failure::io(e.to_string())),
-    };
+    let job = fleet::submit(&fleet, &args.encode.input, &options)?;
     println!("{job}");
     if !global.quiet {
         eprintln!("submitted {job}: follow it with `rungs status {job}`");
@@ -87,7 +80,7 @@ pub fn worker(global: &Global, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let report = fleet::run_worker(&fleet, &options, &crate::interrupt::STOP)
-        .map_err(|e| Failure::io(format!("the worker stopped: {e}")))?;
+        .context("the worker stopped")?;
     if !global.quiet {
         eprintln!(
             "worker {} stopped: {} task(s) done, {} retried, {} dead-lettered",
@@ -101,12 +94,12 @@ pub fn worker(global: &Global, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    fleet::check_job(&args.job).map_err(Failure::usage)?;
+    fleet::check_job(&args.job)?;
     let fleet = open(&args.fleet, None)?;
     if args.wait {
         return follow(global, &fleet, &args.job, args.output.as_deref());
     }
-    let s = fleet::status(&fleet, &args.job).map_err(Failure::io)?;
+    let s = fleet::status(&fleet, &args.job)?;
     if let (Some(dir), "done") = (&args.output, s.state.as_str()) {
         download(global, &fleet, &s.job, dir)?;
     }
@@ -153,7 +146,7 @@ fn download(
     job: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let (files, bytes) = fleet::download(fleet, job, dir).map_err(Failure::io)?;
+    let (files, bytes) = fleet::download(fleet, job, dir)?;
     if !global.quiet {
         eprintln!(
             "downloaded {files} files ({bytes} bytes) into {}",
@@ -173,7 +166,7 @@ fn follow(
 ) -> anyhow::Result<ExitCode> {
     let mut last = String::new();
     loop {
-        let s = fleet::status(fleet, job).map_err(Failure::io)?;
+        let s = fleet::status(fleet, job)?;
         let now = line(&s);
         if now != last && !global.quiet {
             eprintln!("{now}");
@@ -243,9 +236,9 @@ pub fn publish(global: &Global, args: &PublishArgs) -> anyhow::Result<ExitCode> 
 }
 
 pub fn retry(global: &Global, args: &RetryArgs) -> anyhow::Result<ExitCode> {
-    fleet::check_job(&args.job).map_err(Failure::usage)?;
+    fleet::check_job(&args.job)?;
     let fleet = open(&args.fleet, None)?;
-    let attempt = fleet::retry(&fleet, &args.job).map_err(Failure::usage)?;
+    let attempt = fleet::retry(&fleet, &args.job)?;
     if !global.quiet {
         eprintln!(
             "{}: queued again (attempt {attempt}); follow it with `rungs status {}`",

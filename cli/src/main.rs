@@ -13,6 +13,8 @@ mod fleet;
 mod interrupt;
 mod logging;
 mod output;
+#[cfg(test)]
+mod reference;
 
 use std::process::ExitCode;
 

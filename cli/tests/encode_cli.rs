@@ -48,12 +48,15 @@ fn encodes_apples_ladder_capped_at_the_master_with_a_report() {
         "fixed",
         "--preset",
         "veryfast",
-        "-q",
+        "--log-format",
+        "json",
+        "-v",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report, run.json, "stdout and report.json agree");
+    follow_the_job_in_the_log(&run.stderr, report["chunks"].as_u64().unwrap());
     let frames = report["frames"].as_u64().unwrap();
     assert_eq!(report["frame_rate"], "30000/1001");
     let rungs = report["rungs"].as_array().unwrap();
@@ -90,6 +93,40 @@ fn encodes_apples_ladder_capped_at_the_master_with_a_report() {
     }
     // The higher rung is the better one.
     assert!(rungs[1]["vmaf"]["mean"].as_f64() > rungs[0]["vmaf"]["mean"].as_f64());
+}
+
+/// The JSON log of a local fixed-ladder job can be followed per job: every line logged in a
+/// stage of the driver or in a task carries the job and the stage, the driver's stages log in
+/// order, and every chunk's encode task says it is done.
+fn follow_the_job_in_the_log(stderr: &str, chunks: u64) {
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let mut stages = Vec::new();
+    let mut encoded = std::collections::BTreeSet::new();
+    for l in &lines {
+        let span = &l["span"];
+        if !span.is_object() {
+            continue;
+        }
+        assert_eq!(span["job"], "local", "{l}");
+        let stage = span["stage"].as_str().unwrap_or_else(|| panic!("{l}"));
+        match span["name"].as_str() {
+            Some("stage") if stages.last() != Some(&stage) => stages.push(stage),
+            Some("task") if stage == "encode" && l["fields"]["message"] == "task done" => {
+                encoded.insert(span["chunk"].as_u64().unwrap_or_else(|| panic!("{l}")));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        stages,
+        ["encode", "assemble", "package", "report"],
+        "the driver's stages in the log"
+    );
+    assert_eq!(encoded, (0..chunks).collect(), "every chunk's encode task");
 }
 
 /// Files of `dir` (not the work folder) and their bytes.

@@ -17,25 +17,24 @@ const LONG: Duration = Duration::from_secs(600);
 
 /// A dynamic encode at `faster` with probes at `veryfast` (the default probe preset; anchors
 /// correct them to the final preset, and rungs near an anchor take its encodes).
-fn encode(master: &Path, out: &Path, ladder: &str, rules: &Path) -> Value {
-    let (code, stdout, stderr) = rungs_text(
-        &[
-            "encode",
-            arg(master),
-            "-o",
-            arg(out),
-            "--ladder",
-            ladder,
-            "--rules",
-            arg(rules),
-            "--preset",
-            "faster",
-            "--probe-preset",
-            "veryfast",
-            "-q",
-        ],
-        LONG,
-    );
+fn encode(master: &Path, out: &Path, ladder: &str, rules: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "encode",
+        arg(master),
+        "-o",
+        arg(out),
+        "--ladder",
+        ladder,
+        "--rules",
+        arg(rules),
+        "--preset",
+        "faster",
+        "--probe-preset",
+        "veryfast",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = rungs_text(&args, LONG);
     assert_eq!(code, 0, "{stderr}");
     serde_json::from_str(&stdout).unwrap()
 }
@@ -217,6 +216,37 @@ fn junit_counts(path: &Path) -> (usize, usize) {
     (n.next().unwrap(), n.next().unwrap())
 }
 
+/// `--compare-fixed`: Apple's rungs for the 360p master (234p and 360p) are encoded and
+/// measured beside the ladder, compared by BD-rate, and neither packaged nor exported.
+fn check_fixed_measured(r: &Value, dir: &Path) {
+    let m = &r["ladder"]["fixed_measured"];
+    assert!(m["basis"].as_str().unwrap().starts_with("measured"), "{m}");
+    let fixed = m["rungs"].as_array().unwrap();
+    let names: Vec<&str> = fixed.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["234p-145k", "360p-365k"]);
+    for x in fixed {
+        assert!(f(&x["kbps"]) > 0.0 && f(&x["kbps"]) < 365.0 * 1.1, "{x}");
+        assert!(f(&x["vmaf"]) > 20.0 && f(&x["vmaf"]) <= 100.0, "{x}");
+    }
+    assert!(
+        f(&fixed[1]["vmaf"]) > f(&fixed[0]["vmaf"]),
+        "the bigger rung is the better one"
+    );
+    match m["bd_rate_percent"].as_f64() {
+        Some(bd) => assert!(bd.is_finite() && bd > -100.0, "{m}"),
+        None => assert!(!m["why_none"].as_str().unwrap().is_empty(), "{m}"),
+    }
+    for x in r["rungs"].as_array().unwrap() {
+        assert!(!x["name"].as_str().unwrap().starts_with("compare-fixed"));
+    }
+    let manifest = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
+    assert!(!manifest.contains("compare-fixed"), "{manifest}");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with("compare-fixed"), "{name} is in the title");
+    }
+}
+
 #[test]
 fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
     let m = fixtures::ensure(Fixture::MultiShot).unwrap().path;
@@ -225,8 +255,10 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
     std::fs::write(&rules, "rungs = 4\nmin_kbps = 150\ntop_vmaf = 93\n").unwrap();
     let pt_dir = dir.path().join("per-title");
     let shot_dir = dir.path().join("shot");
-    let pt = encode(&m, &pt_dir, "per-title", &rules);
-    let shot = encode(&m, &shot_dir, "shot", &rules);
+    let pt = encode(&m, &pt_dir, "per-title", &rules, &["--compare-fixed"]);
+    let shot = encode(&m, &shot_dir, "shot", &rules, &[]);
+    check_fixed_measured(&pt, &pt_dir);
+    assert!(shot["ladder"].get("fixed_measured").is_none());
 
     let pt_crfs = check_report(&pt, "per-title");
     for c in &pt_crfs {
@@ -500,5 +532,18 @@ fn bad_ladder_options_are_refused() {
     );
     assert_eq!(code, 2);
     assert!(stderr.contains("probe preset"), "{stderr}");
+    for (extra, says) in [
+        (["--ladder", "fixed"], "per-title or shot-level"),
+        (
+            ["--no-vmaf", "--ladder=shot"],
+            "cannot be used with --no-vmaf",
+        ),
+    ] {
+        let mut args = vec!["encode", arg(&m), "-o", arg(&out), "--compare-fixed"];
+        args.extend(extra);
+        let (code, _, stderr) = rungs_text(&args, LONG);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
     assert!(!out.join("report.json").exists());
 }

@@ -44,6 +44,54 @@ impl std::fmt::Debug for Fleet {
     }
 }
 
+/// Why a fleet operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// A job name that `rungs submit` would not make.
+    #[error("job {job:?}: expected lowercase letters, digits and '-' (as `rungs submit` prints)")]
+    JobName {
+        /// The name given.
+        job: String,
+    },
+    /// The store holds no such job.
+    #[error("no job {job} in the store")]
+    NoJob {
+        /// The job.
+        job: String,
+    },
+    /// Only a failed job can be retried.
+    #[error("job {job} has not failed: nothing to retry")]
+    NotFailed {
+        /// The job.
+        job: String,
+    },
+    /// The queue's state key is refused.
+    #[error("queue {name:?}: {error}")]
+    QueueName {
+        /// The queue's name.
+        name: String,
+        /// Why the key is refused.
+        error: store::KeyError,
+    },
+    /// A key of the job is refused.
+    #[error("{0}")]
+    Key(#[from] store::KeyError),
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    /// The queue failed.
+    #[error("{0}")]
+    Queue(#[from] workers::queue::QueueError),
+    /// A folder of this machine could not be made.
+    #[error("cannot create {}: {error}", path.display())]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// The system's error.
+        error: std::io::Error,
+    },
+}
+
 /// The queue's name from a name or a queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
 pub fn queue_name(queue: &str) -> &str {
     queue
@@ -64,12 +112,14 @@ impl Fleet {
         sqs: &AwsOptions,
         s3: &AwsOptions,
         max_receives: Option<u32>,
-    ) -> Result<Self, String> {
-        let store: Arc<dyn Store> = Arc::new(S3Store::open(store, s3).map_err(|e| e.to_string())?);
+    ) -> Result<Self, FleetError> {
+        let store: Arc<dyn Store> = Arc::new(S3Store::open(store, s3)?);
         let name = queue_name(queue);
-        let state =
-            Key::new(format!("queue/{name}")).map_err(|e| format!("queue {name:?}: {e}"))?;
-        let mut sqs = SqsQueue::open(name, sqs, store.clone(), state).map_err(|e| e.to_string())?;
+        let state = Key::new(format!("queue/{name}")).map_err(|error| FleetError::QueueName {
+            name: name.to_owned(),
+            error,
+        })?;
+        let mut sqs = SqsQueue::open(name, sqs, store.clone(), state)?;
         if let Some(n) = max_receives {
             sqs = sqs.with_max_receives(n);
         }
@@ -81,7 +131,7 @@ impl Fleet {
 }
 
 /// Checks a job name given on the command line: letters, digits and `-`.
-pub fn check_job(job: &str) -> Result<(), String> {
+pub fn check_job(job: &str) -> Result<(), FleetError> {
     if (1..=100).contains(&job.len())
         && job
             .bytes()
@@ -90,14 +140,22 @@ pub fn check_job(job: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!(
-            "job {job:?}: expected lowercase letters, digits and '-' (as `rungs submit` prints)"
-        ))
+        Err(FleetError::JobName {
+            job: job.to_owned(),
+        })
     }
 }
 
 fn root(job: &str) -> String {
     format!("jobs/{job}/")
+}
+
+/// The key of `rel` under the job's prefix.
+fn job_key(job: &str, rel: &str) -> Result<Key, EncodeJobError> {
+    Key::new(format!("{}{rel}", root(job))).map_err(|error| EncodeJobError::Key {
+        rel: rel.to_owned(),
+        error,
+    })
 }
 
 fn now() -> Duration {
@@ -154,7 +212,7 @@ fn new_job_name(master: &Path) -> String {
 /// Checks what can be checked of the options without the master's plan (`submit` does too).
 pub fn check_options(options: &EncodeOptions) -> Result<(), EncodeJobError> {
     if let Some(p) = &options.package {
-        package::check_inputs(p).map_err(EncodeJobError::Config)?;
+        package::check_inputs(p).map_err(EncodeJobError::Inputs)?;
     }
     options.ingest.validate()?;
     let plan = job::Plan {
@@ -181,9 +239,12 @@ pub fn submit(
     options: &EncodeOptions,
 ) -> Result<String, EncodeJobError> {
     check_options(options)?;
-    let io = |e: String| EncodeJobError::Io(e);
     if !master.is_file() {
-        return Err(io(format!("{} is not a readable file", master.display())));
+        return Err(EncodeJobError::File {
+            action: "read",
+            path: master.to_owned(),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "not a readable file"),
+        });
     }
     let job = new_job_name(master);
     let store = &*fleet.store;
@@ -193,10 +254,13 @@ pub fn submit(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".into());
         let key = format!("input/{kind}-{n}-{}", job::safe_name(&name));
-        let full = Key::new(format!("{}{key}", root(&job))).map_err(|e| io(e.to_string()))?;
+        let full = job_key(&job, &key)?;
         store
             .put_file(&full, path)
-            .map_err(|e| io(format!("uploading {}: {e}", path.display())))?;
+            .map_err(|error| EncodeJobError::Upload {
+                path: path.to_owned(),
+                error,
+            })?;
         Ok(Input::Stored { key, name })
     };
     let master_input = upload("master", 0, master)?;
@@ -225,8 +289,13 @@ pub fn submit(
         output: Output::Store,
     };
     let body = serde_json::to_vec_pretty(&spec).expect("specs serialise");
-    let key = Key::new(format!("{}job.json", root(&job))).map_err(|e| io(e.to_string()))?;
-    store.put(&key, &body).map_err(|e| io(e.to_string()))?;
+    let key = job_key(&job, "job.json")?;
+    store
+        .put(&key, &body)
+        .map_err(|error| EncodeJobError::Store {
+            rel: "job.json".into(),
+            error,
+        })?;
     fleet
         .queue
         .push(
@@ -236,7 +305,7 @@ pub fn submit(
             }
             .message(),
         )
-        .map_err(|e| io(e.to_string()))?;
+        .map_err(EncodeJobError::Queue)?;
     tracing::info!(%job, "submitted");
     Ok(job)
 }
@@ -277,37 +346,16 @@ pub fn run_worker(
     fleet: &Fleet,
     options: &WorkerOptions,
     stop: &AtomicBool,
-) -> Result<PoolReport, String> {
-    let specs: Mutex<std::collections::HashMap<String, Arc<JobSpec>>> = Mutex::default();
+) -> Result<PoolReport, FleetError> {
+    let specs = Specs::default();
     let memo = Memo::default();
     let fetching = Mutex::new(());
     let quiet = |_: crate::encode::Event| {};
-    let spec_of = |name: &str| -> Result<Arc<JobSpec>, TaskFailure> {
-        if let Some(s) = specs.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
-            return Ok(s.clone());
-        }
-        let key = Key::new(format!("{}job.json", root(name)))
-            .map_err(|e| TaskFailure::fatal(e.to_string()))?;
-        let bytes = fleet.store.get(&key).map_err(|e| match e {
-            store::StoreError::NotFound { .. } => {
-                TaskFailure::fatal(format!("job {name} has no job.json in the store"))
-            }
-            e => TaskFailure::retry(e.to_string()),
-        })?;
-        let spec: JobSpec = serde_json::from_slice(&bytes)
-            .map_err(|e| TaskFailure::fatal(format!("job {name}: job.json: {e}")))?;
-        let spec = Arc::new(spec);
-        specs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), spec.clone());
-        Ok(spec)
-    };
     let handler = |lease: &workers::queue::Lease| -> Result<(), TaskFailure> {
         let work = job::parse(lease)?;
         let name = work.job().to_owned();
-        check_job(&name).map_err(TaskFailure::fatal)?;
-        let spec = spec_of(&name)?;
+        check_job(&name).map_err(|e| TaskFailure::fatal(e.to_string()))?;
+        let spec = specs.get(fleet, &name)?;
         if !options.cache.join(&name).exists() {
             prune_cache(&*fleet.store, &options.cache);
         }
@@ -333,55 +381,7 @@ pub fn run_worker(
             }
             return done;
         };
-        // The driver queues this attempt's tasks.
-        let ctx = Ctx {
-            attempt: ctx
-                .read_json::<u32>("attempt.json")
-                .map_err(TaskFailure::retry)?
-                .unwrap_or(0),
-            ..ctx
-        };
-        match job::advance(&ctx, &spec) {
-            Ok(Step::Waiting(waiting)) => {
-                let at = now().as_secs();
-                let before: Option<Status> = ctx.read_json("status.json").ok().flatten();
-                let since = match before {
-                    Some(b) if b.waiting.stage == waiting.stage && b.since > 0 => b.since,
-                    _ => at,
-                };
-                let status = Status {
-                    waiting,
-                    updated: at,
-                    since,
-                };
-                ctx.write_json("status.json", &status)
-                    .map_err(TaskFailure::retry)?;
-                let next = Work::Advance {
-                    job: name,
-                    generation: generation + 1,
-                };
-                let mut message = next.message();
-                message.id = ctx.task_id(&message.id);
-                fleet
-                    .queue
-                    .push_after(message, options.poll)
-                    .map_err(|e| TaskFailure::retry(e.to_string()))?;
-                Ok(())
-            }
-            Ok(Step::Done(_)) => {
-                tracing::info!(job = %name, "finished");
-                Ok(())
-            }
-            // Already recorded by the task that failed.
-            Err(EncodeJobError::Failed(_)) => Ok(()),
-            // The store or the queue: another attempt may do.
-            Err(EncodeJobError::Io(e)) => Err(TaskFailure::retry(e)),
-            Err(e) => {
-                ctx.fail("driver", &e.to_string());
-                tracing::warn!(job = %name, "failed: {e}");
-                Ok(())
-            }
-        }
+        run_driver(fleet, options, ctx, &spec, generation)
     };
     let pool = PoolOptions {
         workers: options.threads.max(1),
@@ -391,7 +391,97 @@ pub fn run_worker(
         retry_delay: Duration::from_secs(2),
         until_drained: false,
     };
-    worker::run(&*fleet.queue, &handler, &pool, stop).map_err(|e| e.to_string())
+    Ok(worker::run(&*fleet.queue, &handler, &pool, stop)?)
+}
+
+/// The specs of the jobs a worker has served, read once from the store.
+#[derive(Default)]
+struct Specs(Mutex<std::collections::HashMap<String, Arc<JobSpec>>>);
+
+impl Specs {
+    /// The spec of job `name` (`job.json`).
+    fn get(&self, fleet: &Fleet, name: &str) -> Result<Arc<JobSpec>, TaskFailure> {
+        if let Some(s) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(s.clone());
+        }
+        let key = Key::new(format!("{}job.json", root(name)))
+            .map_err(|e| TaskFailure::fatal(e.to_string()))?;
+        let bytes = fleet.store.get(&key).map_err(|e| match e {
+            store::StoreError::NotFound { .. } => {
+                TaskFailure::fatal(format!("job {name} has no job.json in the store"))
+            }
+            e => TaskFailure::retry(e.to_string()),
+        })?;
+        let spec: JobSpec = serde_json::from_slice(&bytes)
+            .map_err(|e| TaskFailure::fatal(format!("job {name}: job.json: {e}")))?;
+        let spec = Arc::new(spec);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), spec.clone());
+        Ok(spec)
+    }
+}
+
+/// Runs a job's driver as the task `Advance { generation }`: it queues this attempt's tasks,
+/// then itself again after `options.poll` until the job is done or failed. A failure of the
+/// store or the queue gives the task back for another attempt; any other failure ends the job.
+fn run_driver(
+    fleet: &Fleet,
+    options: &WorkerOptions,
+    ctx: Ctx,
+    spec: &JobSpec,
+    generation: u64,
+) -> Result<(), TaskFailure> {
+    let retry = |e: EncodeJobError| TaskFailure::retry(e.to_string());
+    let ctx = Ctx {
+        attempt: ctx
+            .read_json::<u32>("attempt.json")
+            .map_err(retry)?
+            .unwrap_or(0),
+        ..ctx
+    };
+    let name = ctx.job.clone();
+    match job::advance(&ctx, spec) {
+        Ok(Step::Waiting(waiting)) => {
+            let at = now().as_secs();
+            let before: Option<Status> = ctx.read_json("status.json").ok().flatten();
+            let since = match before {
+                Some(b) if b.waiting.stage == waiting.stage && b.since > 0 => b.since,
+                _ => at,
+            };
+            let status = Status {
+                waiting,
+                updated: at,
+                since,
+            };
+            ctx.write_json("status.json", &status).map_err(retry)?;
+            let next = Work::Advance {
+                job: name,
+                generation: generation + 1,
+            };
+            let mut message = next.message();
+            message.id = ctx.task_id(&message.id);
+            fleet
+                .queue
+                .push_after(message, options.poll)
+                .map_err(|e| TaskFailure::retry(e.to_string()))?;
+            Ok(())
+        }
+        Ok(Step::Done(_)) => {
+            tracing::info!(job = %name, "finished");
+            Ok(())
+        }
+        // Already recorded by the task that failed.
+        Err(EncodeJobError::Failed(_)) => Ok(()),
+        // The store or the queue: another attempt may do.
+        Err(e) if e.is_transient() => Err(retry(e)),
+        Err(e) => {
+            ctx.fail("driver", &e.to_string());
+            tracing::warn!(job = %name, "failed: {e}");
+            Ok(())
+        }
+    }
 }
 
 /// Removes the cached files of jobs that ended (done or failed), before a new job's files
@@ -423,32 +513,27 @@ fn prune_cache(store: &dyn Store, cache: &Path) {
 /// queued again under a new attempt, whose tasks have new ids (the failed ones are known to
 /// the queue). Finished task outputs are kept, so only what failed, and what follows, runs.
 /// Returns the attempt.
-pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, String> {
+pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, FleetError> {
     check_job(job)?;
-    let key = |rel: &str| Key::new(format!("{}{rel}", root(job))).map_err(|e| e.to_string());
+    let key = |rel: &str| Key::new(format!("{}{rel}", root(job)));
     let store = &*fleet.store;
-    if !store.exists(&key("job.json")?).map_err(|e| e.to_string())? {
-        return Err(format!("no job {job} in the store"));
+    if !store.exists(&key("job.json")?)? {
+        return Err(FleetError::NoJob { job: job.into() });
     }
-    if !store
-        .exists(&key("failed.json")?)
-        .map_err(|e| e.to_string())?
-    {
-        return Err(format!("job {job} has not failed: nothing to retry"));
+    if !store.exists(&key("failed.json")?)? {
+        return Err(FleetError::NotFailed { job: job.into() });
     }
     let attempt = match store.get(&key("attempt.json")?) {
         Ok(b) => serde_json::from_slice::<u32>(&b).unwrap_or(0),
         Err(store::StoreError::NotFound { .. }) => 0,
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     } + 1;
-    store
-        .put(&key("attempt.json")?, attempt.to_string().as_bytes())
-        .map_err(|e| e.to_string())?;
-    for k in store.list(&key("stages")?).map_err(|e| e.to_string())? {
-        store.delete(&k).map_err(|e| e.to_string())?;
+    store.put(&key("attempt.json")?, attempt.to_string().as_bytes())?;
+    for k in store.list(&key("stages")?)? {
+        store.delete(&k)?;
     }
     for rel in ["status.json", "failed.json"] {
-        store.delete(&key(rel)?).map_err(|e| e.to_string())?;
+        store.delete(&key(rel)?)?;
     }
     let mut message = Work::Advance {
         job: job.to_owned(),
@@ -456,7 +541,7 @@ pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, String> {
     }
     .message();
     message.id = format!("{}-a{attempt}", message.id);
-    fleet.queue.push(message).map_err(|e| e.to_string())?;
+    fleet.queue.push(message)?;
     tracing::info!(%job, attempt, "retried");
     Ok(attempt)
 }
@@ -490,29 +575,27 @@ pub struct JobStatus {
 }
 
 /// The status of `job`.
-pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, String> {
+pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, FleetError> {
     check_job(job)?;
-    let key = |rel: &str| Key::new(format!("{}{rel}", root(job))).map_err(|e| e.to_string());
-    let read = |rel: &str| -> Result<Option<Vec<u8>>, String> {
-        match fleet.store.get(&key(rel)?) {
+    let read = |rel: &str| -> Result<Option<Vec<u8>>, FleetError> {
+        match fleet.store.get(&Key::new(format!("{}{rel}", root(job)))?) {
             Ok(b) => Ok(Some(b)),
             Err(store::StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     };
     if read("job.json")?.is_none() {
-        return Err(format!("no job {job} in the store"));
+        return Err(FleetError::NoJob { job: job.into() });
     }
     let Counts {
         pending,
         in_flight,
         done,
         dead,
-    } = fleet.queue.counts().map_err(|e| e.to_string())?;
+    } = fleet.queue.counts()?;
     let dead_letters = fleet
         .queue
-        .dead_letters()
-        .map_err(|e| e.to_string())?
+        .dead_letters()?
         .into_iter()
         .filter(|d| d.message.id.starts_with(&format!("{job}-")))
         .map(|d| (d.message.id, d.error))
@@ -550,33 +633,36 @@ pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, String> {
 
 /// Copies what a title page needs of a finished job (`out/report.json` and the thumbnails) into
 /// `dir`; false when the job has no report yet.
-pub fn fetch_report(store: &dyn Store, job: &str, dir: &Path) -> Result<bool, String> {
+pub fn fetch_report(store: &dyn Store, job: &str, dir: &Path) -> Result<bool, FleetError> {
     check_job(job)?;
     let out = format!("{}out/", root(job));
-    let report = Key::new(format!("{out}report.json")).map_err(|e| e.to_string())?;
-    if !store.exists(&report).map_err(|e| e.to_string())? {
+    let report = Key::new(format!("{out}report.json"))?;
+    if !store.exists(&report)? {
         return Ok(false);
     }
-    std::fs::create_dir_all(dir.join("thumbs"))
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    store
-        .get_to_file(&report, &dir.join("report.json"))
-        .map_err(|e| e.to_string())?;
-    let thumbs = Key::new(format!("{out}thumbs")).map_err(|e| e.to_string())?;
-    for k in store.list(&thumbs).map_err(|e| e.to_string())? {
+    create_folder(&dir.join("thumbs"), dir)?;
+    store.get_to_file(&report, &dir.join("report.json"))?;
+    let thumbs = Key::new(format!("{out}thumbs"))?;
+    for k in store.list(&thumbs)? {
         let name = k.name().to_owned();
-        store
-            .get_to_file(&k, &dir.join("thumbs").join(name))
-            .map_err(|e| e.to_string())?;
+        store.get_to_file(&k, &dir.join("thumbs").join(name))?;
     }
     Ok(true)
 }
 
+/// Creates `path` with its parents; an error names `shown`.
+fn create_folder(path: &Path, shown: &Path) -> Result<(), FleetError> {
+    std::fs::create_dir_all(path).map_err(|error| FleetError::Folder {
+        path: shown.to_owned(),
+        error,
+    })
+}
+
 /// Copies a finished job's title (`out/`) into `dir`. Returns files and bytes.
-pub fn download(fleet: &Fleet, job: &str, dir: &Path) -> Result<(usize, u64), String> {
+pub fn download(fleet: &Fleet, job: &str, dir: &Path) -> Result<(usize, u64), FleetError> {
     check_job(job)?;
-    let prefix = Key::new(format!("{}out", root(job))).map_err(|e| e.to_string())?;
-    let keys = fleet.store.list(&prefix).map_err(|e| e.to_string())?;
+    let prefix = Key::new(format!("{}out", root(job)))?;
+    let keys = fleet.store.list(&prefix)?;
     let (mut files, mut bytes) = (0, 0);
     for k in keys {
         let Some(rel) = k.as_str().strip_prefix(&format!("{}/", prefix.as_str())) else {
@@ -585,13 +671,9 @@ pub fn download(fleet: &Fleet, job: &str, dir: &Path) -> Result<(usize, u64), St
         // A key has no `..`, no absolute part and no empty segment: it stays inside `dir`.
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            create_folder(parent, parent)?;
         }
-        fleet
-            .store
-            .get_to_file(&k, &path)
-            .map_err(|e| e.to_string())?;
+        fleet.store.get_to_file(&k, &path)?;
         files += 1;
         bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
     }

@@ -401,7 +401,7 @@ async fn retry_api(
     };
     match blocking(move || fleet::retry(&f, &name)).await {
         Ok(attempt) => Json(serde_json::json!({ "attempt": attempt })).into_response(),
-        Err(e) => (StatusCode::CONFLICT, e).into_response(),
+        Err(e) => (StatusCode::CONFLICT, e.to_string()).into_response(),
     }
 }
 

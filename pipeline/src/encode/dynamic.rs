@@ -643,52 +643,18 @@ pub fn calibrate(
     anchor_points: &[BTreeMap<Size, Vec<CurvePoint>>],
     max_shift: f64,
 ) -> (Vec<ChunkProbes>, Vec<Correction>) {
-    let mut sums: BTreeMap<Size, (Vec<f64>, f64, f64, usize)> = BTreeMap::new();
+    let mut sums: BTreeMap<Size, ShiftSums> = BTreeMap::new();
     let out = chunks
         .iter()
         .zip(anchor_points)
         .map(|(c, anchored)| {
-            let mut shifts: BTreeMap<Size, Vec<Shift>> = BTreeMap::new();
-            for (size, points) in anchored {
-                let Some(curve) = c.curves.get(size) else {
-                    continue;
-                };
-                let mut v: Vec<Shift> = points
-                    .iter()
-                    .filter(|p| {
-                        curve.points().first().map(|f| f.tally.frames) == Some(p.tally.frames)
-                    })
-                    .filter_map(|p| Shift::to(curve, p, max_shift))
-                    .collect();
-                v.sort_by(|a, b| a.at.total_cmp(&b.at));
-                if !v.is_empty() {
-                    let e = sums.entry(*size).or_default();
-                    e.0 = points.iter().map(|p| p.crf).collect();
-                    for s in &v {
-                        e.1 += s.delta;
-                        e.2 += s.ln_bits.exp_m1() * 100.0;
-                        e.3 += 1;
-                    }
-                    shifts.insert(*size, v);
-                }
-            }
-            let nearest = |size: Size| -> Option<&Vec<Shift>> {
-                let lp = (size.pixels() as f64).ln();
-                shifts
-                    .iter()
-                    .min_by(|a, b| {
-                        let da = ((a.0.pixels() as f64).ln() - lp).abs();
-                        let db = ((b.0.pixels() as f64).ln() - lp).abs();
-                        da.total_cmp(&db)
-                    })
-                    .map(|(_, v)| v)
-            };
+            let shifts = chunk_shifts(c, anchored, max_shift, &mut sums);
             ChunkProbes {
                 curves: c
                     .curves
                     .iter()
                     .map(|(size, curve)| {
-                        let moved = match nearest(*size) {
+                        let moved = match nearest_shifts(&shifts, *size) {
                             Some(v) => {
                                 let own = if shifts.contains_key(size) {
                                     anchored.get(size).cloned().unwrap_or_default()
@@ -724,6 +690,55 @@ pub fn calibrate(
         })
         .unwrap_or_default();
     (out, corrections)
+}
+
+/// Per resolution, over all chunks: the anchored settings, and the sums of the setting shifts,
+/// of the bit differences in percent, and their count.
+type ShiftSums = (Vec<f64>, f64, f64, usize);
+
+/// The shifts of one chunk's anchored resolutions (by setting), added to `sums`.
+fn chunk_shifts(
+    c: &ChunkProbes,
+    anchored: &BTreeMap<Size, Vec<CurvePoint>>,
+    max_shift: f64,
+    sums: &mut BTreeMap<Size, ShiftSums>,
+) -> BTreeMap<Size, Vec<Shift>> {
+    let mut shifts: BTreeMap<Size, Vec<Shift>> = BTreeMap::new();
+    for (size, points) in anchored {
+        let Some(curve) = c.curves.get(size) else {
+            continue;
+        };
+        let mut v: Vec<Shift> = points
+            .iter()
+            .filter(|p| curve.points().first().map(|f| f.tally.frames) == Some(p.tally.frames))
+            .filter_map(|p| Shift::to(curve, p, max_shift))
+            .collect();
+        v.sort_by(|a, b| a.at.total_cmp(&b.at));
+        if !v.is_empty() {
+            let e = sums.entry(*size).or_default();
+            e.0 = points.iter().map(|p| p.crf).collect();
+            for s in &v {
+                e.1 += s.delta;
+                e.2 += s.ln_bits.exp_m1() * 100.0;
+                e.3 += 1;
+            }
+            shifts.insert(*size, v);
+        }
+    }
+    shifts
+}
+
+/// The shifts of the anchored resolution nearest to `size` in log pixels.
+fn nearest_shifts(shifts: &BTreeMap<Size, Vec<Shift>>, size: Size) -> Option<&Vec<Shift>> {
+    let lp = (size.pixels() as f64).ln();
+    shifts
+        .iter()
+        .min_by(|a, b| {
+            let da = ((a.0.pixels() as f64).ln() - lp).abs();
+            let db = ((b.0.pixels() as f64).ln() - lp).abs();
+            da.total_cmp(&db)
+        })
+        .map(|(_, v)| v)
 }
 
 /// One rung decided from probes: its per-title point and, per chunk, the setting to encode.

@@ -15,6 +15,68 @@ use serde::Serialize;
 pub const BASIS: &str = "estimate: Apple's rungs placed on this title's rate-quality curves \
                          (probes corrected by final-preset anchors), not encoded";
 
+/// How the measured comparison is made (`--compare-fixed`).
+pub const MEASURED_BASIS: &str = "measured: Apple's ladder for the master encoded with the same \
+                                  encoder and preset (--compare-fixed) and scored like the rungs";
+
+/// One of Apple's rungs, encoded and measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MeasuredRung {
+    /// Its name in Apple's table.
+    pub name: String,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Its measured average bit rate, kbit/s.
+    pub kbps: f64,
+    /// Its measured pooled VMAF.
+    pub vmaf: f64,
+}
+
+/// This ladder against Apple's fixed ladder for the same master, both encoded and measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FixedMeasured {
+    /// How it was made.
+    pub basis: String,
+    /// Apple's rungs as encoded.
+    pub rungs: Vec<MeasuredRung>,
+    /// BD-rate of this ladder's rungs against them, in percent: negative when this ladder
+    /// needs fewer bits for the same VMAF. `None` when either side has under two points.
+    pub bd_rate_percent: Option<f64>,
+    /// Why there is no BD-rate, when there is none.
+    pub why_none: Option<String>,
+}
+
+/// This ladder's measured rungs (`(kbps, vmaf)`) against Apple's, measured too.
+pub fn measured_against_fixed(fixed: Vec<MeasuredRung>, ladder: &[(f64, f64)]) -> FixedMeasured {
+    let points: Vec<(f64, f64)> = fixed.iter().map(|r| (r.kbps, r.vmaf)).collect();
+    let (bd, why) = bd_against(&points, ladder);
+    FixedMeasured {
+        basis: MEASURED_BASIS.to_owned(),
+        rungs: fixed,
+        bd_rate_percent: bd,
+        why_none: why,
+    }
+}
+
+/// The upper hull of `points` (`(kbps, vmaf)`) in rate order: a rung that gives lower quality
+/// than a cheaper one is never worth switching to.
+fn as_ladder(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut p = points.to_vec();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0));
+    ladders::hull::upper(&p).into_iter().map(|i| p[i]).collect()
+}
+
+/// BD-rate in percent (two decimals) of the ladder `own` against `fixed`, or why there is none.
+fn bd_against(fixed: &[(f64, f64)], own: &[(f64, f64)]) -> (Option<f64>, Option<String>) {
+    match ladders::bd::bd_rate(&as_ladder(fixed), &as_ladder(own)) {
+        Ok(v) if v.is_finite() => (Some((v * 100.0).round() / 100.0), None),
+        Ok(v) => (None, Some(format!("BD-rate is {v}"))),
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
 /// One of Apple's rungs with the quality the title's curves predict for it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EstimatedRung {
@@ -104,25 +166,8 @@ pub fn against_fixed(
             });
         }
     }
-    // Apple's rungs as a ladder: the upper hull in rate order (a rung that predicts lower
-    // quality than a cheaper one is never worth switching to).
-    let mut fixed: Vec<(f64, f64)> = rungs.iter().map(|r| (r.kbps, r.vmaf)).collect();
-    fixed.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let fixed: Vec<(f64, f64)> = ladders::hull::upper(&fixed)
-        .into_iter()
-        .map(|i| fixed[i])
-        .collect();
-    let mut own = ladder.to_vec();
-    own.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let own: Vec<(f64, f64)> = ladders::hull::upper(&own)
-        .into_iter()
-        .map(|i| own[i])
-        .collect();
-    let (bd, why) = match ladders::bd::bd_rate(&fixed, &own) {
-        Ok(v) if v.is_finite() => (Some((v * 100.0).round() / 100.0), None),
-        Ok(v) => (None, Some(format!("BD-rate is {v}"))),
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let fixed: Vec<(f64, f64)> = rungs.iter().map(|r| (r.kbps, r.vmaf)).collect();
+    let (bd, why) = bd_against(&fixed, ladder);
     FixedEstimate {
         basis: BASIS.to_owned(),
         left_out: apple.len() - rungs.len(),

@@ -154,15 +154,40 @@ struct RungEntry {
     bufsize_kbit: Option<u32>,
 }
 
+/// Why a ladder file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LadderFileError {
+    /// Not TOML, or not a ladder (the parser's message has the line).
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    /// The file holds no rung.
+    #[error("the ladder has no [[rung]]")]
+    Empty,
+    /// A rung is wrong.
+    #[error("rung {index} ({name:?}): {reason}")]
+    Rung {
+        /// Its place in the file, from 1.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
 /// Parses a ladder file. Errors name the rung and the problem (TOML errors their line).
-pub fn from_toml(text: &str, codec: Codec) -> Result<Vec<Rung>, String> {
-    let file: LadderFile = toml::from_str(text).map_err(|e| e.to_string())?;
+pub fn from_toml(text: &str, codec: Codec) -> Result<Vec<Rung>, LadderFileError> {
+    let file: LadderFile = toml::from_str(text)?;
     if file.rung.is_empty() {
-        return Err("the ladder has no [[rung]]".into());
+        return Err(LadderFileError::Empty);
     }
     let mut out: Vec<Rung> = Vec::new();
     for (i, r) in file.rung.into_iter().enumerate() {
-        let at = |m: String| format!("rung {} ({:?}): {m}", i + 1, r.name);
+        let at = |reason: &'static str| LadderFileError::Rung {
+            index: i + 1,
+            name: r.name.clone(),
+            reason,
+        };
         if r.name.is_empty()
             || r.name.len() > 64
             || !r
@@ -171,17 +196,17 @@ pub fn from_toml(text: &str, codec: Codec) -> Result<Vec<Rung>, String> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(at(
-                "invalid name (expected 1 to 64 letters, digits, - or _)".into(),
+                "invalid name (expected 1 to 64 letters, digits, - or _)",
             ));
         }
         if out.iter().any(|o| o.name == r.name) {
-            return Err(at("the name is used twice".into()));
+            return Err(at("the name is used twice"));
         }
         let rate = match (r.crf, r.qp) {
             (Some(c), None) => RateControl::Crf(c),
             (None, Some(q)) => RateControl::Qp(q),
             (None, None) => default_quality(codec),
-            (Some(_), Some(_)) => return Err(at("give crf or qp, not both".into())),
+            (Some(_), Some(_)) => return Err(at("give crf or qp, not both")),
         };
         let vbv = match (r.maxrate_kbps, r.bufsize_kbit) {
             (None, None) => None,
@@ -189,7 +214,7 @@ pub fn from_toml(text: &str, codec: Codec) -> Result<Vec<Rung>, String> {
                 maxrate_kbps: m,
                 bufsize_kbit: b.unwrap_or(m.saturating_mul(2)),
             }),
-            (None, Some(_)) => return Err(at("bufsize_kbit needs maxrate_kbps".into())),
+            (None, Some(_)) => return Err(at("bufsize_kbit needs maxrate_kbps")),
         };
         out.push(Rung {
             name: r.name,
@@ -284,7 +309,7 @@ mod tests {
             ),
             ("[[rung]]\nname = \"a\"\nwidth = -2\nheight = 2\n", "line 3"),
         ] {
-            let e = from_toml(bad, Codec::H264).unwrap_err();
+            let e = from_toml(bad, Codec::H264).unwrap_err().to_string();
             assert!(e.contains(says), "{bad:?}: {e}");
         }
     }

@@ -35,7 +35,6 @@ pub use report::{
 };
 
 use crate::ingest::{self, IngestOptions, IngestReport, ShotOptions};
-use packager::assemble;
 
 /// Default segment (and keyframe interval) target in seconds.
 pub const DEFAULT_SEGMENT_SECONDS: f64 = 4.0;
@@ -88,6 +87,9 @@ pub struct EncodeOptions {
     pub probe_sampling: u64,
     /// Package the title for DASH and HLS; `None` stops at the renditions.
     pub package: Option<package::PackageOptions>,
+    /// With a per-title or shot-level ladder, also encode and measure Apple's fixed ladder for
+    /// the master (not packaged), and report the BD-rate between the two as measured.
+    pub compare_fixed: bool,
 }
 
 impl Default for EncodeOptions {
@@ -110,6 +112,7 @@ impl Default for EncodeOptions {
                 thumbnails: true,
                 ..Default::default()
             }),
+            compare_fixed: false,
         }
     }
 }
@@ -197,9 +200,82 @@ pub enum EncodeJobError {
     /// The settings are invalid.
     #[error("{0}")]
     Config(String),
-    /// The work folder or an output could not be written.
+    /// An extra input of packaging (audio or subtitles) is refused.
+    #[error(transparent)]
+    Inputs(package::TitleError),
+    /// A stage's tasks are done but their outputs are missing from the store.
+    #[error(
+        "{stage}: {missing} of {total} tasks are done but their outputs are missing from {store}"
+    )]
+    Missing {
+        /// The stage.
+        stage: String,
+        /// Tasks whose outputs are missing.
+        missing: usize,
+        /// The stage's tasks.
+        total: usize,
+        /// The store.
+        store: String,
+    },
+    /// A rendition of a local job is not a file of this machine.
+    #[error("rendition {rel} is not a local file")]
+    NotLocal {
+        /// Its key, relative to the job's prefix.
+        rel: String,
+    },
+    /// A key under the job's prefix is not a valid store key.
+    #[error("key {rel:?}: {error}")]
+    Key {
+        /// The key, relative to the job's prefix.
+        rel: String,
+        /// Why it is refused.
+        error: store::KeyError,
+    },
+    /// Reading or writing the job's store failed.
+    #[error("{error}")]
+    Store {
+        /// The key, relative to the job's prefix.
+        rel: String,
+        /// The store's error.
+        error: store::StoreError,
+    },
+    /// An object of the job's state is not what it should be.
+    #[error("{rel}: {error}")]
+    Object {
+        /// The key, relative to the job's prefix.
+        rel: String,
+        /// The parser's error.
+        error: serde_json::Error,
+    },
+    /// An input kept in the store could not be fetched to this machine.
+    #[error("fetching {name}: {error}")]
+    Fetch {
+        /// The input's file name.
+        name: String,
+        /// The store's error.
+        error: store::StoreError,
+    },
+    /// An input could not be uploaded to the fleet's store.
+    #[error("uploading {}: {error}", path.display())]
+    Upload {
+        /// The file.
+        path: PathBuf,
+        /// The store's error.
+        error: store::StoreError,
+    },
+    /// The queue failed.
     #[error("{0}")]
-    Io(String),
+    Queue(workers::queue::QueueError),
+    /// A file or folder of this machine could not be read or written.
+    #[error("cannot {action} {}: {error}", path.display())]
+    File {
+        /// What was being done: "read", "write", "create", ...
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The system's error.
+        error: std::io::Error,
+    },
     /// Encode tasks failed for good.
     #[error("{} encode task(s) failed; the first: {}", .count, .first)]
     Tasks {
@@ -211,28 +287,24 @@ pub enum EncodeJobError {
     /// The job was interrupted; running it again resumes.
     #[error("interrupted; run the same command again to resume")]
     Interrupted,
-    /// Assembly failed.
-    #[error("assembling {rung}: {error}")]
-    Assemble {
-        /// The rung.
-        rung: String,
-        /// Why.
-        error: assemble::AssembleError,
-    },
-    /// Packaging failed.
-    #[error("packaging: {0}")]
-    Package(String),
     /// A fleet job failed (`failed.json` says which task and why).
     #[error("the job failed: {0}")]
     Failed(String),
-    /// Measuring failed.
-    #[error("measuring {rung}: {error}")]
-    Measure {
-        /// The rung.
-        rung: String,
-        /// Why.
-        error: workers::measure::MeasureError,
-    },
+}
+
+impl EncodeJobError {
+    /// True for failures of the store, the queue or this machine's files, which another
+    /// attempt may not meet.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Store { .. }
+                | Self::Fetch { .. }
+                | Self::Upload { .. }
+                | Self::Queue(_)
+                | Self::File { .. }
+        )
+    }
 }
 
 /// Everything fixed about a local job; a different identity means a fresh job.
@@ -256,69 +328,26 @@ pub fn run(
     stop: &AtomicBool,
     events: &(dyn Fn(Event) + Sync),
 ) -> Result<EncodeReport, EncodeJobError> {
-    let io = |what: &str, p: &Path, e: std::io::Error| {
-        EncodeJobError::Io(format!("cannot {what} {}: {e}", p.display()))
-    };
     // Inputs of packaging that can be refused are checked before hours of encoding.
     if let Some(p) = &options.package {
-        package::check_inputs(p).map_err(EncodeJobError::Config)?;
+        package::check_inputs(p).map_err(EncodeJobError::Inputs)?;
     }
-    let mut ingest_options = options.ingest.clone();
-    ingest_options
-        .shots
-        .get_or_insert_with(ShotOptions::default);
-    let (started, cpu) = (std::time::Instant::now(), media::cpu::process_cpu_seconds());
-    let report = ingest::analyze(master, &ingest_options, &mut |p| events(Event::Ingest(*p)))?;
-    if !report.accepted {
-        return Err(EncodeJobError::Rejected(Box::new(report)));
-    }
-    let mut plan = job::Plan::from_report(&report)?;
-    // Nothing else runs in this process yet: its clock is the plan's.
-    let spent = job::Spent {
-        wall_seconds: started.elapsed().as_secs_f64(),
-        cpu_seconds: media::cpu::process_cpu_seconds() - cpu,
-    };
-    let derived = job::derive(options, &plan)?;
-
-    // The work folder, fresh unless it holds this very job.
+    let (plan, derived) = plan_locally(master, options, events)?;
     let work = out.join(".rungs");
-    let meta = std::fs::metadata(master).map_err(|e| io("read", master, e))?;
-    let master_abs = std::path::absolute(master).map_err(|e| io("resolve", master, e))?;
-    let identity = Identity {
-        master: master_abs.clone(),
-        master_bytes: meta.len(),
-        master_modified: meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos()),
-        job: derived.identity(options),
-        chunks: plan
-            .chunks
-            .iter()
-            .map(|c| (c.start_frame, c.frames, c.start_pts))
-            .collect(),
-    };
-    let id_path = work.join("job.json");
-    let same_job = std::fs::read(&id_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Identity>(&b).ok())
-        .is_some_and(|old| old == identity);
-    if !same_job && work.exists() {
-        std::fs::remove_dir_all(&work).map_err(|e| io("clear", &work, e))?;
-    }
-    std::fs::create_dir_all(&work).map_err(|e| io("create", &work, e))?;
-    let id_json = serde_json::to_vec_pretty(&identity).expect("identity serialises");
-    store::fsutil::write_file_atomic(&id_path, |f| std::io::Write::write_all(f, &id_json))
-        .map_err(|e| io("write", &id_path, e))?;
-    let store = FsStore::open(work.join("store")).map_err(|e| EncodeJobError::Io(e.to_string()))?;
-    let queue = LocalQueue::open(work.join("queue.journal"))
-        .map_err(|e| EncodeJobError::Io(e.to_string()))?;
-    let store_err = |e: store::StoreError| EncodeJobError::Io(e.to_string());
+    open_work_folder(&work, &identity(master, options, &plan, &derived)?)?;
+    let store = FsStore::open(work.join("store")).map_err(|error| EncodeJobError::Store {
+        rel: String::new(),
+        error,
+    })?;
+    let queue = LocalQueue::open(work.join("queue.journal")).map_err(EncodeJobError::Queue)?;
     // The markers of queued stages belong to the runs that queued them.
     let stages = Key::new("stages").expect("a valid key");
-    for k in store.list(&stages).map_err(store_err)? {
-        store.delete(&k).map_err(store_err)?;
+    let store_error = |error| EncodeJobError::Store {
+        rel: "stages".into(),
+        error,
+    };
+    for k in store.list(&stages).map_err(store_error)? {
+        store.delete(&k).map_err(store_error)?;
     }
 
     let workers_n = if options.workers == 0 {
@@ -326,63 +355,11 @@ pub fn run(
     } else {
         options.workers
     };
-    let local = |p: &PathBuf| job::Input::Local(p.clone());
-    let spec = job::JobSpec {
-        master: job::Input::Local(master.to_owned()),
-        audio: options
-            .package
-            .iter()
-            .flat_map(|p| &p.audio)
-            .map(|(f, l)| (local(f), l.clone()))
-            .collect(),
-        subtitles: options
-            .package
-            .iter()
-            .flat_map(|p| &p.subtitles)
-            .map(|(f, l)| (local(f), l.clone()))
-            .collect(),
-        options: EncodeOptions {
-            package: options.package.clone().map(|p| package::PackageOptions {
-                audio: Vec::new(),
-                subtitles: Vec::new(),
-                ..p
-            }),
-            ..options.clone()
-        },
-        output: job::Output::Dir(out.to_owned()),
-    };
-    // `OUT/.rungs/status.json`: the stage and its tasks done, for the dashboard (written at
-    // most once a second).
-    let status_path = work.join("status.json");
-    let progress: std::sync::Mutex<(Option<job::Status>, std::time::Instant)> =
-        std::sync::Mutex::new((None, std::time::Instant::now()));
-    let unix = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    };
-    let save = |s: &job::Status| {
-        let saved = store::fsutil::write_file_atomic(&status_path, |f| {
-            serde_json::to_writer(f, s).map_err(std::io::Error::other)
-        });
-        if let Err(e) = saved {
-            tracing::warn!("cannot write {}: {e}", status_path.display());
-        }
-    };
+    let spec = local_spec(master, out, options);
+    let status = StatusFile::new(work.join("status.json"));
     let tracked = |e: Event| {
         if matches!(e, Event::ProbeDone | Event::ChunkDone { .. }) {
-            let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
-            let due = p.1.elapsed() >= std::time::Duration::from_secs(1);
-            if let Some(s) = &mut p.0 {
-                s.waiting.done = (s.waiting.done + 1).min(s.waiting.total);
-                s.updated = unix();
-                if due {
-                    save(s);
-                }
-            }
-            if due {
-                p.1 = std::time::Instant::now();
-            }
+            status.task_done();
         }
         events(e);
     };
@@ -402,62 +379,222 @@ pub fn run(
         fetching: &fetching,
         attempt: 0,
     };
-    plan.spent = spent;
-    ctx.write_json("plan.json", &plan)
-        .map_err(EncodeJobError::Io)?;
+    ctx.write_json("plan.json", &plan)?;
     let pool = PoolOptions {
         workers: workers_n,
         ..Default::default()
     };
+    drive(&ctx, &spec, (&queue, &work), &pool, stop, &status)
+}
+
+/// Validates the master and plans its chunks in this process (the plan stage of a local job),
+/// with what it cost.
+fn plan_locally(
+    master: &Path,
+    options: &EncodeOptions,
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<(job::Plan, job::Derived), EncodeJobError> {
+    let mut ingest_options = options.ingest.clone();
+    ingest_options
+        .shots
+        .get_or_insert_with(ShotOptions::default);
+    let (started, cpu) = (std::time::Instant::now(), media::cpu::process_cpu_seconds());
+    let report = ingest::analyze(master, &ingest_options, &mut |p| events(Event::Ingest(*p)))?;
+    if !report.accepted {
+        return Err(EncodeJobError::Rejected(Box::new(report)));
+    }
+    let mut plan = job::Plan::from_report(&report)?;
+    // Nothing else runs in this process yet: its clock is the plan's.
+    plan.spent = job::Spent {
+        wall_seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: media::cpu::process_cpu_seconds() - cpu,
+    };
+    let derived = job::derive(options, &plan)?;
+    Ok((plan, derived))
+}
+
+/// A file error at `path`.
+fn file_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EncodeJobError {
+    let path = path.to_owned();
+    move |error| EncodeJobError::File {
+        action,
+        path,
+        error,
+    }
+}
+
+/// What identifies a local job: the master as a file, and what the work depends on.
+fn identity(
+    master: &Path,
+    options: &EncodeOptions,
+    plan: &job::Plan,
+    derived: &job::Derived,
+) -> Result<Identity, EncodeJobError> {
+    let meta = std::fs::metadata(master).map_err(file_error("read", master))?;
+    let master_abs = std::path::absolute(master).map_err(file_error("resolve", master))?;
+    Ok(Identity {
+        master: master_abs,
+        master_bytes: meta.len(),
+        master_modified: meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos()),
+        job: derived.identity(options),
+        chunks: plan
+            .chunks
+            .iter()
+            .map(|c| (c.start_frame, c.frames, c.start_pts))
+            .collect(),
+    })
+}
+
+/// Makes `work` the folder of the job `identity`: kept when it holds this very job (a resume),
+/// emptied otherwise.
+fn open_work_folder(work: &Path, identity: &Identity) -> Result<(), EncodeJobError> {
+    let id_path = work.join("job.json");
+    let same_job = std::fs::read(&id_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Identity>(&b).ok())
+        .is_some_and(|old| old == *identity);
+    if !same_job && work.exists() {
+        std::fs::remove_dir_all(work).map_err(file_error("clear", work))?;
+    }
+    std::fs::create_dir_all(work).map_err(file_error("create", work))?;
+    let id_json = serde_json::to_vec_pretty(identity).expect("identity serialises");
+    store::fsutil::write_file_atomic(&id_path, |f| std::io::Write::write_all(f, &id_json))
+        .map_err(file_error("write", &id_path))
+}
+
+/// The spec of a local job: the inputs as files of this machine, the title in `out`.
+fn local_spec(master: &Path, out: &Path, options: &EncodeOptions) -> job::JobSpec {
+    let files = |of: Option<&Vec<(PathBuf, String)>>| {
+        of.into_iter()
+            .flatten()
+            .map(|(f, l)| (job::Input::Local(f.clone()), l.clone()))
+            .collect()
+    };
+    job::JobSpec {
+        master: job::Input::Local(master.to_owned()),
+        audio: files(options.package.as_ref().map(|p| &p.audio)),
+        subtitles: files(options.package.as_ref().map(|p| &p.subtitles)),
+        options: EncodeOptions {
+            package: options.package.clone().map(|p| package::PackageOptions {
+                audio: Vec::new(),
+                subtitles: Vec::new(),
+                ..p
+            }),
+            ..options.clone()
+        },
+        output: job::Output::Dir(out.to_owned()),
+    }
+}
+
+/// `OUT/.rungs/status.json`: the stage and its tasks done, for the dashboard (written at most
+/// once a second as tasks finish, and at every change of stage).
+struct StatusFile {
+    path: PathBuf,
+    /// The last status, and when it was last written.
+    last: std::sync::Mutex<(Option<job::Status>, std::time::Instant)>,
+}
+
+impl StatusFile {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            last: std::sync::Mutex::new((None, std::time::Instant::now())),
+        }
+    }
+
+    fn save(&self, s: &job::Status) {
+        let saved = store::fsutil::write_file_atomic(&self.path, |f| {
+            serde_json::to_writer(f, s).map_err(std::io::Error::other)
+        });
+        if let Err(e) = saved {
+            tracing::warn!("cannot write {}: {e}", self.path.display());
+        }
+    }
+
+    /// One more task of the stage is done.
+    fn task_done(&self) {
+        let mut p = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let due = p.1.elapsed() >= std::time::Duration::from_secs(1);
+        if let Some(s) = &mut p.0 {
+            s.waiting.done = (s.waiting.done + 1).min(s.waiting.total);
+            s.updated = now_unix();
+            if due {
+                self.save(s);
+            }
+        }
+        if due {
+            p.1 = std::time::Instant::now();
+        }
+    }
+
+    /// The driver waits for `w`.
+    fn waiting(&self, w: &job::Waiting) {
+        let mut p = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_unix();
+        let since =
+            p.0.as_ref()
+                .filter(|s| s.waiting.stage == w.stage)
+                .map_or(now, |s| s.since);
+        let s = job::Status {
+            waiting: w.clone(),
+            updated: now,
+            since,
+        };
+        self.save(&s);
+        p.0 = Some(s);
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs the driver and the local worker pool in turn until the job is done, fails or is
+/// interrupted.
+fn drive(
+    ctx: &job::Ctx,
+    spec: &job::JobSpec,
+    (queue, work): (&LocalQueue, &Path),
+    pool: &PoolOptions,
+    stop: &AtomicBool,
+    status: &StatusFile,
+) -> Result<EncodeReport, EncodeJobError> {
     let handler = |lease: &workers::queue::Lease| -> Result<(), TaskFailure> {
-        job::execute(&ctx, &spec, &job::parse(lease)?)
+        job::execute(ctx, spec, &job::parse(lease)?)
     };
     let mut last: Option<job::Waiting> = None;
     loop {
-        match job::advance(&ctx, &spec)? {
+        let w = match job::advance(ctx, spec)? {
             job::Step::Done(report) => return Ok(*report),
-            job::Step::Waiting(w) => {
-                {
-                    let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
-                    let now = unix();
-                    let since =
-                        p.0.as_ref()
-                            .filter(|s| s.waiting.stage == w.stage)
-                            .map_or(now, |s| s.since);
-                    let s = job::Status {
-                        waiting: w.clone(),
-                        updated: now,
-                        since,
-                    };
-                    save(&s);
-                    p.0 = Some(s);
-                }
-                if last.as_ref() == Some(&w) {
-                    return Err(EncodeJobError::Io(format!(
-                        "{}: {} of {} tasks are done but their outputs are missing from {}",
-                        w.stage,
-                        w.total - w.done,
-                        w.total,
-                        work.join("store").display()
-                    )));
-                }
-                worker::run(&queue, &handler, &pool, stop)
-                    .map_err(|e| EncodeJobError::Io(e.to_string()))?;
-                if stop.load(Ordering::Acquire) {
-                    return Err(EncodeJobError::Interrupted);
-                }
-                let dead = queue
-                    .dead_letters()
-                    .map_err(|e| EncodeJobError::Io(e.to_string()))?;
-                if let Some(first) = dead.first() {
-                    return Err(EncodeJobError::Tasks {
-                        count: dead.len(),
-                        first: format!("{}: {}", first.message.id, first.error),
-                    });
-                }
-                last = Some(w);
-            }
+            job::Step::Waiting(w) => w,
+        };
+        status.waiting(&w);
+        if last.as_ref() == Some(&w) {
+            return Err(EncodeJobError::Missing {
+                stage: w.stage,
+                missing: w.total - w.done,
+                total: w.total,
+                store: work.join("store").display().to_string(),
+            });
         }
+        worker::run(queue, &handler, pool, stop).map_err(EncodeJobError::Queue)?;
+        if stop.load(Ordering::Acquire) {
+            return Err(EncodeJobError::Interrupted);
+        }
+        let dead = queue.dead_letters().map_err(EncodeJobError::Queue)?;
+        if let Some(first) = dead.first() {
+            return Err(EncodeJobError::Tasks {
+                count: dead.len(),
+                first: format!("{}: {}", first.message.id, first.error),
+            });
+        }
+        last = Some(w);
     }
 }
 

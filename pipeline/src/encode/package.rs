@@ -71,14 +71,67 @@ pub struct TrackReport {
     pub average_bps: u64,
 }
 
+/// Why a title could not be packaged.
+#[derive(Debug, thiserror::Error)]
+pub enum TitleError {
+    /// A subtitle file could not be read.
+    #[error("subtitles {}: {error}", path.display())]
+    SubtitleFile {
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        error: std::io::Error,
+    },
+    /// A subtitle file does not parse.
+    #[error("subtitles {}:{line}: {reason}", path.display())]
+    Subtitles {
+        /// The file.
+        path: PathBuf,
+        /// The first faulty line, from 1.
+        line: usize,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// An audio file could not be opened as media.
+    #[error("audio file {}: {error}", path.display())]
+    AudioFile {
+        /// The file.
+        path: PathBuf,
+        /// The demuxer's error.
+        error: media::MediaError,
+    },
+    /// An audio file holds no audio.
+    #[error("audio file {} has no audio stream", path.display())]
+    NoAudio {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A manifest of an earlier run could not be removed.
+    #[error("cannot remove the old {manifest}: {error}")]
+    OldManifest {
+        /// The manifest's file name.
+        manifest: &'static str,
+        /// The system's error.
+        error: std::io::Error,
+    },
+    /// The packager failed.
+    #[error(transparent)]
+    Package(#[from] package::PackageError),
+}
+
 /// Checks the extra inputs before any work: every subtitle file parses (the first fault with
 /// its file and line), every audio file has an audio stream.
-pub fn check_inputs(options: &PackageOptions) -> Result<(), String> {
+pub fn check_inputs(options: &PackageOptions) -> Result<(), TitleError> {
     for (path, _) in &options.subtitles {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("subtitles {}: {e}", path.display()))?;
-        packager::subtitles::parse(&bytes)
-            .map_err(|e| format!("subtitles {}:{}: {}", path.display(), e.line, e.reason))?;
+        let bytes = std::fs::read(path).map_err(|error| TitleError::SubtitleFile {
+            path: path.clone(),
+            error,
+        })?;
+        packager::subtitles::parse(&bytes).map_err(|e| TitleError::Subtitles {
+            path: path.clone(),
+            line: e.line,
+            reason: e.reason,
+        })?;
     }
     for (path, _) in &options.audio {
         first_audio_stream(path)?;
@@ -87,14 +140,19 @@ pub fn check_inputs(options: &PackageOptions) -> Result<(), String> {
 }
 
 /// The index of the first audio stream of `path`.
-fn first_audio_stream(path: &Path) -> Result<usize, String> {
-    let d = Demuxer::open(path).map_err(|e| format!("audio file {}: {e}", path.display()))?;
+fn first_audio_stream(path: &Path) -> Result<usize, TitleError> {
+    let d = Demuxer::open(path).map_err(|error| TitleError::AudioFile {
+        path: path.to_owned(),
+        error,
+    })?;
     d.info()
         .streams
         .iter()
         .find(|s| s.audio.is_some())
         .map(|s| s.index)
-        .ok_or_else(|| format!("audio file {} has no audio stream", path.display()))
+        .ok_or_else(|| TitleError::NoAudio {
+            path: path.to_owned(),
+        })
 }
 
 /// What one title is made of: the master, its video's start time and audio streams (stream,
@@ -112,11 +170,11 @@ pub struct Title<'a> {
 
 /// Removes the manifests of an earlier run from `out`, so that a failure never leaves a
 /// manifest pointing at a mix of old and new segments.
-pub fn remove_manifests(out: &Path) -> Result<(), String> {
+pub fn remove_manifests(out: &Path) -> Result<(), TitleError> {
     for manifest in [packager::hls::MASTER, packager::dash::MPD] {
         match std::fs::remove_file(out.join(manifest)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(format!("cannot remove the old {manifest}: {e}"));
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(TitleError::OldManifest { manifest, error });
             }
             _ => {}
         }
@@ -130,7 +188,17 @@ pub fn package_title(
     sink: &dyn Sink,
     work: &Path,
     options: &PackageOptions,
-) -> Result<PackageReport, String> {
+) -> Result<PackageReport, TitleError> {
+    let sources = sources(title, options)?;
+    let started = media::cpu::thread_cpu_seconds();
+    let done = package::package(&sources, &options.settings, work, sink)?;
+    let cpu_seconds = media::cpu::thread_cpu_seconds() - started;
+    Ok(report(done, cpu_seconds))
+}
+
+/// What the packager reads for `title`: the renditions, the master's audio tracks and the
+/// extra audio files, the subtitles, and the master for thumbnails.
+fn sources(title: &Title, options: &PackageOptions) -> Result<Sources, TitleError> {
     let origin = title.origin_seconds;
     let mut audio: Vec<AudioSource> = title
         .audio
@@ -150,7 +218,7 @@ pub fn package_title(
             origin_seconds: 0.0,
         });
     }
-    let sources = Sources {
+    Ok(Sources {
         videos: title
             .rungs
             .iter()
@@ -171,11 +239,11 @@ pub fn package_title(
         thumbnails: options
             .thumbnails
             .then(|| (title.master.to_owned(), origin)),
-    };
-    let started = media::cpu::thread_cpu_seconds();
-    let done =
-        package::package(&sources, &options.settings, work, sink).map_err(|e| e.to_string())?;
-    let cpu_seconds = media::cpu::thread_cpu_seconds() - started;
+    })
+}
+
+/// The report of a packaged title.
+fn report(done: package::Packaged, cpu_seconds: f64) -> PackageReport {
     let p = &done.presentation;
     let track = |id: &str, codecs: &str, t: &packager::presentation::Timeline| TrackReport {
         id: id.to_owned(),
@@ -184,7 +252,7 @@ pub fn package_title(
         average_bps: t.average_bps(),
     };
     let first = p.video.first().map(|v| &v.timeline);
-    Ok(PackageReport {
+    PackageReport {
         hls: packager::hls::MASTER.into(),
         dash: packager::dash::MPD.into(),
         segments: first.map_or(0, |t| t.segments.len()),
@@ -211,5 +279,5 @@ pub fn package_title(
         warnings: done.warnings,
         cpu_seconds,
         thumbnails_cpu_seconds: done.thumbnails_cpu_seconds,
-    })
+    }
 }

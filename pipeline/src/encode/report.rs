@@ -368,6 +368,9 @@ pub struct LadderReport {
     /// This ladder against Apple's fixed ladder for the same master, estimated on the title's
     /// curves (the dashboard's "bits saved").
     pub fixed_estimate: Option<super::estimate::FixedEstimate>,
+    /// This ladder against Apple's ladder encoded and measured too (`--compare-fixed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_measured: Option<super::estimate::FixedMeasured>,
 }
 
 /// A chunk's convex hull at one resolution.
@@ -383,6 +386,82 @@ pub struct ChunkHull {
     pub points: Vec<usize>,
 }
 
+/// Every chunk's probe points at every resolution, and the hulls of the resolutions that hold
+/// a rung (indices into the points).
+fn chunk_curves(
+    probing: &Probing,
+    rungs: &[DecidedRung],
+    rules: &LadderRules,
+    fps: f64,
+) -> (Vec<RdPoint>, Vec<ChunkHull>) {
+    let mut chunk_points = Vec::new();
+    let mut chunk_hulls = Vec::new();
+    for (ci, c) in probing.chunks.iter().enumerate() {
+        for (size, curve) in &c.curves {
+            let first = chunk_points.len();
+            for p in curve.points() {
+                chunk_points.push(RdPoint::of(Some(ci), *size, p.crf, &p.tally, fps, true));
+            }
+            if rungs.iter().any(|r| r.size == *size) {
+                let xy: Vec<(f64, f64)> = curve
+                    .points()
+                    .iter()
+                    .map(|p| (p.tally.bits, p.tally.quality(rules.pooling)))
+                    .collect();
+                chunk_hulls.push(ChunkHull {
+                    chunk: ci,
+                    width: size.width,
+                    height: size.height,
+                    points: ladders::hull::upper(&xy)
+                        .into_iter()
+                        .map(|i| first + i)
+                        .collect(),
+                });
+            }
+        }
+    }
+    (chunk_points, chunk_hulls)
+}
+
+impl DecidedRungReport {
+    /// A decided rung `r` with its rendition `e`: what was predicted, what was measured.
+    fn of(r: &DecidedRung, e: &RungReport, pooling: ladders::Pooling) -> Self {
+        let (predicted_kbps, predicted_vmaf) = match &r.allocation {
+            Some(a) => (a.kbps, a.quality),
+            None => (r.title_kbps, r.title_vmaf),
+        };
+        let measured_vmaf = e.vmaf.map(|v| match pooling {
+            ladders::Pooling::Mean => v.mean,
+            ladders::Pooling::Harmonic => v.harmonic_mean,
+        });
+        Self {
+            name: r.name.clone(),
+            width: r.size.width,
+            height: r.size.height,
+            title_crf: r.title_crf,
+            title_kbps: round4(r.title_kbps),
+            title_vmaf: round4(r.title_vmaf),
+            maxrate_kbps: round4(r.maxrate_kbps),
+            lambda: r.allocation.as_ref().map(|a| a.lambda),
+            target_met: r.allocation.as_ref().map(|a| a.met),
+            over_peak_chunks: r
+                .allocation
+                .as_ref()
+                .map(|a| a.over_peak.clone())
+                .unwrap_or_default(),
+            predicted_kbps: round4(predicted_kbps),
+            predicted_vmaf: round4(predicted_vmaf),
+            measured_kbps: e.average_kbps,
+            measured_vmaf,
+            kbps_error: round4(e.average_kbps / predicted_kbps - 1.0),
+            vmaf_error: measured_vmaf.map(|m| round4(m - predicted_vmaf)),
+        }
+    }
+}
+
+/// The name prefix of Apple's rungs encoded for `--compare-fixed` (never a rung of the title).
+pub const FIXED_PREFIX: &str = "compare-fixed-";
+
 impl LadderReport {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
@@ -396,32 +475,7 @@ impl LadderReport {
         fps: f64,
         final_encode_cpu_seconds: f64,
     ) -> Self {
-        let mut chunk_points = Vec::new();
-        let mut chunk_hulls = Vec::new();
-        for (ci, c) in probing.chunks.iter().enumerate() {
-            for (size, curve) in &c.curves {
-                let first = chunk_points.len();
-                for p in curve.points() {
-                    chunk_points.push(RdPoint::of(Some(ci), *size, p.crf, &p.tally, fps, true));
-                }
-                if rungs.iter().any(|r| r.size == *size) {
-                    let xy: Vec<(f64, f64)> = curve
-                        .points()
-                        .iter()
-                        .map(|p| (p.tally.bits, p.tally.quality(rules.pooling)))
-                        .collect();
-                    chunk_hulls.push(ChunkHull {
-                        chunk: ci,
-                        width: size.width,
-                        height: size.height,
-                        points: ladders::hull::upper(&xy)
-                            .into_iter()
-                            .map(|i| first + i)
-                            .collect(),
-                    });
-                }
-            }
-        }
+        let (chunk_points, chunk_hulls) = chunk_curves(probing, rungs, rules, fps);
         let anchor_points = probing
             .anchor_points
             .iter()
@@ -441,38 +495,7 @@ impl LadderReport {
         let rungs = rungs
             .iter()
             .zip(encoded)
-            .map(|(r, e)| {
-                let (predicted_kbps, predicted_vmaf) = match &r.allocation {
-                    Some(a) => (a.kbps, a.quality),
-                    None => (r.title_kbps, r.title_vmaf),
-                };
-                let measured_vmaf = e.vmaf.map(|v| match rules.pooling {
-                    ladders::Pooling::Mean => v.mean,
-                    ladders::Pooling::Harmonic => v.harmonic_mean,
-                });
-                DecidedRungReport {
-                    name: r.name.clone(),
-                    width: r.size.width,
-                    height: r.size.height,
-                    title_crf: r.title_crf,
-                    title_kbps: round4(r.title_kbps),
-                    title_vmaf: round4(r.title_vmaf),
-                    maxrate_kbps: round4(r.maxrate_kbps),
-                    lambda: r.allocation.as_ref().map(|a| a.lambda),
-                    target_met: r.allocation.as_ref().map(|a| a.met),
-                    over_peak_chunks: r
-                        .allocation
-                        .as_ref()
-                        .map(|a| a.over_peak.clone())
-                        .unwrap_or_default(),
-                    predicted_kbps: round4(predicted_kbps),
-                    predicted_vmaf: round4(predicted_vmaf),
-                    measured_kbps: e.average_kbps,
-                    measured_vmaf,
-                    kbps_error: round4(e.average_kbps / predicted_kbps - 1.0),
-                    vmaf_error: measured_vmaf.map(|m| round4(m - predicted_vmaf)),
-                }
-            })
+            .map(|(r, e)| DecidedRungReport::of(r, e, rules.pooling))
             .collect();
         Self {
             mode: mode.to_owned(),
@@ -512,11 +535,38 @@ impl LadderReport {
             rungs,
             notes: decision.notes.clone(),
             fixed_estimate: None,
+            fixed_measured: None,
         }
     }
 
     /// This ladder's measured rungs against `fixed` (Apple's rungs for the master), on the
     /// title's curves; `None` when the fixed rungs have no bit rates (rav1e's).
+    /// This ladder's measured rungs against Apple's rungs encoded (`--compare-fixed`).
+    pub(super) fn measure_fixed(&self, fixed: &[RungReport]) -> super::estimate::FixedMeasured {
+        let pooled = |v: &VmafSummary| match self.rules.pooling {
+            ladders::Pooling::Mean => v.mean,
+            ladders::Pooling::Harmonic => v.harmonic_mean,
+        };
+        let rungs = fixed
+            .iter()
+            .filter_map(|r| {
+                Some(super::estimate::MeasuredRung {
+                    name: r.name.trim_start_matches(FIXED_PREFIX).to_owned(),
+                    width: r.width,
+                    height: r.height,
+                    kbps: r.average_kbps,
+                    vmaf: round4(pooled(r.vmaf.as_ref()?)),
+                })
+            })
+            .collect();
+        let ladder: Vec<(f64, f64)> = self
+            .rungs
+            .iter()
+            .map(|r| (r.measured_kbps, r.measured_vmaf.unwrap_or(r.predicted_vmaf)))
+            .collect();
+        super::estimate::measured_against_fixed(rungs, &ladder)
+    }
+
     pub(super) fn estimate_fixed(
         &self,
         fixed: &[super::ladder::Rung],

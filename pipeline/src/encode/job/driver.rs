@@ -1,307 +1,491 @@
 //! The driver: what a job has, what it waits for, and its report at the end.
+//!
+//! One run of the driver goes through the stages in order (plan, decide, encode, assemble,
+//! package, report); each stage either has everything it needs in the store, or queues what
+//! is missing and says what it waits for. Every stage runs in a `stage` span that carries the
+//! job and the stage, so that `--log-format json` can be followed per job.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ladders::title::{Size, TitleDecision};
+use packager::assemble::ChunkSpan;
 use workers::encode::{Codec, EncodeSettings, RateControl};
 
 use super::super::dynamic::{self, DecidedRung, ProbeAt, StoredProbe};
-use super::super::report::{EncodeReport, LadderReport, StageTime};
+use super::super::report::{EncodeReport, LadderReport, RungReport, StageTime};
 use super::super::{EncodeJobError, EncodeOptions, Event, LadderChoice, Probing, package};
 use super::{
     Ctx, Derived, Failed, JobSpec, Output, Plan, RenditionRecord, Step, Waiting, Work, derive,
-    digest_of, io, now_unix,
+    digest_of, now_unix,
 };
+
+/// A stage's outcome: its value, or what it waits for.
+type Ready<T> = Result<T, Waiting>;
+
+/// The value of a stage, or returns from the driver with what the stage waits for.
+macro_rules! ready {
+    ($stage:expr) => {
+        match $stage? {
+            Ok(value) => value,
+            Err(waiting) => return Ok(Step::Waiting(waiting)),
+        }
+    };
+}
+
+/// The value of a stage, or returns from the calling stage with what it waits for.
+macro_rules! or_wait {
+    ($stage:expr) => {
+        match $stage? {
+            Ok(value) => value,
+            Err(waiting) => return Ok(Err(waiting)),
+        }
+    };
+}
+
+/// A stage waiting for `done` of `total` tasks.
+fn waiting<T>(stage: &str, done: usize, total: usize) -> Result<Ready<T>, EncodeJobError> {
+    tracing::info!(done, total, "waiting: {stage}");
+    Ok(Err(Waiting {
+        stage: stage.to_owned(),
+        done,
+        total,
+    }))
+}
+
+/// The span of one stage of the driver, carrying the job and the stage.
+fn stage_span(ctx: &Ctx, stage: &'static str) -> tracing::span::EnteredSpan {
+    tracing::info_span!("stage", job = %ctx.job, stage).entered()
+}
 
 /// Runs the driver once: reads the job's state, queues what is missing, and says what it
 /// waits for, or writes the report when everything is there.
 pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
-    if let Some(f) = ctx.read_json::<Failed>("failed.json").map_err(io)? {
+    check_failures(ctx)?;
+    let plan = ready!(planned(ctx));
+    let d = derive(&spec.options, &plan)?;
+    let job = Job {
+        ctx,
+        spec,
+        spans: plan.spans(),
+        plan,
+        d,
+    };
+    let mut decided = if spec.options.ladder.is_dynamic() {
+        let _stage = stage_span(ctx, "decide");
+        Some(ready!(decide(ctx, &job.plan, &job.d, &spec.options)))
+    } else {
+        None
+    };
+    let rungs = job.rungs(decided.as_ref())?;
+    let encoded = ready!(job.encode(&rungs, decided.as_mut()));
+    let assembled = ready!(job.assemble(&rungs));
+    let packaged = ready!(job.package(&assembled.records[..rungs.title]));
+    let report = job.report(decided, &encoded, assembled, rungs.title, packaged)?;
+    Ok(Step::Done(Box::new(report)))
+}
+
+/// A job fails when a task recorded a failure (`failed.json`) or when tasks of this attempt
+/// went to the dead-letter list.
+fn check_failures(ctx: &Ctx) -> Result<(), EncodeJobError> {
+    if let Some(f) = ctx.read_json::<Failed>("failed.json")? {
         return Err(EncodeJobError::Failed(format!("{}: {}", f.task, f.error)));
     }
     let dead: Vec<_> = ctx
         .queue
         .dead_letters()
-        .map_err(|e| io(e.to_string()))?
+        .map_err(EncodeJobError::Queue)?
         .into_iter()
         .filter(|d| ctx.owns(&d.message.id))
         .collect();
-    if let Some(first) = dead.first() {
-        return Err(EncodeJobError::Tasks {
+    match dead.first() {
+        Some(first) => Err(EncodeJobError::Tasks {
             count: dead.len(),
             first: format!("{}: {}", first.message.id, first.error),
-        });
+        }),
+        None => Ok(()),
     }
-    let waiting = |stage: &str, done: usize, total: usize| {
-        Ok(Step::Waiting(Waiting {
-            stage: stage.to_owned(),
-            done,
-            total,
-        }))
+}
+
+/// The plan stage: the master validated and cut into chunks (`plan.json`), or its task queued.
+fn planned(ctx: &Ctx) -> Result<Ready<Plan>, EncodeJobError> {
+    let _stage = stage_span(ctx, "plan");
+    if let Some(plan) = ctx.read_json::<Plan>("plan.json")? {
+        return Ok(Ok(plan));
+    }
+    let task = Work::Plan {
+        job: ctx.job.clone(),
     };
-    let Some(plan) = ctx.read_json::<Plan>("plan.json").map_err(io)? else {
-        let task = Work::Plan {
-            job: ctx.job.clone(),
+    ctx.queue_stage("plan", &[task], None, 0)?;
+    waiting("validating the master and finding its shots", 0, 1)
+}
+
+/// What every stage after the plan works with.
+struct Job<'a> {
+    ctx: &'a Ctx<'a>,
+    spec: &'a JobSpec,
+    plan: Plan,
+    d: Derived,
+    spans: Vec<ChunkSpan>,
+}
+
+/// The rungs to encode: names, and every chunk's settings in every rung. The first `title`
+/// are the title's; after them come Apple's rungs encoded only to compare with
+/// (`compare_fixed`).
+struct Rungs {
+    names: Vec<String>,
+    settings: Vec<Vec<EncodeSettings>>,
+    title: usize,
+}
+
+impl Rungs {
+    /// Where rung `ri`'s chunk `ci` is kept.
+    fn chunk_key(&self, ri: usize, ci: usize) -> String {
+        chunk_key(ci, &self.settings[ri][ci])
+    }
+}
+
+/// What the encode stage found, for the report.
+struct Encoded {
+    /// The stage's marker name.
+    stage: String,
+    /// Chunks that are anchors' encodes.
+    from_anchors: usize,
+}
+
+/// The assembled and measured renditions.
+struct Assembled {
+    /// Each rung's name, rendition key and record key.
+    records: Vec<(String, String, String)>,
+    /// Each rung's report.
+    rungs: Vec<RungReport>,
+    /// CPU seconds of the final encodes, the assembly and the measurement.
+    cpu: [f64; 3],
+}
+
+impl Job<'_> {
+    /// Every chunk's settings in every rung: the fixed ladder's, or the decided rungs' (a
+    /// setting per chunk, with zones, in shot mode); all checked.
+    fn rungs(&self, decided: Option<&Decided>) -> Result<Rungs, EncodeJobError> {
+        let (d, options, n) = (&self.d, &self.spec.options, self.spans.len());
+        let (names, settings): (Vec<String>, Vec<Vec<EncodeSettings>>) = match decided {
+            None => d
+                .fixed
+                .iter()
+                .map(|(name, s)| (name.clone(), vec![s.clone(); n]))
+                .unzip(),
+            Some((_, rungs, probing)) => rungs
+                .iter()
+                .map(|r| {
+                    let vbv = dynamic::rung_vbv(options.codec, r.maxrate_kbps);
+                    let per_chunk = (0..n)
+                        .map(|ci| {
+                            let (crf, zones) = r.chunk_setting(&probing.units, ci);
+                            EncodeSettings {
+                                width: r.size.width,
+                                height: r.size.height,
+                                rate: RateControl::Crf(crf),
+                                vbv,
+                                zones,
+                                ..d.base.clone()
+                            }
+                        })
+                        .collect();
+                    (r.name.clone(), per_chunk)
+                })
+                .unzip(),
         };
-        ctx.queue_stage("plan", &[task], None, 0).map_err(io)?;
-        return waiting("validating the master and finding its shots", 0, 1);
-    };
-    let options = &spec.options;
-    let d = derive(options, &plan)?;
-    let spans = plan.spans();
-
-    let mut decided = if options.ladder.is_dynamic() {
-        match decide(ctx, &plan, &d, options)? {
-            Ok(x) => Some(x),
-            Err(w) => return Ok(Step::Waiting(w)),
-        }
-    } else {
-        None
-    };
-
-    // Every chunk's settings in every rung.
-    let (names, rung_settings): (Vec<String>, Vec<Vec<EncodeSettings>>) = match &decided {
-        None => d
-            .fixed
-            .iter()
-            .map(|(n, s)| (n.clone(), vec![s.clone(); spans.len()]))
-            .unzip(),
-        Some((_, rungs, probing)) => rungs
-            .iter()
-            .map(|r| {
-                let vbv = dynamic::rung_vbv(options.codec, r.maxrate_kbps);
-                let per_chunk = (0..spans.len())
-                    .map(|ci| {
-                        let (crf, zones) = r.chunk_setting(&probing.units, ci);
-                        EncodeSettings {
-                            width: r.size.width,
-                            height: r.size.height,
-                            rate: RateControl::Crf(crf),
-                            vbv,
-                            zones,
-                            ..d.base.clone()
-                        }
-                    })
-                    .collect();
-                (r.name.clone(), per_chunk)
-            })
-            .unzip(),
-    };
-    for (name, per_chunk) in names.iter().zip(&rung_settings) {
-        for s in per_chunk {
-            s.validate()
-                .map_err(|e| EncodeJobError::Config(format!("rung {name}: {e}")))?;
-        }
-    }
-
-    // Encode every chunk of every rung (an anchor made at a rung's settings already is one).
-    let chunk_key = |ri: usize, ci: usize| chunk_key(ci, &rung_settings[ri][ci]);
-    let anchored = |key: &String| {
-        decided
-            .as_ref()
-            .is_some_and(|(_, _, p)| p.anchor_chunks.contains(key))
-    };
-    let from_anchors = (0..rung_settings.len())
-        .flat_map(|ri| (0..spans.len()).map(move |ci| (ri, ci)))
-        .filter(|&(ri, ci)| anchored(&chunk_key(ri, ci)))
-        .count();
-    let have = ctx.list("chunks").map_err(io)?;
-    let mut tasks = Vec::new();
-    let (mut done, mut done_by_anchors, mut frames_done) = (0, 0, 0);
-    // Chunk by chunk, as the probes: the rungs of a chunk read its frames once.
-    for (ci, span) in spans.iter().enumerate() {
-        for (ri, per_chunk) in rung_settings.iter().enumerate() {
-            let Some(s) = per_chunk.get(ci) else {
-                continue;
-            };
-            let key = chunk_key(ri, ci);
-            if have.contains(&key) {
-                done += 1;
-                done_by_anchors += usize::from(anchored(&key));
-                frames_done += span.frames;
-            } else {
-                tasks.push(Work::Encode {
-                    job: ctx.job.clone(),
-                    chunk: ci,
-                    settings: s.clone(),
-                    key,
-                });
+        for (name, per_chunk) in names.iter().zip(&settings) {
+            for s in per_chunk {
+                s.validate()
+                    .map_err(|e| EncodeJobError::Config(format!("rung {name}: {e}")))?;
             }
         }
-    }
-    if let Some((_, _, probing)) = &mut decided {
-        probing.chunks_from_anchors = from_anchors;
-    }
-    let total = names.len() * spans.len();
-    let encode_stage = format!("encode-{}", digest_of(&rung_settings));
-    if ctx
-        .queue_stage(&encode_stage, &tasks, None, done)
-        .map_err(io)?
-    {
-        (ctx.events)(Event::Planned {
-            total,
-            reused: done - done_by_anchors,
-            from_anchors: done_by_anchors,
-            frames: spans.iter().map(|c| c.frames).sum::<u64>() * names.len() as u64,
-            frames_done,
-        });
-    }
-    if !tasks.is_empty() {
-        return waiting("encoding chunks", done, total);
+        let title = names.len();
+        let (mut names, mut settings) = (names, settings);
+        for (name, s) in &d.compare {
+            names.push(name.clone());
+            settings.push(vec![s.clone(); n]);
+        }
+        Ok(Rungs {
+            names,
+            settings,
+            title,
+        })
     }
 
-    // Assemble and measure every rung.
-    let mut tasks = Vec::new();
-    let mut records = Vec::new();
-    let have = ctx.list("renditions").map_err(io)?;
-    for (ri, (name, per_chunk)) in names.iter().zip(&rung_settings).enumerate() {
-        let chunks: Vec<String> = (0..spans.len()).map(|ci| chunk_key(ri, ci)).collect();
-        let tag = digest_of(&(&chunks, options.measure));
-        let record = format!("renditions/{name}-{tag}.json");
-        let file = match spec.output {
-            Output::Dir(_) => format!("renditions/{name}-{tag}.mp4"),
-            Output::Store => format!("out/{name}.mp4"),
+    /// The encode stage: every chunk of every rung (an anchor made at a rung's settings
+    /// already is one), chunk by chunk as the probes, so that the rungs of a chunk read its
+    /// frames once.
+    fn encode(
+        &self,
+        rungs: &Rungs,
+        decided: Option<&mut Decided>,
+    ) -> Result<Ready<Encoded>, EncodeJobError> {
+        let ctx = self.ctx;
+        let _stage = stage_span(ctx, "encode");
+        let anchored = |key: &String| {
+            decided
+                .as_ref()
+                .is_some_and(|(_, _, p)| p.anchor_chunks.contains(key))
         };
-        if !have.contains(&record) {
-            tasks.push(Work::Assemble {
-                job: ctx.job.clone(),
-                name: name.clone(),
-                settings: per_chunk.clone(),
-                chunks,
-                file: file.clone(),
-                record: record.clone(),
+        let every = || {
+            (0..rungs.settings.len()).flat_map(|ri| (0..self.spans.len()).map(move |ci| (ri, ci)))
+        };
+        let from_anchors = every()
+            .filter(|&(ri, ci)| anchored(&rungs.chunk_key(ri, ci)))
+            .count();
+        let have = ctx.list("chunks")?;
+        let mut tasks = Vec::new();
+        let (mut done, mut done_by_anchors, mut frames_done) = (0, 0, 0);
+        for (ci, span) in self.spans.iter().enumerate() {
+            for (ri, per_chunk) in rungs.settings.iter().enumerate() {
+                let Some(s) = per_chunk.get(ci) else {
+                    continue;
+                };
+                let key = rungs.chunk_key(ri, ci);
+                if have.contains(&key) {
+                    done += 1;
+                    done_by_anchors += usize::from(anchored(&key));
+                    frames_done += span.frames;
+                } else {
+                    tasks.push(Work::Encode {
+                        job: ctx.job.clone(),
+                        chunk: ci,
+                        settings: s.clone(),
+                        key,
+                    });
+                }
+            }
+        }
+        if let Some((_, _, probing)) = decided {
+            probing.chunks_from_anchors = from_anchors;
+        }
+        let total = rungs.names.len() * self.spans.len();
+        let stage = format!("encode-{}", digest_of(&rungs.settings));
+        if ctx.queue_stage(&stage, &tasks, None, done)? {
+            (ctx.events)(Event::Planned {
+                total,
+                reused: done - done_by_anchors,
+                from_anchors: done_by_anchors,
+                frames: self.spans.iter().map(|c| c.frames).sum::<u64>() * rungs.names.len() as u64,
+                frames_done,
             });
         }
-        records.push((name.clone(), file, record));
-    }
-    let assemble_stage = format!("assemble-{}", digest_of(&records));
-    ctx.queue_stage(&assemble_stage, &tasks, None, records.len() - tasks.len())
-        .map_err(io)?;
-    if !tasks.is_empty() {
-        return waiting(
-            "assembling and measuring renditions",
-            records.len() - tasks.len(),
-            records.len(),
-        );
-    }
-    let mut rung_reports = Vec::new();
-    let (mut encode_cpu, mut assemble_cpu, mut measure_cpu) = (0.0, 0.0, 0.0);
-    for (name, file, record) in &records {
-        let r: RenditionRecord = ctx.read_fixed(record).map_err(io)?;
-        assemble_cpu += r.assemble_cpu_seconds;
-        measure_cpu += r.measure_cpu_seconds;
-        let mut report = r.report;
-        report.file = match &spec.output {
-            Output::Dir(out) => out.join(format!("{name}.mp4")),
-            Output::Store => PathBuf::from(file.trim_start_matches("out/")),
-        };
-        encode_cpu += r.encode_cpu_seconds;
-        rung_reports.push(report);
+        if !tasks.is_empty() {
+            return waiting("encoding chunks", done, total);
+        }
+        Ok(Ok(Encoded {
+            stage,
+            from_anchors,
+        }))
     }
 
-    // Package.
-    let packaged = match &options.package {
-        None => None,
-        Some(p) => {
-            let renditions: Vec<(String, String)> = records
-                .iter()
-                .map(|(n, f, _)| (n.clone(), f.clone()))
+    /// The assemble stage: every rung joined from its chunks and measured, each rung's record
+    /// written last by its task.
+    fn assemble(&self, rungs: &Rungs) -> Result<Ready<Assembled>, EncodeJobError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let _stage = stage_span(ctx, "assemble");
+        let mut tasks = Vec::new();
+        let mut records = Vec::new();
+        let have = ctx.list("renditions")?;
+        for (ri, (name, per_chunk)) in rungs.names.iter().zip(&rungs.settings).enumerate() {
+            let chunks: Vec<String> = (0..self.spans.len())
+                .map(|ci| rungs.chunk_key(ri, ci))
                 .collect();
-            let record = format!(
-                "package-{}.json",
-                digest_of(&(&renditions, &records, p, &spec.audio, &spec.subtitles))
-            );
-            let report: Option<package::PackageReport> = ctx.read_json(&record).map_err(io)?;
-            let fresh = match (&report, &spec.output) {
-                (Some(_), Output::Dir(out)) => out.join(packager::hls::MASTER).is_file(),
-                (Some(_), Output::Store) => true,
-                (None, _) => false,
+            let tag = digest_of(&(&chunks, spec.options.measure));
+            let record = format!("renditions/{name}-{tag}.json");
+            let file = match spec.output {
+                Output::Dir(_) => format!("renditions/{name}-{tag}.mp4"),
+                Output::Store => format!("out/{name}.mp4"),
             };
-            if !fresh {
-                let task = Work::Package {
+            if !have.contains(&record) {
+                tasks.push(Work::Assemble {
                     job: ctx.job.clone(),
-                    renditions,
+                    name: name.clone(),
+                    settings: per_chunk.clone(),
+                    chunks,
+                    file: file.clone(),
                     record: record.clone(),
-                };
-                let stage = format!("package-{}", digest_of(&record));
-                ctx.queue_stage(&stage, &[task], None, 0).map_err(io)?;
-                return waiting("packaging for DASH and HLS", 0, 1);
+                });
             }
-            report
+            records.push((name.clone(), file, record));
         }
-    };
-
-    // The report.
-    let cpu = stage_cpu(
-        &plan,
-        [encode_cpu, assemble_cpu, measure_cpu],
-        packaged.as_ref(),
-        decided.as_ref().map(|(_, _, p)| p),
-    );
-    let stages = stage_times(ctx, &plan, &cpu)?;
-    let ladder = decided.map(|(decision, rungs, probing)| {
-        let mut ladder = LadderReport::new(
-            if options.ladder == LadderChoice::Shot {
-                "shot"
-            } else {
-                "per-title"
-            },
-            &options.rules,
-            (&d.probe_preset, options.probe_sampling.max(1)),
-            &decision,
-            &rungs,
-            &probing,
-            &rung_reports,
-            d.fps,
-            encode_cpu,
-        );
-        let fixed =
-            crate::encode::ladder::apple(options.codec, plan.width, plan.height, plan.aspect);
-        ladder.fixed_estimate = ladder.estimate_fixed(&fixed);
-        ladder
-    });
-    let frames: u64 = spans.iter().map(|c| c.frames).sum();
-    let report = EncodeReport {
-        master: spec.master.display(),
-        codec: options.codec,
-        frames,
-        frame_rate: plan.frame_rate,
-        duration_seconds: frames as f64 / d.fps,
-        audio_duration_seconds: plan.audio_duration_seconds,
-        chunks: spans.len(),
-        // The anchors' encodes were there before the stage, but no earlier run made them.
-        reused_chunk_encodes: ctx.stage_reused(&encode_stage).saturating_sub(from_anchors),
-        workers: ctx.workers,
-        encode_cpu_seconds: (encode_cpu * 1e4).round() / 1e4,
-        rungs: rung_reports,
-        ladder,
-        package: packaged,
-        stages,
-    };
-    let json = serde_json::to_vec_pretty(&report).expect("report serialises");
-    match &spec.output {
-        Output::Dir(out) => {
-            for (name, file, _) in &records {
-                let from = ctx
-                    .store
-                    .local_path(&ctx.key(file).map_err(io)?)
-                    .ok_or_else(|| io(format!("rendition {file} is not a local file")))?;
-                export(&from, &out.join(format!("{name}.mp4")))?;
-            }
-            let path = out.join("report.json");
-            store::fsutil::write_file_atomic(&path, |f| std::io::Write::write_all(f, &json))
-                .map_err(|e| io(format!("cannot write {}: {e}", path.display())))?;
+        let stage = format!("assemble-{}", digest_of(&records));
+        let done = records.len() - tasks.len();
+        ctx.queue_stage(&stage, &tasks, None, done)?;
+        if !tasks.is_empty() {
+            return waiting("assembling and measuring renditions", done, records.len());
         }
-        Output::Store => {
-            ctx.store
-                .put(&ctx.key("out/report.json").map_err(io)?, &json)
-                .map_err(|e| io(e.to_string()))?;
-            ctx.write_json("done.json", &serde_json::json!({ "finished": now_unix() }))
-                .map_err(io)?;
+        let mut reports = Vec::new();
+        let mut cpu = [0.0; 3];
+        for (name, file, record) in &records {
+            let r: RenditionRecord = ctx.read_fixed(record)?;
+            cpu[0] += r.encode_cpu_seconds;
+            cpu[1] += r.assemble_cpu_seconds;
+            cpu[2] += r.measure_cpu_seconds;
+            let mut report = r.report;
+            report.file = match &spec.output {
+                Output::Dir(out) => out.join(format!("{name}.mp4")),
+                Output::Store => PathBuf::from(file.trim_start_matches("out/")),
+            };
+            reports.push(report);
         }
+        Ok(Ok(Assembled {
+            records,
+            rungs: reports,
+            cpu,
+        }))
     }
-    Ok(Step::Done(Box::new(report)))
+
+    /// The package stage: the title packaged for DASH and HLS (a record per set of inputs),
+    /// or nothing when the job packages nothing.
+    fn package(
+        &self,
+        records: &[(String, String, String)],
+    ) -> Result<Ready<Option<package::PackageReport>>, EncodeJobError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let _stage = stage_span(ctx, "package");
+        let Some(p) = &spec.options.package else {
+            return Ok(Ok(None));
+        };
+        let renditions: Vec<(String, String)> = records
+            .iter()
+            .map(|(n, f, _)| (n.clone(), f.clone()))
+            .collect();
+        let record = format!(
+            "package-{}.json",
+            digest_of(&(&renditions, records, p, &spec.audio, &spec.subtitles))
+        );
+        let report: Option<package::PackageReport> = ctx.read_json(&record)?;
+        let fresh = match (&report, &spec.output) {
+            (Some(_), Output::Dir(out)) => out.join(packager::hls::MASTER).is_file(),
+            (Some(_), Output::Store) => true,
+            (None, _) => false,
+        };
+        if fresh {
+            return Ok(Ok(report));
+        }
+        let task = Work::Package {
+            job: ctx.job.clone(),
+            renditions,
+            record: record.clone(),
+        };
+        let stage = format!("package-{}", digest_of(&record));
+        ctx.queue_stage(&stage, &[task], None, 0)?;
+        waiting("packaging for DASH and HLS", 0, 1)
+    }
+
+    /// The report stage: the job's report, with the ladder's decision and the time of every
+    /// stage, written with the renditions where the title goes.
+    fn report(
+        &self,
+        decided: Option<Decided>,
+        encoded: &Encoded,
+        mut assembled: Assembled,
+        title: usize,
+        packaged: Option<package::PackageReport>,
+    ) -> Result<EncodeReport, EncodeJobError> {
+        let (ctx, spec, plan, d) = (self.ctx, self.spec, &self.plan, &self.d);
+        let _stage = stage_span(ctx, "report");
+        let options = &spec.options;
+        let cpu = stage_cpu(
+            plan,
+            assembled.cpu,
+            packaged.as_ref(),
+            decided.as_ref().map(|(_, _, p)| p),
+        );
+        let stages = stage_times(ctx, plan, &cpu)?;
+        let encode_cpu = assembled.cpu[0];
+        let compared = assembled.rungs.split_off(title);
+        let ladder = decided.map(|(decision, rungs, probing)| {
+            let mut ladder = LadderReport::new(
+                if options.ladder == LadderChoice::Shot {
+                    "shot"
+                } else {
+                    "per-title"
+                },
+                &options.rules,
+                (&d.probe_preset, options.probe_sampling.max(1)),
+                &decision,
+                &rungs,
+                &probing,
+                &assembled.rungs,
+                d.fps,
+                encode_cpu,
+            );
+            let fixed =
+                crate::encode::ladder::apple(options.codec, plan.width, plan.height, plan.aspect);
+            ladder.fixed_estimate = ladder.estimate_fixed(&fixed);
+            if !compared.is_empty() {
+                ladder.fixed_measured = Some(ladder.measure_fixed(&compared));
+            }
+            ladder
+        });
+        let frames: u64 = self.spans.iter().map(|c| c.frames).sum();
+        let report = EncodeReport {
+            master: spec.master.display(),
+            codec: options.codec,
+            frames,
+            frame_rate: plan.frame_rate,
+            duration_seconds: frames as f64 / d.fps,
+            audio_duration_seconds: plan.audio_duration_seconds,
+            chunks: self.spans.len(),
+            // The anchors' encodes were there before the stage, but no earlier run made them.
+            reused_chunk_encodes: ctx
+                .stage_reused(&encoded.stage)
+                .saturating_sub(encoded.from_anchors),
+            workers: ctx.workers,
+            encode_cpu_seconds: (encode_cpu * 1e4).round() / 1e4,
+            rungs: assembled.rungs,
+            ladder,
+            package: packaged,
+            stages,
+        };
+        self.deliver(&assembled.records[..title], &report)?;
+        tracing::info!(rungs = report.rungs.len(), "report written");
+        Ok(report)
+    }
+
+    /// Puts the renditions and the report where the title goes: the output folder, or `out/`
+    /// in the store (then `done.json`).
+    fn deliver(
+        &self,
+        records: &[(String, String, String)],
+        report: &EncodeReport,
+    ) -> Result<(), EncodeJobError> {
+        let ctx = self.ctx;
+        let json = serde_json::to_vec_pretty(report).expect("report serialises");
+        match &self.spec.output {
+            Output::Dir(out) => {
+                for (name, file, _) in records {
+                    let from = ctx
+                        .store
+                        .local_path(&ctx.key(file)?)
+                        .ok_or_else(|| EncodeJobError::NotLocal { rel: file.clone() })?;
+                    export(&from, &out.join(format!("{name}.mp4")))?;
+                }
+                let path = out.join("report.json");
+                store::fsutil::write_file_atomic(&path, |f| std::io::Write::write_all(f, &json))
+                    .map_err(|error| EncodeJobError::File {
+                        action: "write",
+                        path,
+                        error,
+                    })?;
+            }
+            Output::Store => {
+                let rel = "out/report.json";
+                ctx.store
+                    .put(&ctx.key(rel)?, &json)
+                    .map_err(|error| EncodeJobError::Store {
+                        rel: rel.to_owned(),
+                        error,
+                    })?;
+                ctx.write_json("done.json", &serde_json::json!({ "finished": now_unix() }))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The stages of a job, in the order they run.
@@ -402,10 +586,9 @@ fn stage_times(
     cpu: &BTreeMap<Stage, f64>,
 ) -> Result<Vec<StageTime>, EncodeJobError> {
     let mut marks: Vec<(u64, String)> = Vec::new();
-    for key in ctx.list("stages").map_err(io)? {
+    for key in ctx.list("stages")? {
         let queued = ctx
-            .read_json::<serde_json::Value>(&key)
-            .map_err(io)?
+            .read_json::<serde_json::Value>(&key)?
             .and_then(|v| v["queued_ms"].as_u64());
         if let Some(t) = queued {
             let name = key.trim_start_matches("stages/").to_owned();
@@ -457,7 +640,11 @@ fn chunk_key(ci: usize, settings: &EncodeSettings) -> String {
 /// Puts the rendition `from` (in the local store) at `to`: a hard link, or a copy across
 /// file systems.
 fn export(from: &Path, to: &Path) -> Result<(), EncodeJobError> {
-    let fail = |e: std::io::Error| io(format!("cannot write {}: {e}", to.display()));
+    let fail = |error| EncodeJobError::File {
+        action: "write",
+        path: to.to_owned(),
+        error,
+    };
     match std::fs::remove_file(to) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
         _ => {}
@@ -483,8 +670,7 @@ fn decide(
     plan: &Plan,
     d: &Derived,
     options: &EncodeOptions,
-) -> Result<Result<Decided, Waiting>, EncodeJobError> {
-    let n = plan.chunks.len();
+) -> Result<Ready<Decided>, EncodeJobError> {
     let shot = options.ladder == LadderChoice::Shot;
     let units = dynamic::units(
         &plan
@@ -495,11 +681,53 @@ fn decide(
         shot && matches!(options.codec, Codec::H264 | Codec::Hevc),
         (d.fps / 2.0).round().max(1.0) as u64,
     );
-    let config = |e: String| EncodeJobError::Config(e);
-    let mut measured: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); n];
-    let mut points: Vec<BTreeMap<usize, Vec<StoredProbe>>> = vec![BTreeMap::new(); n];
-    let mut pooled: Option<TitleDecision> = None;
     let mut probing = Probing::default();
+    let (points, decision) = or_wait!(probe_rounds(ctx, plan, d, options, &units, &mut probing));
+    let mut chunks = dynamic::chunk_probes(&d.sizes, &points, &units);
+    let mut decision = decision;
+    if d.probe_preset != d.preset {
+        (decision, chunks) = or_wait!(anchor(
+            ctx,
+            plan,
+            d,
+            options,
+            &units,
+            &mut probing,
+            decision,
+            chunks
+        ));
+    }
+    let rungs = dynamic::rungs(
+        &decision,
+        &chunks,
+        d.fps,
+        &options.rules,
+        options.codec,
+        shot,
+    )
+    .map_err(|e| EncodeJobError::Config(format!("shot optimiser: {e}")))?;
+    probing.chunks = chunks;
+    probing.units = units;
+    probing.grid_encodes = 7 * d.sizes.len() * plan.chunks.len();
+    probing.grid_pixels = 7 * d.sizes.iter().map(|s| s.pixels()).sum::<u64>();
+    Ok(Ok((decision, rungs, probing)))
+}
+
+/// The probe rounds at the probe preset: each round refines the curves where the decision so
+/// far needs it, until a round has nothing to add. Returns the points and the decision made
+/// on them.
+fn probe_rounds(
+    ctx: &Ctx,
+    plan: &Plan,
+    d: &Derived,
+    options: &EncodeOptions,
+    units: &[dynamic::Unit],
+    probing: &mut Probing,
+) -> Result<Ready<(Points, TitleDecision)>, EncodeJobError> {
+    let n = plan.chunks.len();
+    let mut measured: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); n];
+    let mut points: Points = vec![BTreeMap::new(); n];
+    let mut pooled: Option<TitleDecision> = None;
     for round in 0..dynamic::MAX_ROUNDS {
         let next = dynamic::next_round(
             round,
@@ -520,10 +748,7 @@ fn decide(
             .into_iter()
             .map(|(si, crfs)| (si, crfs.into_iter().map(ProbeAt::crf).collect()))
             .collect();
-        let got = match gather(ctx, plan, d, &next, round + 1, false)? {
-            Ok(got) => got,
-            Err(w) => return Ok(Err(w)),
-        };
+        let got = or_wait!(gather(ctx, plan, d, &next, round + 1, false));
         probing.rounds = round + 1;
         for (ci, by_size) in got.into_iter().enumerate() {
             for (si, ps) in by_size {
@@ -538,43 +763,14 @@ fn decide(
                 points[ci].entry(si).or_default().extend(ps);
             }
         }
-        let chunks = dynamic::chunk_probes(&d.sizes, &points, &units);
+        let chunks = dynamic::chunk_probes(&d.sizes, &points, units);
         pooled = Some(
             ladders::title::decide(&chunks, d.fps, &options.rules)
-                .map_err(|e| config(format!("ladder decision: {e}")))?,
+                .map_err(|e| EncodeJobError::Config(format!("ladder decision: {e}")))?,
         );
     }
-    let mut chunks = dynamic::chunk_probes(&d.sizes, &points, &units);
-    let mut decision = pooled.ok_or_else(|| config("nothing was probed".into()))?;
-    if d.probe_preset != d.preset {
-        match anchor(
-            ctx,
-            plan,
-            d,
-            options,
-            &units,
-            &mut probing,
-            decision,
-            chunks,
-        )? {
-            Ok((anchored, corrected)) => (decision, chunks) = (anchored, corrected),
-            Err(w) => return Ok(Err(w)),
-        }
-    }
-    let rungs = dynamic::rungs(
-        &decision,
-        &chunks,
-        d.fps,
-        &options.rules,
-        options.codec,
-        shot,
-    )
-    .map_err(|e| config(format!("shot optimiser: {e}")))?;
-    probing.chunks = chunks;
-    probing.units = units;
-    probing.grid_encodes = 7 * d.sizes.len() * n;
-    probing.grid_pixels = 7 * d.sizes.iter().map(|s| s.pixels()).sum::<u64>();
-    Ok(Ok((decision, rungs, probing)))
+    let decision = pooled.ok_or_else(|| EncodeJobError::Config("nothing was probed".into()))?;
+    Ok(Ok((points, decision)))
 }
 
 /// Probes at a faster preset than the final one rank settings, but their bits and quality are
@@ -593,9 +789,8 @@ fn anchor(
     probing: &mut Probing,
     mut decision: TitleDecision,
     mut chunks: Vec<ladders::title::ChunkProbes>,
-) -> Result<Result<(TitleDecision, Vec<ladders::title::ChunkProbes>), Waiting>, EncodeJobError> {
+) -> Result<Ready<(TitleDecision, Vec<ladders::title::ChunkProbes>)>, EncodeJobError> {
     let n = plan.chunks.len();
-    let config = |e: String| EncodeJobError::Config(e);
     let raw = chunks.clone();
     let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
     let mut made: Vec<(Size, ProbeAt)> = Vec::new();
@@ -623,10 +818,7 @@ fn anchor(
         }
         probing.anchor_rounds += 1;
         let round = probing.rounds + probing.anchor_rounds;
-        let more = match gather(ctx, plan, d, &next, round, true)? {
-            Ok(more) => more,
-            Err(w) => return Ok(Err(w)),
-        };
+        let more = or_wait!(gather(ctx, plan, d, &next, round, true));
         for (into, more) in got.iter_mut().zip(more) {
             for ps in more.values() {
                 for p in ps {
@@ -643,7 +835,7 @@ fn anchor(
         let (corrected, corrections) =
             dynamic::calibrate(&raw, &anchor_points, dynamic::max_shift(options.codec));
         decision = ladders::title::decide(&corrected, d.fps, &options.rules)
-            .map_err(|e| config(format!("ladder decision: {e}")))?;
+            .map_err(|e| EncodeJobError::Config(format!("ladder decision: {e}")))?;
         chunks = corrected;
         probing.corrections = corrections;
         probing.anchor_points = anchor_points;
@@ -686,7 +878,7 @@ fn gather(
     next: &[(usize, Vec<ProbeAt>)],
     round: usize,
     anchor: bool,
-) -> Result<Result<Points, Waiting>, EncodeJobError> {
+) -> Result<Ready<Points>, EncodeJobError> {
     let key_of = |size: Size, chunk: usize, at: ProbeAt| {
         if anchor {
             dynamic::anchor_key(size, chunk, at)
@@ -696,14 +888,46 @@ fn gather(
         .as_str()
         .to_owned()
     };
+    let (tasks, done) = missing_probes(ctx, plan, d, next, anchor, &key_of)?;
+    let total = done + tasks.len();
+    if !tasks.is_empty() {
+        let kind = if anchor { "anchors" } else { "probes" };
+        let stage = format!("{kind}-{round}-{}", digest_of(next));
+        if ctx.queue_stage(&stage, &tasks, None, done)? {
+            (ctx.events)(Event::Probing {
+                round,
+                total,
+                reused: done,
+            });
+        }
+        return waiting(&format!("probing, round {round}"), done, total);
+    }
+    let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); plan.chunks.len()];
+    for (si, ats) in next {
+        for (ci, by_size) in got.iter_mut().enumerate() {
+            for &at in ats {
+                let p: StoredProbe = ctx.read_fixed(&key_of(d.sizes[*si], ci, at))?;
+                by_size.entry(*si).or_default().push(p);
+            }
+        }
+    }
+    Ok(Ok(got))
+}
 
-    let have = ctx
-        .list(if anchor { "anchors" } else { "probes" })
-        .map_err(io)?;
+/// The probe tasks of a round whose points the store does not hold yet, and how many tasks
+/// are done. Chunk by chunk, so that a chunk's tasks run close together and read its frames
+/// from the workers' memory rather than decoding them again.
+fn missing_probes(
+    ctx: &Ctx,
+    plan: &Plan,
+    d: &Derived,
+    next: &[(usize, Vec<ProbeAt>)],
+    anchor: bool,
+    key_of: &dyn Fn(Size, usize, ProbeAt) -> String,
+) -> Result<(Vec<Work>, usize), EncodeJobError> {
+    let have = ctx.list(if anchor { "anchors" } else { "probes" })?;
     let mut tasks = Vec::new();
     let mut done = 0;
-    // Chunk by chunk, so that a chunk's tasks run close together and read its frames from
-    // the workers' memory rather than decoding them again.
     for ci in 0..plan.chunks.len() {
         for (si, ats) in next {
             let size = d.sizes[*si];
@@ -730,33 +954,5 @@ fn gather(
             });
         }
     }
-    let total = done + tasks.len();
-    if !tasks.is_empty() {
-        let kind = if anchor { "anchors" } else { "probes" };
-        let stage = format!("{kind}-{round}-{}", digest_of(next));
-        if ctx.queue_stage(&stage, &tasks, None, done).map_err(io)? {
-            (ctx.events)(Event::Probing {
-                round,
-                total,
-                reused: done,
-            });
-        }
-        return Ok(Err(Waiting {
-            stage: format!("probing, round {round}"),
-            done,
-            total,
-        }));
-    }
-    let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); plan.chunks.len()];
-    for (si, ats) in next {
-        for (ci, by_size) in got.iter_mut().enumerate() {
-            for &at in ats {
-                let p: StoredProbe = ctx
-                    .read_fixed(&key_of(d.sizes[*si], ci, at))
-                    .map_err(|e| io(format!("probe: {e}")))?;
-                by_size.entry(*si).or_default().push(p);
-            }
-        }
-    }
-    Ok(Ok(got))
+    Ok((tasks, done))
 }

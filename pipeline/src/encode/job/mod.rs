@@ -183,6 +183,8 @@ pub struct Derived {
     pub probe_preset: String,
     /// A fixed ladder's rungs and settings (empty for dynamic ladders).
     pub fixed: Vec<(String, EncodeSettings)>,
+    /// Apple's rungs encoded beside a dynamic ladder to compare with (`compare_fixed`).
+    pub compare: Vec<(String, EncodeSettings)>,
     /// Candidate sizes of dynamic ladders.
     pub sizes: Vec<Size>,
 }
@@ -257,24 +259,19 @@ pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJob
         .validate()
         .map_err(|e| EncodeJobError::Config(format!("probe preset: {e}")))?;
     }
-    let fixed_rungs = match &options.ladder {
-        LadderChoice::Apple => ladder::apple(options.codec, plan.width, plan.height, plan.aspect),
-        LadderChoice::Custom(r) => r.clone(),
+    let fixed = match &options.ladder {
+        LadderChoice::Apple => apple_settings(options, plan, &base)?,
+        LadderChoice::Custom(r) => rung_settings(r, &base)?,
         LadderChoice::PerTitle | LadderChoice::Shot => Vec::new(),
     };
-    let mut fixed = Vec::new();
-    for r in &fixed_rungs {
-        let s = EncodeSettings {
-            width: r.width,
-            height: r.height,
-            rate: r.rate,
-            vbv: r.vbv,
-            ..base.clone()
-        };
-        s.validate()
-            .map_err(|e| EncodeJobError::Config(format!("rung {}: {e}", r.name)))?;
-        fixed.push((r.name.clone(), s));
-    }
+    let compare = if options.compare_fixed && options.ladder.is_dynamic() {
+        apple_settings(options, plan, &base)?
+            .into_iter()
+            .map(|(name, s)| (format!("{}{name}", super::report::FIXED_PREFIX), s))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Derived {
         fps,
         sizes: ladders::title::candidate_sizes(
@@ -287,7 +284,40 @@ pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJob
         preset,
         probe_preset,
         fixed,
+        compare,
     })
+}
+
+/// The settings of Apple's ladder for the master, each checked.
+fn apple_settings(
+    options: &EncodeOptions,
+    plan: &Plan,
+    base: &EncodeSettings,
+) -> Result<Vec<(String, EncodeSettings)>, EncodeJobError> {
+    let rungs = ladder::apple(options.codec, plan.width, plan.height, plan.aspect);
+    rung_settings(&rungs, base)
+}
+
+/// The settings of fixed rungs, each checked.
+fn rung_settings(
+    rungs: &[ladder::Rung],
+    base: &EncodeSettings,
+) -> Result<Vec<(String, EncodeSettings)>, EncodeJobError> {
+    rungs
+        .iter()
+        .map(|r| {
+            let s = EncodeSettings {
+                width: r.width,
+                height: r.height,
+                rate: r.rate,
+                vbv: r.vbv,
+                ..base.clone()
+            };
+            s.validate()
+                .map_err(|e| EncodeJobError::Config(format!("rung {}: {e}", r.name)))?;
+            Ok((r.name.clone(), s))
+        })
+        .collect()
 }
 
 /// One task.
@@ -368,6 +398,27 @@ impl Work {
             | Self::Encode { job, .. }
             | Self::Assemble { job, .. }
             | Self::Package { job, .. } => job,
+        }
+    }
+
+    /// The stage the task belongs to, for logs.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            Self::Advance { .. } => "advance",
+            Self::Plan { .. } => "plan",
+            Self::Probe { keep, .. } if !keep.is_empty() => "anchor",
+            Self::Probe { .. } => "probe",
+            Self::Encode { .. } => "encode",
+            Self::Assemble { .. } => "assemble",
+            Self::Package { .. } => "package",
+        }
+    }
+
+    /// The chunk a task works on, when it works on one.
+    pub fn chunk(&self) -> Option<usize> {
+        match self {
+            Self::Probe { chunk, .. } | Self::Encode { chunk, .. } => Some(*chunk),
+            _ => None,
         }
     }
 
@@ -517,50 +568,52 @@ impl Status {
     }
 }
 
-fn store_text(e: StoreError) -> String {
-    e.to_string()
-}
-
 impl Ctx<'_> {
     /// The key of `rel` under the job's prefix.
-    pub fn key(&self, rel: &str) -> Result<Key, String> {
-        Key::new(format!("{}{rel}", self.root)).map_err(|e| format!("key {rel:?}: {e}"))
+    pub fn key(&self, rel: &str) -> Result<Key, EncodeJobError> {
+        Key::new(format!("{}{rel}", self.root)).map_err(|error| EncodeJobError::Key {
+            rel: rel.to_owned(),
+            error,
+        })
     }
 
     /// Reads a JSON object; `None` when there is none.
-    pub fn read_json<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>, String> {
+    pub fn read_json<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>, EncodeJobError> {
         match self.store.get(&self.key(rel)?) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("{rel}: {e}")),
+            Ok(bytes) => parse_object(rel, &bytes).map(Some),
             Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_text(e)),
+            Err(error) => Err(store_error(rel, error)),
         }
     }
 
     /// Reads an object that never changes once written, from memory when read before.
-    fn read_fixed<T: DeserializeOwned>(&self, rel: &str) -> Result<T, String> {
+    fn read_fixed<T: DeserializeOwned>(&self, rel: &str) -> Result<T, EncodeJobError> {
         let key = self.key(rel)?;
         let bytes = match self.memo.get(key.as_str()) {
             Some(b) => b,
             None => {
-                let b = self.store.get(&key).map_err(store_text)?;
+                let b = self.store.get(&key).map_err(|e| store_error(rel, e))?;
                 self.memo.insert(key.as_str(), b.clone());
                 b
             }
         };
-        serde_json::from_slice(&bytes).map_err(|e| format!("{rel}: {e}"))
+        parse_object(rel, &bytes)
     }
 
     /// Writes a JSON object.
-    pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), String> {
+    pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), EncodeJobError> {
         let body = serde_json::to_vec_pretty(value).expect("serialises");
-        self.store.put(&self.key(rel)?, &body).map_err(store_text)
+        self.store
+            .put(&self.key(rel)?, &body)
+            .map_err(|e| store_error(rel, e))
     }
 
     /// The keys under `rel/`, relative to the job's prefix.
-    fn list(&self, rel: &str) -> Result<BTreeSet<String>, String> {
-        let keys = self.store.list(&self.key(rel)?).map_err(store_text)?;
+    fn list(&self, rel: &str) -> Result<BTreeSet<String>, EncodeJobError> {
+        let keys = self
+            .store
+            .list(&self.key(rel)?)
+            .map_err(|e| store_error(rel, e))?;
         Ok(keys
             .into_iter()
             .filter_map(|k| k.as_str().strip_prefix(&self.root).map(str::to_owned))
@@ -568,7 +621,7 @@ impl Ctx<'_> {
     }
 
     /// The input as a file of this machine, fetched into the cache the first time.
-    pub fn local_file(&self, input: &Input) -> Result<PathBuf, String> {
+    pub fn local_file(&self, input: &Input) -> Result<PathBuf, EncodeJobError> {
         let (key, name) = match input {
             Input::Local(p) => return Ok(p.clone()),
             Input::Stored { key, name } => (self.key(key)?, name),
@@ -580,11 +633,17 @@ impl Ctx<'_> {
         let dir = self.cache.join(&self.job).join("input");
         let path = dir.join(format!("{}-{}", digest_of(key.as_str()), safe_name(name)));
         if !path.is_file() {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(|error| EncodeJobError::File {
+                action: "create",
+                path: dir.clone(),
+                error,
+            })?;
             self.store
                 .get_to_file(&key, &path)
-                .map_err(|e| format!("fetching {name}: {e}"))?;
+                .map_err(|error| EncodeJobError::Fetch {
+                    name: name.clone(),
+                    error,
+                })?;
         }
         Ok(path)
     }
@@ -597,9 +656,10 @@ impl Ctx<'_> {
         tasks: &[Work],
         delay: Option<std::time::Duration>,
         done: usize,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, EncodeJobError> {
         let marker = format!("stages/{stage}.json");
-        if self.store.exists(&self.key(&marker)?).map_err(store_text)? {
+        let exists = self.store.exists(&self.key(&marker)?);
+        if exists.map_err(|e| store_error(&marker, e))? {
             return Ok(false);
         }
         for t in tasks {
@@ -609,7 +669,7 @@ impl Ctx<'_> {
                 Some(d) => self.queue.push_after(m, d),
                 None => self.queue.push(m),
             }
-            .map_err(|e| e.to_string())?;
+            .map_err(EncodeJobError::Queue)?;
         }
         let queued_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -688,8 +748,20 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn io(e: String) -> EncodeJobError {
-    EncodeJobError::Io(e)
+/// A store error at `rel` (relative to the job's prefix).
+fn store_error(rel: &str, error: StoreError) -> EncodeJobError {
+    EncodeJobError::Store {
+        rel: rel.to_owned(),
+        error,
+    }
+}
+
+/// Parses the JSON object at `rel`.
+fn parse_object<T: DeserializeOwned>(rel: &str, bytes: &[u8]) -> Result<T, EncodeJobError> {
+    serde_json::from_slice(bytes).map_err(|error| EncodeJobError::Object {
+        rel: rel.to_owned(),
+        error,
+    })
 }
 
 #[cfg(test)]

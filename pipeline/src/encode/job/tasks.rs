@@ -20,8 +20,27 @@ fn retry(e: impl std::fmt::Display) -> TaskFailure {
     TaskFailure::retry(e.to_string())
 }
 
+fn fatal(e: impl std::fmt::Display) -> TaskFailure {
+    TaskFailure::fatal(e.to_string())
+}
+
 /// Runs one task (not `Advance`, which the caller runs: see [`advance`]).
 pub fn execute(ctx: &Ctx, spec: &JobSpec, work: &Work) -> Result<(), TaskFailure> {
+    let _span = tracing::info_span!(
+        "task",
+        job = %ctx.job,
+        stage = work.stage(),
+        chunk = work.chunk()
+    )
+    .entered();
+    let done = run(ctx, spec, work);
+    if done.is_ok() {
+        tracing::info!("task done");
+    }
+    done
+}
+
+fn run(ctx: &Ctx, spec: &JobSpec, work: &Work) -> Result<(), TaskFailure> {
     match work {
         Work::Advance { .. } => Err(TaskFailure::fatal("the driver runs in the caller")),
         Work::Plan { .. } => run_plan(ctx, spec),
@@ -59,12 +78,12 @@ pub fn parse(lease: &Lease) -> Result<Work, TaskFailure> {
 }
 
 fn exists(ctx: &Ctx, rel: &str) -> Result<bool, TaskFailure> {
-    let key = ctx.key(rel).map_err(TaskFailure::fatal)?;
+    let key = ctx.key(rel).map_err(fatal)?;
     ctx.store.exists(&key).map_err(retry)
 }
 
 fn put(ctx: &Ctx, rel: &str, body: &[u8]) -> Result<(), TaskFailure> {
-    let key = ctx.key(rel).map_err(TaskFailure::fatal)?;
+    let key = ctx.key(rel).map_err(fatal)?;
     ctx.store.put(&key, body).map_err(retry)
 }
 
@@ -122,8 +141,7 @@ fn run_plan(ctx: &Ctx, spec: &JobSpec) -> Result<(), TaskFailure> {
         cpu_seconds: media::cpu::thread_cpu_seconds() - cpu,
     };
     derive(&spec.options, &plan).map_err(|e| TaskFailure::fatal(e.to_string()))?;
-    ctx.write_json("plan.json", &plan)
-        .map_err(TaskFailure::retry)
+    ctx.write_json("plan.json", &plan).map_err(retry)
 }
 
 /// Why a master is rejected, in a line: its first errors with their positions.
@@ -251,53 +269,11 @@ fn run_assemble(
     let assemble_started = media::cpu::thread_cpu_seconds();
     let scratch = scratch_dir(ctx)?;
     let path = scratch.path().join(format!("{}.mp4", safe_name(name)));
-    let mut chunk_bits = vec![0u64; spans.len()];
-    let mut transient = None;
-    let assembled = assemble::assemble(
-        &spans,
-        plan.frame_rate,
-        &mut |ci| {
-            let key = ctx.key(&chunks[ci])?;
-            let bytes = ctx.store.get(&key).map_err(|e| {
-                transient = Some(e.to_string());
-                e.to_string()
-            })?;
-            let chunk = EncodedChunk::from_bytes(&bytes).map_err(|e| e.to_string())?;
-            chunk_bits[ci] = chunk.packets.iter().map(|p| p.data.len() as u64 * 8).sum();
-            Ok(chunk)
-        },
-        &path,
-    );
-    let assembled = match (assembled, transient) {
-        (Ok(a), _) => a,
-        (Err(e), Some(_)) => return Err(TaskFailure::retry(format!("assembling {name}: {e}"))),
-        (Err(e), None) => return Err(TaskFailure::fatal(format!("assembling {name}: {e}"))),
-    };
+    let (assembled, chunk_bits) = join_chunks(ctx, &plan, name, chunks, &path)?;
     let assemble_cpu = media::cpu::thread_cpu_seconds() - assemble_started;
-    let mut encode_cpu = 0.0;
-    for k in chunks {
-        if let Ok(Some(cpu)) = ctx
-            .key(&format!("{k}.cpu"))
-            .map(|key| ctx.store.get(&key).ok())
-        {
-            encode_cpu += String::from_utf8_lossy(&cpu).parse::<f64>().unwrap_or(0.0);
-        }
-    }
+    let encode_cpu = encode_cpu_of(ctx, chunks);
     let measured = if spec.options.measure {
-        let reference = master(ctx, spec)?;
-        let m = workers::measure::measure(
-            &reference,
-            &path,
-            &workers::measure::MeasureOptions {
-                psnr: false,
-                ssim: false,
-                per_frame: true,
-                ..Default::default()
-            },
-            &mut |n| (ctx.events)(Event::Measuring(name.to_owned(), n)),
-        )
-        .map_err(|e| TaskFailure::fatal(format!("measuring {name}: {e}")))?;
-        Some(m)
+        Some(measure_rung(ctx, spec, name, &path)?)
     } else {
         None
     };
@@ -312,7 +288,7 @@ fn run_assemble(
         settings,
         fps,
     );
-    let key = ctx.key(file).map_err(TaskFailure::fatal)?;
+    let key = ctx.key(file).map_err(fatal)?;
     ctx.store.put_file(&key, &path).map_err(retry)?;
     let record_body = serde_json::to_vec_pretty(&RenditionRecord {
         report,
@@ -322,6 +298,76 @@ fn run_assemble(
     })
     .expect("serialises");
     put(ctx, record, &record_body)
+}
+
+/// Joins a rung's chunks (from the store) into the rendition at `path`; returns it with each
+/// chunk's bits. A chunk the store failed to give is worth another attempt.
+fn join_chunks(
+    ctx: &Ctx,
+    plan: &Plan,
+    name: &str,
+    chunks: &[String],
+    path: &Path,
+) -> Result<(assemble::Assembled, Vec<u64>), TaskFailure> {
+    let spans = plan.spans();
+    let mut chunk_bits = vec![0u64; spans.len()];
+    let mut transient = None;
+    let assembled = assemble::assemble(
+        &spans,
+        plan.frame_rate,
+        &mut |ci| {
+            let key = ctx.key(&chunks[ci]).map_err(|e| e.to_string())?;
+            let bytes = ctx.store.get(&key).map_err(|e| {
+                transient = Some(e.to_string());
+                e.to_string()
+            })?;
+            let chunk = EncodedChunk::from_bytes(&bytes).map_err(|e| e.to_string())?;
+            chunk_bits[ci] = chunk.packets.iter().map(|p| p.data.len() as u64 * 8).sum();
+            Ok(chunk)
+        },
+        path,
+    );
+    match (assembled, transient) {
+        (Ok(a), _) => Ok((a, chunk_bits)),
+        (Err(e), Some(_)) => Err(TaskFailure::retry(format!("assembling {name}: {e}"))),
+        (Err(e), None) => Err(TaskFailure::fatal(format!("assembling {name}: {e}"))),
+    }
+}
+
+/// CPU seconds the encodes of `chunks` took, as each recorded (`KEY.cpu`).
+fn encode_cpu_of(ctx: &Ctx, chunks: &[String]) -> f64 {
+    let mut encode_cpu = 0.0;
+    for k in chunks {
+        if let Ok(Some(cpu)) = ctx
+            .key(&format!("{k}.cpu"))
+            .map(|key| ctx.store.get(&key).ok())
+        {
+            encode_cpu += String::from_utf8_lossy(&cpu).parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    encode_cpu
+}
+
+/// VMAF of the rendition at `path` against the master, frame by frame.
+fn measure_rung(
+    ctx: &Ctx,
+    spec: &JobSpec,
+    name: &str,
+    path: &Path,
+) -> Result<workers::measure::MeasureReport, TaskFailure> {
+    let reference = master(ctx, spec)?;
+    workers::measure::measure(
+        &reference,
+        path,
+        &workers::measure::MeasureOptions {
+            psnr: false,
+            ssim: false,
+            per_frame: true,
+            ..Default::default()
+        },
+        &mut |n| (ctx.events)(Event::Measuring(name.to_owned(), n)),
+    )
+    .map_err(|e| TaskFailure::fatal(format!("measuring {name}: {e}")))
 }
 
 /// A scratch folder in the cache, removed when dropped.
@@ -378,7 +424,7 @@ fn run_package(
     let scratch = scratch_dir(ctx)?;
     let mut files = Vec::new();
     for (name, key) in renditions {
-        let k = ctx.key(key).map_err(TaskFailure::fatal)?;
+        let k = ctx.key(key).map_err(fatal)?;
         let path = match ctx.store.local_path(&k) {
             Some(p) => p,
             None => {
@@ -407,7 +453,7 @@ fn run_package(
     };
     let report = match &spec.output {
         Output::Dir(out) => {
-            package::remove_manifests(out).map_err(TaskFailure::fatal)?;
+            package::remove_manifests(out).map_err(fatal)?;
             package::package_title(
                 &title,
                 &packager::sink::DirSink::new(out),
@@ -425,12 +471,12 @@ fn run_package(
             if done.is_err() && sink.failed.load(std::sync::atomic::Ordering::Acquire) {
                 return Err(TaskFailure::retry(format!(
                     "packaging: {}",
-                    done.err().unwrap_or_default()
+                    done.err().map(|e| e.to_string()).unwrap_or_default()
                 )));
             }
             done
         }
     }
     .map_err(|e| TaskFailure::fatal(format!("packaging: {e}")))?;
-    ctx.write_json(record, &report).map_err(TaskFailure::retry)
+    ctx.write_json(record, &report).map_err(retry)
 }
