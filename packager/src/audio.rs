@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use media::{AAC_RATE, AacEncoder, Demuxer, Fragmenter, MediaError};
 
+use crate::bmff::BoxError;
 use crate::codecs::{self, Media};
 use crate::fragments;
 use crate::presentation::{Audio, Segment, Timeline, bcp47, iso639_2, language_name};
@@ -38,6 +39,20 @@ pub enum AudioError {
         stream: usize,
         /// Why.
         reason: String,
+    },
+    /// The encoded track's boxes could not be read back.
+    #[error(transparent)]
+    Boxes(#[from] BoxError),
+    /// The encoded track is not audio.
+    #[error("the track is not audio")]
+    NotAudio,
+    /// Another number of segments than the video has.
+    #[error("{written} segments written, the video has {expected}")]
+    Segments {
+        /// Segments in the track.
+        written: usize,
+        /// Segments of the video.
+        expected: usize,
     },
 }
 
@@ -186,16 +201,16 @@ pub fn describe(
     id: &str,
     default: bool,
     bytes: &[u8],
-) -> Result<Described, String> {
-    let split = fragments::split(bytes).map_err(|e| e.to_string())?;
+) -> Result<Described, AudioError> {
+    let split = fragments::split(bytes)?;
     let init_len = split.init_len as usize;
-    let info = codecs::track_info(&bytes[..init_len]).map_err(|e| e.to_string())?;
+    let info = codecs::track_info(&bytes[..init_len])?;
     let Media::Audio {
         channels,
         sample_rate,
     } = info.media
     else {
-        return Err("the track is not audio".into());
+        return Err(AudioError::NotAudio);
     };
     let mut timeline = Timeline {
         timescale: info.timescale,
