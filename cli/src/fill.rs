@@ -65,12 +65,13 @@ fn plan(global: &Global, args: &FillPlanArgs) -> anyhow::Result<ExitCode> {
             .rsplit('/')
             .next()
             .unwrap_or_default();
-        fill::catalog_store(&store, root).map_err(Failure::io)?
+        fill::catalog_store(&store, root).map_err(|e| Failure::io(e.to_string()))?
     } else {
-        fill::catalog_dir(std::path::Path::new(&args.catalog)).map_err(Failure::io)?
+        fill::catalog_dir(std::path::Path::new(&args.catalog))
+            .map_err(|e| Failure::io(e.to_string()))?
     };
-    let plan =
-        fill::plan(&titles, &args.catalog, &topology, &popularity, now).map_err(Failure::usage)?;
+    let plan = fill::plan(&titles, &args.catalog, &topology, &popularity, now)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     output::json(&plan, &args.output)?;
     if !global.quiet {
         let placements: usize = plan.files.iter().map(|f| f.on.len()).sum();
@@ -80,7 +81,11 @@ fn plan(global: &Global, args: &FillPlanArgs) -> anyhow::Result<ExitCode> {
             plan.files.len(),
             plan.appliances.len()
         );
-        for t in plan.titles.iter().filter(|t| t.placed == "partial") {
+        for t in plan
+            .titles
+            .iter()
+            .filter(|t| t.placed == fill::Placed::Partial)
+        {
             eprintln!(
                 "  {} at {}: partial, rungs {} (left out: {})",
                 t.title,
@@ -100,7 +105,7 @@ fn fill_run(global: &Global, args: &FillRunArgs) -> anyhow::Result<ExitCode> {
     options.timeout = std::time::Duration::from_secs(args.timeout.max(1));
     options.trip = args.trip.max(1);
     options.cool_down = std::time::Duration::from_secs(args.cool_down);
-    let report = fill::run::run(&plan, &options).map_err(Failure::io)?;
+    let report = fill::run::run(&plan, &options).map_err(|e| Failure::io(e.to_string()))?;
     output::pretty(&report)?;
     if !global.quiet {
         eprintln!(
@@ -137,7 +142,8 @@ fn fill_run(global: &Global, args: &FillRunArgs) -> anyhow::Result<ExitCode> {
 fn locate(args: &FillLocateArgs) -> anyhow::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
     let now = now_or_clock(args.now.as_deref())?;
-    let urls = fill::locate(&plan, &args.what, &args.site, now).map_err(Failure::rejected)?;
+    let urls = fill::locate(&plan, &args.what, &args.site, now)
+        .map_err(|e| Failure::rejected(e.to_string()))?;
     output::pretty(&urls)?;
     Ok(exit::OK.into())
 }

@@ -47,12 +47,12 @@ pub struct Assembled {
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
     /// A chunk could not be loaded.
-    #[error("chunk {index}: {reason}")]
+    #[error("chunk {index}: {source}")]
     Load {
         /// Chunk number.
         index: usize,
-        /// Why.
-        reason: String,
+        /// Why, as the loader said.
+        source: LoadError,
     },
     /// A chunk does not fit the plan or the other chunks.
     #[error("chunk {index} (frame {start_frame}): {reason}")]
@@ -62,7 +62,8 @@ pub enum AssembleError {
         /// Its first frame.
         start_frame: u64,
         /// What is wrong.
-        reason: String,
+        #[source]
+        reason: ChunkMismatch,
     },
     /// The plan itself has gaps or overlaps.
     #[error("the chunk plan is not contiguous: {0}")]
@@ -80,12 +81,59 @@ pub enum AssembleError {
     },
 }
 
+/// Why a chunk could not be loaded: whatever the caller's loader met (a store, a decode).
+pub type LoadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Loads chunk `index` of the plan.
+pub type Loader<'a> = dyn FnMut(usize) -> Result<EncodedChunk, LoadError> + 'a;
+
+/// What is wrong with one chunk.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkMismatch {
+    /// Another number of frames than planned.
+    #[error("{encoded} frames encoded, {planned} planned")]
+    Frames {
+        /// Frames in the chunk.
+        encoded: u64,
+        /// Frames in the plan.
+        planned: u64,
+    },
+    /// Presentation times that are not 0, 1, 2...
+    #[error("its frames are not numbered 0, 1, 2, ...")]
+    Numbering,
+    /// The first packet is not a keyframe.
+    #[error("it does not start with a keyframe")]
+    NoKeyframe,
+    /// Other stream parameters than the first chunk's.
+    #[error(
+        "its stream parameters differ from chunk 0's ({} {}x{} {} against {} {}x{} {}; \
+         differing: {}); the chunks were encoded with different settings",
+        .ours.codec, .ours.width, .ours.height, .ours.pixel_format,
+        .first.codec, .first.width, .first.height, .first.pixel_format,
+        differing(.first, .ours).join(", ")
+    )]
+    Params {
+        /// The first chunk's.
+        first: Box<StreamParams>,
+        /// This chunk's.
+        ours: Box<StreamParams>,
+    },
+    /// A decoding time that does not follow the previous one.
+    #[error("decoding time {dts} does not follow {prev}")]
+    Dts {
+        /// This packet's, on the stream's clock.
+        dts: i64,
+        /// The previous packet's.
+        prev: i64,
+    },
+}
+
 /// Joins the chunks of `plan`, loaded one at a time by `load`, into `out` (container by
 /// extension). `out` appears whole or not at all.
 pub fn assemble(
     plan: &[ChunkSpan],
     frame_rate: Rational,
-    load: &mut dyn FnMut(usize) -> Result<EncodedChunk, String>,
+    load: &mut Loader<'_>,
     out: &Path,
 ) -> Result<Assembled, AssembleError> {
     check_plan(plan)?;
@@ -139,153 +187,206 @@ fn partial_path(out: &Path) -> PathBuf {
 fn write(
     plan: &[ChunkSpan],
     frame_rate: Rational,
-    load: &mut dyn FnMut(usize) -> Result<EncodedChunk, String>,
+    load: &mut Loader<'_>,
     tmp: &Path,
     out: &Path,
 ) -> Result<Assembled, AssembleError> {
-    let fps = frame_rate.to_f64().unwrap_or(0.0);
-    // Decoding times are rebuilt with one reorder delay for the whole stream, the largest any
-    // chunk needs: the k-th packet of a chunk decodes at its k-th presentation time minus the
-    // delay. Encoders may use a smaller delay in a short chunk (x264 does for a chunk of one
-    // frame), which would otherwise make decoding times go backwards at the next chunk. The
-    // chunks are read twice for this, one at a time.
+    let mut joiner = Joiner::new(tmp, frame_rate, reorder_delay(plan.len(), load)?);
+    for (index, span) in plan.iter().enumerate() {
+        let chunk = load(index).map_err(|source| AssembleError::Load { index, source })?;
+        joiner.add(index, span, chunk)?;
+    }
+    joiner.finish(out)
+}
+
+/// The one reorder delay decoding times are rebuilt with, the largest any chunk needs: the
+/// k-th packet of a chunk decodes at its k-th presentation time minus the delay. Encoders may
+/// use a smaller delay in a short chunk (x264 does for a chunk of one frame), which would
+/// otherwise make decoding times go backwards at the next chunk. The chunks are read twice for
+/// this, one at a time.
+fn reorder_delay(chunks: usize, load: &mut Loader<'_>) -> Result<i64, AssembleError> {
     let mut delay = 0i64;
-    for index in 0..plan.len() {
-        let chunk = load(index).map_err(|reason| AssembleError::Load { index, reason })?;
+    for index in 0..chunks {
+        let chunk = load(index).map_err(|source| AssembleError::Load { index, source })?;
         for (k, p) in chunk.packets.iter().enumerate() {
             delay = delay.max(k as i64 - p.pts);
         }
     }
-    let mut muxer: Option<VideoMuxer> = None;
-    let mut first: Option<StreamParams> = None;
-    let mut last_dts: Option<i64> = None;
-    let mut keyframes = Vec::new();
-    let mut video_bytes = 0u64;
-    let mut span_bytes = 0u64;
-    let mut peak_bits_per_frame = 0f64;
-    let mut frames = 0u64;
-    for (index, span) in plan.iter().enumerate() {
-        let chunk = load(index).map_err(|reason| AssembleError::Load { index, reason })?;
-        let mismatch = |reason: String| AssembleError::Mismatch {
+    Ok(delay)
+}
+
+/// Checks a chunk on its own: its frame count, numbering and first keyframe.
+fn check_chunk(span: &ChunkSpan, chunk: &EncodedChunk) -> Result<(), ChunkMismatch> {
+    if chunk.frames() as u64 != span.frames {
+        return Err(ChunkMismatch::Frames {
+            encoded: chunk.frames() as u64,
+            planned: span.frames,
+        });
+    }
+    let mut pts: Vec<i64> = chunk.packets.iter().map(|p| p.pts).collect();
+    pts.sort_unstable();
+    if pts.iter().enumerate().any(|(i, &p)| p != i as i64) {
+        return Err(ChunkMismatch::Numbering);
+    }
+    if !chunk.packets[0].is_key() {
+        return Err(ChunkMismatch::NoKeyframe);
+    }
+    Ok(())
+}
+
+/// The names of the stream parameters that differ between `a` and `b`.
+fn differing(a: &StreamParams, b: &StreamParams) -> Vec<&'static str> {
+    [
+        ("codec", a.codec != b.codec),
+        ("size", (a.width, a.height) != (b.width, b.height)),
+        ("pixel format", a.pixel_format != b.pixel_format),
+        ("profile", a.profile != b.profile),
+        ("level", a.level != b.level),
+        ("bit depth", a.bit_depth != b.bit_depth),
+        (
+            "sample aspect ratio",
+            a.sample_aspect_ratio != b.sample_aspect_ratio,
+        ),
+        ("colour description", a.color != b.color),
+        ("chroma location", a.chroma_location != b.chroma_location),
+        ("reordering delay", a.video_delay != b.video_delay),
+        ("decoder configuration", a.extradata != b.extradata),
+    ]
+    .into_iter()
+    .filter_map(|(name, d)| d.then_some(name))
+    .collect()
+}
+
+/// The stream being written: the muxer (opened with the first chunk's parameters) and what is
+/// measured on the way.
+struct Joiner<'a> {
+    tmp: &'a Path,
+    frame_rate: Rational,
+    /// The reorder delay of the whole stream.
+    delay: i64,
+    muxer: Option<VideoMuxer>,
+    /// The first chunk's parameters, which every chunk must have.
+    first: Option<StreamParams>,
+    last_dts: Option<i64>,
+    keyframes: Vec<u64>,
+    video_bytes: u64,
+    /// Bytes since the last keyframe.
+    span_bytes: u64,
+    peak_bits_per_frame: f64,
+    frames: u64,
+}
+
+impl<'a> Joiner<'a> {
+    fn new(tmp: &'a Path, frame_rate: Rational, delay: i64) -> Self {
+        Self {
+            tmp,
+            frame_rate,
+            delay,
+            muxer: None,
+            first: None,
+            last_dts: None,
+            keyframes: Vec::new(),
+            video_bytes: 0,
+            span_bytes: 0,
+            peak_bits_per_frame: 0.0,
+            frames: 0,
+        }
+    }
+
+    /// Checks a chunk against the plan and the first chunk, then writes its packets on the
+    /// master's frame clock.
+    fn add(
+        &mut self,
+        index: usize,
+        span: &ChunkSpan,
+        chunk: EncodedChunk,
+    ) -> Result<(), AssembleError> {
+        let mismatch = |reason| AssembleError::Mismatch {
             index,
             start_frame: span.start_frame,
             reason,
         };
-        if chunk.frames() as u64 != span.frames {
-            return Err(mismatch(format!(
-                "{} frames encoded, {} planned",
-                chunk.frames(),
-                span.frames
-            )));
-        }
-        let mut pts: Vec<i64> = chunk.packets.iter().map(|p| p.pts).collect();
-        pts.sort_unstable();
-        if pts.iter().enumerate().any(|(i, &p)| p != i as i64) {
-            return Err(mismatch("its frames are not numbered 0, 1, 2, ...".into()));
-        }
-        if !chunk.packets[0].is_key() {
-            return Err(mismatch("it does not start with a keyframe".into()));
-        }
-        match &first {
+        check_chunk(span, &chunk).map_err(mismatch)?;
+        match &self.first {
             None => {
-                muxer = Some(VideoMuxer::create(
-                    tmp,
+                self.muxer = Some(VideoMuxer::create(
+                    self.tmp,
                     &chunk.params,
                     &chunk.extradata(),
-                    frame_rate,
+                    self.frame_rate,
                 )?);
             }
             Some(f) if *f != chunk.params => {
-                let c = &chunk.params;
-                let differ: Vec<&str> = [
-                    ("codec", f.codec != c.codec),
-                    ("size", (f.width, f.height) != (c.width, c.height)),
-                    ("pixel format", f.pixel_format != c.pixel_format),
-                    ("profile", f.profile != c.profile),
-                    ("level", f.level != c.level),
-                    ("bit depth", f.bit_depth != c.bit_depth),
-                    (
-                        "sample aspect ratio",
-                        f.sample_aspect_ratio != c.sample_aspect_ratio,
-                    ),
-                    ("colour description", f.color != c.color),
-                    ("chroma location", f.chroma_location != c.chroma_location),
-                    ("reordering delay", f.video_delay != c.video_delay),
-                    ("decoder configuration", f.extradata != c.extradata),
-                ]
-                .into_iter()
-                .filter_map(|(name, d)| d.then_some(name))
-                .collect();
-                return Err(mismatch(format!(
-                    "its stream parameters differ from chunk 0's ({} {}x{} {} against {} \
-                     {}x{} {}; differing: {}); the chunks were encoded with different settings",
-                    c.codec,
-                    c.width,
-                    c.height,
-                    c.pixel_format,
-                    f.codec,
-                    f.width,
-                    f.height,
-                    f.pixel_format,
-                    differ.join(", ")
-                )));
+                return Err(mismatch(ChunkMismatch::Params {
+                    first: Box::new(f.clone()),
+                    ours: Box::new(chunk.params),
+                }));
             }
             Some(_) => {}
         }
-        let m = muxer.as_mut().expect("created with the first chunk");
+        let m = self.muxer.as_mut().expect("created with the first chunk");
         let base = span.start_frame as i64;
         for (k, p) in chunk.packets.iter().enumerate() {
-            let (pts, dts) = (base + p.pts, base + k as i64 - delay);
-            if let Some(prev) = last_dts
+            let (pts, dts) = (base + p.pts, base + k as i64 - self.delay);
+            if let Some(prev) = self.last_dts
                 && dts <= prev
             {
-                return Err(mismatch(format!(
-                    "decoding time {dts} does not follow {prev}"
-                )));
+                return Err(mismatch(ChunkMismatch::Dts { dts, prev }));
             }
-            last_dts = Some(dts);
+            self.last_dts = Some(dts);
             if p.is_key() {
-                if !keyframes.is_empty() {
-                    let prev = *keyframes.last().expect("not empty");
-                    peak_bits_per_frame = peak_bits_per_frame
-                        .max(span_bytes as f64 * 8.0 / (pts as u64 - prev) as f64);
+                if let Some(&prev) = self.keyframes.last() {
+                    self.peak_bits_per_frame = self
+                        .peak_bits_per_frame
+                        .max(self.span_bytes as f64 * 8.0 / (pts as u64 - prev) as f64);
                 }
-                keyframes.push(pts as u64);
-                span_bytes = 0;
+                self.keyframes.push(pts as u64);
+                self.span_bytes = 0;
             }
-            span_bytes += p.data.len() as u64;
-            video_bytes += p.data.len() as u64;
+            self.span_bytes += p.data.len() as u64;
+            self.video_bytes += p.data.len() as u64;
             m.write(p, pts, dts)?;
         }
-        frames += span.frames;
-        if first.is_none() {
-            first = Some(chunk.params);
+        self.frames += span.frames;
+        if self.first.is_none() {
+            self.first = Some(chunk.params);
         }
+        Ok(())
     }
-    if let Some(&prev) = keyframes.last() {
-        peak_bits_per_frame =
-            peak_bits_per_frame.max(span_bytes as f64 * 8.0 / (frames - prev).max(1) as f64);
-    }
-    muxer.expect("at least one chunk").finish()?;
-    let file_bytes = std::fs::metadata(tmp)
-        .map_err(|error| AssembleError::Io {
-            path: out.to_owned(),
-            error,
-        })?
-        .len();
-    let duration_seconds = if fps > 0.0 { frames as f64 / fps } else { 0.0 };
-    Ok(Assembled {
-        path: out.to_owned(),
-        frames,
-        duration_seconds,
-        video_bytes,
-        file_bytes,
-        average_kbps: if duration_seconds > 0.0 {
-            video_bytes as f64 * 8.0 / duration_seconds / 1000.0
+
+    /// Closes the file and sums up what was written.
+    fn finish(mut self, out: &Path) -> Result<Assembled, AssembleError> {
+        if let Some(&prev) = self.keyframes.last() {
+            self.peak_bits_per_frame = self
+                .peak_bits_per_frame
+                .max(self.span_bytes as f64 * 8.0 / (self.frames - prev).max(1) as f64);
+        }
+        self.muxer.expect("at least one chunk").finish()?;
+        let file_bytes = std::fs::metadata(self.tmp)
+            .map_err(|error| AssembleError::Io {
+                path: out.to_owned(),
+                error,
+            })?
+            .len();
+        let fps = self.frame_rate.to_f64().unwrap_or(0.0);
+        let duration_seconds = if fps > 0.0 {
+            self.frames as f64 / fps
         } else {
             0.0
-        },
-        peak_kbps: peak_bits_per_frame * fps / 1000.0,
-        keyframes,
-    })
+        };
+        Ok(Assembled {
+            path: out.to_owned(),
+            frames: self.frames,
+            duration_seconds,
+            video_bytes: self.video_bytes,
+            file_bytes,
+            average_kbps: if duration_seconds > 0.0 {
+                self.video_bytes as f64 * 8.0 / duration_seconds / 1000.0
+            } else {
+                0.0
+            },
+            peak_kbps: self.peak_bits_per_frame * fps / 1000.0,
+            keyframes: self.keyframes,
+        })
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::presentation::{Presentation, Timeline, Video};
+use crate::presentation::{Audio, Presentation, Text, Thumbnails, Timeline, Video};
 
 /// Name of the MPD in the title's root.
 pub const MPD: &str = "manifest.mpd";
@@ -125,99 +125,120 @@ pub fn mpd(p: &Presentation) -> String {
         by_codec.entry(family).or_default().push(v);
     }
     for videos in by_codec.values() {
-        let shared = videos
-            .windows(2)
-            .all(|w| same_times(&w[0].timeline, &w[1].timeline));
-        let max_w = videos.iter().map(|v| v.width).max().unwrap_or(0);
-        let max_h = videos.iter().map(|v| v.height).max().unwrap_or(0);
-        let top = videos.iter().max_by_key(|v| v.width * v.height).copied();
-        let _ = writeln!(
-            out,
-            "    <AdaptationSet id=\"{set_id}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" maxWidth=\"{max_w}\" maxHeight=\"{max_h}\"{}{}>",
-            top.map(|v| format!(" maxFrameRate=\"{}\"", frame_rate(v)))
-                .unwrap_or_default(),
-            top.map(|v| format!(" par=\"{}\"", par(v)))
-                .unwrap_or_default(),
-        );
+        video_set(&mut out, set_id, videos);
         set_id += 1;
-        out.push_str("      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
-        if shared && let Some(first) = videos.first() {
-            out.push_str(&template("video", &first.timeline, "      "));
-        }
-        for v in videos {
-            let _ = write!(
-                out,
-                "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" width=\"{}\" height=\"{}\" frameRate=\"{}\" sar=\"{}:{}\"",
-                xml(&v.id),
-                v.timeline.peak_bps(),
-                xml(&v.codecs),
-                v.width,
-                v.height,
-                frame_rate(v),
-                v.sar.0,
-                v.sar.1,
-            );
-            if shared {
-                out.push_str("/>\n");
-            } else {
-                out.push_str(">\n");
-                out.push_str(&template("video", &v.timeline, "        "));
-                out.push_str("      </Representation>\n");
-            }
-        }
-        out.push_str("    </AdaptationSet>\n");
     }
     for a in &p.audio {
-        let _ = writeln!(
-            out,
-            "    <AdaptationSet id=\"{set_id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"{}\" segmentAlignment=\"true\" startWithSAP=\"1\">",
-            xml(&a.language)
-        );
+        audio_set(&mut out, set_id, a);
         set_id += 1;
-        let role = if a.default { "main" } else { "alternate" };
-        let _ = writeln!(
-            out,
-            "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>\n      <Label>{}</Label>",
-            xml(&a.name)
-        );
-        out.push_str(&template("audio", &a.timeline, "      "));
-        let _ = writeln!(
-            out,
-            "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n      </Representation>\n    </AdaptationSet>",
-            xml(&a.id),
-            a.timeline.peak_bps(),
-            xml(&a.codecs),
-            a.sample_rate,
-            a.channels,
-        );
     }
     for t in &p.text {
-        let seconds = p.duration.max(1e-3);
-        let _ = writeln!(
-            out,
-            "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Label>{}</Label>\n      <Representation id=\"text-{}\" bandwidth=\"{}\">\n        <BaseURL>text/{}/all.vtt</BaseURL>\n      </Representation>\n    </AdaptationSet>",
-            xml(&t.language),
-            xml(&t.name),
-            xml(&t.id),
-            ((t.bytes as f64 * 8.0 / seconds).ceil() as u64).max(1),
-            xml(&t.id),
-        );
+        text_set(&mut out, set_id, t, p.duration);
         set_id += 1;
     }
     if let Some(th) = &p.thumbnails {
-        let per_sheet = th.interval * th.columns * th.rows;
-        let _ = writeln!(
-            out,
-            "    <AdaptationSet id=\"{set_id}\" contentType=\"image\" mimeType=\"image/jpeg\">\n      <SegmentTemplate media=\"thumbs/$Number%05d$.jpg\" timescale=\"1\" duration=\"{per_sheet}\" startNumber=\"1\"/>\n      <Representation id=\"thumbnails\" bandwidth=\"{}\" width=\"{}\" height=\"{}\">\n        <EssentialProperty schemeIdUri=\"http://dashif.org/thumbnail_tile\" value=\"{}x{}\"/>\n      </Representation>\n    </AdaptationSet>",
-            ((th.max_sheet_bytes as f64 * 8.0 / f64::from(per_sheet.max(1))).ceil() as u64).max(1),
-            th.tile.0 * th.columns,
-            th.tile.1 * th.rows,
-            th.columns,
-            th.rows,
-        );
+        thumbnail_set(&mut out, set_id, th);
     }
     out.push_str("  </Period>\n</MPD>\n");
     out
+}
+
+/// The adaptation set of one video codec family: one `SegmentTemplate` for all when their
+/// segments have the same times, else one in each representation.
+fn video_set(out: &mut String, set_id: usize, videos: &[&Video]) {
+    let shared = videos
+        .windows(2)
+        .all(|w| same_times(&w[0].timeline, &w[1].timeline));
+    let max_w = videos.iter().map(|v| v.width).max().unwrap_or(0);
+    let max_h = videos.iter().map(|v| v.height).max().unwrap_or(0);
+    let top = videos.iter().max_by_key(|v| v.width * v.height).copied();
+    let _ = writeln!(
+        out,
+        "    <AdaptationSet id=\"{set_id}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" maxWidth=\"{max_w}\" maxHeight=\"{max_h}\"{}{}>",
+        top.map(|v| format!(" maxFrameRate=\"{}\"", frame_rate(v)))
+            .unwrap_or_default(),
+        top.map(|v| format!(" par=\"{}\"", par(v)))
+            .unwrap_or_default(),
+    );
+    out.push_str("      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
+    if shared && let Some(first) = videos.first() {
+        out.push_str(&template("video", &first.timeline, "      "));
+    }
+    for v in videos {
+        let _ = write!(
+            out,
+            "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" width=\"{}\" height=\"{}\" frameRate=\"{}\" sar=\"{}:{}\"",
+            xml(&v.id),
+            v.timeline.peak_bps(),
+            xml(&v.codecs),
+            v.width,
+            v.height,
+            frame_rate(v),
+            v.sar.0,
+            v.sar.1,
+        );
+        if shared {
+            out.push_str("/>\n");
+        } else {
+            out.push_str(">\n");
+            out.push_str(&template("video", &v.timeline, "        "));
+            out.push_str("      </Representation>\n");
+        }
+    }
+    out.push_str("    </AdaptationSet>\n");
+}
+
+/// The adaptation set of one audio track.
+fn audio_set(out: &mut String, set_id: usize, a: &Audio) {
+    let _ = writeln!(
+        out,
+        "    <AdaptationSet id=\"{set_id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"{}\" segmentAlignment=\"true\" startWithSAP=\"1\">",
+        xml(&a.language)
+    );
+    let role = if a.default { "main" } else { "alternate" };
+    let _ = writeln!(
+        out,
+        "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>\n      <Label>{}</Label>",
+        xml(&a.name)
+    );
+    out.push_str(&template("audio", &a.timeline, "      "));
+    let _ = writeln!(
+        out,
+        "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n      </Representation>\n    </AdaptationSet>",
+        xml(&a.id),
+        a.timeline.peak_bps(),
+        xml(&a.codecs),
+        a.sample_rate,
+        a.channels,
+    );
+}
+
+/// The adaptation set of one subtitle track: its whole WebVTT file.
+fn text_set(out: &mut String, set_id: usize, t: &Text, duration: f64) {
+    let seconds = duration.max(1e-3);
+    let _ = writeln!(
+        out,
+        "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Label>{}</Label>\n      <Representation id=\"text-{}\" bandwidth=\"{}\">\n        <BaseURL>text/{}/all.vtt</BaseURL>\n      </Representation>\n    </AdaptationSet>",
+        xml(&t.language),
+        xml(&t.name),
+        xml(&t.id),
+        ((t.bytes as f64 * 8.0 / seconds).ceil() as u64).max(1),
+        xml(&t.id),
+    );
+}
+
+/// The adaptation set of the thumbnail sheets (DASH-IF thumbnail tiles).
+fn thumbnail_set(out: &mut String, set_id: usize, th: &Thumbnails) {
+    let per_sheet = th.interval * th.columns * th.rows;
+    let _ = writeln!(
+        out,
+        "    <AdaptationSet id=\"{set_id}\" contentType=\"image\" mimeType=\"image/jpeg\">\n      <SegmentTemplate media=\"thumbs/$Number%05d$.jpg\" timescale=\"1\" duration=\"{per_sheet}\" startNumber=\"1\"/>\n      <Representation id=\"thumbnails\" bandwidth=\"{}\" width=\"{}\" height=\"{}\">\n        <EssentialProperty schemeIdUri=\"http://dashif.org/thumbnail_tile\" value=\"{}x{}\"/>\n      </Representation>\n    </AdaptationSet>",
+        ((th.max_sheet_bytes as f64 * 8.0 / f64::from(per_sheet.max(1))).ceil() as u64).max(1),
+        th.tile.0 * th.columns,
+        th.tile.1 * th.rows,
+        th.columns,
+        th.rows,
+    );
 }
 
 /// Two timelines with the same timescale and segment times (sizes may differ).

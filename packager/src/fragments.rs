@@ -94,7 +94,38 @@ fn segment(
     track: Defaults,
 ) -> Result<SegmentInfo, BoxError> {
     let traf = moof.child(0, b"traf")?;
-    let tfhd = traf.child(0, b"tfhd")?;
+    let d = fragment_defaults(&traf.child(0, b"tfhd")?, track)?;
+    let tfdt = traf.child(0, b"tfdt")?;
+    let (v, _) = tfdt.version_flags()?;
+    let base = if v == 1 {
+        tfdt.u64_at(4)?
+    } else {
+        u64::from(tfdt.u32_at(4)?)
+    };
+    let mut runs = Runs::default();
+    for trun in traf.children(0)?.iter().filter(|b| &b.kind == b"trun") {
+        runs.read(trun, d, moof.offset)?;
+    }
+    let (offset, size, sflags) = runs.first.ok_or_else(|| traf.bad("no samples".into()))?;
+    let data = mdat.offset + mdat.header as u64;
+    if offset < data || offset + u64::from(size) > end {
+        return Err(moof.bad(format!(
+            "first sample at byte {offset} ({size} bytes) is outside its `mdat`"
+        )));
+    }
+    Ok(SegmentInfo {
+        range: (start, end),
+        start: base,
+        duration: runs.duration,
+        samples: runs.samples,
+        starts_with_sync: sflags & NON_SYNC == 0,
+        first_sample_end: offset + u64::from(size) - start,
+        media_bytes: runs.media_bytes,
+    })
+}
+
+/// The fragment's sample defaults: the track's, overridden by the `tfhd`'s optional fields.
+fn fragment_defaults(tfhd: &Mp4Box<'_>, track: Defaults) -> Result<Defaults, BoxError> {
     let (_, flags) = tfhd.version_flags()?;
     // Track ID, then the optional fields in the order of their flags.
     let mut at = 8;
@@ -116,18 +147,23 @@ fn segment(
     if flags & 0x20 != 0 {
         d.flags = tfhd.u32_at(at)?;
     }
-    let tfdt = traf.child(0, b"tfdt")?;
-    let (v, _) = tfdt.version_flags()?;
-    let base = if v == 1 {
-        tfdt.u64_at(4)?
-    } else {
-        u64::from(tfdt.u32_at(4)?)
-    };
-    let mut duration = 0u64;
-    let mut samples = 0u32;
-    let mut media_bytes = 0u64;
-    let mut first: Option<(u64, u32, u32)> = None; // data offset, size, flags
-    for trun in traf.children(0)?.iter().filter(|b| &b.kind == b"trun") {
+    Ok(d)
+}
+
+/// What the `trun` boxes of a fragment add up to.
+#[derive(Default)]
+struct Runs {
+    duration: u64,
+    samples: u32,
+    media_bytes: u64,
+    /// The first sample's data offset (absolute), size and flags.
+    first: Option<(u64, u32, u32)>,
+}
+
+impl Runs {
+    /// Adds one `trun`'s samples; `d` gives the fields it leaves out, `moof_offset` the base
+    /// of its data offset (`default-base-is-moof`).
+    fn read(&mut self, trun: &Mp4Box<'_>, d: Defaults, moof_offset: u64) -> Result<(), BoxError> {
         let (_, f) = trun.version_flags()?;
         let count = trun.u32_at(4)?;
         let mut at = 8;
@@ -178,33 +214,18 @@ fn segment(
             if f & 0x800 != 0 {
                 at += 4;
             }
-            if first.is_none() {
+            if self.first.is_none() {
                 let offset = data_offset.ok_or_else(|| trun.bad("no data offset".into()))?;
-                first = Some((
-                    moof.offset.wrapping_add_signed(i64::from(offset)),
+                self.first = Some((
+                    moof_offset.wrapping_add_signed(i64::from(offset)),
                     size,
                     sflags,
                 ));
             }
-            duration += u64::from(sd);
-            media_bytes += u64::from(size);
-            samples += 1;
+            self.duration += u64::from(sd);
+            self.media_bytes += u64::from(size);
+            self.samples += 1;
         }
+        Ok(())
     }
-    let (offset, size, sflags) = first.ok_or_else(|| traf.bad("no samples".into()))?;
-    let data = mdat.offset + mdat.header as u64;
-    if offset < data || offset + u64::from(size) > end {
-        return Err(moof.bad(format!(
-            "first sample at byte {offset} ({size} bytes) is outside its `mdat`"
-        )));
-    }
-    Ok(SegmentInfo {
-        range: (start, end),
-        start: base,
-        duration,
-        samples,
-        starts_with_sync: sflags & NON_SYNC == 0,
-        first_sample_end: offset + u64::from(size) - start,
-        media_bytes,
-    })
 }

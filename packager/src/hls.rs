@@ -43,6 +43,28 @@ fn yes(b: bool) -> &'static str {
 /// The master playlist.
 pub fn master(p: &Presentation) -> String {
     let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    media_renditions(&mut out, p);
+    variants(&mut out, p);
+    if !p.video.is_empty() {
+        out.push('\n');
+    }
+    for v in &p.video {
+        let _ = writeln!(
+            out,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS={},RESOLUTION={}x{},URI={}",
+            // The I-frame playlist's peak: keyframe bytes over the span each one stands for.
+            v.timeline.peak_bps_of(|s| s.key_bytes),
+            quoted(&v.codecs),
+            v.width,
+            v.height,
+            quoted(&format!("video/{}/{IFRAMES}", v.id)),
+        );
+    }
+    out
+}
+
+/// The `EXT-X-MEDIA` lines: the audio tracks, then the subtitle tracks.
+fn media_renditions(out: &mut String, p: &Presentation) {
     if !p.audio.is_empty() {
         out.push('\n');
     }
@@ -72,7 +94,11 @@ pub fn master(p: &Presentation) -> String {
             quoted(&format!("text/{}/{MEDIA}", t.id)),
         );
     }
-    // A variant's bandwidth covers its video and the most demanding audio it may play with.
+}
+
+/// One `EXT-X-STREAM-INF` per video rendition. A variant's bandwidth covers its video and the
+/// most demanding audio it may play with.
+fn variants(out: &mut String, p: &Presentation) {
     let audio_peak = p
         .audio
         .iter()
@@ -112,22 +138,6 @@ pub fn master(p: &Presentation) -> String {
         }
         let _ = writeln!(out, ",CLOSED-CAPTIONS=NONE\nvideo/{}/{MEDIA}", v.id);
     }
-    if !p.video.is_empty() {
-        out.push('\n');
-    }
-    for v in &p.video {
-        let _ = writeln!(
-            out,
-            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS={},RESOLUTION={}x{},URI={}",
-            // The I-frame playlist's peak: keyframe bytes over the span each one stands for.
-            v.timeline.peak_bps_of(|s| s.key_bytes),
-            quoted(&v.codecs),
-            v.width,
-            v.height,
-            quoted(&format!("video/{}/{IFRAMES}", v.id)),
-        );
-    }
-    out
 }
 
 /// `EXT-X-TARGETDURATION`: the longest segment rounded to the nearest second (every `EXTINF`

@@ -131,14 +131,14 @@ pub enum PackageError {
     #[error("thumbnails: {0}")]
     Thumbnails(#[from] ThumbnailError),
     /// An audio track failed.
-    #[error("audio track {index} ({path}): {reason}")]
+    #[error("audio track {index} ({path}): {source}")]
     Audio {
         /// Its place in the list.
         index: usize,
         /// Its file.
         path: PathBuf,
         /// What failed.
-        reason: String,
+        source: AudioError,
     },
 }
 
@@ -172,7 +172,7 @@ pub fn package(
     work: &Path,
     sink: &dyn Sink,
 ) -> Result<Packaged, PackageError> {
-    let (videos, audio) = (&sources.videos, &sources.audio);
+    let videos = &sources.videos;
     if videos.is_empty() {
         return Err(PackageError::Empty);
     }
@@ -180,6 +180,64 @@ pub fn package(
         path: work.to_owned(),
         error,
     })?;
+    let scans = scan_all(videos)?;
+    let clock = Clock::plan(&scans, settings.segment_seconds)?;
+    let mut out = Output::new(sink);
+    let mut video = Vec::new();
+    for (v, s) in videos.iter().zip(&scans) {
+        video.push(package_video(v, s, &clock.starts, work, &mut out)?);
+    }
+    video.sort_by_key(|v| (v.timeline.average_bps(), v.width));
+    let mut tracks = Vec::new();
+    for (index, a) in sources.audio.iter().enumerate() {
+        let track = audio_track(index, a, &tracks, settings, &clock, work, &mut out)?;
+        tracks.push(track);
+    }
+    let mut warnings = Vec::new();
+    let mut text = Vec::new();
+    let bounds = clock.bounds_ms();
+    for s in &sources.subtitles {
+        let track = subtitle_track(
+            s,
+            &bounds,
+            &video[0].timeline,
+            &text,
+            &mut out,
+            &mut warnings,
+        )?;
+        text.push(track);
+    }
+    let thumbnails_started = media::cpu::thread_cpu_seconds();
+    let thumbnails = match &sources.thumbnails {
+        Some((master, origin)) => Some(thumbnails::make(
+            master,
+            *origin,
+            clock.duration(),
+            &settings.thumbnails,
+            sink,
+        )?),
+        None => None,
+    };
+    let thumbnails_cpu_seconds = media::cpu::thread_cpu_seconds() - thumbnails_started;
+    let presentation = Presentation {
+        duration: clock.duration(),
+        video,
+        audio: tracks,
+        text,
+        thumbnails,
+    };
+    write_manifests(&presentation, &mut out)?;
+    Ok(Packaged {
+        presentation,
+        files: out.files,
+        bytes: out.bytes,
+        warnings,
+        thumbnails_cpu_seconds,
+    })
+}
+
+/// Scans every rendition; they must have the same frames at the same rate.
+fn scan_all(videos: &[VideoSource]) -> Result<Vec<Scan>, PackageError> {
     let scans = videos.iter().map(scan).collect::<Result<Vec<_>, _>>()?;
     let first = &scans[0];
     for (v, s) in videos.iter().zip(&scans) {
@@ -193,124 +251,132 @@ pub fn package(
             });
         }
     }
-    let keyframes: Vec<Vec<u64>> = scans.iter().map(|s| s.keyframes.clone()).collect();
-    let rate = (first.rate.num.max(0) as u32, first.rate.den.max(0) as u32);
-    let starts = segments::plan(&keyframes, first.frames, rate, settings.segment_seconds)?;
-    let mut out = Output::default();
-    let mut video = Vec::new();
-    for (v, s) in videos.iter().zip(&scans) {
-        video.push(package_video(v, s, &starts, work, sink, &mut out)?);
+    Ok(scans)
+}
+
+/// The title's clock: its frames, their rate, and the frames segments start at.
+struct Clock {
+    /// Frame rate as (num, den).
+    rate: (u32, u32),
+    /// The same, as the scans give it.
+    exact: Rational,
+    frames: u64,
+    /// First frame of each segment.
+    starts: Vec<u64>,
+}
+
+impl Clock {
+    /// Plans the segments on the keyframes every rendition shares.
+    fn plan(scans: &[Scan], segment_seconds: f64) -> Result<Self, PackageError> {
+        let first = &scans[0];
+        let keyframes: Vec<Vec<u64>> = scans.iter().map(|s| s.keyframes.clone()).collect();
+        let rate = (first.rate.num.max(0) as u32, first.rate.den.max(0) as u32);
+        let starts = segments::plan(&keyframes, first.frames, rate, segment_seconds)?;
+        Ok(Self {
+            rate,
+            exact: first.rate,
+            frames: first.frames,
+            starts,
+        })
     }
-    video.sort_by_key(|v| (v.timeline.average_bps(), v.width));
-    let duration = f64::from(first.rate.den) * first.frames as f64 / f64::from(first.rate.num);
-    let cuts: Vec<f64> = starts
-        .iter()
-        .skip(1)
-        .map(|&f| f as f64 * f64::from(first.rate.den) / f64::from(first.rate.num))
-        .collect();
-    let mut tracks = Vec::new();
-    for (index, a) in audio.iter().enumerate() {
-        let fail = |reason: String| PackageError::Audio {
-            index,
-            path: a.path.clone(),
-            reason,
-        };
-        let tmp = work.join(format!("audio-{index}.cmaf.mp4"));
-        audio::encode(a, settings.audio_bitrate, duration, &cuts, &tmp)
-            .map_err(|e: AudioError| fail(e.to_string()))?;
-        let bytes = std::fs::read(&tmp).map_err(|error| PackageError::Work {
-            path: tmp.clone(),
-            error,
-        })?;
-        let _ = std::fs::remove_file(&tmp);
-        let id = unique_id(&crate::presentation::bcp47(&a.language), &tracks);
-        let audio::Described {
-            track,
-            init_len,
-            ranges,
-        } = audio::describe(a, &id, index == 0, &bytes).map_err(fail)?;
-        if ranges.len() != starts.len() {
-            return Err(fail(format!(
-                "{} segments written, the video has {}",
-                ranges.len(),
-                starts.len()
-            )));
-        }
-        out.put(sink, &format!("audio/{id}/init.mp4"), &bytes[..init_len])?;
-        for (i, (from, to)) in ranges.iter().enumerate() {
-            out.put(
-                sink,
-                &format!("audio/{id}/{}", segment_name(i + 1, "m4s")),
-                &bytes[*from..*to],
-            )?;
-        }
-        out.put(
-            sink,
-            &format!("audio/{id}/{}", hls::MEDIA),
-            hls::media(&track.timeline).as_bytes(),
-        )?;
-        tracks.push(track);
+
+    /// Seconds of the title.
+    fn duration(&self) -> f64 {
+        f64::from(self.exact.den) * self.frames as f64 / f64::from(self.exact.num)
     }
-    let mut warnings = Vec::new();
-    let mut text = Vec::new();
-    // Subtitle segments follow the video's, in milliseconds.
-    let mut bounds: Vec<u64> = starts
-        .iter()
-        .map(|&f| f * u64::from(rate.1) * 1000 / u64::from(rate.0.max(1)))
-        .collect();
-    bounds.push((duration * 1000.0).round() as u64);
-    for s in &sources.subtitles {
-        let track = subtitle_track(
-            s,
-            &bounds,
-            &video[0].timeline,
-            &text,
-            sink,
-            &mut out,
-            &mut warnings,
-        )?;
-        text.push(track);
+
+    /// Seconds each segment after the first starts at (where audio is cut).
+    fn cuts(&self) -> Vec<f64> {
+        self.starts
+            .iter()
+            .skip(1)
+            .map(|&f| f as f64 * f64::from(self.exact.den) / f64::from(self.exact.num))
+            .collect()
     }
-    let thumbnails_started = media::cpu::thread_cpu_seconds();
-    let thumbnails = match &sources.thumbnails {
-        Some((master, origin)) => Some(thumbnails::make(
-            master,
-            *origin,
-            duration,
-            &settings.thumbnails,
-            sink,
-        )?),
-        None => None,
+
+    /// Segment bounds in milliseconds, the end of the title last (subtitle segments follow the
+    /// video's).
+    fn bounds_ms(&self) -> Vec<u64> {
+        let mut bounds: Vec<u64> = self
+            .starts
+            .iter()
+            .map(|&f| f * u64::from(self.rate.1) * 1000 / u64::from(self.rate.0.max(1)))
+            .collect();
+        bounds.push((self.duration() * 1000.0).round() as u64);
+        bounds
+    }
+}
+
+/// Encodes, splits and writes one audio track.
+fn audio_track(
+    index: usize,
+    a: &AudioSource,
+    earlier: &[crate::presentation::Audio],
+    settings: &Settings,
+    clock: &Clock,
+    work: &Path,
+    out: &mut Output<'_>,
+) -> Result<crate::presentation::Audio, PackageError> {
+    let fail = |source: AudioError| PackageError::Audio {
+        index,
+        path: a.path.clone(),
+        source,
     };
-    let thumbnails_cpu_seconds = media::cpu::thread_cpu_seconds() - thumbnails_started;
-    let presentation = Presentation {
-        duration,
-        video,
-        audio: tracks,
-        text,
-        thumbnails,
-    };
-    for v in &presentation.video {
+    let tmp = work.join(format!("audio-{index}.cmaf.mp4"));
+    audio::encode(
+        a,
+        settings.audio_bitrate,
+        clock.duration(),
+        &clock.cuts(),
+        &tmp,
+    )
+    .map_err(fail)?;
+    let bytes = std::fs::read(&tmp).map_err(|error| PackageError::Work {
+        path: tmp.clone(),
+        error,
+    })?;
+    let _ = std::fs::remove_file(&tmp);
+    let id = unique_id(&crate::presentation::bcp47(&a.language), earlier);
+    let audio::Described {
+        track,
+        init_len,
+        ranges,
+    } = audio::describe(a, &id, index == 0, &bytes).map_err(fail)?;
+    if ranges.len() != clock.starts.len() {
+        return Err(fail(AudioError::Segments {
+            written: ranges.len(),
+            expected: clock.starts.len(),
+        }));
+    }
+    out.put(&format!("audio/{id}/init.mp4"), &bytes[..init_len])?;
+    for (i, (from, to)) in ranges.iter().enumerate() {
         out.put(
-            sink,
+            &format!("audio/{id}/{}", segment_name(i + 1, "m4s")),
+            &bytes[*from..*to],
+        )?;
+    }
+    out.put(
+        &format!("audio/{id}/{}", hls::MEDIA),
+        hls::media(&track.timeline).as_bytes(),
+    )?;
+    Ok(track)
+}
+
+/// The media and I-frame playlists of every video rendition, then the master playlist and the
+/// MPD, last.
+fn write_manifests(p: &Presentation, out: &mut Output<'_>) -> Result<(), SinkError> {
+    for v in &p.video {
+        out.put(
             &format!("video/{}/{}", v.id, hls::MEDIA),
             hls::media(&v.timeline).as_bytes(),
         )?;
         out.put(
-            sink,
             &format!("video/{}/{}", v.id, hls::IFRAMES),
             hls::iframes(v).as_bytes(),
         )?;
     }
-    out.put(sink, hls::MASTER, hls::master(&presentation).as_bytes())?;
-    out.put(sink, dash::MPD, dash::mpd(&presentation).as_bytes())?;
-    Ok(Packaged {
-        presentation,
-        files: out.files,
-        bytes: out.bytes,
-        warnings,
-        thumbnails_cpu_seconds,
-    })
+    out.put(hls::MASTER, hls::master(p).as_bytes())?;
+    out.put(dash::MPD, dash::mpd(p).as_bytes())
 }
 
 /// Parses, converts and segments one subtitle file.
@@ -319,8 +385,7 @@ fn subtitle_track(
     bounds: &[u64],
     video: &Timeline,
     earlier: &[Text],
-    sink: &dyn Sink,
-    out: &mut Output,
+    out: &mut Output<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Text, PackageError> {
     let bytes = std::fs::read(&s.path).map_err(|error| PackageError::Work {
@@ -349,7 +414,7 @@ fn subtitle_track(
         language.clone()
     };
     let whole = subtitles::to_vtt(&parsed.cues);
-    out.put(sink, &format!("text/{id}/all.vtt"), whole.as_bytes())?;
+    out.put(&format!("text/{id}/all.vtt"), whole.as_bytes())?;
     let mut timeline = Timeline {
         timescale: video.timescale,
         segments: Vec::new(),
@@ -360,7 +425,6 @@ fn subtitle_track(
         .enumerate()
     {
         out.put(
-            sink,
             &format!("text/{id}/{}", segment_name(i + 1, "vtt")),
             seg.as_bytes(),
         )?;
@@ -380,7 +444,6 @@ fn subtitle_track(
         bytes: whole.len() as u64,
     };
     out.put(
-        sink,
         &format!("text/{id}/{}", hls::MEDIA),
         hls::subtitles(&text).as_bytes(),
     )?;
@@ -399,16 +462,24 @@ fn unique_id(base: &str, tracks: &[crate::presentation::Audio]) -> String {
         .unwrap_or_default()
 }
 
-/// Counts what goes to the sink.
-#[derive(Default)]
-struct Output {
+/// The sink, counting what goes to it.
+struct Output<'a> {
+    sink: &'a dyn Sink,
     files: usize,
     bytes: u64,
 }
 
-impl Output {
-    fn put(&mut self, sink: &dyn Sink, name: &str, bytes: &[u8]) -> Result<(), SinkError> {
-        sink.put(name, bytes)?;
+impl<'a> Output<'a> {
+    fn new(sink: &'a dyn Sink) -> Self {
+        Self {
+            sink,
+            files: 0,
+            bytes: 0,
+        }
+    }
+
+    fn put(&mut self, name: &str, bytes: &[u8]) -> Result<(), SinkError> {
+        self.sink.put(name, bytes)?;
         self.files += 1;
         self.bytes += bytes.len() as u64;
         Ok(())
@@ -482,9 +553,70 @@ fn package_video(
     s: &Scan,
     starts: &[u64],
     work: &Path,
-    sink: &dyn Sink,
-    out: &mut Output,
+    out: &mut Output<'_>,
 ) -> Result<Video, PackageError> {
+    let bytes = fragment(v, s, starts, work)?;
+    let boxes = |source| PackageError::Boxes {
+        id: v.id.clone(),
+        source,
+    };
+    let split = fragments::split(&bytes).map_err(boxes)?;
+    let mismatch = |reason: String| PackageError::Mismatch {
+        id: v.id.clone(),
+        reason,
+    };
+    if split.segments.len() != starts.len() {
+        return Err(mismatch(format!(
+            "{} segments written, {} planned",
+            split.segments.len(),
+            starts.len()
+        )));
+    }
+    let init = &bytes[..split.init_len as usize];
+    let info = codecs::track_info(init).map_err(boxes)?;
+    let Media::Video { width, height, sar } = info.media else {
+        return Err(mismatch("the track is not video".into()));
+    };
+    check_contiguous(&v.id, &split.segments)?;
+    out.put(&format!("video/{}/init.mp4", v.id), init)?;
+    let mut timeline = Timeline {
+        timescale: info.timescale,
+        segments: Vec::with_capacity(split.segments.len()),
+    };
+    for (i, seg) in split.segments.iter().enumerate() {
+        let data = &bytes[seg.range.0 as usize..seg.range.1 as usize];
+        out.put(
+            &format!("video/{}/{}", v.id, segment_name(i + 1, "m4s")),
+            data,
+        )?;
+        timeline.segments.push(Segment {
+            start: seg.start,
+            duration: seg.duration,
+            bytes: data.len() as u64,
+            key_bytes: seg.first_sample_end,
+        });
+    }
+    Ok(Video {
+        id: v.id.clone(),
+        codecs: info.codecs,
+        width,
+        height,
+        sar,
+        frame_rate: FrameRate {
+            num: s.rate.num as u32,
+            den: s.rate.den as u32,
+        },
+        timeline,
+    })
+}
+
+/// The rendition remuxed into a fragmented MP4 cut at `starts`, read back whole.
+fn fragment(
+    v: &VideoSource,
+    s: &Scan,
+    starts: &[u64],
+    work: &Path,
+) -> Result<Vec<u8>, PackageError> {
     let err = media_error(&v.id);
     let tmp = work.join(format!("{}.cmaf.mp4", v.id));
     let mut d = Demuxer::open(&v.path).map_err(&err)?;
@@ -510,77 +642,32 @@ fn package_video(
         error,
     })?;
     let _ = std::fs::remove_file(&tmp);
-    let boxes = |source| PackageError::Boxes {
-        id: v.id.clone(),
-        source,
-    };
-    let split = fragments::split(&bytes).map_err(boxes)?;
-    let mismatch = |reason: String| PackageError::Mismatch {
-        id: v.id.clone(),
-        reason,
-    };
-    if split.segments.len() != starts.len() {
-        return Err(mismatch(format!(
-            "{} segments written, {} planned",
-            split.segments.len(),
-            starts.len()
-        )));
-    }
-    let init = &bytes[..split.init_len as usize];
-    let info = codecs::track_info(init).map_err(boxes)?;
-    let Media::Video { width, height, sar } = info.media else {
-        return Err(mismatch("the track is not video".into()));
-    };
-    check_contiguous(&split.segments).map_err(mismatch)?;
-    out.put(sink, &format!("video/{}/init.mp4", v.id), init)?;
-    let mut timeline = Timeline {
-        timescale: info.timescale,
-        segments: Vec::with_capacity(split.segments.len()),
-    };
-    for (i, seg) in split.segments.iter().enumerate() {
-        let data = &bytes[seg.range.0 as usize..seg.range.1 as usize];
-        out.put(
-            sink,
-            &format!("video/{}/{}", v.id, segment_name(i + 1, "m4s")),
-            data,
-        )?;
-        timeline.segments.push(Segment {
-            start: seg.start,
-            duration: seg.duration,
-            bytes: data.len() as u64,
-            key_bytes: seg.first_sample_end,
-        });
-    }
-    Ok(Video {
-        id: v.id.clone(),
-        codecs: info.codecs,
-        width,
-        height,
-        sar,
-        frame_rate: FrameRate {
-            num: s.rate.num as u32,
-            den: s.rate.den as u32,
-        },
-        timeline,
-    })
+    Ok(bytes)
 }
 
 /// Segments follow each other with no gap or overlap, each starting on a keyframe.
-fn check_contiguous(segments: &[SegmentInfo]) -> Result<(), String> {
+fn check_contiguous(id: &str, segments: &[SegmentInfo]) -> Result<(), PackageError> {
+    let mismatch = |reason| PackageError::Mismatch {
+        id: id.to_owned(),
+        reason,
+    };
     for (i, s) in segments.iter().enumerate() {
         if !s.starts_with_sync {
-            return Err(format!("segment {} does not start with a keyframe", i + 1));
+            return Err(mismatch(format!(
+                "segment {} does not start with a keyframe",
+                i + 1
+            )));
         }
         if let Some(n) = segments.get(i + 1)
             && n.start != s.start + s.duration
         {
-            return Err(format!(
+            return Err(mismatch(format!(
                 "segment {} starts at {} but segment {} ends at {}",
                 i + 2,
                 n.start,
                 i + 1,
                 s.start + s.duration
-            ));
+            )));
         }
     }
     Ok(())

@@ -161,6 +161,18 @@ fn manifest_rank(name: &str) -> u8 {
     }
 }
 
+/// One file of the title: what it is, and whether the store needs it.
+struct Upload {
+    name: String,
+    path: PathBuf,
+    key: Key,
+    size: u64,
+    crc: String,
+    headers: ObjectHeaders,
+    /// None: the same object is there; Some(true): it replaces a different one.
+    upload: Option<bool>,
+}
+
 /// Publishes the packaged title in `dir` to `store` (its prefix), `threads` uploads at once.
 /// `progress` hears each file's name once it is up (or found unchanged).
 pub fn publish(
@@ -176,84 +188,118 @@ pub fn publish(
         files: files.len(),
         ..Default::default()
     };
-    // What each file is, and what the store has.
-    struct Plan {
-        name: String,
-        path: PathBuf,
-        key: Key,
-        size: u64,
-        crc: String,
-        headers: ObjectHeaders,
-        /// None: the same object is there; Some(true): it replaces a different one.
-        upload: Option<bool>,
+    let uploads = files
+        .into_iter()
+        .map(|(name, path)| compare(store, name, path))
+        .collect::<Result<Vec<_>, _>>()?;
+    report.bytes = uploads.iter().map(|u| u.size).sum();
+    take_down_manifests(store, &uploads, &mut report)?;
+    let (manifests, others): (Vec<&Upload>, Vec<&Upload>) =
+        uploads.iter().partition(|u| is_manifest(&u.name));
+    upload_all(store, &others, threads, progress)?;
+    let mut manifests = manifests;
+    manifests.sort_by_key(|u| (manifest_rank(&u.name), u.name.clone()));
+    for u in &manifests {
+        if u.upload.is_some() || report.manifests_taken_down > 0 {
+            upload_one(store, u)?;
+        }
+        progress(&u.name, u.upload.is_some());
+        report.manifests.push(u.name.clone());
     }
-    let mut plans = Vec::new();
-    for (name, path) in files {
-        let key = Key::new(name.clone()).map_err(|e| PublishError::Input(e.to_string()))?;
-        let (size, crc) = file_crc32(&path)
-            .map_err(|e| PublishError::Input(format!("cannot read {}: {e}", path.display())))?;
-        let crc = format!("{crc:08x}");
-        let headers = headers(&name);
-        let there = store.head(&key)?;
-        let upload = match &there {
-            Some(o) if o.size == size && o.crc32.as_deref() == Some(&crc) => {
-                (o.headers != headers).then_some(false)
-            }
-            Some(_) => Some(true),
-            None => Some(false),
-        };
-        report.bytes += size;
-        plans.push(Plan {
-            name,
-            path,
-            key,
-            size,
-            crc,
-            headers,
-            upload,
+    for u in &uploads {
+        let sent = u.upload.is_some() || (is_manifest(&u.name) && report.manifests_taken_down > 0);
+        if sent {
+            report.uploaded += 1;
+            report.bytes_uploaded += u.size;
+        } else {
+            report.unchanged += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// A file against what the store holds under its name.
+fn compare(store: &dyn Store, name: String, path: PathBuf) -> Result<Upload, PublishError> {
+    let key = Key::new(name.clone()).map_err(|e| PublishError::Input(e.to_string()))?;
+    let (size, crc) = file_crc32(&path)
+        .map_err(|e| PublishError::Input(format!("cannot read {}: {e}", path.display())))?;
+    let crc = format!("{crc:08x}");
+    let headers = headers(&name);
+    let upload = match store.head(&key)? {
+        Some(o) if o.size == size && o.crc32.as_deref() == Some(&crc) => {
+            (o.headers != headers).then_some(false)
+        }
+        Some(_) => Some(true),
+        None => Some(false),
+    };
+    Ok(Upload {
+        name,
+        path,
+        key,
+        size,
+        crc,
+        headers,
+        upload,
+    })
+}
+
+/// When segments already published change, takes the published manifests down first: old
+/// manifests must not point at new segments.
+fn take_down_manifests(
+    store: &dyn Store,
+    uploads: &[Upload],
+    report: &mut PublishReport,
+) -> Result<(), PublishError> {
+    let changed: Vec<&str> = uploads
+        .iter()
+        .filter(|u| u.upload == Some(true) && !is_manifest(&u.name))
+        .map(|u| u.name.as_str())
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    for u in uploads.iter().filter(|u| is_manifest(&u.name)) {
+        if store.head(&u.key)?.is_some() {
+            store.delete(&u.key)?;
+            report.manifests_taken_down += 1;
+        }
+    }
+    report.warnings.push(format!(
+        "{} file(s) changed under names already published (the first: {}); caches that \
+         hold the old ones serve them until they expire: publish a new version of a title \
+         under a new prefix",
+        changed.len(),
+        changed[0]
+    ));
+    Ok(())
+}
+
+/// Uploads one file and checks what the store then holds.
+fn upload_one(store: &dyn Store, u: &Upload) -> Result<(), PublishError> {
+    store.put_file_with(&u.key, &u.path, &u.headers)?;
+    let got = store.head(&u.key)?.ok_or_else(|| PublishError::Verify {
+        key: u.name.clone(),
+        reason: "missing after its upload".into(),
+    })?;
+    if got.size != u.size || got.crc32.as_deref() != Some(&u.crc) || got.headers != u.headers {
+        return Err(PublishError::Verify {
+            key: u.name.clone(),
+            reason: format!(
+                "the store has {} bytes with CRC32 {:?}, the file {} bytes with {}",
+                got.size, got.crc32, u.size, u.crc
+            ),
         });
     }
-    let changed: Vec<&str> = plans
-        .iter()
-        .filter(|p| p.upload == Some(true) && !is_manifest(&p.name))
-        .map(|p| p.name.as_str())
-        .collect();
-    if !changed.is_empty() {
-        // Old manifests must not point at new segments: take them down first.
-        for p in plans.iter().filter(|p| is_manifest(&p.name)) {
-            if store.head(&p.key)?.is_some() {
-                store.delete(&p.key)?;
-                report.manifests_taken_down += 1;
-            }
-        }
-        report.warnings.push(format!(
-            "{} file(s) changed under names already published (the first: {}); caches that \
-             hold the old ones serve them until they expire: publish a new version of a title \
-             under a new prefix",
-            changed.len(),
-            changed[0]
-        ));
-    }
-    let upload_one = |p: &Plan| -> Result<(), PublishError> {
-        store.put_file_with(&p.key, &p.path, &p.headers)?;
-        let got = store.head(&p.key)?.ok_or_else(|| PublishError::Verify {
-            key: p.name.clone(),
-            reason: "missing after its upload".into(),
-        })?;
-        if got.size != p.size || got.crc32.as_deref() != Some(&p.crc) || got.headers != p.headers {
-            return Err(PublishError::Verify {
-                key: p.name.clone(),
-                reason: format!(
-                    "the store has {} bytes with CRC32 {:?}, the file {} bytes with {}",
-                    got.size, got.crc32, p.size, p.crc
-                ),
-            });
-        }
-        Ok(())
-    };
-    let (manifests, others): (Vec<&Plan>, Vec<&Plan>) =
-        plans.iter().partition(|p| is_manifest(&p.name));
-    // Everything but the manifests, in parallel.
+    Ok(())
+}
+
+/// Uploads the files that need it, `threads` at once; the first failure stops the others.
+fn upload_all(
+    store: &dyn Store,
+    uploads: &[&Upload],
+    threads: usize,
+    progress: &(dyn Fn(&str, bool) + Sync),
+) -> Result<(), PublishError> {
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<PublishError>> = Mutex::new(None);
     std::thread::scope(|s| {
@@ -264,9 +310,9 @@ pub fn publish(
                         return;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(p) = others.get(i) else { return };
-                    if p.upload.is_some()
-                        && let Err(e) = upload_one(p)
+                    let Some(u) = uploads.get(i) else { return };
+                    if u.upload.is_some()
+                        && let Err(e) = upload_one(store, u)
                     {
                         failure
                             .lock()
@@ -274,33 +320,15 @@ pub fn publish(
                             .get_or_insert(e);
                         return;
                     }
-                    progress(&p.name, p.upload.is_some());
+                    progress(&u.name, u.upload.is_some());
                 }
             });
         }
     });
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    let mut manifests = manifests;
-    manifests.sort_by_key(|p| (manifest_rank(&p.name), p.name.clone()));
-    for p in &manifests {
-        if p.upload.is_some() || report.manifests_taken_down > 0 {
-            upload_one(p)?;
-        }
-        progress(&p.name, p.upload.is_some());
-        report.manifests.push(p.name.clone());
-    }
-    for p in &plans {
-        let sent = p.upload.is_some() || (is_manifest(&p.name) && report.manifests_taken_down > 0);
-        if sent {
-            report.uploaded += 1;
-            report.bytes_uploaded += p.size;
-        } else {
-            report.unchanged += 1;
-        }
-    }
-    Ok(report)
 }
 
 #[cfg(test)]

@@ -78,28 +78,12 @@ pub fn make(
     settings: &ThumbnailSettings,
     sink: &dyn Sink,
 ) -> Result<Thumbnails, ThumbnailError> {
-    let (cols, rows) = settings.grid;
-    if settings.interval == 0
-        || !(16..=1920).contains(&settings.tile_width)
-        || !(1..=20).contains(&cols)
-        || !(1..=20).contains(&rows)
-    {
-        return Err(ThumbnailError::Settings(format!(
-            "interval {} s, tile width {}, grid {cols}x{rows} (expected an interval of at least \
-             1 s, a width of 16 to 1920 and 1 to 20 tiles each way)",
-            settings.interval, settings.tile_width
-        )));
-    }
+    check(settings)?;
     let count = (duration / f64::from(settings.interval)).ceil().max(1.0) as u32;
     let mut d = Demuxer::open(master)?;
-    let index = d
-        .info()
-        .best_video()
-        .ok_or_else(|| ThumbnailError::Settings("the master has no video stream".into()))?;
-    let v = d.info().streams[index]
-        .video
-        .clone()
-        .ok_or_else(|| ThumbnailError::Settings("the master has no video stream".into()))?;
+    let no_video = || ThumbnailError::Settings("the master has no video stream".into());
+    let index = d.info().best_video().ok_or_else(no_video)?;
+    let v = d.info().streams[index].video.clone().ok_or_else(no_video)?;
     let dar = v
         .display_aspect_ratio
         .to_f64()
@@ -117,27 +101,7 @@ pub fn make(
         },
         ScaleFilter::Bicubic,
     );
-    let per_sheet = cols * rows;
-    let mut sheet = RgbImage::new(tw * cols, th * rows);
-    let mut taken = 0u32;
-    let mut sheets = 0u32;
-    let mut max_bytes = 0u64;
-    let flush = |sheet: &RgbImage, n: u32| -> Result<u64, ThumbnailError> {
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
-            .write_image(
-                sheet.as_raw(),
-                sheet.width(),
-                sheet.height(),
-                image::ExtendedColorType::Rgb8,
-            )
-            .map_err(|e| ThumbnailError::Jpeg {
-                sheet: n,
-                reason: e.to_string(),
-            })?;
-        sink.put(&format!("thumbs/{n:05}.jpg"), &jpeg)?;
-        Ok(jpeg.len() as u64)
-    };
+    let mut sheets = Sheets::new(sink, (tw, th), settings.grid, v.height >= 720);
     let mut eof = false;
     'decode: while !eof {
         match d.read()? {
@@ -151,43 +115,130 @@ pub fn make(
         while let Some(frame) = decoder.receive()? {
             let t = frame.seconds().unwrap_or(0.0) - origin;
             // The first frame at or after each thumbnail's time.
-            if taken >= count {
+            if sheets.taken >= count {
                 break 'decode;
             }
-            if t + 1e-6 < f64::from(taken * settings.interval) {
+            if t + 1e-6 < f64::from(sheets.taken * settings.interval) {
                 continue;
             }
-            let tile = resizer.resize(&frame)?;
-            let slot = taken % per_sheet;
-            paint(
-                &mut sheet,
-                &tile,
-                (slot % cols) * tw,
-                (slot / cols) * th,
-                v.height >= 720,
-            );
-            taken += 1;
-            if taken.is_multiple_of(per_sheet) {
-                sheets += 1;
-                max_bytes = max_bytes.max(flush(&sheet, sheets)?);
-                sheet = RgbImage::new(tw * cols, th * rows);
-            }
+            sheets.add(&resizer.resize(&frame)?)?;
         }
     }
-    if !taken.is_multiple_of(per_sheet) {
-        sheets += 1;
-        max_bytes = max_bytes.max(flush(&sheet, sheets)?);
-    }
-    let thumbs = Thumbnails {
-        interval: settings.interval,
-        columns: cols,
-        rows,
-        tile: (tw, th),
-        sheets,
-        max_sheet_bytes: max_bytes,
-    };
+    let taken = sheets.taken;
+    let thumbs = sheets.finish(settings.interval)?;
     sink.put(VTT, track(&thumbs, taken, duration).as_bytes())?;
     Ok(thumbs)
+}
+
+/// Refuses settings that make no sense.
+fn check(settings: &ThumbnailSettings) -> Result<(), ThumbnailError> {
+    let (cols, rows) = settings.grid;
+    if settings.interval == 0
+        || !(16..=1920).contains(&settings.tile_width)
+        || !(1..=20).contains(&cols)
+        || !(1..=20).contains(&rows)
+    {
+        return Err(ThumbnailError::Settings(format!(
+            "interval {} s, tile width {}, grid {cols}x{rows} (expected an interval of at least \
+             1 s, a width of 16 to 1920 and 1 to 20 tiles each way)",
+            settings.interval, settings.tile_width
+        )));
+    }
+    Ok(())
+}
+
+/// The sprite sheets: tiles painted left to right and top to bottom, each full sheet written
+/// as a JPEG.
+struct Sheets<'a> {
+    sink: &'a dyn Sink,
+    /// Tile width and height.
+    tile: (u32, u32),
+    /// Tiles across and down.
+    grid: (u32, u32),
+    /// BT.709 colours (else BT.601).
+    hd: bool,
+    /// The sheet being painted.
+    sheet: RgbImage,
+    /// Tiles painted so far.
+    taken: u32,
+    /// Sheets written.
+    sheets: u32,
+    /// Bytes of the largest sheet.
+    max_bytes: u64,
+}
+
+impl<'a> Sheets<'a> {
+    fn new(sink: &'a dyn Sink, tile: (u32, u32), grid: (u32, u32), hd: bool) -> Self {
+        Self {
+            sink,
+            tile,
+            grid,
+            hd,
+            sheet: RgbImage::new(tile.0 * grid.0, tile.1 * grid.1),
+            taken: 0,
+            sheets: 0,
+            max_bytes: 0,
+        }
+    }
+
+    fn per_sheet(&self) -> u32 {
+        self.grid.0 * self.grid.1
+    }
+
+    /// Paints the next tile, and writes the sheet when it is full.
+    fn add(&mut self, tile: &media::OwnedFrame) -> Result<(), ThumbnailError> {
+        let ((tw, th), cols) = (self.tile, self.grid.0);
+        let slot = self.taken % self.per_sheet();
+        paint(
+            &mut self.sheet,
+            tile,
+            (slot % cols) * tw,
+            (slot / cols) * th,
+            self.hd,
+        );
+        self.taken += 1;
+        if self.taken.is_multiple_of(self.per_sheet()) {
+            self.flush()?;
+            self.sheet = RgbImage::new(tw * cols, th * self.grid.1);
+        }
+        Ok(())
+    }
+
+    /// Writes the sheet being painted.
+    fn flush(&mut self) -> Result<(), ThumbnailError> {
+        self.sheets += 1;
+        let n = self.sheets;
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
+            .write_image(
+                self.sheet.as_raw(),
+                self.sheet.width(),
+                self.sheet.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .map_err(|e| ThumbnailError::Jpeg {
+                sheet: n,
+                reason: e.to_string(),
+            })?;
+        self.sink.put(&format!("thumbs/{n:05}.jpg"), &jpeg)?;
+        self.max_bytes = self.max_bytes.max(jpeg.len() as u64);
+        Ok(())
+    }
+
+    /// Writes the last sheet if it holds any tile, and describes them all.
+    fn finish(mut self, interval: u32) -> Result<Thumbnails, ThumbnailError> {
+        if !self.taken.is_multiple_of(self.per_sheet()) {
+            self.flush()?;
+        }
+        Ok(Thumbnails {
+            interval,
+            columns: self.grid.0,
+            rows: self.grid.1,
+            tile: self.tile,
+            sheets: self.sheets,
+            max_sheet_bytes: self.max_bytes,
+        })
+    }
 }
 
 /// Paints a YUV 4:4:4 tile at (`x`, `y`), BT.709 for HD and BT.601 below, limited range.

@@ -59,85 +59,181 @@ impl Popularity {
     }
 
     /// Parses the CSV; errors name the line.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PopularityError> {
         let mut lines = text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty());
+        // The header's errors say line 1, wherever it is.
+        let at_header = |source| PopularityError { line: 1, source };
         let Some((_, header)) = lines.next() else {
-            return Err("line 1: empty file (expected a header: title,region,views,…)".into());
+            return Err(at_header(RowError::Empty));
         };
-        let columns: Vec<String> = split(header, 1)?
+        let columns = Columns::parse(header).map_err(at_header)?;
+        let mut out = Popularity::default();
+        for (i, line) in lines {
+            out.add_row(&columns, line)
+                .map_err(|source| PopularityError {
+                    line: i + 1,
+                    source,
+                })?;
+        }
+        Ok(out)
+    }
+
+    /// Adds one row's views and licence.
+    fn add_row(&mut self, columns: &Columns, line: &str) -> Result<(), RowError> {
+        let fields = split(line)?;
+        if fields.len() != columns.count {
+            return Err(RowError::Fields {
+                found: fields.len(),
+                expected: columns.count,
+            });
+        }
+        let field = |c: Option<usize>| c.map(|c| fields[c].trim()).filter(|f| !f.is_empty());
+        let (Some(t), Some(r)) = (field(Some(columns.title)), field(Some(columns.region))) else {
+            return Err(RowError::EmptyKey);
+        };
+        let v: u64 = field(Some(columns.views))
+            .unwrap_or("0")
+            .parse()
+            .map_err(|_| RowError::Views {
+                text: fields[columns.views].clone(),
+            })?;
+        let time = |c: Option<usize>| field(c).map(parse_time).transpose();
+        let (f, u) = (time(columns.from)?, time(columns.until)?);
+        if let (Some(f), Some(u)) = (f, u)
+            && f >= u
+        {
+            return Err(RowError::LicenceEnds);
+        }
+        let d = self.0.entry((t.to_owned(), r.to_owned())).or_default();
+        match field(columns.rung) {
+            Some(name) => *d.rung_views.entry(name.to_owned()).or_default() += v,
+            None => d.views += v,
+        }
+        if f.is_some() || u.is_some() {
+            d.licences.push((f, u));
+        }
+        Ok(())
+    }
+}
+
+/// Why `pop.csv` is refused: where, and what is wrong there.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {source}")]
+pub struct PopularityError {
+    /// The line, from 1 (the header's errors say 1).
+    pub line: usize,
+    /// What is wrong on it.
+    pub source: RowError,
+}
+
+/// What is wrong on one line of `pop.csv`.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    /// No header at all.
+    #[error("empty file (expected a header: title,region,views,…)")]
+    Empty,
+    /// A header without a required column.
+    #[error("the header {header:?} lacks title, region or views")]
+    Header {
+        /// The header line.
+        header: String,
+    },
+    /// A column that is not one of the known ones.
+    #[error("unknown column {column:?}")]
+    UnknownColumn {
+        /// The column, lower case.
+        column: String,
+    },
+    /// A row with more or fewer fields than the header.
+    #[error("{found} fields (the header has {expected})")]
+    Fields {
+        /// Fields in the row.
+        found: usize,
+        /// Columns of the header.
+        expected: usize,
+    },
+    /// A row without a title or a region.
+    #[error("empty title or region")]
+    EmptyKey,
+    /// Views that are not a count.
+    #[error("views {text:?} (expected a count)")]
+    Views {
+        /// The field as written.
+        text: String,
+    },
+    /// A licence time that does not parse.
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    /// A licence that ends before it starts.
+    #[error("the licence ends before it starts")]
+    LicenceEnds,
+    /// An opening quote without its closing one.
+    #[error("a quoted field is not closed")]
+    Unclosed,
+}
+
+/// A time that is not `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ`.
+#[derive(Debug, thiserror::Error)]
+#[error("time {text:?} (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC)")]
+pub struct TimeError {
+    /// The time as written.
+    pub text: String,
+}
+
+/// The columns of the header, by position.
+struct Columns {
+    /// How many there are.
+    count: usize,
+    title: usize,
+    region: usize,
+    views: usize,
+    from: Option<usize>,
+    until: Option<usize>,
+    rung: Option<usize>,
+}
+
+impl Columns {
+    /// Reads the header: the required columns, and no unknown one.
+    fn parse(header: &str) -> Result<Self, RowError> {
+        let columns: Vec<String> = split(header)?
             .into_iter()
             .map(|c| c.trim().to_ascii_lowercase())
             .collect();
         let col = |name: &str| columns.iter().position(|c| c == name);
         let (Some(title), Some(region), Some(views)) = (col("title"), col("region"), col("views"))
         else {
-            return Err(format!(
-                "line 1: the header {header:?} lacks title, region or views"
-            ));
+            return Err(RowError::Header {
+                header: header.to_owned(),
+            });
         };
-        for c in &columns {
-            if ![
-                "title",
-                "region",
-                "views",
-                "licensed_from",
-                "licensed_until",
-                "rung",
-            ]
-            .contains(&c.as_str())
-            {
-                return Err(format!("line 1: unknown column {c:?}"));
-            }
+        const KNOWN: [&str; 6] = [
+            "title",
+            "region",
+            "views",
+            "licensed_from",
+            "licensed_until",
+            "rung",
+        ];
+        if let Some(c) = columns.iter().find(|c| !KNOWN.contains(&c.as_str())) {
+            return Err(RowError::UnknownColumn { column: c.clone() });
         }
-        let (from, until, rung) = (col("licensed_from"), col("licensed_until"), col("rung"));
-        let mut out = Popularity::default();
-        for (i, line) in lines {
-            let n = i + 1;
-            let fields = split(line, n)?;
-            if fields.len() != columns.len() {
-                return Err(format!(
-                    "line {n}: {} fields (the header has {})",
-                    fields.len(),
-                    columns.len()
-                ));
-            }
-            let field = |c: Option<usize>| c.map(|c| fields[c].trim()).filter(|f| !f.is_empty());
-            let (Some(t), Some(r)) = (field(Some(title)), field(Some(region))) else {
-                return Err(format!("line {n}: empty title or region"));
-            };
-            let v: u64 = field(Some(views))
-                .unwrap_or("0")
-                .parse()
-                .map_err(|_| format!("line {n}: views {:?} (expected a count)", fields[views]))?;
-            let time = |c: Option<usize>| -> Result<Option<u64>, String> {
-                field(c)
-                    .map(|f| parse_time(f).map_err(|e| format!("line {n}: {e}")))
-                    .transpose()
-            };
-            let (f, u) = (time(from)?, time(until)?);
-            if let (Some(f), Some(u)) = (f, u)
-                && f >= u
-            {
-                return Err(format!("line {n}: the licence ends before it starts"));
-            }
-            let d = out.0.entry((t.to_owned(), r.to_owned())).or_default();
-            match field(rung) {
-                Some(name) => *d.rung_views.entry(name.to_owned()).or_default() += v,
-                None => d.views += v,
-            }
-            if f.is_some() || u.is_some() {
-                d.licences.push((f, u));
-            }
-        }
-        Ok(out)
+        Ok(Self {
+            count: columns.len(),
+            title,
+            region,
+            views,
+            from: col("licensed_from"),
+            until: col("licensed_until"),
+            rung: col("rung"),
+        })
     }
 }
 
 /// Splits a CSV line; fields may be double-quoted (with `""` for a quote).
-fn split(line: &str, n: usize) -> Result<Vec<String>, String> {
+fn split(line: &str) -> Result<Vec<String>, RowError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -158,15 +254,17 @@ fn split(line: &str, n: usize) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err(format!("line {n}: a quoted field is not closed"));
+        return Err(RowError::Unclosed);
     }
     out.push(cur);
     Ok(out)
 }
 
 /// Seconds since 1970 of `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub fn parse_time(text: &str) -> Result<u64, String> {
-    let bad = || format!("time {text:?} (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC)");
+pub fn parse_time(text: &str) -> Result<u64, TimeError> {
+    let bad = || TimeError {
+        text: text.to_owned(),
+    };
     let (date, time) = match text.split_once('T') {
         Some((d, t)) => (d, Some(t.strip_suffix('Z').ok_or_else(bad)?)),
         None => (text, None),
@@ -254,7 +352,7 @@ mod tests {
                 "ends before",
             ),
         ] {
-            let e = Popularity::parse(csv).unwrap_err();
+            let e = Popularity::parse(csv).unwrap_err().to_string();
             assert!(e.contains(says), "{csv:?}: {e}");
         }
     }

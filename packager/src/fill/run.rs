@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::topology::{Site, Tier, Window, join_url};
-use super::{FilePlan, FillPlan};
+use super::topology::{Appliance, Site, Tier, TopologyError, Window, join_url};
+use super::{FilePlan, FillError, FillPlan, Placement};
 
 /// How the run behaves.
 #[derive(Clone, Debug)]
@@ -142,6 +142,101 @@ impl Breaker {
     }
 }
 
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The plan is refused.
+    #[error(transparent)]
+    Plan(#[from] FillError),
+    /// A site's window is refused.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// The journal could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadJournal {
+        /// The journal.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The journal could not be written.
+    #[error("cannot write {path}: {source}")]
+    WriteJournal {
+        /// The journal.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// Why one request failed.
+#[derive(Debug, thiserror::Error)]
+enum HttpError {
+    /// No answer: connection, timeout, protocol.
+    #[error(transparent)]
+    Request(#[from] ureq::Error),
+    /// A GET answered with another status than 200.
+    #[error("GET {url}: HTTP {status}")]
+    GetStatus {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: ureq::http::StatusCode,
+    },
+    /// A GET's body could not be read (or was too long).
+    #[error("GET {url}: {source}")]
+    GetBody {
+        /// The URL.
+        url: String,
+        /// What failed.
+        source: ureq::Error,
+    },
+    /// A PUT answered with a status outside 2xx.
+    #[error("PUT {url}: HTTP {status}")]
+    PutStatus {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+}
+
+/// Why one placement was not filled (the report's failures say it after the placement).
+#[derive(Debug, thiserror::Error)]
+enum PushError {
+    /// The placement names an appliance of another site.
+    #[error("appliance {appliance} is not in site {site}")]
+    NotInSite {
+        /// The appliance.
+        appliance: String,
+        /// The site being filled.
+        site: String,
+    },
+    /// The appliance's circuit breaker is open.
+    #[error("skipped: its circuit breaker is open")]
+    BreakerOpen,
+    /// The origin could not be read.
+    #[error("origin: {0}")]
+    Origin(#[source] HttpError),
+    /// The origin's bytes are not the plan's.
+    #[error("the origin's copy differs from the plan's ({len} bytes, CRC32 {crc:08x})")]
+    OriginDiffers {
+        /// Bytes read.
+        len: usize,
+        /// Their CRC32.
+        crc: u32,
+    },
+    /// The PUT or the read-back failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The appliance gave back other bytes than were put.
+    #[error("read back {len} bytes that differ from the file")]
+    ReadBack {
+        /// Bytes read back.
+        len: usize,
+    },
+}
+
 fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -151,23 +246,32 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-fn get(agent: &ureq::Agent, url: &str, limit: u64) -> Result<Vec<u8>, String> {
-    let mut r = agent.get(url).call().map_err(|e| e.to_string())?;
+fn get(agent: &ureq::Agent, url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
+    let mut r = agent.get(url).call()?;
     if r.status() != 200 {
-        return Err(format!("GET {url}: HTTP {}", r.status()));
+        return Err(HttpError::GetStatus {
+            url: url.to_owned(),
+            status: r.status(),
+        });
     }
     r.body_mut()
         .with_config()
         .limit(limit + 1)
         .read_to_vec()
-        .map_err(|e| format!("GET {url}: {e}"))
+        .map_err(|source| HttpError::GetBody {
+            url: url.to_owned(),
+            source,
+        })
 }
 
-fn put(agent: &ureq::Agent, url: &str, body: &[u8]) -> Result<(), String> {
-    let r = agent.put(url).send(body).map_err(|e| e.to_string())?;
+fn put(agent: &ureq::Agent, url: &str, body: &[u8]) -> Result<(), HttpError> {
+    let r = agent.put(url).send(body)?;
     match r.status().as_u16() {
         200..=299 => Ok(()),
-        s => Err(format!("PUT {url}: HTTP {s}")),
+        status => Err(HttpError::PutStatus {
+            url: url.to_owned(),
+            status,
+        }),
     }
 }
 
@@ -177,201 +281,280 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// True when `bytes` are the plan's file: its size and CRC32.
+fn intact(f: &FilePlan, bytes: &[u8]) -> bool {
+    bytes.len() as u64 == f.file.size && format!("{:08x}", crc32fast::hash(bytes)) == f.file.crc32
+}
+
+/// The journal: the placements done, `APPLIANCE KEY` a line, appended as each is checked.
+struct Journal {
+    path: PathBuf,
+    done: BTreeSet<(String, String)>,
+    file: std::fs::File,
+}
+
+impl Journal {
+    /// Reads what is done (nothing when there is no journal yet) and opens it to append.
+    fn open(path: &Path) -> Result<Self, RunError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(RunError::ReadJournal {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let done = text
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, k)| (a.to_owned(), k.to_owned()))
+            .collect();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| RunError::WriteJournal {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            done,
+            file,
+        })
+    }
+
+    fn contains(&self, f: &FilePlan, p: &Placement) -> bool {
+        self.done
+            .contains(&(p.appliance.clone(), f.file.key.clone()))
+    }
+
+    /// Records a placement done, on disk at once.
+    fn record(&mut self, f: &FilePlan, p: &Placement) -> Result<(), RunError> {
+        writeln!(self.file, "{} {}", p.appliance, f.file.key)
+            .and_then(|()| self.file.flush())
+            .map_err(|source| RunError::WriteJournal {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.done.insert((p.appliance.clone(), f.file.key.clone()));
+        Ok(())
+    }
+}
+
+/// The placements on `site`'s appliances: its storage tier's first, then its edges'.
+fn placements_of<'p>(plan: &'p FillPlan, site: &Site) -> Vec<(&'p FilePlan, &'p Placement)> {
+    [Tier::Storage, Tier::Edge]
+        .into_iter()
+        .flat_map(|tier| {
+            plan.files.iter().flat_map(move |f| {
+                f.on.iter()
+                    .filter(move |p| {
+                        site.appliances
+                            .iter()
+                            .any(|a| a.name == p.appliance && a.tier == tier)
+                    })
+                    .map(move |p| (f, p))
+            })
+        })
+        .collect()
+}
+
 /// Runs the fill.
-pub fn run(plan: &FillPlan, options: &RunOptions) -> Result<RunReport, String> {
+pub fn run(plan: &FillPlan, options: &RunOptions) -> Result<RunReport, RunError> {
     plan.validate()?;
     let started = Instant::now();
     let clock = options.now.unwrap_or_else(now_unix);
-    let agent = agent(options.timeout);
-    let mut report = RunReport::default();
-    let journal_text = match std::fs::read_to_string(&options.journal) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", options.journal.display())),
+    let mut journal = Journal::open(&options.journal)?;
+    let mut filler = Filler {
+        plan,
+        options,
+        agent: agent(options.timeout),
+        breakers: BTreeMap::new(),
+        report: RunReport::default(),
     };
-    let mut done: BTreeSet<(String, String)> = journal_text
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(a, k)| (a.to_owned(), k.to_owned()))
-        .collect();
-    let mut journal = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&options.journal)
-        .map_err(|e| format!("cannot write {}: {e}", options.journal.display()))?;
-    let mut breakers: BTreeMap<String, Breaker> = BTreeMap::new();
-    let t = &plan.topology;
-    for site in &t.sites {
+    for site in &plan.topology.sites {
         let window = Window::parse(&site.window)?;
-        let in_site: Vec<(&FilePlan, &super::Placement, Tier)> = [Tier::Storage, Tier::Edge]
-            .into_iter()
-            .flat_map(|tier| {
-                plan.files.iter().flat_map(move |f| {
-                    f.on.iter()
-                        .filter(move |p| {
-                            site.appliances
-                                .iter()
-                                .any(|a| a.name == p.appliance && a.tier == tier)
-                        })
-                        .map(move |p| (f, p, tier))
-                })
-            })
-            .collect();
-        report.placements += in_site.len();
-        if !window.contains(clock) {
-            report
-                .outside_window
-                .insert(site.name.clone(), window.wait(clock));
-            report.missing += in_site
-                .iter()
-                .filter(|(f, p, _)| !done.contains(&(p.appliance.clone(), f.file.key.clone())))
-                .count();
-            report.already += in_site
-                .iter()
-                .filter(|(f, p, _)| done.contains(&(p.appliance.clone(), f.file.key.clone())))
-                .count();
-            continue;
+        let placements = placements_of(plan, site);
+        filler.report.placements += placements.len();
+        if window.contains(clock) {
+            filler.fill_site(site, &placements, &mut journal)?;
+        } else {
+            filler.skip_site(site, &placements, &journal, window.wait(clock));
         }
+    }
+    let mut report = filler.report;
+    report.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    Ok(report)
+}
+
+/// A run in progress: the connections, the breakers and the report.
+struct Filler<'a> {
+    plan: &'a FillPlan,
+    options: &'a RunOptions,
+    agent: ureq::Agent,
+    breakers: BTreeMap<String, Breaker>,
+    report: RunReport,
+}
+
+impl<'a> Filler<'a> {
+    /// A site outside its window: its placements not done are missing.
+    fn skip_site(
+        &mut self,
+        site: &Site,
+        placements: &[(&FilePlan, &Placement)],
+        journal: &Journal,
+        wait: u64,
+    ) {
+        self.report.outside_window.insert(site.name.clone(), wait);
+        let done = placements
+            .iter()
+            .filter(|(f, p)| journal.contains(f, p))
+            .count();
+        self.report.missing += placements.len() - done;
+        self.report.already += done;
+    }
+
+    /// Fills a site's placements not done yet, at the site's rate.
+    fn fill_site(
+        &mut self,
+        site: &Site,
+        placements: &[(&FilePlan, &Placement)],
+        journal: &mut Journal,
+    ) -> Result<(), RunError> {
         let mut bucket = Bucket::new(site.rate);
-        for (f, p, _tier) in in_site {
-            let id = (p.appliance.clone(), f.file.key.clone());
-            if done.contains(&id) {
-                report.already += 1;
+        for &(f, p) in placements {
+            if journal.contains(f, p) {
+                self.report.already += 1;
                 continue;
             }
-            match fill_one(
-                site,
-                plan,
-                f,
-                p,
-                &agent,
-                &mut breakers,
-                &mut bucket,
-                options,
-                &mut report,
-            ) {
+            match self.fill_one(site, f, p, &mut bucket) {
                 Ok(()) => {
-                    writeln!(journal, "{} {}", id.0, id.1)
-                        .and_then(|()| journal.flush())
-                        .map_err(|e| format!("cannot write {}: {e}", options.journal.display()))?;
-                    done.insert(id);
-                    report.filled += 1;
+                    journal.record(f, p)?;
+                    self.report.filled += 1;
                 }
                 Err(why) => {
-                    report.missing += 1;
-                    if report.failures.len() < 50 {
-                        report
+                    self.report.missing += 1;
+                    if self.report.failures.len() < 50 {
+                        self.report
                             .failures
                             .push(format!("{} {}: {why}", p.appliance, f.file.key));
                     }
                 }
             }
         }
+        Ok(())
     }
-    report.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-    Ok(report)
-}
 
-/// Reads a file's bytes from the placement's source (falling back to the origin), puts it on
-/// the appliance, reads it back and checks it.
-#[allow(clippy::too_many_arguments)]
-fn fill_one(
-    site: &Site,
-    plan: &FillPlan,
-    f: &FilePlan,
-    p: &super::Placement,
-    agent: &ureq::Agent,
-    breakers: &mut BTreeMap<String, Breaker>,
-    bucket: &mut Bucket,
-    options: &RunOptions,
-    report: &mut RunReport,
-) -> Result<(), String> {
-    let t = &plan.topology;
-    let target = site
-        .appliances
-        .iter()
-        .find(|a| a.name == p.appliance)
-        .ok_or_else(|| format!("appliance {} is not in site {}", p.appliance, site.name))?;
-    if !breakers.entry(target.name.clone()).or_default().allows() {
-        return Err("skipped: its circuit breaker is open".into());
+    fn breaker(&mut self, appliance: &str) -> &mut Breaker {
+        self.breakers.entry(appliance.to_owned()).or_default()
     }
-    let check = |bytes: &[u8]| {
-        bytes.len() as u64 == f.file.size
-            && format!("{:08x}", crc32fast::hash(bytes)) == f.file.crc32
-    };
-    // The source: the storage peer when it is up and has the file intact, else the origin.
-    let mut body = None;
-    let mut from = "origin".to_owned();
-    if p.source != "origin"
-        && let Some((_, peer)) = t.appliance(&p.source)
-    {
-        let b = breakers.entry(peer.name.clone()).or_default();
-        if b.allows() {
-            match get(agent, &join_url(&peer.url, &f.file.key), f.file.size) {
-                Ok(bytes) if check(&bytes) => {
-                    b.success();
-                    body = Some(bytes);
-                    from = peer.name.clone();
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(peer = %peer.name, "tiered fill: {e}");
-                    if b.failure(options.trip, options.cool_down) {
-                        *report.breakers_opened.entry(peer.name.clone()).or_default() += 1;
-                    }
-                }
-            }
-        }
-        if body.is_none() {
-            report.fallbacks += 1;
+
+    /// Counts a failure against `appliance`'s breaker, and its opening in the report.
+    fn failed(&mut self, appliance: &str) {
+        let (trip, cool_down) = (self.options.trip, self.options.cool_down);
+        if self.breaker(appliance).failure(trip, cool_down) {
+            *self
+                .report
+                .breakers_opened
+                .entry(appliance.to_owned())
+                .or_default() += 1;
         }
     }
-    let body = match body {
-        Some(b) => b,
-        None => {
-            let b = get(agent, &join_url(&t.origin, &f.file.key), f.file.size)
-                .map_err(|e| format!("origin: {e}"))?;
-            if !check(&b) {
-                return Err(format!(
-                    "the origin's copy differs from the plan's ({} bytes, CRC32 {:08x})",
-                    b.len(),
-                    crc32fast::hash(&b)
-                ));
-            }
-            b
+
+    /// Reads a file's bytes from the placement's source (falling back to the origin), puts it
+    /// on the appliance, reads it back and checks it.
+    fn fill_one(
+        &mut self,
+        site: &Site,
+        f: &FilePlan,
+        p: &Placement,
+        bucket: &mut Bucket,
+    ) -> Result<(), PushError> {
+        let target = site
+            .appliances
+            .iter()
+            .find(|a| a.name == p.appliance)
+            .ok_or_else(|| PushError::NotInSite {
+                appliance: p.appliance.clone(),
+                site: site.name.clone(),
+            })?;
+        if !self.breaker(&target.name).allows() {
+            return Err(PushError::BreakerOpen);
         }
-    };
-    bucket.take(body.len() as u64);
-    let url = join_url(&target.url, &f.file.key);
-    let result = put(agent, &url, &body).and_then(|()| {
-        let back = get(agent, &url, f.file.size)?;
-        if check(&back) {
+        let (body, from) = self.fetch(f, p)?;
+        bucket.take(body.len() as u64);
+        let url = join_url(&target.url, &f.file.key);
+        match self.put_checked(&url, f, &body) {
+            Ok(()) => {
+                self.breaker(&target.name).success();
+                *self
+                    .report
+                    .links
+                    .entry(format!("{from} -> {}", target.name))
+                    .or_default() += f.file.size;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed(&target.name);
+                Err(e)
+            }
+        }
+    }
+
+    /// The file's bytes and where they came from: the storage peer when it is up and has the
+    /// file intact, else the origin.
+    fn fetch(&mut self, f: &FilePlan, p: &Placement) -> Result<(Vec<u8>, String), PushError> {
+        let plan = self.plan;
+        if p.source != "origin"
+            && let Some((_, peer)) = plan.topology.appliance(&p.source)
+        {
+            if let Some(body) = self.read_peer(peer, f) {
+                return Ok((body, peer.name.clone()));
+            }
+            self.report.fallbacks += 1;
+        }
+        let url = join_url(&plan.topology.origin, &f.file.key);
+        let body = get(&self.agent, &url, f.file.size).map_err(PushError::Origin)?;
+        if !intact(f, &body) {
+            return Err(PushError::OriginDiffers {
+                len: body.len(),
+                crc: crc32fast::hash(&body),
+            });
+        }
+        Ok((body, "origin".to_owned()))
+    }
+
+    /// The file from a storage peer, unless its breaker is open, it fails (a failure against
+    /// its breaker) or its copy is not intact.
+    fn read_peer(&mut self, peer: &Appliance, f: &FilePlan) -> Option<Vec<u8>> {
+        if !self.breaker(&peer.name).allows() {
+            return None;
+        }
+        match get(&self.agent, &join_url(&peer.url, &f.file.key), f.file.size) {
+            Ok(bytes) if intact(f, &bytes) => {
+                self.breaker(&peer.name).success();
+                Some(bytes)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(peer = %peer.name, "tiered fill: {e}");
+                self.failed(&peer.name);
+                None
+            }
+        }
+    }
+
+    /// Puts `body` at `url`, then reads it back and checks it.
+    fn put_checked(&self, url: &str, f: &FilePlan, body: &[u8]) -> Result<(), PushError> {
+        put(&self.agent, url, body)?;
+        let back = get(&self.agent, url, f.file.size)?;
+        if intact(f, &back) {
             Ok(())
         } else {
-            Err(format!(
-                "read back {} bytes that differ from the file",
-                back.len()
-            ))
-        }
-    });
-    let b = breakers.entry(target.name.clone()).or_default();
-    match result {
-        Ok(()) => {
-            b.success();
-            *report
-                .links
-                .entry(format!("{from} -> {}", target.name))
-                .or_default() += f.file.size;
-            Ok(())
-        }
-        Err(e) => {
-            if b.failure(options.trip, options.cool_down) {
-                *report
-                    .breakers_opened
-                    .entry(target.name.clone())
-                    .or_default() += 1;
-            }
-            Err(e)
+            Err(PushError::ReadBack { len: back.len() })
         }
     }
 }

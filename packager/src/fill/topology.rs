@@ -88,9 +88,91 @@ pub struct Window {
     pub end: u32,
 }
 
+/// Why a topology (or one of its windows) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// `oca.toml` is not valid TOML of the expected shape (the message gives the line).
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// A window is not two times joined by `-`.
+    #[error("window {text:?} (expected HH:MM-HH:MM, UTC)")]
+    WindowSyntax {
+        /// The window as written.
+        text: String,
+    },
+    /// A window's times are out of range, or equal.
+    #[error("window {text:?} (expected HH:MM-HH:MM, UTC, with different ends)")]
+    WindowEnds {
+        /// The window as written.
+        text: String,
+    },
+    /// A URL that is not `http://` or `https://`.
+    #[error("{what}: URL {url:?} (expected http:// or https://)")]
+    Url {
+        /// Whose URL (`origin` or the appliance's name).
+        what: String,
+        /// The URL as written.
+        url: String,
+    },
+    /// A name with characters outside the allowed set, or too long.
+    #[error("{what} name {name:?} (expected 1 to 64 letters, digits, '-', '_' or '.')")]
+    Name {
+        /// What it names (`site`, `region`, `appliance`).
+        what: &'static str,
+        /// The name as written.
+        name: String,
+    },
+    /// No `[[site]]` at all.
+    #[error("no [[site]]")]
+    NoSites,
+    /// Two sites with one name.
+    #[error("site {name:?} appears twice")]
+    SiteTwice {
+        /// The name.
+        name: String,
+    },
+    /// A site's rate is zero.
+    #[error("rate = 0 (expected bytes per second, > 0)")]
+    ZeroRate,
+    /// A site without appliances.
+    #[error("no [[site.appliance]]")]
+    NoAppliances,
+    /// An appliance named like a site or another appliance.
+    #[error("name {name:?} appears twice")]
+    NameTwice {
+        /// The name.
+        name: String,
+    },
+    /// An appliance of no capacity.
+    #[error("{appliance}: capacity = 0")]
+    ZeroCapacity {
+        /// The appliance.
+        appliance: String,
+    },
+    /// A replication factor outside 1 to the appliances of the site's largest tier.
+    #[error(
+        "replication = {replication} (expected 1 to {largest}, the appliances of its largest \
+         tier; a smaller tier keeps one copy on each of its appliances)"
+    )]
+    Replication {
+        /// The factor as written.
+        replication: usize,
+        /// Appliances in the site's largest tier.
+        largest: usize,
+    },
+    /// Something wrong inside one site.
+    #[error("site {site}: {source}")]
+    Site {
+        /// The site.
+        site: String,
+        /// What is wrong.
+        source: Box<TopologyError>,
+    },
+}
+
 impl Window {
     /// Parses `HH:MM-HH:MM`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TopologyError> {
         let minute = |t: &str| -> Option<u32> {
             let (h, m) = t.trim().split_once(':')?;
             let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
@@ -98,12 +180,10 @@ impl Window {
         };
         let (a, b) = text
             .split_once('-')
-            .ok_or_else(|| format!("window {text:?} (expected HH:MM-HH:MM, UTC)"))?;
+            .ok_or_else(|| TopologyError::WindowSyntax { text: text.into() })?;
         match (minute(a), minute(b)) {
             (Some(start), Some(end)) if start != end => Ok(Self { start, end }),
-            _ => Err(format!(
-                "window {text:?} (expected HH:MM-HH:MM, UTC, with different ends)"
-            )),
+            _ => Err(TopologyError::WindowEnds { text: text.into() }),
         }
     }
 
@@ -130,55 +210,30 @@ impl Window {
 
 impl Topology {
     /// Parses and checks `oca.toml`.
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let t: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Self, TopologyError> {
+        let t: Self = toml::from_str(text)?;
         t.validate()?;
         Ok(t)
     }
 
     /// Checks names, URLs, capacities, windows, rates and replication.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TopologyError> {
         check_url("origin", &self.origin)?;
         if self.sites.is_empty() {
-            return Err("no [[site]]".into());
+            return Err(TopologyError::NoSites);
         }
         let mut names = std::collections::BTreeSet::new();
         for s in &self.sites {
             check_name("site", &s.name)?;
             if !names.insert(s.name.clone()) {
-                return Err(format!("site {:?} appears twice", s.name));
+                return Err(TopologyError::SiteTwice {
+                    name: s.name.clone(),
+                });
             }
-            let ctx = |e: String| format!("site {}: {e}", s.name);
-            check_name("region", &s.region).map_err(ctx)?;
-            Window::parse(&s.window).map_err(ctx)?;
-            if s.rate == 0 {
-                return Err(ctx("rate = 0 (expected bytes per second, > 0)".into()));
-            }
-            if s.appliances.is_empty() {
-                return Err(ctx("no [[site.appliance]]".into()));
-            }
-            for a in &s.appliances {
-                check_name("appliance", &a.name).map_err(ctx)?;
-                if !names.insert(a.name.clone()) {
-                    return Err(ctx(format!("name {:?} appears twice", a.name)));
-                }
-                check_url(&a.name, &a.url).map_err(ctx)?;
-                if a.capacity == 0 {
-                    return Err(ctx(format!("{}: capacity = 0", a.name)));
-                }
-            }
-            let largest = [Tier::Storage, Tier::Edge]
-                .iter()
-                .map(|t| s.appliances.iter().filter(|a| a.tier == *t).count())
-                .max()
-                .unwrap_or(0);
-            if !(1..=largest).contains(&s.replication) {
-                return Err(ctx(format!(
-                    "replication = {} (expected 1 to {largest}, the appliances of its largest \
-                     tier; a smaller tier keeps one copy on each of its appliances)",
-                    s.replication
-                )));
-            }
+            validate_site(s, &mut names).map_err(|e| TopologyError::Site {
+                site: s.name.clone(),
+                source: Box::new(e),
+            })?;
         }
         Ok(())
     }
@@ -191,7 +246,48 @@ impl Topology {
     }
 }
 
-fn check_name(what: &str, name: &str) -> Result<(), String> {
+/// Checks one site; `names` holds the names taken so far (sites and appliances).
+fn validate_site(
+    s: &Site,
+    names: &mut std::collections::BTreeSet<String>,
+) -> Result<(), TopologyError> {
+    check_name("region", &s.region)?;
+    Window::parse(&s.window)?;
+    if s.rate == 0 {
+        return Err(TopologyError::ZeroRate);
+    }
+    if s.appliances.is_empty() {
+        return Err(TopologyError::NoAppliances);
+    }
+    for a in &s.appliances {
+        check_name("appliance", &a.name)?;
+        if !names.insert(a.name.clone()) {
+            return Err(TopologyError::NameTwice {
+                name: a.name.clone(),
+            });
+        }
+        check_url(&a.name, &a.url)?;
+        if a.capacity == 0 {
+            return Err(TopologyError::ZeroCapacity {
+                appliance: a.name.clone(),
+            });
+        }
+    }
+    let largest = [Tier::Storage, Tier::Edge]
+        .iter()
+        .map(|t| s.appliances.iter().filter(|a| a.tier == *t).count())
+        .max()
+        .unwrap_or(0);
+    if !(1..=largest).contains(&s.replication) {
+        return Err(TopologyError::Replication {
+            replication: s.replication,
+            largest,
+        });
+    }
+    Ok(())
+}
+
+fn check_name(what: &'static str, name: &str) -> Result<(), TopologyError> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -199,21 +295,23 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{what} name {name:?} (expected 1 to 64 letters, digits, '-', '_' or '.')"
-        ))
+        Err(TopologyError::Name {
+            what,
+            name: name.to_owned(),
+        })
     }
 }
 
-fn check_url(what: &str, url: &str) -> Result<(), String> {
+fn check_url(what: &str, url: &str) -> Result<(), TopologyError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));
     match rest {
         Some(r) if !r.is_empty() && !r.contains(char::is_whitespace) => Ok(()),
-        _ => Err(format!(
-            "{what}: URL {url:?} (expected http:// or https://)"
-        )),
+        _ => Err(TopologyError::Url {
+            what: what.to_owned(),
+            url: url.to_owned(),
+        }),
     }
 }
 
@@ -268,7 +366,9 @@ tier = "edge"
             ),
             ("name = \"lon\"", "name = \"../lon\"", "site name"),
         ] {
-            let e = Topology::from_toml(&GOOD.replacen(from, to, 1)).unwrap_err();
+            let e = Topology::from_toml(&GOOD.replacen(from, to, 1))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(says), "{to}: {e}");
         }
     }
