@@ -318,7 +318,7 @@ fn serve(global: &Global, args: &crate::args::ServeArgs) -> anyhow::Result<ExitC
         .addr
         .parse()
         .map_err(|e| Failure::usage(format!("--addr {}: {e}", args.addr)))?;
-    serve::check_bind(&addr, args.token.as_deref()).map_err(Failure::usage)?;
+    serve::check_bind(&addr, args.token.as_deref()).map_err(|e| Failure::usage(e.to_string()))?;
     if let Some(d) = &args.jobs
         && !d.is_dir()
     {
@@ -367,6 +367,6 @@ fn serve(global: &Global, args: &crate::args::ServeArgs) -> anyhow::Result<ExitC
             }
         },
     ))
-    .map_err(Failure::io)?;
+    .map_err(|e| Failure::io(e.to_string()))?;
     Ok(exit::OK.into())
 }

@@ -40,12 +40,35 @@ pub struct ServeOptions {
     pub plan: Option<PathBuf>,
 }
 
+/// Why the dashboard cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address is reachable from other machines and no token guards it.
+    #[error("--addr {addr} is not a loopback address: it needs --token (or RUNGS_TOKEN)")]
+    NeedsToken {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said (part of the message).
+        error: std::io::Error,
+    },
+    /// The bound socket has no local address.
+    #[error("{0}")]
+    LocalAddr(std::io::Error),
+    /// Serving failed.
+    #[error("{0}")]
+    Serve(std::io::Error),
+}
+
 /// Refuses a non-loopback address without a token.
-pub fn check_bind(addr: &SocketAddr, token: Option<&str>) -> Result<(), String> {
+pub fn check_bind(addr: &SocketAddr, token: Option<&str>) -> Result<(), ServeError> {
     if !addr.ip().is_loopback() && token.is_none_or(str::is_empty) {
-        return Err(format!(
-            "--addr {addr} is not a loopback address: it needs --token (or RUNGS_TOKEN)"
-        ));
+        return Err(ServeError::NeedsToken { addr: *addr });
     }
     Ok(())
 }
@@ -552,18 +575,21 @@ pub async fn serve(
     options: ServeOptions,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     check_bind(&options.addr, options.token.as_deref())?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|error| ServeError::Listen {
+            addr: options.addr,
+            error,
+        })?;
+    let local = listener.local_addr().map_err(ServeError::LocalAddr)?;
     ready(local);
     let app = Arc::new(App { options });
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(ServeError::Serve)
 }
 
 #[cfg(test)]

@@ -85,27 +85,7 @@ pub fn chart(
     series: &[Series],
     log_x: bool,
 ) -> String {
-    let fx = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
-    let all: Vec<(f64, f64)> = series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0))
-        .collect();
-    let (mut x0, mut x1, mut y0, mut y1) = all.iter().fold(
-        (f64::MAX, f64::MIN, f64::MAX, f64::MIN),
-        |(a, b, c, d), (x, y)| (a.min(fx(*x)), b.max(fx(*x)), c.min(*y), d.max(*y)),
-    );
-    if all.is_empty() {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
-    let pad = |a: f64, b: f64| {
-        let p = ((b - a) * 0.05).max(1e-6);
-        (a - p, b + p)
-    };
-    (x0, x1) = pad(x0, x1);
-    (y0, y1) = pad(y0, y1);
-    let px = |x: f64| L + (fx(x) - x0) / (x1 - x0) * (W - L - R);
-    let py = |y: f64| H - B - (y - y0) / (y1 - y0) * (H - T - B);
+    let scale = Scale::fit(series, log_x);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -119,18 +99,97 @@ pub fn chart(
         r#"<text x="{L}" y="18" class="ct">{}</text>"#,
         esc(title)
     );
-    // Axes.
-    let xt: Vec<f64> = if log_x {
+    axes(&mut s, &scale, x_label, y_label);
+    for (i, se) in series.iter().enumerate() {
+        marks(&mut s, &scale, se);
+        legend(&mut s, i, se);
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Where a chart's data lands: the padded data ranges (x as its log when `log_x`) mapped onto
+/// the plot area.
+struct Scale {
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+    log_x: bool,
+}
+
+impl Scale {
+    /// The ranges of every plottable point of `series`, padded by 5%; 0..1 when there is none.
+    fn fit(series: &[Series], log_x: bool) -> Self {
+        let mut scale = Scale {
+            x0: f64::MAX,
+            x1: f64::MIN,
+            y0: f64::MAX,
+            y1: f64::MIN,
+            log_x,
+        };
+        let all: Vec<(f64, f64)> = series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|p| scale.plottable(*p))
+            .collect();
+        for (x, y) in &all {
+            let fx = scale.fx(*x);
+            scale.x0 = scale.x0.min(fx);
+            scale.x1 = scale.x1.max(fx);
+            scale.y0 = scale.y0.min(*y);
+            scale.y1 = scale.y1.max(*y);
+        }
+        if all.is_empty() {
+            (scale.x0, scale.x1, scale.y0, scale.y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let pad = |a: f64, b: f64| {
+            let p = ((b - a) * 0.05).max(1e-6);
+            (a - p, b + p)
+        };
+        (scale.x0, scale.x1) = pad(scale.x0, scale.x1);
+        (scale.y0, scale.y1) = pad(scale.y0, scale.y1);
+        scale
+    }
+
+    /// True for a point the chart can draw: finite, and with a positive x on a log scale.
+    fn plottable(&self, (x, y): (f64, f64)) -> bool {
+        x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0)
+    }
+
+    /// x on the axis's scale.
+    fn fx(&self, x: f64) -> f64 {
+        if self.log_x { x.max(1e-9).log10() } else { x }
+    }
+
+    /// The horizontal position of `x`.
+    fn px(&self, x: f64) -> f64 {
+        L + (self.fx(x) - self.x0) / (self.x1 - self.x0) * (W - L - R)
+    }
+
+    /// The vertical position of `y`.
+    fn py(&self, y: f64) -> f64 {
+        H - B - (y - self.y0) / (self.y1 - self.y0) * (H - T - B)
+    }
+
+    /// The x ticks: 1, 2 and 5 of every decade on a log scale.
+    fn x_ticks(&self) -> Vec<f64> {
+        let (x0, x1) = (self.x0, self.x1);
+        if !self.log_x {
+            return ticks(x0, x1);
+        }
         let (a, b) = (x0.floor() as i32, x1.ceil() as i32);
         (a..=b)
             .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
             .filter(|v| (x0..=x1).contains(&v.log10()))
             .collect()
-    } else {
-        ticks(x0, x1)
-    };
-    for v in xt {
-        let x = px(v);
+    }
+}
+
+/// Grid lines with their tick labels, and the axis labels.
+fn axes(s: &mut String, scale: &Scale, x_label: &str, y_label: &str) {
+    for v in scale.x_ticks() {
+        let x = scale.px(v);
         let _ = write!(
             s,
             r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#eee"/><text x="{x:.1}" y="{}" class="tk" text-anchor="middle">{}</text>"##,
@@ -140,8 +199,8 @@ pub fn chart(
             label(v)
         );
     }
-    for v in ticks(y0, y1) {
-        let y = py(v);
+    for v in ticks(scale.y0, scale.y1) {
+        let y = scale.py(v);
         let _ = write!(
             s,
             r##"<line x1="{L}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" class="tk" text-anchor="end">{}</text>"##,
@@ -161,68 +220,72 @@ pub fn chart(
         (T + H - B) / 2.0,
         esc(y_label)
     );
-    // Series and legend.
-    for (i, se) in series.iter().enumerate() {
-        let pts: Vec<(f64, f64)> = se
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0))
-            .collect();
-        let (class, c) = (esc(&se.class), &se.color);
-        match se.mark {
-            Mark::Dots => {
-                for (x, y) in &pts {
-                    let _ = write!(
-                        s,
-                        r#"<circle class="pt {class}" cx="{:.1}" cy="{:.1}" r="3" fill="{c}" fill-opacity="0.7"><title>{:.0} kbit/s, {:.2}</title></circle>"#,
-                        px(*x),
-                        py(*y),
-                        x,
-                        y
-                    );
-                }
-            }
-            Mark::Line => {
-                let path: Vec<String> = pts
-                    .iter()
-                    .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-                    .collect();
+}
+
+/// The plottable points of one series, drawn as its mark says.
+fn marks(s: &mut String, scale: &Scale, se: &Series) {
+    let pts: Vec<(f64, f64)> = se
+        .points
+        .iter()
+        .copied()
+        .filter(|p| scale.plottable(*p))
+        .collect();
+    let (class, c) = (esc(&se.class), &se.color);
+    match se.mark {
+        Mark::Dots => {
+            for (x, y) in &pts {
                 let _ = write!(
                     s,
-                    r#"<polyline class="{class}" points="{}" fill="none" stroke="{c}" stroke-width="1.5"/>"#,
-                    path.join(" ")
+                    r#"<circle class="pt {class}" cx="{:.1}" cy="{:.1}" r="3" fill="{c}" fill-opacity="0.7"><title>{:.0} kbit/s, {:.2}</title></circle>"#,
+                    scale.px(*x),
+                    scale.py(*y),
+                    x,
+                    y
                 );
             }
-            Mark::Diamonds => {
-                for (x, y) in &pts {
-                    let (cx, cy) = (px(*x), py(*y));
-                    let _ = write!(
-                        s,
-                        r##"<path class="rung {class}" d="M{cx:.1} {:.1} L{:.1} {cy:.1} L{cx:.1} {:.1} L{:.1} {cy:.1} Z" fill="{c}" stroke="#000"><title>{:.0} kbit/s, {:.2}</title></path>"##,
-                        cy - 7.0,
-                        cx + 7.0,
-                        cy + 7.0,
-                        cx - 7.0,
-                        x,
-                        y
-                    );
-                }
+        }
+        Mark::Line => {
+            let path: Vec<String> = pts
+                .iter()
+                .map(|(x, y)| format!("{:.1},{:.1}", scale.px(*x), scale.py(*y)))
+                .collect();
+            let _ = write!(
+                s,
+                r#"<polyline class="{class}" points="{}" fill="none" stroke="{c}" stroke-width="1.5"/>"#,
+                path.join(" ")
+            );
+        }
+        Mark::Diamonds => {
+            for (x, y) in &pts {
+                let (cx, cy) = (scale.px(*x), scale.py(*y));
+                let _ = write!(
+                    s,
+                    r##"<path class="rung {class}" d="M{cx:.1} {:.1} L{:.1} {cy:.1} L{cx:.1} {:.1} L{:.1} {cy:.1} Z" fill="{c}" stroke="#000"><title>{:.0} kbit/s, {:.2}</title></path>"##,
+                    cy - 7.0,
+                    cx + 7.0,
+                    cy + 7.0,
+                    cx - 7.0,
+                    x,
+                    y
+                );
             }
         }
-        let ly = T + 12.0 + 16.0 * i as f64;
-        let _ = write!(
-            s,
-            r#"<rect x="{}" y="{:.1}" width="10" height="10" fill="{c}"/><text x="{}" y="{:.1}" class="lg">{}</text>"#,
-            W - R + 10.0,
-            ly - 9.0,
-            W - R + 24.0,
-            ly,
-            esc(&se.name)
-        );
     }
-    s.push_str("</svg>");
-    s
+}
+
+/// The legend entry of the `i`th series.
+fn legend(s: &mut String, i: usize, se: &Series) {
+    let ly = T + 12.0 + 16.0 * i as f64;
+    let _ = write!(
+        s,
+        r#"<rect x="{}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{}" y="{:.1}" class="lg">{}</text>"#,
+        W - R + 10.0,
+        ly - 9.0,
+        se.color,
+        W - R + 24.0,
+        ly,
+        esc(&se.name)
+    );
 }
 
 /// One cell of a heat map: the value that colours it and the text shown on hover.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use media::MediaInfo;
 use serde::Serialize;
 
-use crate::shots::{ChunkRules, DetectorParams, ShotReport};
+use crate::shots::{ChunkRules, ChunkRulesError, DetectorParams, DetectorParamsError, ShotReport};
 pub use problem::{Problem, ProblemKind, Severity};
 pub use timing::Timing;
 
@@ -68,28 +68,22 @@ impl Default for IngestOptions {
 impl IngestOptions {
     /// Checks the options, naming the bad value and the allowed range.
     pub fn validate(&self) -> Result<(), IngestError> {
-        let bad = |s: String| Err(IngestError::Config(s));
         if !self.av_tolerance_seconds.is_finite() || self.av_tolerance_seconds < 0.0 {
-            return bad(format!(
-                "invalid A/V tolerance {} s (expected >= 0)",
-                self.av_tolerance_seconds
-            ));
+            return Err(OptionsError::AvTolerance(self.av_tolerance_seconds).into());
         }
         if self.min_dimension == 0 || self.min_dimension > self.max_dimension {
-            return bad(format!(
-                "invalid dimension limits {}..{} (expected 1 <= min <= max)",
-                self.min_dimension, self.max_dimension
-            ));
+            return Err(OptionsError::Dimensions {
+                min: self.min_dimension,
+                max: self.max_dimension,
+            }
+            .into());
         }
         if !self.max_aspect.is_finite() || self.max_aspect < 1.0 {
-            return bad(format!(
-                "invalid maximum aspect ratio {} (expected >= 1)",
-                self.max_aspect
-            ));
+            return Err(OptionsError::MaxAspect(self.max_aspect).into());
         }
         if let Some(s) = &self.shots {
-            s.rules.validate().map_err(IngestError::Config)?;
-            s.detector.validate().map_err(IngestError::Config)?;
+            s.rules.validate().map_err(OptionsError::from)?;
+            s.detector.validate().map_err(OptionsError::from)?;
         }
         Ok(())
     }
@@ -119,8 +113,33 @@ pub enum IngestError {
         error: std::io::Error,
     },
     /// The options are invalid.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] OptionsError),
+}
+
+/// Which ingest option is invalid, with its value and the allowed range.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum OptionsError {
+    /// The A/V tolerance is negative or not a number.
+    #[error("invalid A/V tolerance {0} s (expected >= 0)")]
+    AvTolerance(f64),
+    /// The dimension limits start at zero or are the wrong way round.
+    #[error("invalid dimension limits {min}..{max} (expected 1 <= min <= max)")]
+    Dimensions {
+        /// The smallest width or height given.
+        min: u32,
+        /// The largest width or height given.
+        max: u32,
+    },
+    /// The maximum aspect ratio is below 1 or not a number.
+    #[error("invalid maximum aspect ratio {0} (expected >= 1)")]
+    MaxAspect(f64),
+    /// The chunk rules are invalid.
+    #[error(transparent)]
+    Chunks(#[from] ChunkRulesError),
+    /// The shot detector settings are invalid.
+    #[error(transparent)]
+    Detector(#[from] DetectorParamsError),
 }
 
 /// Progress of a decode pass.

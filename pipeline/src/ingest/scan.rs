@@ -13,7 +13,7 @@ use super::problem::{Problem, ProblemKind, Severity, round_ms};
 use super::structure;
 use super::timing::FrameClock;
 use super::{AudioSummary, IngestError, IngestOptions, IngestReport, Progress, VideoSummary};
-use crate::shots::{self, Detector, Features, Timeline};
+use crate::shots::{self, Detector, Features, ShotReport, Timeline};
 
 /// The most decode errors taken from a decoder for one packet before moving on.
 const MAX_ERRORS_PER_DRAIN: u32 = 64;
@@ -60,6 +60,7 @@ impl Problems {
     }
 }
 
+/// The video stream being decoded, and what its frames have shown so far.
 struct VideoState {
     decoder: VideoDecoder,
     clock: FrameClock,
@@ -73,6 +74,7 @@ struct VideoState {
     last_packet_seconds: Option<f64>,
 }
 
+/// An audio stream being decoded, and what its frames have shown so far.
 struct AudioState {
     decoder: AudioDecoder,
     samples: u64,
@@ -81,224 +83,303 @@ struct AudioState {
     corrupt: u64,
 }
 
+impl AudioState {
+    fn new(decoder: AudioDecoder) -> Self {
+        Self {
+            decoder,
+            samples: 0,
+            rate: 0,
+            start: None,
+            corrupt: 0,
+        }
+    }
+}
+
+/// The single decode pass: [`Scanner::open`], then [`Scanner::packet`] for every packet,
+/// [`Scanner::flush`] at the end of the file, and [`Scanner::finish`] for the report.
 pub(super) fn run(
     path: &Path,
     file_size: u64,
     options: &IngestOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<IngestReport, IngestError> {
-    let mut problems = Problems::new(options.max_listed);
-    let structure = structure::check(path).unwrap_or_default();
-    let empty = |problems: Problems| {
-        let (problems, problem_counts) = problems.finish();
-        IngestReport {
-            master: path.to_owned(),
-            accepted: false,
-            problem_counts,
-            problems,
-            probe: None,
-            video: None,
-            audio: Vec::new(),
-            packets_read: 0,
-            shots: None,
-        }
+    let mut scanner = match Scanner::open(path, file_size, options)? {
+        Opened::Ready(scanner) => scanner,
+        Opened::Unreadable(report) => return Ok(*report),
     };
-    let mut demuxer = match Demuxer::open(path) {
-        Ok(d) => d,
-        Err(MediaError::Io { error, .. }) => {
-            return Err(IngestError::Io {
-                path: path.to_owned(),
-                error,
-            });
-        }
-        Err(MediaError::Empty { .. }) => {
-            problems.add(
-                Problem::new(ProblemKind::EmptyFile, "the file is empty (0 bytes)").offset(Some(0)),
-            );
-            return Ok(empty(problems));
-        }
-        Err(e) => {
-            let reason = match &e {
-                MediaError::NotMedia { reason, .. } => reason.clone(),
-                other => other.to_string(),
-            };
-            match structure.truncation {
-                Some(mut p) => {
-                    p.message = format!("{}; the demuxer cannot open it ({reason})", p.message);
-                    problems.add(p);
-                }
-                None => problems.add(
-                    Problem::new(
-                        ProblemKind::NotMedia,
-                        format!("not a media file FFmpeg can read: {reason}"),
-                    )
-                    .offset(Some(0)),
-                ),
-            }
-            return Ok(empty(problems));
-        }
-    };
-    let info = demuxer.info().clone();
-    if let Some(p) = structure.truncation.clone() {
-        problems.add(p);
+    while let Some(packet) = scanner.next_packet() {
+        scanner.packet(&packet, progress);
     }
+    scanner.flush();
+    Ok(scanner.finish())
+}
 
-    let mut video = open_video(&demuxer, &info, options, &mut problems);
-    let mut audio: BTreeMap<usize, AudioState> = BTreeMap::new();
-    for index in info.audio_streams() {
-        match demuxer.audio_decoder(index) {
-            Ok(decoder) => {
-                audio.insert(
-                    index,
-                    AudioState {
-                        decoder,
-                        samples: 0,
-                        rate: 0,
-                        start: None,
-                        corrupt: 0,
-                    },
-                );
-            }
-            Err(e) => problems.add(
-                Problem::new(
-                    ProblemKind::UndecodableStream,
-                    format!("cannot decode audio: {e}"),
-                )
-                .stream(index),
-            ),
-        }
-    }
+/// What opening a master gave.
+enum Opened<'a> {
+    /// A scanner ready for the packets.
+    Ready(Box<Scanner<'a>>),
+    /// The demuxer cannot open the file: the report says why.
+    Unreadable(Box<IngestReport>),
+}
 
-    // Where each stream's packets end, in seconds, from the container's timestamps.
-    let mut packet_end: BTreeMap<usize, f64> = BTreeMap::new();
-    let mut read_error: Option<(u64, String)> = None;
-    let mut truncated_packet: Option<Problem> = None;
-    let total = info.duration_seconds;
-    let mut last_report = 0u64;
-    let mut packets_read = 0u64;
-    loop {
-        let packet = match demuxer.read() {
-            Ok(Some(p)) => p,
-            Ok(None) => break,
-            Err(MediaError::Demux {
-                position,
-                reason,
-                recoverable: true,
-            }) => {
-                problems.add(
-                    Problem::new(
-                        ProblemKind::CorruptPacket,
-                        format!("the demuxer skipped unreadable data: {reason}"),
-                    )
-                    .offset(Some(position)),
-                );
-                continue;
-            }
-            Err(MediaError::Demux {
-                position, reason, ..
-            }) => {
-                read_error = Some((position, reason));
-                break;
-            }
+/// The state of one decode pass over a master.
+struct Scanner<'a> {
+    path: &'a Path,
+    file_size: u64,
+    options: &'a IngestOptions,
+    problems: Problems,
+    /// The structure walk found the file truncated.
+    structure_truncated: bool,
+    demuxer: Demuxer,
+    info: MediaInfo,
+    video: Option<VideoState>,
+    audio: BTreeMap<usize, AudioState>,
+    /// Where each stream's packets end, in seconds, from the container's timestamps.
+    packet_end: BTreeMap<usize, f64>,
+    /// Where reading stopped for good, and why.
+    read_error: Option<(u64, String)>,
+    /// The first packet whose data runs past the end of the file.
+    truncated_packet: Option<Problem>,
+    /// Video frames decoded at the last progress report.
+    last_report: u64,
+    packets_read: u64,
+}
+
+impl<'a> Scanner<'a> {
+    /// Opens the master and its decoders, or says why it cannot be read.
+    fn open(
+        path: &'a Path,
+        file_size: u64,
+        options: &'a IngestOptions,
+    ) -> Result<Opened<'a>, IngestError> {
+        let mut problems = Problems::new(options.max_listed);
+        let structure = structure::check(path).unwrap_or_default();
+        let demuxer = match Demuxer::open(path) {
+            Ok(d) => d,
             Err(e) => {
-                read_error = Some((demuxer.position(), e.to_string()));
-                break;
+                unopenable(path, e, structure.truncation, &mut problems)?;
+                return Ok(Opened::Unreadable(Box::new(unreadable_report(
+                    path, problems,
+                ))));
             }
         };
-        packets_read += 1;
+        let info = demuxer.info().clone();
+        if let Some(p) = structure.truncation.clone() {
+            problems.add(p);
+        }
+        let video = open_video(&demuxer, &info, options, &mut problems);
+        let audio = open_audio(&demuxer, &info, &mut problems);
+        Ok(Opened::Ready(Box::new(Self {
+            path,
+            file_size,
+            options,
+            problems,
+            structure_truncated: structure.truncation.is_some(),
+            demuxer,
+            info,
+            video,
+            audio,
+            packet_end: BTreeMap::new(),
+            read_error: None,
+            truncated_packet: None,
+            last_report: 0,
+            packets_read: 0,
+        })))
+    }
+
+    /// The next packet, skipping data the demuxer can step over; `None` at the end of the file
+    /// or where reading stops for good (remembered in `read_error`).
+    fn next_packet(&mut self) -> Option<Packet> {
+        loop {
+            match self.demuxer.read() {
+                Ok(p) => return p,
+                Err(MediaError::Demux {
+                    position,
+                    reason,
+                    recoverable: true,
+                }) => {
+                    self.problems.add(
+                        Problem::new(
+                            ProblemKind::CorruptPacket,
+                            format!("the demuxer skipped unreadable data: {reason}"),
+                        )
+                        .offset(Some(position)),
+                    );
+                }
+                Err(MediaError::Demux {
+                    position, reason, ..
+                }) => {
+                    self.read_error = Some((position, reason));
+                    return None;
+                }
+                Err(e) => {
+                    self.read_error = Some((self.demuxer.position(), e.to_string()));
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Takes one packet: notes where its stream ends, checks it, and decodes it.
+    fn packet(&mut self, packet: &Packet, progress: &mut dyn FnMut(&Progress)) {
+        self.packets_read += 1;
         let stream = packet.stream();
         if let (Some(t), d) = (packet.seconds(), packet.duration()) {
             let end = t + packet.time_base().seconds(d.max(0));
-            let e = packet_end.entry(stream).or_insert(end);
+            let e = self.packet_end.entry(stream).or_insert(end);
             *e = e.max(end);
         }
         if packet.is_corrupt() {
-            let past_end = packet
-                .position()
-                .is_some_and(|p| p + packet.size() as u64 > file_size);
-            let p = Problem::new(
-                ProblemKind::CorruptPacket,
-                "the demuxer flagged the packet as corrupt (its data is incomplete)",
-            )
-            .stream(stream)
-            .at(packet.seconds())
-            .offset(packet.position());
-            if past_end {
-                truncated_packet.get_or_insert(Problem {
-                    kind: ProblemKind::Truncated,
-                    severity: ProblemKind::Truncated.severity(),
-                    message: "a packet's data runs past the end of the file".into(),
-                    ..p
-                });
-            } else {
-                problems.add(p);
-            }
+            self.corrupt_packet(packet);
         }
-        if let Some(v) = video.as_mut().filter(|v| v.decoder.stream() == stream) {
+        if let Some(v) = self.video.as_mut().filter(|v| v.decoder.stream() == stream) {
             v.last_packet_seconds = packet.seconds();
-            if let Err(e) = v.decoder.send(&packet) {
-                problems.add(decode_problem(&e, stream, &packet));
+            if let Err(e) = v.decoder.send(packet) {
+                self.problems.add(decode_problem(&e, stream, packet));
             }
-            drain_video(v, &mut problems);
-            if v.pts.len() as u64 >= last_report + 16 {
-                last_report = v.pts.len() as u64;
+            drain_video(v, &mut self.problems);
+            if v.pts.len() as u64 >= self.last_report + 16 {
+                self.last_report = v.pts.len() as u64;
                 progress(&Progress {
                     seconds: packet.seconds().unwrap_or(0.0),
-                    total_seconds: total,
-                    frames: last_report,
+                    total_seconds: self.info.duration_seconds,
+                    frames: self.last_report,
                 });
             }
-        } else if let Some(a) = audio.get_mut(&stream) {
-            if let Err(e) = a.decoder.send(&packet) {
-                problems.add(decode_problem(&e, stream, &packet));
+        } else if let Some(a) = self.audio.get_mut(&stream) {
+            if let Err(e) = a.decoder.send(packet) {
+                self.problems.add(decode_problem(&e, stream, packet));
             }
-            drain_audio(a, &mut problems);
+            drain_audio(a, &mut self.problems);
         }
-    }
-    if let Some(v) = video.as_mut() {
-        if let Err(e) = v.decoder.send_eof() {
-            problems.add(
-                Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(v.decoder.stream()),
-            );
-        }
-        drain_video(v, &mut problems);
-    }
-    for a in audio.values_mut() {
-        if let Err(e) = a.decoder.send_eof() {
-            problems.add(
-                Problem::new(ProblemKind::CorruptPacket, e.to_string()).stream(a.decoder.stream()),
-            );
-        }
-        drain_audio(a, &mut problems);
     }
 
-    // Truncation: the structure walk, a packet past the end, a read error, or a short stream.
-    if let Some((position, reason)) = &read_error {
-        let p = if *position + 4096 >= file_size || structure.truncation.is_some() {
-            Problem::new(
-                ProblemKind::Truncated,
-                format!("reading stopped at the end of the file: {reason}"),
-            )
+    /// Records a packet the demuxer flagged corrupt; one running past the end of the file is
+    /// kept apart as a sign of truncation.
+    fn corrupt_packet(&mut self, packet: &Packet) {
+        let past_end = packet
+            .position()
+            .is_some_and(|p| p + packet.size() as u64 > self.file_size);
+        let p = Problem::new(
+            ProblemKind::CorruptPacket,
+            "the demuxer flagged the packet as corrupt (its data is incomplete)",
+        )
+        .stream(packet.stream())
+        .at(packet.seconds())
+        .offset(packet.position());
+        if past_end {
+            self.truncated_packet.get_or_insert(Problem {
+                kind: ProblemKind::Truncated,
+                severity: ProblemKind::Truncated.severity(),
+                message: "a packet's data runs past the end of the file".into(),
+                ..p
+            });
         } else {
-            Problem::new(
-                ProblemKind::CorruptPacket,
-                format!("reading stopped: {reason}"),
-            )
-        };
-        add_truncation_or(&mut problems, p.offset(Some(*position)));
-    }
-    if let Some(p) = truncated_packet {
-        add_truncation_or(&mut problems, p);
+            self.problems.add(p);
+        }
     }
 
-    let mut video_summary = None;
-    let mut shot_report = None;
-    if let Some(v) = video {
+    /// Drains the decoders at the end of the file.
+    fn flush(&mut self) {
+        if let Some(v) = self.video.as_mut() {
+            if let Err(e) = v.decoder.send_eof() {
+                self.problems.add(
+                    Problem::new(ProblemKind::CorruptPacket, e.to_string())
+                        .stream(v.decoder.stream()),
+                );
+            }
+            drain_video(v, &mut self.problems);
+        }
+        for a in self.audio.values_mut() {
+            if let Err(e) = a.decoder.send_eof() {
+                self.problems.add(
+                    Problem::new(ProblemKind::CorruptPacket, e.to_string())
+                        .stream(a.decoder.stream()),
+                );
+            }
+            drain_audio(a, &mut self.problems);
+        }
+    }
+
+    /// The report: truncation, the streams' checks and summaries, and the shots.
+    fn finish(mut self) -> IngestReport {
+        self.check_truncation();
+        let (video, shots) = match self.video.take() {
+            Some(v) => {
+                let (summary, shots) = self.finish_video(v);
+                (Some(summary), shots)
+            }
+            None => (None, None),
+        };
+        let audio = self.audio_summaries();
+        let (problems, problem_counts) = self.problems.finish();
+        IngestReport {
+            master: self.path.to_owned(),
+            accepted: !problems.iter().any(|p| p.severity == Severity::Error),
+            problem_counts,
+            problems,
+            probe: Some(self.info),
+            video,
+            audio,
+            packets_read: self.packets_read,
+            shots,
+        }
+    }
+
+    /// Truncation: the structure walk, a packet past the end, a read error, or a short stream
+    /// (checked later, with the video).
+    fn check_truncation(&mut self) {
+        if let Some((position, reason)) = &self.read_error {
+            let p = if *position + 4096 >= self.file_size || self.structure_truncated {
+                Problem::new(
+                    ProblemKind::Truncated,
+                    format!("reading stopped at the end of the file: {reason}"),
+                )
+            } else {
+                Problem::new(
+                    ProblemKind::CorruptPacket,
+                    format!("reading stopped: {reason}"),
+                )
+            };
+            add_truncation_or(&mut self.problems, p.offset(Some(*position)));
+        }
+        if let Some(p) = self.truncated_packet.take() {
+            add_truncation_or(&mut self.problems, p);
+        }
+    }
+
+    /// Checks the decoded video against itself, the container and the audio, and finds its
+    /// shots when asked.
+    fn finish_video(&mut self, mut v: VideoState) -> (VideoSummary, Option<ShotReport>) {
         let stream = v.decoder.stream();
         let (timing, timing_problems) = v.clock.finish(stream);
-        timing_problems.into_iter().for_each(|p| problems.add(p));
-        let vinfo = info.stream(stream).and_then(|s| s.video.as_ref());
-        check_interlace(&v, vinfo, stream, &mut problems);
+        timing_problems
+            .into_iter()
+            .for_each(|p| self.problems.add(p));
+        self.check_video(&v, stream, &timing);
+        let shots = v
+            .detector
+            .take()
+            .and_then(|d| self.shot_report(d, stream, &v.pts, &timing));
+        let (width, height) = v.size.unwrap_or((0, 0));
+        let summary = VideoSummary {
+            stream,
+            codec: v.decoder.codec().to_owned(),
+            width,
+            height,
+            timing,
+            interlaced_frames: v.interlaced,
+            corrupt_frames: v.corrupt,
+        };
+        (summary, shots)
+    }
+
+    /// Interlacing, size changes, no frames at all, a short stream, and audio that does not
+    /// last as long.
+    fn check_video(&mut self, v: &VideoState, stream: usize, timing: &super::Timing) {
+        let problems = &mut self.problems;
+        let vinfo = self.info.stream(stream).and_then(|s| s.video.as_ref());
+        check_interlace(v, vinfo, stream, problems);
         if v.resized > 0 {
             problems.add(
                 Problem::new(
@@ -317,75 +398,117 @@ pub(super) fn run(
                 .stream(stream),
             );
         }
-        check_declared_duration(&info, stream, &timing, &packet_end, &mut problems);
-        for (&index, a) in &audio {
+        check_declared_duration(&self.info, stream, timing, &self.packet_end, problems);
+        for (&index, a) in &self.audio {
             check_av(
                 a,
                 index,
-                &timing,
-                options.av_tolerance_seconds,
-                &mut problems,
+                timing,
+                self.options.av_tolerance_seconds,
+                problems,
             );
         }
-        if let (
-            Some(detector),
-            Some(ShotOptions {
-                rules,
-                detector: params,
-                ..
-            }),
-        ) = (v.detector, options.shots.as_ref())
-        {
-            let (cuts, scores) = detector.finish();
-            let tb = info
-                .stream(stream)
-                .map(|s| s.time_base)
-                .unwrap_or(Rational::new(1, 1));
-            let timeline = Timeline {
-                pts: &v.pts,
-                time_base: tb,
-                frame_rate: timing.frame_rate.unwrap_or(Rational::new(25, 1)),
-                start_seconds: timing.start_seconds.unwrap_or(0.0),
-            };
-            shot_report = Some(shots::report(&cuts, scores, &timeline, rules, params));
-        }
-        let (width, height) = v.size.unwrap_or((0, 0));
-        video_summary = Some(VideoSummary {
-            stream,
-            codec: v.decoder.codec().to_owned(),
-            width,
-            height,
-            timing,
-            interlaced_frames: v.interlaced,
-            corrupt_frames: v.corrupt,
-        });
     }
 
-    let audio_summaries = audio
-        .iter()
-        .map(|(&stream, a)| AudioSummary {
-            stream,
-            language: info.stream(stream).and_then(|s| s.language.clone()),
-            sample_rate: a.rate,
-            samples: a.samples,
-            start_seconds: a.start.map(round_ms),
-            duration_seconds: round_ms(audio_seconds(a)),
-            corrupt_frames: a.corrupt,
-        })
-        .collect();
+    /// The shots and chunks from the detector's cuts, when shot detection was asked for.
+    fn shot_report(
+        &self,
+        detector: Detector,
+        stream: usize,
+        pts: &[Option<i64>],
+        timing: &super::Timing,
+    ) -> Option<ShotReport> {
+        let ShotOptions {
+            rules,
+            detector: params,
+            ..
+        } = self.options.shots.as_ref()?;
+        let (cuts, scores) = detector.finish();
+        let tb = self
+            .info
+            .stream(stream)
+            .map(|s| s.time_base)
+            .unwrap_or(Rational::new(1, 1));
+        let timeline = Timeline {
+            pts,
+            time_base: tb,
+            frame_rate: timing.frame_rate.unwrap_or(Rational::new(25, 1)),
+            start_seconds: timing.start_seconds.unwrap_or(0.0),
+        };
+        Some(shots::report(&cuts, scores, &timeline, rules, params))
+    }
 
+    /// What decoding each audio stream found.
+    fn audio_summaries(&self) -> Vec<AudioSummary> {
+        self.audio
+            .iter()
+            .map(|(&stream, a)| AudioSummary {
+                stream,
+                language: self.info.stream(stream).and_then(|s| s.language.clone()),
+                sample_rate: a.rate,
+                samples: a.samples,
+                start_seconds: a.start.map(round_ms),
+                duration_seconds: round_ms(audio_seconds(a)),
+                corrupt_frames: a.corrupt,
+            })
+            .collect()
+    }
+}
+
+/// Records why the demuxer cannot open the master, or gives the error when the file cannot be
+/// read from disk at all.
+fn unopenable(
+    path: &Path,
+    e: MediaError,
+    truncation: Option<Problem>,
+    problems: &mut Problems,
+) -> Result<(), IngestError> {
+    let reason = match e {
+        MediaError::Io { error, .. } => {
+            return Err(IngestError::Io {
+                path: path.to_owned(),
+                error,
+            });
+        }
+        MediaError::Empty { .. } => {
+            problems.add(
+                Problem::new(ProblemKind::EmptyFile, "the file is empty (0 bytes)").offset(Some(0)),
+            );
+            return Ok(());
+        }
+        MediaError::NotMedia { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    match truncation {
+        Some(mut p) => {
+            p.message = format!("{}; the demuxer cannot open it ({reason})", p.message);
+            problems.add(p);
+        }
+        None => problems.add(
+            Problem::new(
+                ProblemKind::NotMedia,
+                format!("not a media file FFmpeg can read: {reason}"),
+            )
+            .offset(Some(0)),
+        ),
+    }
+    Ok(())
+}
+
+/// The report of a master the demuxer cannot open.
+fn unreadable_report(path: &Path, problems: Problems) -> IngestReport {
     let (problems, problem_counts) = problems.finish();
-    Ok(IngestReport {
+    IngestReport {
         master: path.to_owned(),
-        accepted: !problems.iter().any(|p| p.severity == Severity::Error),
+        accepted: false,
         problem_counts,
         problems,
-        probe: Some(info),
-        video: video_summary,
-        audio: audio_summaries,
-        packets_read,
-        shots: shot_report,
-    })
+        probe: None,
+        video: None,
+        audio: Vec::new(),
+        packets_read: 0,
+        shots: None,
+    }
 }
 
 /// Adds a truncation problem unless one is already there.
@@ -395,6 +518,31 @@ fn add_truncation_or(problems: &mut Problems, p: Problem) {
     }
 }
 
+/// A decoder for every audio stream that has one; the others are problems.
+fn open_audio(
+    demuxer: &Demuxer,
+    info: &MediaInfo,
+    problems: &mut Problems,
+) -> BTreeMap<usize, AudioState> {
+    let mut audio = BTreeMap::new();
+    for index in info.audio_streams() {
+        match demuxer.audio_decoder(index) {
+            Ok(decoder) => {
+                audio.insert(index, AudioState::new(decoder));
+            }
+            Err(e) => problems.add(
+                Problem::new(
+                    ProblemKind::UndecodableStream,
+                    format!("cannot decode audio: {e}"),
+                )
+                .stream(index),
+            ),
+        }
+    }
+    audio
+}
+
+/// The decoder and state of the best video stream, when there is one rungs can decode.
 fn open_video(
     demuxer: &Demuxer,
     info: &MediaInfo,
@@ -402,54 +550,12 @@ fn open_video(
     problems: &mut Problems,
 ) -> Option<VideoState> {
     let Some(index) = info.best_video() else {
-        let kinds: Vec<&str> = info.streams.iter().map(|s| s.kind.name()).collect();
-        problems.add(Problem::new(
-            ProblemKind::NoVideoStream,
-            if kinds.is_empty() {
-                "the file has no streams at all".to_owned()
-            } else {
-                format!("no video stream (streams: {})", kinds.join(", "))
-            },
-        ));
+        problems.add(no_video_stream(info));
         return None;
     };
     let stream = info.stream(index)?;
     let vinfo = stream.video.as_ref()?;
-    let mut decodable = true;
-    if let Some(reason) = absurd(vinfo, options) {
-        problems.add(Problem::new(ProblemKind::AbsurdDimensions, reason).stream(index));
-        decodable = false;
-    }
-    if vinfo.pixel_support == "unsupported" {
-        problems.add(
-            Problem::new(
-                ProblemKind::UnsupportedPixelFormat,
-                format!(
-                    "pixel format {}: {}",
-                    vinfo.pixel_format,
-                    vinfo
-                        .pixel_support_reason
-                        .as_deref()
-                        .unwrap_or("unsupported")
-                ),
-            )
-            .stream(index),
-        );
-        decodable = false;
-    } else if vinfo.bit_depth.is_some_and(|d| d > 10) {
-        problems.add(
-            Problem::new(
-                ProblemKind::HighBitDepth,
-                format!(
-                    "pixel format {} has {} bits per sample; rungs works at 10 bits",
-                    vinfo.pixel_format,
-                    vinfo.bit_depth.unwrap_or(0)
-                ),
-            )
-            .stream(index),
-        );
-    }
-    if !decodable {
+    if !check_picture(vinfo, index, options, problems) {
         return None;
     }
     let decoder = match demuxer.video_decoder(
@@ -490,6 +596,64 @@ fn open_video(
         corrupt: 0,
         last_packet_seconds: None,
     })
+}
+
+/// The problem of a master without a video stream, naming the streams it has.
+fn no_video_stream(info: &MediaInfo) -> Problem {
+    let kinds: Vec<&str> = info.streams.iter().map(|s| s.kind.name()).collect();
+    Problem::new(
+        ProblemKind::NoVideoStream,
+        if kinds.is_empty() {
+            "the file has no streams at all".to_owned()
+        } else {
+            format!("no video stream (streams: {})", kinds.join(", "))
+        },
+    )
+}
+
+/// Checks the declared picture: its size and aspect, and its pixel format. False when the
+/// stream is not worth decoding.
+fn check_picture(
+    vinfo: &VideoInfo,
+    index: usize,
+    options: &IngestOptions,
+    problems: &mut Problems,
+) -> bool {
+    let mut decodable = true;
+    if let Some(reason) = absurd(vinfo, options) {
+        problems.add(Problem::new(ProblemKind::AbsurdDimensions, reason).stream(index));
+        decodable = false;
+    }
+    if vinfo.pixel_support == "unsupported" {
+        problems.add(
+            Problem::new(
+                ProblemKind::UnsupportedPixelFormat,
+                format!(
+                    "pixel format {}: {}",
+                    vinfo.pixel_format,
+                    vinfo
+                        .pixel_support_reason
+                        .as_deref()
+                        .unwrap_or("unsupported")
+                ),
+            )
+            .stream(index),
+        );
+        decodable = false;
+    } else if vinfo.bit_depth.is_some_and(|d| d > 10) {
+        problems.add(
+            Problem::new(
+                ProblemKind::HighBitDepth,
+                format!(
+                    "pixel format {} has {} bits per sample; rungs works at 10 bits",
+                    vinfo.pixel_format,
+                    vinfo.bit_depth.unwrap_or(0)
+                ),
+            )
+            .stream(index),
+        );
+    }
+    decodable
 }
 
 /// Why the picture size is absurd, if it is.

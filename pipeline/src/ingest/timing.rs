@@ -127,7 +127,6 @@ impl FrameClock {
 
     /// The measured timing and the problems found, for stream `stream`.
     pub(crate) fn finish(&self, stream: usize) -> (Timing, Vec<Problem>) {
-        let tb = self.time_base;
         let mut problems = Vec::new();
         if self.missing_count > 0 {
             let mut p = Problem::new(
@@ -140,102 +139,31 @@ impl FrameClock {
             }
             problems.push(p);
         }
-        // The nominal interval: the most common positive one.
-        let nominal = self
-            .deltas
+        let nominal = self.nominal();
+        let constant = match nominal {
+            Some(m) => Intervals {
+                clock: self,
+                nominal: m,
+                stream,
+            }
+            .check(&mut problems),
+            None => true,
+        };
+        (self.timing(nominal, constant), problems)
+    }
+
+    /// The nominal interval: the most common positive one (the shorter of equals).
+    fn nominal(&self) -> Option<i64> {
+        self.deltas
             .iter()
             .filter(|(d, _)| **d > 0)
             .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-            .map(|(d, _)| *d);
-        let seconds = |pts: i64| tb.seconds(pts);
-        let mut constant = true;
-        if let Some(m) = nominal {
-            let m = m as f64;
-            let class = |delta: i64| classify(delta, m);
-            // Counts come from the exact tally; positions from the remembered events.
-            let count = |c: Class| -> u64 {
-                self.deltas
-                    .iter()
-                    .filter(|(d, _)| class(**d) == c)
-                    .map(|(_, n)| n)
-                    .sum()
-            };
-            let first = |c: Class| self.events.iter().find(|e| class(e.delta) == c).copied();
-            let off_grid = count(Class::OffGrid);
-            if off_grid > 0 || self.distinct_overflow > 0 {
-                constant = false;
-                let off: Vec<f64> = self
-                    .deltas
-                    .keys()
-                    .filter(|d| class(**d) == Class::OffGrid)
-                    .map(|d| seconds(*d) * 1000.0)
-                    .collect();
-                let nominal_ms = seconds(m as i64) * 1000.0;
-                let min = off.iter().copied().fold(nominal_ms, f64::min);
-                let max = off.iter().copied().fold(nominal_ms, f64::max);
-                let mut p = Problem::new(
-                    ProblemKind::VariableFrameRate,
-                    format!(
-                        "{} frame intervals differ from the nominal {nominal_ms:.3} ms (seen \
-                         {min:.3} to {max:.3} ms); the master must be constant frame rate",
-                        off_grid + self.distinct_overflow
-                    ),
-                )
-                .stream(stream);
-                if let Some(e) = first(Class::OffGrid) {
-                    p = p.at(Some(seconds(e.pts))).frame(e.frame);
-                }
-                problems.push(p);
-            }
-            let gaps: Vec<Event> = self
-                .events
-                .iter()
-                .filter(|e| class(e.delta) == Class::Gap)
-                .copied()
-                .collect();
-            let gap_count = count(Class::Gap);
-            for e in gaps.iter().take(MAX_LISTED) {
-                let missing = (e.delta as f64 / m).round() as u64 - 1;
-                problems.push(
-                    Problem::new(
-                        ProblemKind::TimestampGap,
-                        format!("{missing} frame(s) missing before this frame"),
-                    )
-                    .stream(stream)
-                    .at(Some(seconds(e.pts)))
-                    .frame(e.frame),
-                );
-            }
-            if gap_count > 0 {
-                constant = false;
-            }
-            if gap_count as usize > gaps.len().min(MAX_LISTED) {
-                problems.push(
-                    Problem::new(
-                        ProblemKind::TimestampGap,
-                        format!(
-                            "and {} more gaps",
-                            gap_count as usize - gaps.len().min(MAX_LISTED)
-                        ),
-                    )
-                    .stream(stream),
-                );
-            }
-            let backwards = count(Class::Backwards);
-            if backwards > 0 {
-                constant = false;
-                let mut p = Problem::new(
-                    ProblemKind::NonMonotonicTimestamps,
-                    format!("{backwards} timestamps repeat or go backwards"),
-                )
-                .stream(stream);
-                if let Some(e) = first(Class::Backwards) {
-                    p = p.at(Some(seconds(e.pts))).frame(e.frame);
-                }
-                problems.push(p);
-            }
-        }
-        let frame_rate = nominal.map(|m| self.rate_for(m));
+            .map(|(d, _)| *d)
+    }
+
+    /// The timing, given the nominal interval and whether every interval is nominal.
+    fn timing(&self, nominal: Option<i64>, constant: bool) -> Timing {
+        let seconds = |pts: i64| self.time_base.seconds(pts);
         let last_duration = match (self.last_duration, nominal) {
             (d, _) if d > 0 => d,
             (_, Some(m)) => m,
@@ -245,14 +173,13 @@ impl FrameClock {
             (Some(f), Some(l)) => round_ms(seconds(l - f + last_duration)),
             _ => 0.0,
         };
-        let timing = Timing {
+        Timing {
             frames: self.frames,
-            frame_rate,
+            frame_rate: nominal.map(|m| self.rate_for(m)),
             start_seconds: self.first.map(|f| round_ms(seconds(f))),
             duration_seconds,
             constant_frame_rate: constant && self.missing_count == 0,
-        };
-        (timing, problems)
+        }
     }
 
     /// The declared rate when it matches interval `m`, else the rate `m` implies.
@@ -270,6 +197,140 @@ impl FrameClock {
         } else {
             Rational::new(0, 1)
         }
+    }
+}
+
+/// The frame clock's intervals judged against the nominal one, for one stream's problems.
+struct Intervals<'a> {
+    clock: &'a FrameClock,
+    /// The nominal interval, in ticks.
+    nominal: i64,
+    stream: usize,
+}
+
+impl Intervals<'_> {
+    /// Adds the problems of off-grid intervals, gaps and backward steps; true when there are
+    /// none.
+    fn check(&self, problems: &mut Vec<Problem>) -> bool {
+        let off_grid = self.off_grid(problems);
+        let gaps = self.gaps(problems);
+        let backwards = self.backwards(problems);
+        !(off_grid || gaps || backwards)
+    }
+
+    fn class(&self, delta: i64) -> Class {
+        classify(delta, self.nominal as f64)
+    }
+
+    fn seconds(&self, pts: i64) -> f64 {
+        self.clock.time_base.seconds(pts)
+    }
+
+    /// How many intervals are of class `c`, from the exact tally.
+    fn count(&self, c: Class) -> u64 {
+        self.clock
+            .deltas
+            .iter()
+            .filter(|(d, _)| self.class(**d) == c)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The first remembered interval of class `c`, for its position.
+    fn first(&self, c: Class) -> Option<Event> {
+        self.clock
+            .events
+            .iter()
+            .find(|e| self.class(e.delta) == c)
+            .copied()
+    }
+
+    /// Intervals that are neither nominal nor whole multiples of it: a variable frame rate.
+    fn off_grid(&self, problems: &mut Vec<Problem>) -> bool {
+        let off_grid = self.count(Class::OffGrid);
+        let overflow = self.clock.distinct_overflow;
+        if off_grid == 0 && overflow == 0 {
+            return false;
+        }
+        let off: Vec<f64> = self
+            .clock
+            .deltas
+            .keys()
+            .filter(|d| self.class(**d) == Class::OffGrid)
+            .map(|d| self.seconds(*d) * 1000.0)
+            .collect();
+        let nominal_ms = self.seconds(self.nominal) * 1000.0;
+        let min = off.iter().copied().fold(nominal_ms, f64::min);
+        let max = off.iter().copied().fold(nominal_ms, f64::max);
+        let mut p = Problem::new(
+            ProblemKind::VariableFrameRate,
+            format!(
+                "{} frame intervals differ from the nominal {nominal_ms:.3} ms (seen \
+                 {min:.3} to {max:.3} ms); the master must be constant frame rate",
+                off_grid + overflow
+            ),
+        )
+        .stream(self.stream);
+        if let Some(e) = self.first(Class::OffGrid) {
+            p = p.at(Some(self.seconds(e.pts))).frame(e.frame);
+        }
+        problems.push(p);
+        true
+    }
+
+    /// Whole multiples of the nominal interval: frames missing from the timeline, listed one
+    /// by one up to a limit.
+    fn gaps(&self, problems: &mut Vec<Problem>) -> bool {
+        let m = self.nominal as f64;
+        let gaps: Vec<Event> = self
+            .clock
+            .events
+            .iter()
+            .filter(|e| self.class(e.delta) == Class::Gap)
+            .copied()
+            .collect();
+        let gap_count = self.count(Class::Gap);
+        for e in gaps.iter().take(MAX_LISTED) {
+            let missing = (e.delta as f64 / m).round() as u64 - 1;
+            problems.push(
+                Problem::new(
+                    ProblemKind::TimestampGap,
+                    format!("{missing} frame(s) missing before this frame"),
+                )
+                .stream(self.stream)
+                .at(Some(self.seconds(e.pts)))
+                .frame(e.frame),
+            );
+        }
+        let listed = gaps.len().min(MAX_LISTED);
+        if gap_count as usize > listed {
+            problems.push(
+                Problem::new(
+                    ProblemKind::TimestampGap,
+                    format!("and {} more gaps", gap_count as usize - listed),
+                )
+                .stream(self.stream),
+            );
+        }
+        gap_count > 0
+    }
+
+    /// Timestamps that repeat or go backwards.
+    fn backwards(&self, problems: &mut Vec<Problem>) -> bool {
+        let backwards = self.count(Class::Backwards);
+        if backwards == 0 {
+            return false;
+        }
+        let mut p = Problem::new(
+            ProblemKind::NonMonotonicTimestamps,
+            format!("{backwards} timestamps repeat or go backwards"),
+        )
+        .stream(self.stream);
+        if let Some(e) = self.first(Class::Backwards) {
+            p = p.at(Some(self.seconds(e.pts))).frame(e.frame);
+        }
+        problems.push(p);
+        true
     }
 }
 

@@ -33,24 +33,43 @@ impl Default for ChunkRules {
 
 impl ChunkRules {
     /// Checks the rules, naming the bad value and the allowed range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ChunkRulesError> {
         if !self.min_seconds.is_finite() || !(0.04..=600.0).contains(&self.min_seconds) {
-            return Err(format!(
-                "invalid minimum chunk length {} s (expected >= 0.04, <= 600)",
-                self.min_seconds
-            ));
+            return Err(ChunkRulesError::Min {
+                seconds: self.min_seconds,
+            });
         }
-        let lowest_max = 2.0 * self.min_seconds;
-        if !self.max_seconds.is_finite() || !(lowest_max..=3600.0).contains(&self.max_seconds) {
-            return Err(format!(
-                "invalid maximum chunk length {} s (expected >= {lowest_max} (twice the \
-                 minimum, so that splitting a long shot never makes a chunk below the minimum), \
-                 <= 3600)",
-                self.max_seconds
-            ));
+        let lowest = 2.0 * self.min_seconds;
+        if !self.max_seconds.is_finite() || !(lowest..=3600.0).contains(&self.max_seconds) {
+            return Err(ChunkRulesError::Max {
+                seconds: self.max_seconds,
+                lowest,
+            });
         }
         Ok(())
     }
+}
+
+/// Why chunk rules are invalid.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ChunkRulesError {
+    /// The minimum chunk length is out of range.
+    #[error("invalid minimum chunk length {seconds} s (expected >= 0.04, <= 600)")]
+    Min {
+        /// The minimum given, in seconds.
+        seconds: f64,
+    },
+    /// The maximum chunk length is out of range: under twice the minimum, or too long.
+    #[error(
+        "invalid maximum chunk length {seconds} s (expected >= {lowest} (twice the minimum, so \
+         that splitting a long shot never makes a chunk below the minimum), <= 3600)"
+    )]
+    Max {
+        /// The maximum given, in seconds.
+        seconds: f64,
+        /// The lowest maximum allowed: twice the minimum.
+        lowest: f64,
+    },
 }
 
 /// Why a chunk starts where it does.
@@ -90,6 +109,17 @@ pub(crate) fn plan(frames: u64, fps: f64, cuts: &[u64], rules: &ChunkRules) -> V
     }
     let min = ((rules.min_seconds * fps).round() as u64).max(1);
     let max = ((rules.max_seconds * fps).floor() as u64).max(2 * min);
+    let mut spans = shots(frames, cuts);
+    merge_short(&mut spans, min, max);
+    let mut out = Vec::with_capacity(spans.len());
+    for span in spans {
+        split_long(span, max, &mut out);
+    }
+    out
+}
+
+/// One span per shot: the title cut at every cut inside it.
+fn shots(frames: u64, cuts: &[u64]) -> Vec<Span> {
     let mut bounds: Vec<u64> = cuts
         .iter()
         .copied()
@@ -97,7 +127,7 @@ pub(crate) fn plan(frames: u64, fps: f64, cuts: &[u64], rules: &ChunkRules) -> V
         .collect();
     bounds.sort_unstable();
     bounds.dedup();
-    let mut spans: Vec<Span> = std::iter::once(0)
+    std::iter::once(0)
         .chain(bounds.iter().copied())
         .zip(bounds.iter().copied().chain(std::iter::once(frames)))
         .map(|(start, end)| Span {
@@ -110,9 +140,12 @@ pub(crate) fn plan(frames: u64, fps: f64, cuts: &[u64], rules: &ChunkRules) -> V
             },
             merged_cuts: Vec::new(),
         })
-        .collect();
+        .collect()
+}
 
-    // Merge the shortest too-short span into a neighbour until none is left.
+/// Merges the shortest span under `min` frames into a neighbour until none is left (or only
+/// one span is).
+fn merge_short(spans: &mut Vec<Span>, min: u64, max: u64) {
     while spans.len() > 1 {
         let Some((i, _)) = spans
             .iter()
@@ -122,19 +155,8 @@ pub(crate) fn plan(frames: u64, fps: f64, cuts: &[u64], rules: &ChunkRules) -> V
         else {
             break;
         };
-        let left = i.checked_sub(1);
-        let right = (i + 1 < spans.len()).then_some(i + 1);
-        let fits = |j: usize| spans[j].len() + spans[i].len() <= max;
-        let target = match (left, right) {
-            (Some(l), Some(r)) => match (fits(l), fits(r)) {
-                (true, false) => l,
-                (false, true) => r,
-                _ if spans[r].len() < spans[l].len() => r,
-                _ => l,
-            },
-            (Some(l), None) => l,
-            (None, Some(r)) => r,
-            (None, None) => break,
+        let Some(target) = merge_target(spans, i, max) else {
+            break;
         };
         let (a, b) = if target < i { (target, i) } else { (i, target) };
         let second = spans.remove(b);
@@ -146,37 +168,54 @@ pub(crate) fn plan(frames: u64, fps: f64, cuts: &[u64], rules: &ChunkRules) -> V
             first.reason = BoundaryReason::Merge;
         }
     }
+}
 
-    // Split the too-long spans evenly.
-    let mut out = Vec::with_capacity(spans.len());
-    for span in spans {
-        let n = span.len().div_ceil(max);
-        if n <= 1 {
-            out.push(span);
-            continue;
-        }
-        let len = span.len();
-        for k in 0..n {
-            let start = span.start + len * k / n;
-            let end = span.start + len * (k + 1) / n;
-            out.push(Span {
-                start,
-                end,
-                reason: match k {
-                    0 => span.reason,
-                    _ if span.merged_cuts.contains(&start) => BoundaryReason::Cut,
-                    _ => BoundaryReason::Split,
-                },
-                merged_cuts: span
-                    .merged_cuts
-                    .iter()
-                    .copied()
-                    .filter(|&c| c > start && c < end)
-                    .collect(),
-            });
-        }
+/// The neighbour span `i` merges into: the one the merge keeps within `max` frames, else the
+/// shorter (the left one on a tie).
+fn merge_target(spans: &[Span], i: usize, max: u64) -> Option<usize> {
+    let left = i.checked_sub(1);
+    let right = (i + 1 < spans.len()).then_some(i + 1);
+    let fits = |j: usize| spans[j].len() + spans[i].len() <= max;
+    match (left, right) {
+        (Some(l), Some(r)) => Some(match (fits(l), fits(r)) {
+            (true, false) => l,
+            (false, true) => r,
+            _ if spans[r].len() < spans[l].len() => r,
+            _ => l,
+        }),
+        (Some(l), None) => Some(l),
+        (None, Some(r)) => Some(r),
+        (None, None) => None,
     }
-    out
+}
+
+/// Pushes `span` onto `out`, split evenly into parts of at most `max` frames.
+fn split_long(span: Span, max: u64, out: &mut Vec<Span>) {
+    let n = span.len().div_ceil(max);
+    if n <= 1 {
+        out.push(span);
+        return;
+    }
+    let len = span.len();
+    for k in 0..n {
+        let start = span.start + len * k / n;
+        let end = span.start + len * (k + 1) / n;
+        out.push(Span {
+            start,
+            end,
+            reason: match k {
+                0 => span.reason,
+                _ if span.merged_cuts.contains(&start) => BoundaryReason::Cut,
+                _ => BoundaryReason::Split,
+            },
+            merged_cuts: span
+                .merged_cuts
+                .iter()
+                .copied()
+                .filter(|&c| c > start && c < end)
+                .collect(),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +277,7 @@ mod tests {
             rules(1.0, 1.5)
                 .validate()
                 .unwrap_err()
+                .to_string()
                 .contains("twice the minimum")
         );
         assert!(rules(0.0, 10.0).validate().is_err());

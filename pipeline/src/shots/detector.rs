@@ -61,7 +61,7 @@ impl Default for DetectorParams {
 
 impl DetectorParams {
     /// Checks the settings, naming the bad one.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), DetectorParamsError> {
         let checks: [(&str, f64, f64, f64); 7] = [
             ("threshold", self.threshold.into(), 0.0, 3.0),
             (
@@ -78,13 +78,30 @@ impl DetectorParams {
         ];
         for (name, v, lo, hi) in checks {
             if !(lo..=hi).contains(&v) || !v.is_finite() {
-                return Err(format!(
-                    "invalid shot detector {name} {v} (expected >= {lo}, <= {hi})"
-                ));
+                return Err(DetectorParamsError {
+                    name,
+                    value: v,
+                    lo,
+                    hi,
+                });
             }
         }
         Ok(())
     }
+}
+
+/// A detector setting out of its range.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("invalid shot detector {name} {value} (expected >= {lo}, <= {hi})")]
+pub struct DetectorParamsError {
+    /// The setting, as named in the configuration.
+    pub name: &'static str,
+    /// The value given.
+    pub value: f64,
+    /// The lowest value allowed.
+    pub lo: f64,
+    /// The highest value allowed.
+    pub hi: f64,
 }
 
 /// One frame's score, kept when the caller asks for the series.
@@ -306,7 +323,12 @@ mod tests {
             ratio: 0.5,
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().contains("ratio 0.5"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("ratio 0.5")
+        );
         let nan = DetectorParams {
             window_seconds: f64::NAN,
             ..Default::default()

@@ -12,9 +12,12 @@ use media::Rational;
 use serde::Serialize;
 
 pub use chunks::{
-    BoundaryReason, ChunkRules, DEFAULT_MAX_CHUNK_SECONDS, DEFAULT_MIN_CHUNK_SECONDS,
+    BoundaryReason, ChunkRules, ChunkRulesError, DEFAULT_MAX_CHUNK_SECONDS,
+    DEFAULT_MIN_CHUNK_SECONDS,
 };
-pub use detector::{DEFAULT_DETECTOR, DetectedCut, Detector, DetectorParams, FrameScore};
+pub use detector::{
+    DEFAULT_DETECTOR, DetectedCut, Detector, DetectorParams, DetectorParamsError, FrameScore,
+};
 pub(crate) use features::Features;
 
 use crate::ingest::problem::round_ms;
