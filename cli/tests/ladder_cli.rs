@@ -453,6 +453,16 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
         !html.contains("storage."),
         "no bit rates compared at different qualities"
     );
+    // With --compare-fixed the page gives the measured comparison instead.
+    let pt_page = dir.path().join("per-title.html");
+    let (code, _, stderr) = rungs_text(&["report", arg(&pt_dir), "-o", arg(&pt_page)], LONG);
+    assert_eq!(code, 0, "{stderr}");
+    let pt_html = std::fs::read_to_string(&pt_page).unwrap();
+    let measured = &pt["ladder"]["fixed_measured"];
+    assert!(pt_html.contains("Measured: 2 of Apple's rungs"), "{measured}");
+    if let Some(bd) = measured["bd_rate_percent"].as_f64() {
+        assert!(pt_html.contains(&format!("(BD-rate {bd:+.1}%)")), "{measured}");
+    }
     assert_eq!(n("polyline.hull"), 1, "{seen}");
     assert_eq!(n("div.shot"), chunks, "{seen}");
     // Where the time went: a row per stage the report timed.

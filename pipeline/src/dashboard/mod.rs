@@ -258,8 +258,8 @@ fn vmaf_chart(rungs: &[Rung]) -> String {
 }
 
 /// The bits this ladder saves against Apple's fixed ladder for the same master, at equal
-/// quality: the report's estimate on the title's curves, labelled as one. A fixed ladder has
-/// no curves to estimate from, and no estimate.
+/// quality: measured when the encode also encoded Apple's ladder (`--compare-fixed`), otherwise
+/// the report's estimate on the title's curves, labelled as one. A fixed ladder has neither.
 fn saved(e: &Saved) -> String {
     let headline = match e.bd_rate_percent {
         Some(bd) if bd <= 0.0 => format!(
@@ -271,18 +271,30 @@ fn saved(e: &Saved) -> String {
         ),
         None => format!("no comparison: {}", e.why_none),
     };
+    let note = if e.measured {
+        format!(
+            "Measured: {} of Apple's rungs for this master encoded with the same encoder and \
+             preset and scored like the rungs ({}).",
+            e.rungs,
+            esc(&e.basis)
+        )
+    } else {
+        format!(
+            "An {}: {} of Apple's rungs for this master compared{}. \
+             `rungs encode --compare-fixed` encodes Apple's ladder for a measured comparison.",
+            esc(&e.basis),
+            e.rungs,
+            if e.left_out > 0 {
+                format!(", {} outside the curves left out", e.left_out)
+            } else {
+                String::new()
+            },
+        )
+    };
     format!(
         "<h2>Bits saved against the fixed ladder</h2><p id=\"saved\" class=\"saved\">{}</p>\
-         <p class=\"note\">An {}: {n} of Apple's rungs for this master compared{}. \
-         `rungs encode --ladder fixed` encodes Apple's ladder for a measured comparison.</p>",
+         <p class=\"note\">{note}</p>",
         esc(&headline),
-        esc(&e.basis),
-        if e.left_out > 0 {
-            format!(", {} outside the curves left out", e.left_out)
-        } else {
-            String::new()
-        },
-        n = e.rungs,
     )
 }
 

@@ -77,8 +77,11 @@ pub(super) struct Chunk {
     pub start_frame: f64,
 }
 
-/// The estimate of bits saved against Apple's fixed ladder, at equal quality.
+/// The bits saved against Apple's fixed ladder, at equal quality: measured (`--compare-fixed`)
+/// or estimated on the title's curves.
 pub(super) struct Saved {
+    /// Apple's ladder was encoded and measured.
+    pub measured: bool,
     /// Apple's rungs compared.
     pub rungs: usize,
     /// Apple's rungs outside the title's curves, left out.
@@ -131,7 +134,8 @@ impl TitlePage {
                 .flatten()
                 .map(Rung::from_report)
                 .collect(),
-            saved: Saved::from_estimate(&ladder["fixed_estimate"]),
+            saved: Saved::from_measured(&ladder["fixed_measured"])
+                .or_else(|| Saved::from_estimate(&ladder["fixed_estimate"])),
             notes: ladder["notes"]
                 .as_array()
                 .into_iter()
@@ -182,9 +186,18 @@ impl Rung {
 }
 
 impl Saved {
+    /// The measured comparison, when the encode made one.
+    fn from_measured(e: &Value) -> Option<Self> {
+        Self::from_estimate(e).map(|s| Self {
+            measured: true,
+            ..s
+        })
+    }
+
     /// The estimate, when `e` is one (a fixed ladder has none).
     fn from_estimate(e: &Value) -> Option<Self> {
         e.is_object().then(|| Self {
+            measured: false,
             rungs: e["rungs"].as_array().map_or(0, Vec::len),
             left_out: e["left_out"].as_u64().unwrap_or(0),
             bd_rate_percent: e["bd_rate_percent"].as_f64(),
