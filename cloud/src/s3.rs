@@ -140,6 +140,16 @@ fn remote(what: &'static str, key: &str, reason: String) -> StoreError {
     }
 }
 
+/// An object being written: its key, its name in the bucket, and what it carries.
+struct Target<'a> {
+    key: &'a Key,
+    /// The key with the store's prefix.
+    name: String,
+    /// The whole object's CRC32, as hex.
+    crc: String,
+    headers: &'a ObjectHeaders,
+}
+
 impl S3Store {
     /// Opens `s3://BUCKET[/PREFIX]`. Nothing is sent until the first operation.
     pub fn open(url: &str, options: &AwsOptions) -> Result<Self, StoreError> {
@@ -215,103 +225,127 @@ impl S3Store {
         headers: &ObjectHeaders,
         read: &mut dyn FnMut(&mut [u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let name = self.object(key);
-        let crc = format!("{crc:08x}");
+        let target = Target {
+            key,
+            name: self.object(key),
+            crc: format!("{crc:08x}"),
+            headers,
+        };
         if size <= self.part_bytes as u64 {
             let mut data = vec![0; size as usize];
             read(&mut data)?;
-            return self
-                .rt
-                .block_on(
-                    self.client
-                        .put_object()
-                        .bucket(&self.bucket)
-                        .key(&name)
-                        .metadata(CRC_META, &crc)
-                        .set_content_type(headers.content_type.clone())
-                        .set_cache_control(headers.cache_control.clone())
-                        .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                        .body(ByteStream::from(data))
-                        .send(),
-                )
-                .map(|_| ())
-                .map_err(|e| remote("writing", key.as_str(), sdk_text(&e)));
+            return self.put_whole(&target, data);
         }
-        let upload = self
-            .rt
-            .block_on(
-                self.client
-                    .create_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&name)
-                    .metadata(CRC_META, &crc)
-                    .set_content_type(headers.content_type.clone())
-                    .set_cache_control(headers.cache_control.clone())
-                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                    .send(),
-            )
-            .map_err(|e| remote("starting the upload of", key.as_str(), sdk_text(&e)))?;
-        let id = upload.upload_id().unwrap_or_default().to_owned();
-        let result = (|| {
-            let mut parts = Vec::new();
-            let mut left = size;
-            let mut n = 0;
-            while left > 0 {
-                n += 1;
-                let mut chunk = vec![0; left.min(self.part_bytes as u64) as usize];
-                read(&mut chunk)?;
-                left -= chunk.len() as u64;
-                let part = self
-                    .rt
-                    .block_on(
-                        self.client
-                            .upload_part()
-                            .bucket(&self.bucket)
-                            .key(&name)
-                            .upload_id(&id)
-                            .part_number(n)
-                            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                            .body(ByteStream::from(chunk))
-                            .send(),
-                    )
-                    .map_err(|e| remote("uploading a part of", key.as_str(), sdk_text(&e)))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(n)
-                        .set_e_tag(part.e_tag().map(str::to_owned))
-                        .set_checksum_crc32(part.checksum_crc32().map(str::to_owned))
-                        .build(),
-                );
-            }
-            self.rt
-                .block_on(
-                    self.client
-                        .complete_multipart_upload()
-                        .bucket(&self.bucket)
-                        .key(&name)
-                        .upload_id(&id)
-                        .multipart_upload(
-                            CompletedMultipartUpload::builder()
-                                .set_parts(Some(parts))
-                                .build(),
-                        )
-                        .send(),
-                )
-                .map_err(|e| remote("finishing the upload of", key.as_str(), sdk_text(&e)))?;
-            Ok(())
-        })();
+        let id = self.start_multipart(&target)?;
+        let result = self.upload_parts(&target, &id, size, read);
         if result.is_err() {
             // Leave no parts behind; the object keeps its old value (or none).
             let _ = self.rt.block_on(
                 self.client
                     .abort_multipart_upload()
                     .bucket(&self.bucket)
-                    .key(&name)
+                    .key(&target.name)
                     .upload_id(&id)
                     .send(),
             );
         }
         result
+    }
+
+    /// Writes a whole object in one request.
+    fn put_whole(&self, target: &Target<'_>, data: Vec<u8>) -> Result<(), StoreError> {
+        self.rt
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&target.name)
+                    .metadata(CRC_META, &target.crc)
+                    .set_content_type(target.headers.content_type.clone())
+                    .set_cache_control(target.headers.cache_control.clone())
+                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                    .body(ByteStream::from(data))
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| remote("writing", target.key.as_str(), sdk_text(&e)))
+    }
+
+    /// Starts a multipart upload; returns its id.
+    fn start_multipart(&self, target: &Target<'_>) -> Result<String, StoreError> {
+        let upload = self
+            .rt
+            .block_on(
+                self.client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&target.name)
+                    .metadata(CRC_META, &target.crc)
+                    .set_content_type(target.headers.content_type.clone())
+                    .set_cache_control(target.headers.cache_control.clone())
+                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                    .send(),
+            )
+            .map_err(|e| remote("starting the upload of", target.key.as_str(), sdk_text(&e)))?;
+        Ok(upload.upload_id().unwrap_or_default().to_owned())
+    }
+
+    /// Uploads `size` bytes read by `read` as the parts of upload `id`, one part in memory at
+    /// a time, and completes it.
+    fn upload_parts(
+        &self,
+        target: &Target<'_>,
+        id: &str,
+        size: u64,
+        read: &mut dyn FnMut(&mut [u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let key = target.key.as_str();
+        let mut parts = Vec::new();
+        let mut left = size;
+        let mut n = 0;
+        while left > 0 {
+            n += 1;
+            let mut chunk = vec![0; left.min(self.part_bytes as u64) as usize];
+            read(&mut chunk)?;
+            left -= chunk.len() as u64;
+            let part = self
+                .rt
+                .block_on(
+                    self.client
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(&target.name)
+                        .upload_id(id)
+                        .part_number(n)
+                        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                        .body(ByteStream::from(chunk))
+                        .send(),
+                )
+                .map_err(|e| remote("uploading a part of", key, sdk_text(&e)))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .set_e_tag(part.e_tag().map(str::to_owned))
+                    .set_checksum_crc32(part.checksum_crc32().map(str::to_owned))
+                    .build(),
+            );
+        }
+        self.rt
+            .block_on(
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&target.name)
+                    .upload_id(id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .send(),
+            )
+            .map_err(|e| remote("finishing the upload of", key, sdk_text(&e)))?;
+        Ok(())
     }
 
     fn put_bytes(&self, key: &Key, data: &[u8], headers: &ObjectHeaders) -> Result<(), StoreError> {

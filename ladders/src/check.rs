@@ -21,6 +21,31 @@ pub struct RungVmaf {
     pub min: f64,
 }
 
+/// Why a report's ladder cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The report is not JSON of the expected shape (the message gives the position).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The report's ladder is empty.
+    #[error("the report has no rungs")]
+    NoRungs,
+}
+
+/// Why a check rules file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckRulesError {
+    /// The file is not TOML of the expected shape (the message gives the line).
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// A VMAF floor outside 0 to 100.
+    #[error("a VMAF floor of {0} (expected 0 to 100)")]
+    FloorRange(f64),
+    /// A `[[rung]]` selects no rung.
+    #[error("a [[rung]] has an empty select")]
+    EmptySelect,
+}
+
 /// A rung as the report gives it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RungView {
@@ -48,10 +73,10 @@ pub struct LadderView {
 
 impl LadderView {
     /// Reads the ladder of a report. Errors give the JSON position.
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let v: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_json(text: &str) -> Result<Self, ReportError> {
+        let v: Self = serde_json::from_str(text)?;
         if v.rungs.is_empty() {
-            return Err("the report has no rungs".into());
+            return Err(ReportError::NoRungs);
         }
         Ok(v)
     }
@@ -133,20 +158,20 @@ pub struct CheckRules {
 
 impl CheckRules {
     /// Parses a rules file (TOML). Errors give the line.
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let r: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Self, CheckRulesError> {
+        let r: Self = toml::from_str(text)?;
         for f in r.rung.iter().map(|r| &r.floors).chain([&r.rungs]) {
             for v in [f.min_vmaf_mean, f.min_vmaf_harmonic, f.min_vmaf_frame]
                 .into_iter()
                 .flatten()
             {
                 if !(0.0..=100.0).contains(&v) {
-                    return Err(format!("a VMAF floor of {v} (expected 0 to 100)"));
+                    return Err(CheckRulesError::FloorRange(v));
                 }
             }
         }
         if r.rung.iter().any(|x| x.select.is_empty()) {
-            return Err("a [[rung]] has an empty select".into());
+            return Err(CheckRulesError::EmptySelect);
         }
         Ok(r)
     }
@@ -190,19 +215,40 @@ pub fn check(
     rules: &CheckRules,
     baseline: Option<&LadderView>,
 ) -> Vec<Outcome> {
-    let mut out = Vec::new();
+    let mut out = Outcomes::default();
     let n = ladder.rungs.len();
-    let mut push = |rule: &str, rung: Option<&str>, found: String, limit: String, passed: bool| {
-        out.push(Outcome {
+    for (i, r) in ladder.rungs.iter().enumerate() {
+        out.floors(r, &rules.floors_for(i, n, &r.name));
+        if let Some(max) = rules.ladder.max_peak_ratio {
+            out.peak_ratio(r, max);
+        }
+        if let Some(prev) = i.checked_sub(1).map(|p| &ladder.rungs[p]) {
+            out.steps(r, prev, &rules.ladder);
+        }
+    }
+    if let Some(base) = baseline {
+        out.bd_rate(ladder, base, rules.ladder.max_bd_rate);
+    }
+    out.0
+}
+
+/// Outcomes in the order they are checked: rung by rung, the ladder's last.
+#[derive(Default)]
+struct Outcomes(Vec<Outcome>);
+
+impl Outcomes {
+    fn push(&mut self, rule: &str, rung: Option<&str>, found: String, limit: String, passed: bool) {
+        self.0.push(Outcome {
             rule: rule.to_owned(),
             rung: rung.map(str::to_owned),
             found,
             limit,
             passed,
         });
-    };
-    for (i, r) in ladder.rungs.iter().enumerate() {
-        let f = rules.floors_for(i, n, &r.name);
+    }
+
+    /// The quality floors of rung `r`.
+    fn floors(&mut self, r: &RungView, f: &Floors) {
         for (rule, floor, value) in [
             ("min-vmaf-mean", f.min_vmaf_mean, r.vmaf.map(|v| v.mean)),
             (
@@ -214,14 +260,14 @@ pub fn check(
         ] {
             let Some(floor) = floor else { continue };
             match value {
-                Some(v) => push(
+                Some(v) => self.push(
                     rule,
                     Some(&r.name),
                     format!("{v:.2}"),
                     format!(">= {floor}"),
                     v >= floor,
                 ),
-                None => push(
+                None => self.push(
                     rule,
                     Some(&r.name),
                     "not measured".into(),
@@ -230,50 +276,28 @@ pub fn check(
                 ),
             }
         }
-        if let Some(max) = rules.ladder.max_peak_ratio {
-            let ratio = if r.average_kbps > 0.0 {
-                r.peak_kbps / r.average_kbps
-            } else {
-                f64::INFINITY
-            };
-            push(
-                "max-peak-ratio",
-                Some(&r.name),
-                format!("{ratio:.2}"),
-                format!("<= {max}"),
-                ratio <= max,
-            );
-        }
-        let Some(prev) = i.checked_sub(1).map(|p| &ladder.rungs[p]) else {
-            continue;
+    }
+
+    /// Peak over average bit rate of rung `r`, at most `max`.
+    fn peak_ratio(&mut self, r: &RungView, max: f64) {
+        let ratio = if r.average_kbps > 0.0 {
+            r.peak_kbps / r.average_kbps
+        } else {
+            f64::INFINITY
         };
-        if rules.ladder.monotonic {
-            push(
-                "monotonic-bitrate",
-                Some(&r.name),
-                format!(
-                    "{:.1} after {:.1} kbit/s",
-                    r.average_kbps, prev.average_kbps
-                ),
-                "rises".into(),
-                r.average_kbps > prev.average_kbps,
-            );
-            match (r.vmaf, prev.vmaf) {
-                (Some(a), Some(b)) => push(
-                    "monotonic-vmaf",
-                    Some(&r.name),
-                    format!("{:.2} after {:.2}", a.mean, b.mean),
-                    "rises".into(),
-                    a.mean > b.mean,
-                ),
-                _ => push(
-                    "monotonic-vmaf",
-                    Some(&r.name),
-                    "not measured".into(),
-                    "rises".into(),
-                    false,
-                ),
-            }
+        self.push(
+            "max-peak-ratio",
+            Some(&r.name),
+            format!("{ratio:.2}"),
+            format!("<= {max}"),
+            ratio <= max,
+        );
+    }
+
+    /// The step from rung `prev` to the next one, `r`.
+    fn steps(&mut self, r: &RungView, prev: &RungView, limits: &LadderLimits) {
+        if limits.monotonic {
+            self.monotonic(r, prev);
         }
         let step = match (r.vmaf, prev.vmaf) {
             (Some(a), Some(b)) => Some(a.mean - b.mean),
@@ -282,29 +306,23 @@ pub fn check(
         for (rule, limit, ok) in [
             (
                 "min-vmaf-step",
-                rules.ladder.min_vmaf_step.map(|m| format!(">= {m}")),
-                rules
-                    .ladder
-                    .min_vmaf_step
-                    .map(|m| step.is_some_and(|s| s >= m)),
+                limits.min_vmaf_step.map(|m| format!(">= {m}")),
+                limits.min_vmaf_step.map(|m| step.is_some_and(|s| s >= m)),
             ),
             (
                 "max-vmaf-step",
-                rules.ladder.max_vmaf_step.map(|m| format!("<= {m}")),
-                rules
-                    .ladder
-                    .max_vmaf_step
-                    .map(|m| step.is_some_and(|s| s <= m)),
+                limits.max_vmaf_step.map(|m| format!("<= {m}")),
+                limits.max_vmaf_step.map(|m| step.is_some_and(|s| s <= m)),
             ),
         ] {
             if let (Some(limit), Some(ok)) = (limit, ok) {
                 let found = step.map_or("not measured".into(), |s| format!("{s:.2}"));
-                push(rule, Some(&r.name), found, limit, ok);
+                self.push(rule, Some(&r.name), found, limit, ok);
             }
         }
-        if let Some(min) = rules.ladder.min_bitrate_ratio {
+        if let Some(min) = limits.min_bitrate_ratio {
             let ratio = r.average_kbps / prev.average_kbps;
-            push(
+            self.push(
                 "min-bitrate-ratio",
                 Some(&r.name),
                 format!("{ratio:.2}"),
@@ -313,17 +331,43 @@ pub fn check(
             );
         }
     }
-    if let Some(base) = baseline {
-        let limit = format!("<= {}%", rules.ladder.max_bd_rate);
-        match bd::bd_rate(&base.rd(), &ladder.rd()) {
-            Ok(b) => push(
-                "max-bd-rate",
-                None,
-                format!("{b:+.2}%"),
-                limit,
-                b <= rules.ladder.max_bd_rate,
+
+    /// Bit rate and mean VMAF rise from rung `prev` to `r`.
+    fn monotonic(&mut self, r: &RungView, prev: &RungView) {
+        self.push(
+            "monotonic-bitrate",
+            Some(&r.name),
+            format!(
+                "{:.1} after {:.1} kbit/s",
+                r.average_kbps, prev.average_kbps
             ),
-            Err(e) => push(
+            "rises".into(),
+            r.average_kbps > prev.average_kbps,
+        );
+        match (r.vmaf, prev.vmaf) {
+            (Some(a), Some(b)) => self.push(
+                "monotonic-vmaf",
+                Some(&r.name),
+                format!("{:.2} after {:.2}", a.mean, b.mean),
+                "rises".into(),
+                a.mean > b.mean,
+            ),
+            _ => self.push(
+                "monotonic-vmaf",
+                Some(&r.name),
+                "not measured".into(),
+                "rises".into(),
+                false,
+            ),
+        }
+    }
+
+    /// BD-rate of `ladder` against `base`, at most `max` percent.
+    fn bd_rate(&mut self, ladder: &LadderView, base: &LadderView, max: f64) {
+        let limit = format!("<= {max}%");
+        match bd::bd_rate(&base.rd(), &ladder.rd()) {
+            Ok(b) => self.push("max-bd-rate", None, format!("{b:+.2}%"), limit, b <= max),
+            Err(e) => self.push(
                 "max-bd-rate",
                 None,
                 format!("cannot compute: {e}"),
@@ -332,7 +376,6 @@ pub fn check(
             ),
         }
     }
-    out
 }
 
 /// The outcomes as an aligned text table, failures marked.
@@ -556,7 +599,7 @@ mod tests {
             ("[[rung]]\nselect = \"\"\n", "empty select"),
             ("[rungs]\nmin_vmaf_mean = \"x\"\n", "line 2"),
         ] {
-            let e = CheckRules::from_toml(bad).unwrap_err();
+            let e = CheckRules::from_toml(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }

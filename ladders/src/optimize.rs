@@ -154,6 +154,42 @@ pub fn allocate(
     if !(fps.is_finite() && fps > 0.0) {
         return Err(OptimizeError::FrameRate(fps));
     }
+    let (chunks, over_peak) = usable_chunks(candidates, fps, pooling, constraints)?;
+    let frames: u64 = chunks.iter().map(|c| c.hull[0].tally.frames).sum();
+    let budget_bits = |kbps: f64| kbps * 1000.0 * frames as f64 / fps;
+    let solver = Solver::new(chunks, pooling, constraints.max_kbps.map(budget_bits));
+    let (lambda, mut picks, met) = match target {
+        Target::Kbps(kbps) => solver.for_kbps(budget_bits(kbps)),
+        Target::Vmaf(q) => solver.for_vmaf(q),
+    };
+    if !solver.within_cap(&solver.total(&picks)) {
+        picks = solver.picks_at(solver.lambda_max);
+    }
+    let sum = solver.total(&picks);
+    Ok(Allocation {
+        lambda,
+        choices: solver
+            .chunks
+            .iter()
+            .zip(&picks)
+            .map(|(c, &i)| c.hull[i])
+            .collect(),
+        kbps: sum.kbps(fps),
+        quality: sum.quality(pooling),
+        total: sum,
+        met: met && solver.within_cap(&sum),
+        over_peak,
+    })
+}
+
+/// Every chunk's hull of the candidates it may take, and the chunks none of whose candidates
+/// is under the chunk peak cap (they keep only their cheapest).
+fn usable_chunks(
+    candidates: &[Vec<Choice>],
+    fps: f64,
+    pooling: Pooling,
+    constraints: Constraints,
+) -> Result<(Vec<Chunk>, Vec<usize>), OptimizeError> {
     let mut over_peak = Vec::new();
     let mut chunks = Vec::with_capacity(candidates.len());
     for (ci, cands) in candidates.iter().enumerate() {
@@ -186,42 +222,76 @@ pub fn allocate(
         let hull = hull::upper(&pts).into_iter().map(|i| allowed[i]).collect();
         chunks.push(Chunk { hull });
     }
-    let frames: u64 = chunks.iter().map(|c| c.hull[0].tally.frames).sum();
-    let budget_bits = |kbps: f64| kbps * 1000.0 * frames as f64 / fps;
-    let cap_bits = constraints.max_kbps.map(budget_bits);
+    Ok((chunks, over_peak))
+}
 
-    let picks_at =
-        |lambda: f64| -> Vec<usize> { chunks.iter().map(|c| c.pick(lambda, pooling)).collect() };
-    let total = |picks: &[usize]| -> Tally {
-        chunks
+/// The search over slopes for one rung: its chunks' hulls, and the rung's bit cap.
+struct Solver {
+    chunks: Vec<Chunk>,
+    pooling: Pooling,
+    /// The rung's cap in bits, when it has one.
+    cap_bits: Option<f64>,
+    /// A slope past every hull segment's: there each chunk takes its cheapest.
+    lambda_max: f64,
+}
+
+/// A slope, the hull index each chunk takes, and whether the target was met.
+type Solution = (f64, Vec<usize>, bool);
+
+impl Solver {
+    fn new(chunks: Vec<Chunk>, pooling: Pooling, cap_bits: Option<f64>) -> Self {
+        // The slopes that matter lie between the flattest and the steepest hull segment.
+        let mut steepest: f64 = 0.0;
+        for c in &chunks {
+            for w in c.hull.windows(2) {
+                let s = (Chunk::gain(&w[1], pooling) - Chunk::gain(&w[0], pooling))
+                    / (w[1].tally.bits - w[0].tally.bits);
+                steepest = steepest.max(s);
+            }
+        }
+        let lambda_max = if steepest > 0.0 { steepest * 2.0 } else { 1.0 };
+        Self {
+            chunks,
+            pooling,
+            cap_bits,
+            lambda_max,
+        }
+    }
+
+    /// Every chunk's pick at slope `lambda`.
+    fn picks_at(&self, lambda: f64) -> Vec<usize> {
+        self.chunks
+            .iter()
+            .map(|c| c.pick(lambda, self.pooling))
+            .collect()
+    }
+
+    /// The sum of the picked candidates.
+    fn total(&self, picks: &[usize]) -> Tally {
+        self.chunks
             .iter()
             .zip(picks)
             .fold(Tally::ZERO, |t, (c, &i)| t.add(&c.hull[i].tally))
-    };
-    // The slopes that matter lie between the flattest and the steepest hull segment.
-    let mut steepest: f64 = 0.0;
-    for c in &chunks {
-        for w in c.hull.windows(2) {
-            let s = (Chunk::gain(&w[1], pooling) - Chunk::gain(&w[0], pooling))
-                / (w[1].tally.bits - w[0].tally.bits);
-            steepest = steepest.max(s);
-        }
     }
-    let lambda_max = if steepest > 0.0 { steepest * 2.0 } else { 1.0 };
 
-    // Bisect for the smallest λ whose total satisfies `fits` (fits is monotone in λ: a larger
-    // λ never spends more bits).
-    let bisect = |fits: &dyn Fn(&Tally) -> bool| -> Option<f64> {
-        if fits(&total(&picks_at(0.0))) {
+    /// Whether `t` keeps the rung's cap.
+    fn within_cap(&self, t: &Tally) -> bool {
+        self.cap_bits.is_none_or(|c| t.bits <= c * (1.0 + 1e-12))
+    }
+
+    /// Bisects for the smallest λ whose total satisfies `fits` (fits is monotone in λ: a
+    /// larger λ never spends more bits).
+    fn bisect(&self, fits: &dyn Fn(&Tally) -> bool) -> Option<f64> {
+        if fits(&self.total(&self.picks_at(0.0))) {
             return Some(0.0);
         }
-        if !fits(&total(&picks_at(lambda_max))) {
+        if !fits(&self.total(&self.picks_at(self.lambda_max))) {
             return None;
         }
-        let (mut lo, mut hi) = (0.0f64, lambda_max);
+        let (mut lo, mut hi) = (0.0f64, self.lambda_max);
         for _ in 0..200 {
             let mid = 0.5 * (lo + hi);
-            if fits(&total(&picks_at(mid))) {
+            if fits(&self.total(&self.picks_at(mid))) {
                 hi = mid;
             } else {
                 lo = mid;
@@ -231,78 +301,64 @@ pub fn allocate(
             }
         }
         Some(hi)
-    };
-
-    let within_cap = |t: &Tally| cap_bits.is_none_or(|c| t.bits <= c * (1.0 + 1e-12));
-    let (lambda, mut picks, met) = match target {
-        Target::Kbps(kbps) => {
-            let limit = cap_bits.map_or(budget_bits(kbps), |c| c.min(budget_bits(kbps)));
-            match bisect(&|t| t.bits <= limit * (1.0 + 1e-12)) {
-                Some(l) => {
-                    let mut p = picks_at(l);
-                    spend(&chunks, &mut p, limit, pooling);
-                    (l, p, true)
-                }
-                None => (lambda_max, picks_at(lambda_max), false),
-            }
-        }
-        Target::Vmaf(q) => {
-            // The largest λ that still reaches q: bisect on "misses q", which grows with λ.
-            let misses = |t: &Tally| t.quality(pooling) < q;
-            let reach = match bisect(&misses) {
-                // λ = 0 already misses: q is beyond the best candidates.
-                Some(0.0) => None,
-                Some(l) => Some(l),
-                // Even the cheapest reaches q.
-                None => Some(lambda_max),
-            };
-            match reach {
-                Some(l) => {
-                    // `l` is the first λ that misses; step back inside the reaching side.
-                    let mut lam = l;
-                    let mut p = picks_at(lam);
-                    let mut guard = 0;
-                    while misses(&total(&p)) && guard < 200 {
-                        lam *= 1.0 - 1e-6;
-                        if lam < 1e-300 {
-                            lam = 0.0;
-                        }
-                        p = picks_at(lam);
-                        guard += 1;
-                    }
-                    trim(&chunks, &mut p, q, pooling);
-                    if within_cap(&total(&p)) {
-                        (lam, p, true)
-                    } else {
-                        let limit = cap_bits.unwrap_or(f64::INFINITY);
-                        let l = bisect(&|t| t.bits <= limit).unwrap_or(lambda_max);
-                        let mut p = picks_at(l);
-                        spend(&chunks, &mut p, limit, pooling);
-                        (l, p, false)
-                    }
-                }
-                None => {
-                    let limit = cap_bits.unwrap_or(f64::INFINITY);
-                    let l = bisect(&|t| t.bits <= limit).unwrap_or(lambda_max);
-                    let p = picks_at(l);
-                    (l, p, false)
-                }
-            }
-        }
-    };
-    if !within_cap(&total(&picks)) {
-        picks = picks_at(lambda_max);
     }
-    let sum = total(&picks);
-    Ok(Allocation {
-        lambda,
-        choices: chunks.iter().zip(&picks).map(|(c, &i)| c.hull[i]).collect(),
-        kbps: sum.kbps(fps),
-        quality: sum.quality(pooling),
-        total: sum,
-        met: met && within_cap(&sum),
-        over_peak,
-    })
+
+    /// The best quality within `budget` bits (and the cap).
+    fn for_kbps(&self, budget: f64) -> Solution {
+        let limit = self.cap_bits.map_or(budget, |c| c.min(budget));
+        match self.bisect(&|t| t.bits <= limit * (1.0 + 1e-12)) {
+            Some(l) => {
+                let mut p = self.picks_at(l);
+                spend(&self.chunks, &mut p, limit, self.pooling);
+                (l, p, true)
+            }
+            None => (self.lambda_max, self.picks_at(self.lambda_max), false),
+        }
+    }
+
+    /// The fewest bits that reach pooled quality `q`; when that breaks the cap, or `q` is
+    /// beyond the best candidates, the best the cap allows (not met).
+    fn for_vmaf(&self, q: f64) -> Solution {
+        // The largest λ that still reaches q: bisect on "misses q", which grows with λ.
+        let misses = |t: &Tally| t.quality(self.pooling) < q;
+        let reach = match self.bisect(&misses) {
+            // λ = 0 already misses: q is beyond the best candidates.
+            Some(0.0) => return self.under_cap(false),
+            Some(l) => l,
+            // Even the cheapest reaches q.
+            None => self.lambda_max,
+        };
+        // `reach` is the first λ that misses; step back inside the reaching side.
+        let mut lam = reach;
+        let mut p = self.picks_at(lam);
+        let mut guard = 0;
+        while misses(&self.total(&p)) && guard < 200 {
+            lam *= 1.0 - 1e-6;
+            if lam < 1e-300 {
+                lam = 0.0;
+            }
+            p = self.picks_at(lam);
+            guard += 1;
+        }
+        trim(&self.chunks, &mut p, q, self.pooling);
+        if self.within_cap(&self.total(&p)) {
+            (lam, p, true)
+        } else {
+            self.under_cap(true)
+        }
+    }
+
+    /// The best quality the cap allows, not meeting the target; `spend_rest` spends
+    /// what the last bisection step left of the cap.
+    fn under_cap(&self, spend_rest: bool) -> Solution {
+        let limit = self.cap_bits.unwrap_or(f64::INFINITY);
+        let l = self.bisect(&|t| t.bits <= limit).unwrap_or(self.lambda_max);
+        let mut p = self.picks_at(l);
+        if spend_rest {
+            spend(&self.chunks, &mut p, limit, self.pooling);
+        }
+        (l, p, false)
+    }
 }
 
 /// Spends what is left of `limit` bits: repeatedly takes the next hull step, over all chunks,

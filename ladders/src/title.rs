@@ -169,72 +169,88 @@ impl Default for LadderRules {
 
 impl LadderRules {
     /// Parses a rules file (TOML) and checks it. Errors name the field.
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let rules: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Self, LadderRulesError> {
+        let rules: Self = toml::from_str(text)?;
         rules.validate()?;
         Ok(rules)
     }
 
     /// Checks the values.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidRule> {
+        let bad = |field: &'static str, value: &dyn std::fmt::Display, expected: String| {
+            Err(InvalidRule {
+                field,
+                value: value.to_string(),
+                expected,
+            })
+        };
         if !(1..=30).contains(&self.rungs) {
-            return Err(format!("rungs = {} (expected 1 to 30)", self.rungs));
+            return bad("rungs", &self.rungs, "1 to 30".into());
         }
         if !(self.min_kbps.is_finite() && self.min_kbps >= 0.0) {
-            return Err(format!("min_kbps = {} (expected >= 0)", self.min_kbps));
+            return bad("min_kbps", &self.min_kbps, ">= 0".into());
         }
         if !(self.max_kbps.is_finite() && self.max_kbps > self.min_kbps) {
-            return Err(format!(
-                "max_kbps = {} (expected above min_kbps = {})",
-                self.max_kbps, self.min_kbps
-            ));
+            let expected = format!("above min_kbps = {}", self.min_kbps);
+            return bad("max_kbps", &self.max_kbps, expected);
         }
         if !(self.top_vmaf > 0.0 && self.top_vmaf <= 100.0) {
-            return Err(format!(
-                "top_vmaf = {} (expected 0 < v <= 100)",
-                self.top_vmaf
-            ));
+            return bad("top_vmaf", &self.top_vmaf, "0 < v <= 100".into());
         }
         match self.spacing {
             Spacing::Vmaf(s) if !(s.is_finite() && s > 0.0 && s < 100.0) => {
-                return Err(format!("spacing vmaf step = {s} (expected 0 < step < 100)"));
+                return bad("spacing vmaf step", &s, "0 < step < 100".into());
             }
             Spacing::Bitrate(r) if !(r.is_finite() && r > 1.0 && r < 100.0) => {
-                return Err(format!(
-                    "spacing bitrate ratio = {r} (expected 1 < ratio < 100)"
-                ));
+                return bad("spacing bitrate ratio", &r, "1 < ratio < 100".into());
             }
             _ => {}
         }
         if self.max_ratio.is_nan() || self.max_ratio <= 1.0 {
-            return Err(format!(
-                "max_ratio = {} (expected above 1, or inf for no limit)",
-                self.max_ratio
-            ));
+            let expected = "above 1, or inf for no limit".into();
+            return bad("max_ratio", &self.max_ratio, expected);
         }
         if !(self.min_ratio.is_finite()
             && self.min_ratio >= 1.0
             && self.min_ratio <= self.max_ratio)
         {
-            return Err(format!(
-                "min_ratio = {} (expected 1 <= min_ratio <= max_ratio = {})",
-                self.min_ratio, self.max_ratio
-            ));
+            let expected = format!("1 <= min_ratio <= max_ratio = {}", self.max_ratio);
+            return bad("min_ratio", &self.min_ratio, expected);
         }
         if !(self.peak_ratio.is_finite() && self.peak_ratio >= 1.0) {
-            return Err(format!("peak_ratio = {} (expected >= 1)", self.peak_ratio));
+            return bad("peak_ratio", &self.peak_ratio, ">= 1".into());
         }
         if !(1.2..=4.0).contains(&self.size_step) {
-            return Err(format!(
-                "size_step = {} (expected 1.2 <= step <= 4)",
-                self.size_step
-            ));
+            return bad("size_step", &self.size_step, "1.2 <= step <= 4".into());
         }
         if self.top_height == Some(0) {
-            return Err("top_height = 0 (expected a positive height)".into());
+            return bad("top_height", &0, "a positive height".into());
         }
         Ok(())
     }
+}
+
+/// A ladder rule out of its range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field} = {value} (expected {expected})")]
+pub struct InvalidRule {
+    /// The field, as the rules file names it.
+    pub field: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it may be.
+    pub expected: String,
+}
+
+/// Why a ladder rules file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LadderRulesError {
+    /// The file is not TOML of the expected shape (the message gives the line).
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// A value is out of its range.
+    #[error(transparent)]
+    Invalid(#[from] InvalidRule),
 }
 
 /// Probes of one chunk: a curve per resolution.
@@ -295,7 +311,7 @@ pub enum DecideError {
     NothingFits(String),
     /// The rules are invalid.
     #[error("invalid ladder rules: {0}")]
-    Rules(String),
+    Rules(InvalidRule),
 }
 
 /// Pooled per-title curves: for each resolution probed in every chunk, the tally at each
@@ -1002,7 +1018,7 @@ mod tests {
             ("min_ratio = 3", "min_ratio"),
             ("size_step = 9", "size_step"),
         ] {
-            let e = LadderRules::from_toml(bad).unwrap_err();
+            let e = LadderRules::from_toml(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }

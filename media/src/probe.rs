@@ -466,19 +466,6 @@ unsafe fn describe_video(
             Rational::from(par.sample_aspect_ratio)
         };
         let (w, h) = (par.width.max(0) as u32, par.height.max(0) as u32);
-        let dar = {
-            let (sn, sd) = if sar.is_positive() {
-                (sar.num, sar.den)
-            } else {
-                (1, 1)
-            };
-            let (n, d) = (i64::from(w) * i64::from(sn), i64::from(h) * i64::from(sd));
-            if n > 0 && d > 0 && n <= i64::from(i32::MAX) && d <= i64::from(i32::MAX) {
-                Rational::new(n as i32, d as i32).reduced()
-            } else {
-                Rational::new(0, 1)
-            }
-        };
         let pix = pix_fmt_from_raw(par.format);
         let (pixel_support, pixel_support_reason) = match classify(pix) {
             PixelSupport::Native(_) => ("native", None),
@@ -488,28 +475,7 @@ unsafe fn describe_video(
         let pdesc = ffi::av_pix_fmt_desc_get(pix);
         let bit_depth = (!pdesc.is_null()).then(|| (*pdesc).comp[0].depth as u8);
         let transfer = cstr(ffi::av_color_transfer_name(par.color_trc));
-        let mut hdr = HdrInfo {
-            format: hdr_format(transfer.as_deref()),
-            ..Default::default()
-        };
-        for sd in side_data {
-            let data = if sd.data.is_null() {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(sd.data, sd.size)
-            };
-            match sd.type_ {
-                ffi::AVPacketSideDataType::AV_PKT_DATA_MASTERING_DISPLAY_METADATA => {
-                    hdr.mastering_display = parse_mastering(data)
-                }
-                ffi::AVPacketSideDataType::AV_PKT_DATA_CONTENT_LIGHT_LEVEL => {
-                    hdr.content_light_level = parse_content_light(data)
-                }
-                ffi::AVPacketSideDataType::AV_PKT_DATA_DOVI_CONF => hdr.dolby_vision = true,
-                _ => {}
-            }
-        }
-        let unspecified = |n: Option<String>| n.filter(|n| n != "unknown" && n != "unspecified");
+        let hdr = describe_hdr(transfer.as_deref(), side_data);
         VideoInfo {
             width: w,
             height: h,
@@ -518,7 +484,7 @@ unsafe fn describe_video(
             } else {
                 Rational::new(0, 1)
             },
-            display_aspect_ratio: dar,
+            display_aspect_ratio: display_aspect(w, h, sar),
             pixel_format: pix_fmt_name(pix),
             bit_depth,
             pixel_support: pixel_support.to_owned(),
@@ -526,17 +492,70 @@ unsafe fn describe_video(
             avg_frame_rate: s.avg_frame_rate.into(),
             r_frame_rate: s.r_frame_rate.into(),
             field_order: field_order_name(par.field_order),
-            color: ColorInfo {
-                primaries: unspecified(cstr(ffi::av_color_primaries_name(par.color_primaries))),
-                transfer: unspecified(transfer),
-                matrix: unspecified(cstr(ffi::av_color_space_name(par.color_space))),
-                range: unspecified(cstr(ffi::av_color_range_name(par.color_range))),
-                chroma_location: unspecified(cstr(ffi::av_chroma_location_name(
-                    par.chroma_location,
-                ))),
-            },
+            color: describe_color(par, transfer),
             hdr,
             has_b_frames: par.video_delay > 0,
+        }
+    }
+}
+
+/// The display aspect ratio of `w`×`h` pixels of aspect `sar` (square when unknown); 0:1 when
+/// it does not fit a rational of `i32`s.
+fn display_aspect(w: u32, h: u32, sar: Rational) -> Rational {
+    let (sn, sd) = if sar.is_positive() {
+        (sar.num, sar.den)
+    } else {
+        (1, 1)
+    };
+    let (n, d) = (i64::from(w) * i64::from(sn), i64::from(h) * i64::from(sd));
+    if n > 0 && d > 0 && n <= i64::from(i32::MAX) && d <= i64::from(i32::MAX) {
+        Rational::new(n as i32, d as i32).reduced()
+    } else {
+        Rational::new(0, 1)
+    }
+}
+
+/// The HDR family (from FFmpeg's transfer name) and the metadata the side data carries.
+///
+/// # Safety
+/// Every entry of `side_data` with a non-null `data` points at `size` readable bytes.
+unsafe fn describe_hdr(transfer: Option<&str>, side_data: &[ffi::AVPacketSideData]) -> HdrInfo {
+    let mut hdr = HdrInfo {
+        format: hdr_format(transfer),
+        ..Default::default()
+    };
+    for sd in side_data {
+        let data = if sd.data.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: the caller promises `size` readable bytes at a non-null `data`.
+            unsafe { std::slice::from_raw_parts(sd.data, sd.size) }
+        };
+        match sd.type_ {
+            ffi::AVPacketSideDataType::AV_PKT_DATA_MASTERING_DISPLAY_METADATA => {
+                hdr.mastering_display = parse_mastering(data)
+            }
+            ffi::AVPacketSideDataType::AV_PKT_DATA_CONTENT_LIGHT_LEVEL => {
+                hdr.content_light_level = parse_content_light(data)
+            }
+            ffi::AVPacketSideDataType::AV_PKT_DATA_DOVI_CONF => hdr.dolby_vision = true,
+            _ => {}
+        }
+    }
+    hdr
+}
+
+/// The colour description of a stream, names FFmpeg leaves unknown or unspecified left out.
+fn describe_color(par: &ffi::AVCodecParameters, transfer: Option<String>) -> ColorInfo {
+    let unspecified = |n: Option<String>| n.filter(|n| n != "unknown" && n != "unspecified");
+    // SAFETY: the name functions return static strings (or null) for any value.
+    unsafe {
+        ColorInfo {
+            primaries: unspecified(cstr(ffi::av_color_primaries_name(par.color_primaries))),
+            transfer: unspecified(transfer),
+            matrix: unspecified(cstr(ffi::av_color_space_name(par.color_space))),
+            range: unspecified(cstr(ffi::av_color_range_name(par.color_range))),
+            chroma_location: unspecified(cstr(ffi::av_chroma_location_name(par.chroma_location))),
         }
     }
 }

@@ -101,93 +101,26 @@ impl Model {
 
     /// Parses a model in libvmaf's JSON format.
     pub fn from_json(name: &str, json: &str) -> Result<Self, Error> {
-        let bad = |reason: String| Error::Model { reason };
         // serde_json's message ends with the line and column.
-        let v: Value = serde_json::from_str(json).map_err(|e| bad(format!("{name}: {e}")))?;
-        let dict = v
-            .get("model_dict")
-            .ok_or_else(|| bad(format!("{name}: no model_dict")))?;
-        let strs = |key: &str| -> Result<Vec<String>, Error> {
-            dict.get(key)
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad(format!("{name}: model_dict.{key} is missing or not a list")))?
-                .iter()
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| bad(format!("{name}: {key} holds a non-string")))
-                })
-                .collect()
+        let v: Value = serde_json::from_str(json).map_err(|e| Error::Model {
+            reason: format!("{name}: {e}"),
+        })?;
+        let dict = ModelDict {
+            name,
+            dict: v.get("model_dict").ok_or_else(|| Error::Model {
+                reason: format!("{name}: no model_dict"),
+            })?,
         };
-        let nums = |key: &str| -> Result<Vec<f64>, Error> {
-            dict.get(key)
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad(format!("{name}: model_dict.{key} is missing or not a list")))?
-                .iter()
-                .map(|x| {
-                    x.as_f64()
-                        .ok_or_else(|| bad(format!("{name}: {key} holds a non-number")))
-                })
-                .collect()
-        };
-        let feature_names = strs("feature_names")?;
-        let slopes = nums("slopes")?;
-        let intercepts = nums("intercepts")?;
-        if slopes.len() != feature_names.len() + 1 || intercepts.len() != feature_names.len() + 1 {
-            return Err(bad(format!(
-                "{name}: {} features need {} slopes and intercepts, got {} and {}",
-                feature_names.len(),
-                feature_names.len() + 1,
-                slopes.len(),
-                intercepts.len()
-            )));
-        }
-        let features = feature_names
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                Feature::from_name(f)
-                    .map(|feat| (feat, slopes[i + 1], intercepts[i + 1]))
-                    .ok_or_else(|| bad(format!("{name}: unsupported feature {f:?} (only libvmaf's integer VIF, ADM2 and motion2)")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let linear_rescale = match dict.get("norm_type").and_then(Value::as_str) {
-            Some("linear_rescale") => true,
-            Some("none") | None => false,
-            Some(other) => return Err(bad(format!("{name}: unsupported norm_type {other:?}"))),
-        };
-        let clip = match dict.get("score_clip") {
-            None | Some(Value::Null) => None,
-            Some(c) => {
-                let c = c
-                    .as_array()
-                    .filter(|c| c.len() == 2)
-                    .ok_or_else(|| bad(format!("{name}: score_clip must be [min, max]")))?;
-                Some((c[0].as_f64().unwrap_or(0.0), c[1].as_f64().unwrap_or(100.0)))
-            }
-        };
-        let transform = match dict.get("score_transform") {
-            Some(t) => {
-                parse_transform(t).map_err(|r| bad(format!("{name}: score_transform: {r}")))?
-            }
-            None => Transform::default(),
-        };
-        if dict.get("model_type").and_then(Value::as_str) != Some("LIBSVMNUSVR") {
-            return Err(bad(format!(
-                "{name}: only LIBSVMNUSVR models are supported"
-            )));
-        }
-        let text = dict
-            .get("model")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(format!("{name}: no libsvm model text")))?;
-        let (gamma, rho, support) = parse_libsvm(text, features.len())
-            .map_err(|r| bad(format!("{name}: libsvm model: {r}")))?;
+        let (features, slope, intercept) = dict.features()?;
+        let linear_rescale = dict.linear_rescale()?;
+        let clip = dict.clip()?;
+        let transform = dict.transform()?;
+        let (gamma, rho, support) = dict.libsvm(features.len())?;
         Ok(Self {
             name: name.to_owned(),
             features,
-            slope: slopes[0],
-            intercept: intercepts[0],
+            slope,
+            intercept,
             linear_rescale,
             clip,
             transform,
@@ -287,6 +220,131 @@ fn piecewise_linear(x: f64, knots: &[(f64, f64)]) -> f64 {
         }
     }
     y
+}
+
+/// The `model_dict` of a model file named `name`, read field by field.
+struct ModelDict<'a> {
+    name: &'a str,
+    dict: &'a Value,
+}
+
+/// The model's features with their slopes and intercepts, and the overall slope and intercept.
+type Features = (Vec<(Feature, f64, f64)>, f64, f64);
+
+impl ModelDict<'_> {
+    /// A model error naming the file.
+    fn bad(&self, reason: impl std::fmt::Display) -> Error {
+        Error::Model {
+            reason: format!("{}: {reason}", self.name),
+        }
+    }
+
+    /// The list at `key`.
+    fn list(&self, key: &str) -> Result<&Vec<Value>, Error> {
+        self.dict
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.bad(format_args!("model_dict.{key} is missing or not a list")))
+    }
+
+    /// The list of strings at `key`.
+    fn strs(&self, key: &str) -> Result<Vec<String>, Error> {
+        self.list(key)?
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| self.bad(format_args!("{key} holds a non-string")))
+            })
+            .collect()
+    }
+
+    /// The list of numbers at `key`.
+    fn nums(&self, key: &str) -> Result<Vec<f64>, Error> {
+        self.list(key)?
+            .iter()
+            .map(|x| {
+                x.as_f64()
+                    .ok_or_else(|| self.bad(format_args!("{key} holds a non-number")))
+            })
+            .collect()
+    }
+
+    /// The features, each with its slope and intercept (the first of each list is the
+    /// model's own).
+    fn features(&self) -> Result<Features, Error> {
+        let feature_names = self.strs("feature_names")?;
+        let slopes = self.nums("slopes")?;
+        let intercepts = self.nums("intercepts")?;
+        if slopes.len() != feature_names.len() + 1 || intercepts.len() != feature_names.len() + 1 {
+            return Err(self.bad(format_args!(
+                "{} features need {} slopes and intercepts, got {} and {}",
+                feature_names.len(),
+                feature_names.len() + 1,
+                slopes.len(),
+                intercepts.len()
+            )));
+        }
+        let features = feature_names
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                Feature::from_name(f)
+                    .map(|feat| (feat, slopes[i + 1], intercepts[i + 1]))
+                    .ok_or_else(|| self.bad(format_args!("unsupported feature {f:?} (only libvmaf's integer VIF, ADM2 and motion2)")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((features, slopes[0], intercepts[0]))
+    }
+
+    /// Whether features are rescaled linearly (`norm_type`).
+    fn linear_rescale(&self) -> Result<bool, Error> {
+        match self.dict.get("norm_type").and_then(Value::as_str) {
+            Some("linear_rescale") => Ok(true),
+            Some("none") | None => Ok(false),
+            Some(other) => Err(self.bad(format_args!("unsupported norm_type {other:?}"))),
+        }
+    }
+
+    /// The range scores are clipped to, if any.
+    fn clip(&self) -> Result<Option<(f64, f64)>, Error> {
+        match self.dict.get("score_clip") {
+            None | Some(Value::Null) => Ok(None),
+            Some(c) => {
+                let c = c
+                    .as_array()
+                    .filter(|c| c.len() == 2)
+                    .ok_or_else(|| self.bad("score_clip must be [min, max]"))?;
+                Ok(Some((
+                    c[0].as_f64().unwrap_or(0.0),
+                    c[1].as_f64().unwrap_or(100.0),
+                )))
+            }
+        }
+    }
+
+    /// The score transform (off unless the model has one).
+    fn transform(&self) -> Result<Transform, Error> {
+        match self.dict.get("score_transform") {
+            Some(t) => {
+                parse_transform(t).map_err(|r| self.bad(format_args!("score_transform: {r}")))
+            }
+            None => Ok(Transform::default()),
+        }
+    }
+
+    /// The support vector regression: its type must be libsvm's nu-SVR.
+    fn libsvm(&self, n_features: usize) -> Result<Libsvm, Error> {
+        if self.dict.get("model_type").and_then(Value::as_str) != Some("LIBSVMNUSVR") {
+            return Err(self.bad("only LIBSVMNUSVR models are supported"));
+        }
+        let text = self
+            .dict
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.bad("no libsvm model text"))?;
+        parse_libsvm(text, n_features).map_err(|r| self.bad(format_args!("libsvm model: {r}")))
+    }
 }
 
 fn parse_transform(t: &Value) -> Result<Transform, String> {

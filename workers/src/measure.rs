@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
 
 use serde::Serialize;
 use vmaf::{FrameScore, Model, Picture, Plane, PlaneView, Pooled, Spatial, Tables, Temporal};
@@ -360,12 +360,6 @@ pub fn measure(
         })?;
     let in_flight = 2 * threads + 1;
     let (frames_tx, frames_rx) = sync_channel::<Result<Pair, MeasureError>>(in_flight);
-    let tables = Arc::new(Tables::new());
-    let vmaf_options = vmaf::Options {
-        psnr: options.psnr,
-        ssim: options.ssim,
-        ..vmaf::Options::default()
-    };
     let scaled = AtomicBool::new(false);
     let caller_cpu = media::cpu::thread_cpu_seconds();
     std::thread::scope(|scope| {
@@ -375,87 +369,17 @@ pub fn measure(
             decode(ref_in, dis_in, frames_tx, spare_rx, scaled);
             media::cpu::thread_cpu_seconds()
         });
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Result<Spatial, vmaf::Error>)>();
-        let mut temporal = Temporal::new(options.model.clone());
-        let mut scores: Vec<FrameScore> = Vec::new();
-        let mut waiting: BTreeMap<u64, Result<Spatial, vmaf::Error>> = BTreeMap::new();
-        let (mut next, mut sent) = (0u64, 0u64);
-        let mut geometry = None;
-        let mut failure = None;
-        let mut feed = |rx: &Receiver<Result<Pair, MeasureError>>,
-                        sent: &mut u64|
-         -> Result<bool, MeasureError> {
-            match rx.recv() {
-                Ok(Ok((index, r, d))) => {
-                    geometry.get_or_insert((r.width, r.height, r.layout));
-                    let (tables, opts, tx, spare) = (
-                        Arc::clone(&tables),
-                        vmaf_options.clone(),
-                        done_tx.clone(),
-                        spare_tx.clone(),
-                    );
-                    pool.spawn(move || {
-                        let result = picture(&r).and_then(|rp| {
-                            let dp = picture(&d)?;
-                            WORKSPACE.with(|ws| {
-                                vmaf::spatial(&rp, &dp, &opts, &tables, &mut ws.borrow_mut())
-                            })
-                        });
-                        let _ = tx.send((index, result));
-                        let _ = spare.send(r);
-                        let _ = spare.send(d);
-                    });
-                    *sent += 1;
-                    Ok(true)
-                }
-                Ok(Err(e)) => Err(e),
-                Err(_) => Ok(false),
-            }
-        };
-        let mut open = true;
-        loop {
-            while open && sent - next < in_flight as u64 {
-                match feed(&frames_rx, &mut sent) {
-                    Ok(more) => open = more,
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                        open = false;
-                    }
-                }
-            }
-            if next == sent {
-                break;
-            }
-            let Ok((index, result)) = done_rx.recv() else {
-                break;
-            };
-            waiting.insert(index, result);
-            while let Some(result) = waiting.remove(&next) {
-                match result.and_then(|s| temporal.push(s)) {
-                    Ok(Some(score)) => scores.push(score),
-                    Ok(None) => {}
-                    Err(error) => {
-                        failure.get_or_insert(MeasureError::Score { frame: next, error });
-                    }
-                }
-                next += 1;
-                progress(next);
-            }
-            if failure.is_some() {
-                break;
-            }
-        }
+        let mut scoring = Scoring::new(&pool, options, spare_tx, in_flight as u64);
+        let outcome = scoring.run(&frames_rx, progress);
         drop(frames_rx);
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        outcome?;
         // The pool's threads are this call's own, so their clocks are this call's work.
-        let scoring: f64 = pool
+        let scoring_cpu: f64 = pool
             .broadcast(|_| media::cpu::thread_cpu_seconds())
             .iter()
             .sum();
         let decoding = decoder.join().unwrap_or(0.0);
-        scores.extend(temporal.finish());
+        let (scores, geometry) = scoring.finish();
         let (width, height, layout): (usize, usize, PixelLayout) =
             geometry.ok_or(MeasureError::Empty)?;
         let mut out = report(
@@ -470,9 +394,159 @@ pub fn measure(
         );
         out.scaled = scaled.load(Ordering::Relaxed);
         out.cpu_seconds =
-            scoring + decoding + (media::cpu::thread_cpu_seconds() - caller_cpu).max(0.0);
+            scoring_cpu + decoding + (media::cpu::thread_cpu_seconds() - caller_cpu).max(0.0);
         Ok(out)
     })
+}
+
+/// A frame's spatial features, or why they could not be computed.
+type Scored = (u64, Result<Spatial, vmaf::Error>);
+
+/// Scores frame pairs on the pool, several at once, and puts the scores back in frame order
+/// for motion and the model.
+struct Scoring<'a> {
+    pool: &'a rayon::ThreadPool,
+    tables: Arc<Tables>,
+    vmaf_options: vmaf::Options,
+    /// The most frames handed to the pool and not yet back.
+    in_flight: u64,
+    done_tx: Sender<Scored>,
+    done_rx: Receiver<Scored>,
+    /// Where scored frames go back to the decoder, for their buffers to be reused.
+    spare: Sender<OwnedFrame>,
+    temporal: Temporal,
+    scores: Vec<FrameScore>,
+    /// Frames scored ahead of the next one in order.
+    waiting: BTreeMap<u64, Result<Spatial, vmaf::Error>>,
+    /// The next frame in order.
+    next: u64,
+    /// Frames handed to the pool.
+    sent: u64,
+    /// The reference's size and layout, from its first frame.
+    geometry: Option<(usize, usize, PixelLayout)>,
+    /// The first error; scoring stops at it.
+    failure: Option<MeasureError>,
+}
+
+impl<'a> Scoring<'a> {
+    fn new(
+        pool: &'a rayon::ThreadPool,
+        options: &MeasureOptions,
+        spare: Sender<OwnedFrame>,
+        in_flight: u64,
+    ) -> Self {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        Self {
+            pool,
+            tables: Arc::new(Tables::new()),
+            vmaf_options: vmaf::Options {
+                psnr: options.psnr,
+                ssim: options.ssim,
+                ..vmaf::Options::default()
+            },
+            in_flight,
+            done_tx,
+            done_rx,
+            spare,
+            temporal: Temporal::new(options.model.clone()),
+            scores: Vec::new(),
+            waiting: BTreeMap::new(),
+            next: 0,
+            sent: 0,
+            geometry: None,
+            failure: None,
+        }
+    }
+
+    /// Scores every pair `frames` gives, until its end or the first error.
+    fn run(
+        &mut self,
+        frames: &Receiver<Result<Pair, MeasureError>>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), MeasureError> {
+        let mut open = true;
+        loop {
+            while open && self.sent - self.next < self.in_flight {
+                match self.feed(frames) {
+                    Ok(more) => open = more,
+                    Err(e) => {
+                        self.failure.get_or_insert(e);
+                        open = false;
+                    }
+                }
+            }
+            if self.next == self.sent {
+                break;
+            }
+            let Ok((index, result)) = self.done_rx.recv() else {
+                break;
+            };
+            self.settle(index, result, progress);
+            if self.failure.is_some() {
+                break;
+            }
+        }
+        self.failure.take().map_or(Ok(()), Err)
+    }
+
+    /// Hands the next pair to the pool; false at the end of the inputs.
+    fn feed(
+        &mut self,
+        frames: &Receiver<Result<Pair, MeasureError>>,
+    ) -> Result<bool, MeasureError> {
+        let (index, r, d) = match frames.recv() {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(false),
+        };
+        self.geometry.get_or_insert((r.width, r.height, r.layout));
+        let (tables, opts, tx, spare) = (
+            Arc::clone(&self.tables),
+            self.vmaf_options.clone(),
+            self.done_tx.clone(),
+            self.spare.clone(),
+        );
+        self.pool.spawn(move || {
+            let result = picture(&r).and_then(|rp| {
+                let dp = picture(&d)?;
+                WORKSPACE.with(|ws| vmaf::spatial(&rp, &dp, &opts, &tables, &mut ws.borrow_mut()))
+            });
+            let _ = tx.send((index, result));
+            let _ = spare.send(r);
+            let _ = spare.send(d);
+        });
+        self.sent += 1;
+        Ok(true)
+    }
+
+    /// Takes frame `index`'s features, and passes on every frame now in order.
+    fn settle(
+        &mut self,
+        index: u64,
+        result: Result<Spatial, vmaf::Error>,
+        progress: &mut dyn FnMut(u64),
+    ) {
+        self.waiting.insert(index, result);
+        while let Some(result) = self.waiting.remove(&self.next) {
+            match result.and_then(|s| self.temporal.push(s)) {
+                Ok(Some(score)) => self.scores.push(score),
+                Ok(None) => {}
+                Err(error) => {
+                    let frame = self.next;
+                    self.failure
+                        .get_or_insert(MeasureError::Score { frame, error });
+                }
+            }
+            self.next += 1;
+            progress(self.next);
+        }
+    }
+
+    /// Every frame's scores, and the reference's geometry (`None` when there were no frames).
+    fn finish(mut self) -> (Vec<FrameScore>, Option<(usize, usize, PixelLayout)>) {
+        self.scores.extend(self.temporal.finish());
+        (self.scores, self.geometry)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -93,76 +93,21 @@ pub fn run<H>(
 where
     H: Fn(&Lease) -> Result<(), TaskFailure> + Sync,
 {
-    let held: Mutex<HashMap<usize, Lease>> = Mutex::new(HashMap::new());
-    let report = Mutex::new(PoolReport::default());
-    let finished = AtomicBool::new(false);
-    let lock = |m: &Mutex<HashMap<usize, Lease>>| {
-        m.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect::<Vec<_>>()
+    let pool = Pool {
+        queue,
+        handler,
+        options,
+        stop,
+        held: Mutex::new(HashMap::new()),
+        report: Mutex::new(PoolReport::default()),
     };
+    let finished = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let beat = s.spawn(|| {
-            while !finished.load(Ordering::Acquire) {
-                std::thread::park_timeout(options.heartbeat);
-                for lease in lock(&held) {
-                    if let Err(e) = queue.extend(&lease, options.visibility) {
-                        tracing::warn!(task = %lease.message.id, "heartbeat: {e}");
-                    }
-                }
-            }
-        });
+        let beat = s.spawn(|| pool.heartbeat(&finished));
         let workers: Vec<_> = (0..options.workers.max(1))
             .map(|slot| {
-                let (held, report) = (&held, &report);
-                s.spawn(move || -> Result<(), QueueError> {
-                    while !stop.load(Ordering::Acquire) {
-                        let Some(lease) = queue.lease(options.visibility, options.idle_wait)?
-                        else {
-                            if options.until_drained && queue.counts()?.is_drained() {
-                                break;
-                            }
-                            continue;
-                        };
-                        held.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(slot, lease.clone());
-                        let outcome = catch_unwind(AssertUnwindSafe(|| handler(&lease)))
-                            .unwrap_or_else(|panic| {
-                                Err(TaskFailure::retry(format!(
-                                    "the task panicked: {}",
-                                    panic_message(&panic)
-                                )))
-                            });
-                        held.lock().unwrap_or_else(|p| p.into_inner()).remove(&slot);
-                        let settled = match outcome {
-                            Ok(()) => queue.ack(&lease).map(|()| None),
-                            Err(f) => {
-                                tracing::warn!(task = %lease.message.id, attempt = lease.receives, "task failed: {}", f.message);
-                                let delay = f.retryable.then_some(options.retry_delay);
-                                queue.fail(&lease, &f.message, delay).map(Some)
-                            }
-                        };
-                        match settled {
-                            Ok(after) => {
-                                let mut r = report.lock().unwrap_or_else(|p| p.into_inner());
-                                match after {
-                                    None => r.done += 1,
-                                    Some(AfterFailure::Retried) => r.retried += 1,
-                                    Some(AfterFailure::DeadLettered) => r.dead += 1,
-                                }
-                            }
-                            // Someone else has the task now; its output is the same.
-                            Err(QueueError::LeaseLost { id }) => {
-                                tracing::warn!(task = %id, "lease lost before the task was settled");
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Ok(())
-                })
+                let pool = &pool;
+                s.spawn(move || pool.work(slot))
             })
             .collect();
         let results: Vec<Result<(), QueueError>> = workers
@@ -174,7 +119,100 @@ where
         let _ = beat.join();
         results.into_iter().collect::<Result<(), _>>()
     })?;
-    Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
+    Ok(pool.report.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// What the threads of [`run`] share.
+struct Pool<'a, H> {
+    queue: &'a dyn Queue,
+    handler: &'a H,
+    options: &'a PoolOptions,
+    stop: &'a AtomicBool,
+    /// The lease each worker slot holds while its handler runs.
+    held: Mutex<HashMap<usize, Lease>>,
+    report: Mutex<PoolReport>,
+}
+
+impl<H> Pool<'_, H>
+where
+    H: Fn(&Lease) -> Result<(), TaskFailure> + Sync,
+{
+    /// Renews the held leases every `heartbeat` until `finished`.
+    fn heartbeat(&self, finished: &AtomicBool) {
+        while !finished.load(Ordering::Acquire) {
+            std::thread::park_timeout(self.options.heartbeat);
+            let held: Vec<Lease> = self
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            for lease in held {
+                if let Err(e) = self.queue.extend(&lease, self.options.visibility) {
+                    tracing::warn!(task = %lease.message.id, "heartbeat: {e}");
+                }
+            }
+        }
+    }
+
+    /// One worker thread, in `slot`: takes and runs tasks until stopped or drained.
+    fn work(&self, slot: usize) -> Result<(), QueueError> {
+        let options = self.options;
+        while !self.stop.load(Ordering::Acquire) {
+            let Some(lease) = self.queue.lease(options.visibility, options.idle_wait)? else {
+                if options.until_drained && self.queue.counts()?.is_drained() {
+                    break;
+                }
+                continue;
+            };
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(slot, lease.clone());
+            let outcome =
+                catch_unwind(AssertUnwindSafe(|| (self.handler)(&lease))).unwrap_or_else(|panic| {
+                    Err(TaskFailure::retry(format!(
+                        "the task panicked: {}",
+                        panic_message(&panic)
+                    )))
+                });
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&slot);
+            self.settle(&lease, outcome)?;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges the task or gives it back, and counts it.
+    fn settle(&self, lease: &Lease, outcome: Result<(), TaskFailure>) -> Result<(), QueueError> {
+        let settled = match outcome {
+            Ok(()) => self.queue.ack(lease).map(|()| None),
+            Err(f) => {
+                tracing::warn!(task = %lease.message.id, attempt = lease.receives, "task failed: {}", f.message);
+                let delay = f.retryable.then_some(self.options.retry_delay);
+                self.queue.fail(lease, &f.message, delay).map(Some)
+            }
+        };
+        match settled {
+            Ok(after) => {
+                let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
+                match after {
+                    None => r.done += 1,
+                    Some(AfterFailure::Retried) => r.retried += 1,
+                    Some(AfterFailure::DeadLettered) => r.dead += 1,
+                }
+            }
+            // Someone else has the task now; its output is the same.
+            Err(QueueError::LeaseLost { id }) => {
+                tracing::warn!(task = %id, "lease lost before the task was settled");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

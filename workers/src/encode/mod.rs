@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 pub use frames::{decoding_uncached, frame_cache_stats};
 pub use media::chunk::{ChunkFormatError, ChunkPacket, EncodedChunk, FLAG_KEY, StreamParams};
-pub use settings::{Codec, EncodeSettings, RateControl, Vbv, Zone};
+pub use settings::{Codec, EncodeSettings, RateControl, SettingsError, Vbv, Zone};
 
 use media::{MediaError, Rational};
 
@@ -47,6 +47,9 @@ pub enum EncodeError {
     /// Reading the master failed.
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// The settings are out of range (see [`EncodeSettings::validate`]).
+    #[error("invalid encode settings: {0}")]
+    Invalid(#[from] SettingsError),
     /// The settings cannot be used (with this encoder or this FFmpeg).
     #[error("invalid encode settings: {0}")]
     Settings(String),
@@ -94,7 +97,7 @@ pub fn encode_chunk_many(
         return Ok(Vec::new());
     };
     for s in settings {
-        s.validate().map_err(EncodeError::Settings)?;
+        s.validate()?;
         if (s.width, s.height, s.bit_depth) != (first.width, first.height, first.bit_depth) {
             return Err(EncodeError::Settings(format!(
                 "settings encoded together must share size and depth ({}x{} {}-bit, then {}x{} {}-bit)",

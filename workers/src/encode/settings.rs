@@ -151,106 +151,198 @@ pub struct Zone {
 
 impl EncodeSettings {
     /// Checks every value, naming the bad one and the allowed range.
-    pub fn validate(&self) -> Result<(), String> {
-        let c = self.codec;
-        for (what, v) in [("width", self.width), ("height", self.height)] {
-            if !(16..=16384).contains(&v) || v % 2 != 0 {
-                return Err(format!(
-                    "invalid {what} {v} (expected an even number >= 16, <= 16384)"
-                ));
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        for (what, value) in [("width", self.width), ("height", self.height)] {
+            if !(16..=16384).contains(&value) || value % 2 != 0 {
+                return Err(SettingsError::Dimension { what, value });
             }
         }
-        match self.rate {
-            RateControl::Crf(q) => {
-                let (lo, hi) = c.quality_range();
-                if !q.is_finite() || !(lo..=hi).contains(&q) {
-                    return Err(format!(
-                        "invalid crf {q} for {} (expected >= {lo}, <= {hi})",
-                        c.name()
-                    ));
-                }
-                if c == Codec::Av1Rav1e && q.fract() != 0.0 {
-                    return Err(format!(
-                        "invalid crf {q} for av1-rav1e (its quantizer is a whole number)"
-                    ));
-                }
-            }
-            RateControl::Qp(q) => {
-                let hi = c.quality_range().1 as u32;
-                if q > hi {
-                    return Err(format!(
-                        "invalid qp {q} for {} (expected <= {hi})",
-                        c.name()
-                    ));
-                }
-            }
-        }
-        if !c.presets().contains(&self.preset.as_str()) {
-            return Err(format!(
-                "invalid preset {:?} for {} (expected one of {})",
-                self.preset,
-                c.name(),
-                c.presets().join(", ")
-            ));
+        self.validate_rate()?;
+        let codec = self.codec;
+        if !codec.presets().contains(&self.preset.as_str()) {
+            return Err(SettingsError::Preset {
+                preset: self.preset.clone(),
+                codec,
+            });
         }
         if let Some(v) = self.vbv {
-            if !(16..=1_000_000).contains(&v.maxrate_kbps) {
-                return Err(format!(
-                    "invalid maxrate {} kbit/s (expected >= 16, <= 1000000)",
-                    v.maxrate_kbps
-                ));
-            }
-            if !(16..=4_000_000).contains(&v.bufsize_kbit) {
-                return Err(format!(
-                    "invalid bufsize {} kbit (expected >= 16, <= 4000000)",
-                    v.bufsize_kbit
-                ));
-            }
-            if c == Codec::Av1Rav1e {
-                return Err("av1-rav1e has no VBV cap; remove maxrate and bufsize".into());
-            }
+            validate_vbv(v, codec)?;
         }
         if !(1..=1000).contains(&self.keyint) {
-            return Err(format!(
-                "invalid keyint {} frames (expected >= 1, <= 1000)",
-                self.keyint
-            ));
+            return Err(SettingsError::Keyint(self.keyint));
         }
         if !self.zones.is_empty() {
-            let RateControl::Crf(_) = self.rate else {
-                return Err("zones need a crf".into());
-            };
-            if !matches!(c, Codec::H264 | Codec::Hevc) {
-                return Err(format!(
-                    "{} has no zones (only h264 and hevc have)",
-                    c.name()
-                ));
-            }
-            let (lo, hi) = c.quality_range();
-            let mut next = 0;
-            for z in &self.zones {
-                if z.frames == 0 || z.start < next || z.start > 10_000_000 {
-                    return Err(format!(
-                        "invalid zone at frame {} of {} frames (zones must be non-empty, in \
-                         order, and must not overlap)",
-                        z.start, z.frames
-                    ));
-                }
-                if !z.crf.is_finite() || !(lo..=hi).contains(&z.crf) {
-                    return Err(format!(
-                        "invalid zone crf {} at frame {} (expected >= {lo}, <= {hi})",
-                        z.crf, z.start
-                    ));
-                }
-                next = z.start + z.frames;
-            }
+            self.validate_zones()?;
         }
-        match (self.bit_depth, c) {
+        match (self.bit_depth, codec) {
             (8, _) | (10, Codec::Hevc | Codec::Av1 | Codec::Av1Rav1e | Codec::Vp9) => Ok(()),
-            (10, Codec::H264) => Err("10-bit output needs hevc, av1 or vp9 (this libx264 \
-                                      is 8-bit)"
-                .into()),
-            (d, _) => Err(format!("invalid bit depth {d} (expected 8 or 10)")),
+            (10, Codec::H264) => Err(SettingsError::TenBitH264),
+            (d, _) => Err(SettingsError::BitDepth(d)),
         }
     }
+
+    /// The CRF or QP is in the codec's range.
+    fn validate_rate(&self) -> Result<(), SettingsError> {
+        let codec = self.codec;
+        match self.rate {
+            RateControl::Crf(crf) => {
+                let (lo, hi) = codec.quality_range();
+                if !crf.is_finite() || !(lo..=hi).contains(&crf) {
+                    return Err(SettingsError::Crf { crf, codec, lo, hi });
+                }
+                if codec == Codec::Av1Rav1e && crf.fract() != 0.0 {
+                    return Err(SettingsError::FractionalQuantizer(crf));
+                }
+            }
+            RateControl::Qp(qp) => {
+                let hi = codec.quality_range().1 as u32;
+                if qp > hi {
+                    return Err(SettingsError::Qp { qp, codec, hi });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Zones need x264 or x265 with a CRF, and lie in order without overlapping.
+    fn validate_zones(&self) -> Result<(), SettingsError> {
+        let codec = self.codec;
+        let RateControl::Crf(_) = self.rate else {
+            return Err(SettingsError::ZonesNeedCrf);
+        };
+        if !matches!(codec, Codec::H264 | Codec::Hevc) {
+            return Err(SettingsError::ZonesUnsupported(codec));
+        }
+        let (lo, hi) = codec.quality_range();
+        let mut next = 0;
+        for z in &self.zones {
+            if z.frames == 0 || z.start < next || z.start > 10_000_000 {
+                return Err(SettingsError::ZoneOrder {
+                    start: z.start,
+                    frames: z.frames,
+                });
+            }
+            if !z.crf.is_finite() || !(lo..=hi).contains(&z.crf) {
+                return Err(SettingsError::ZoneCrf {
+                    crf: z.crf,
+                    start: z.start,
+                    lo,
+                    hi,
+                });
+            }
+            next = z.start + z.frames;
+        }
+        Ok(())
+    }
+}
+
+/// The VBV cap is in range and the encoder has one.
+fn validate_vbv(v: Vbv, codec: Codec) -> Result<(), SettingsError> {
+    if !(16..=1_000_000).contains(&v.maxrate_kbps) {
+        return Err(SettingsError::Maxrate(v.maxrate_kbps));
+    }
+    if !(16..=4_000_000).contains(&v.bufsize_kbit) {
+        return Err(SettingsError::Bufsize(v.bufsize_kbit));
+    }
+    if codec == Codec::Av1Rav1e {
+        return Err(SettingsError::VbvUnsupported);
+    }
+    Ok(())
+}
+
+/// Why encode settings cannot be used; each names the bad value and what is allowed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    /// The width or height is odd or out of range.
+    #[error("invalid {what} {value} (expected an even number >= 16, <= 16384)")]
+    Dimension {
+        /// `width` or `height`.
+        what: &'static str,
+        /// The value.
+        value: u32,
+    },
+    /// The CRF is outside the codec's range.
+    #[error("invalid crf {crf} for {} (expected >= {lo}, <= {hi})", .codec.name())]
+    Crf {
+        /// The CRF.
+        crf: f32,
+        /// The codec.
+        codec: Codec,
+        /// The codec's lowest CRF.
+        lo: f32,
+        /// The codec's highest CRF.
+        hi: f32,
+    },
+    /// rav1e's quantizer given with a fraction.
+    #[error("invalid crf {0} for av1-rav1e (its quantizer is a whole number)")]
+    FractionalQuantizer(f32),
+    /// The QP is above the codec's range.
+    #[error("invalid qp {qp} for {} (expected <= {hi})", .codec.name())]
+    Qp {
+        /// The QP.
+        qp: u32,
+        /// The codec.
+        codec: Codec,
+        /// The codec's highest QP.
+        hi: u32,
+    },
+    /// The encoder has no such preset.
+    #[error(
+        "invalid preset {preset:?} for {} (expected one of {})",
+        .codec.name(),
+        .codec.presets().join(", ")
+    )]
+    Preset {
+        /// The preset.
+        preset: String,
+        /// The codec.
+        codec: Codec,
+    },
+    /// The VBV maximum rate is out of range.
+    #[error("invalid maxrate {0} kbit/s (expected >= 16, <= 1000000)")]
+    Maxrate(u32),
+    /// The VBV buffer size is out of range.
+    #[error("invalid bufsize {0} kbit (expected >= 16, <= 4000000)")]
+    Bufsize(u32),
+    /// rav1e given a VBV cap.
+    #[error("av1-rav1e has no VBV cap; remove maxrate and bufsize")]
+    VbvUnsupported,
+    /// The keyframe interval is out of range.
+    #[error("invalid keyint {0} frames (expected >= 1, <= 1000)")]
+    Keyint(u32),
+    /// Zones with a constant quantizer.
+    #[error("zones need a crf")]
+    ZonesNeedCrf,
+    /// Zones with an encoder that has none.
+    #[error("{} has no zones (only h264 and hevc have)", .0.name())]
+    ZonesUnsupported(Codec),
+    /// An empty zone, or one out of order or overlapping the one before.
+    #[error(
+        "invalid zone at frame {start} of {frames} frames (zones must be non-empty, in order, \
+         and must not overlap)"
+    )]
+    ZoneOrder {
+        /// The zone's first frame.
+        start: u64,
+        /// Its frames.
+        frames: u64,
+    },
+    /// A zone's CRF is outside the codec's range.
+    #[error("invalid zone crf {crf} at frame {start} (expected >= {lo}, <= {hi})")]
+    ZoneCrf {
+        /// The zone's CRF.
+        crf: f32,
+        /// The zone's first frame.
+        start: u64,
+        /// The codec's lowest CRF.
+        lo: f32,
+        /// The codec's highest CRF.
+        hi: f32,
+    },
+    /// 10-bit output asked of libx264.
+    #[error("10-bit output needs hevc, av1 or vp9 (this libx264 is 8-bit)")]
+    TenBitH264,
+    /// A bit depth other than 8 or 10.
+    #[error("invalid bit depth {0} (expected 8 or 10)")]
+    BitDepth(u8),
 }

@@ -179,82 +179,133 @@ fn take(
     continuing: bool,
     deliver: &mut dyn FnMut(&VideoFrame<'_>, u64) -> Result<(), EncodeError>,
 ) -> Result<Outcome, EncodeError> {
-    let fail = |reason: String| EncodeError::Source {
-        start_frame: source.start_frame,
-        reason,
+    let mut t = Taking {
+        source,
+        start,
+        continuing,
+        taken: 0,
     };
-    let mut taken = 0u64;
     loop {
         // Frames the decoder already holds come first (a reader carried over from the last
         // chunk may have some).
         let mut got_any = false;
         while let Some(frame) = reader.decoder.receive()? {
             got_any = true;
-            let wanted = if continuing {
-                true
-            } else {
-                match start {
-                    Start::Count => {
-                        let index = reader.next_frame.unwrap_or(0);
-                        index >= source.start_frame
-                    }
-                    Start::Seek(target) => {
-                        let pts = frame.pts.ok_or_else(|| {
-                            fail("a frame without a timestamp after seeking".into())
-                        })?;
-                        if taken == 0 && pts > target {
-                            return Ok(Outcome::Overshot(pts));
-                        }
-                        pts >= target
-                    }
-                }
-            };
+            let verdict = t.verdict(reader.next_frame, frame.pts)?;
+            if let Verdict::Overshot(pts) = verdict {
+                return Ok(Outcome::Overshot(pts));
+            }
             if let Some(n) = reader.next_frame.as_mut() {
                 *n += 1;
             }
-            if !wanted {
+            if verdict == Verdict::Skip {
                 continue;
             }
-            if let (Some(prev), Some(pts)) = (reader.last_pts, frame.pts)
-                && pts <= prev
-            {
-                return Err(fail(format!(
-                    "timestamps go backwards ({pts} after {prev}) at frame {}",
-                    source.start_frame + taken
-                )));
-            }
-            if taken == 0
-                && let (Some(expected), Some(pts)) = (source.start_pts, frame.pts)
-                && source.start_frame > 0
-                && pts != expected
-            {
-                return Err(fail(format!(
-                    "the chunk's first frame has timestamp {pts}, the plan says {expected}"
-                )));
-            }
+            t.check_timestamp(reader.last_pts, frame.pts)?;
             reader.last_pts = frame.pts;
-            deliver(&frame, taken)?;
-            taken += 1;
-            if taken == source.frames {
+            deliver(&frame, t.taken)?;
+            t.taken += 1;
+            if t.taken == source.frames {
                 reader.next_frame = Some(source.start_frame + source.frames);
                 return Ok(Outcome::Done);
             }
         }
         if reader.eof {
             if !got_any {
-                return Err(fail(format!(
-                    "the master ended after {taken} of the chunk's {} frames",
-                    source.frames
+                return Err(t.fail(format!(
+                    "the master ended after {} of the chunk's {} frames",
+                    t.taken, source.frames
                 )));
             }
             continue;
         }
+        t.read_packet(reader)?;
+    }
+}
+
+/// What becomes of a frame the decoder gives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// It belongs to the chunk.
+    Take,
+    /// It comes before the chunk.
+    Skip,
+    /// The first frame after the seek comes after the chunk's start (its pts).
+    Overshot(i64),
+}
+
+/// The state of [`take`]: which frames belong to the chunk, and how many it has.
+struct Taking<'a> {
+    source: &'a ChunkSource,
+    start: Start,
+    continuing: bool,
+    /// Frames delivered so far.
+    taken: u64,
+}
+
+impl Taking<'_> {
+    fn fail(&self, reason: String) -> EncodeError {
+        EncodeError::Source {
+            start_frame: self.source.start_frame,
+            reason,
+        }
+    }
+
+    /// Whether the frame the decoder gives as its `index`th (when counted), at `pts`, belongs
+    /// to the chunk.
+    fn verdict(&self, index: Option<u64>, pts: Option<i64>) -> Result<Verdict, EncodeError> {
+        let wanted = if self.continuing {
+            true
+        } else {
+            match self.start {
+                Start::Count => index.unwrap_or(0) >= self.source.start_frame,
+                Start::Seek(target) => {
+                    let pts = pts.ok_or_else(|| {
+                        self.fail("a frame without a timestamp after seeking".into())
+                    })?;
+                    if self.taken == 0 && pts > target {
+                        return Ok(Verdict::Overshot(pts));
+                    }
+                    pts >= target
+                }
+            }
+        };
+        Ok(if wanted { Verdict::Take } else { Verdict::Skip })
+    }
+
+    /// Timestamps of the chunk's frames rise, and the first is where the plan says.
+    fn check_timestamp(&self, last: Option<i64>, pts: Option<i64>) -> Result<(), EncodeError> {
+        let source = self.source;
+        if let (Some(prev), Some(pts)) = (last, pts)
+            && pts <= prev
+        {
+            return Err(self.fail(format!(
+                "timestamps go backwards ({pts} after {prev}) at frame {}",
+                source.start_frame + self.taken
+            )));
+        }
+        if self.taken == 0
+            && let (Some(expected), Some(pts)) = (source.start_pts, pts)
+            && source.start_frame > 0
+            && pts != expected
+        {
+            return Err(self.fail(format!(
+                "the chunk's first frame has timestamp {pts}, the plan says {expected}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Gives the decoder the master's next packet of the stream, or its end.
+    fn read_packet(&self, reader: &mut Reader) -> Result<(), EncodeError> {
+        let source = self.source;
         match reader.demuxer.read() {
             Ok(Some(packet)) if packet.stream() == source.stream => {
                 // Before the chunk, frames nothing refers to need not be decoded at all: with a
                 // long-GOP master this roughly halves the decoding between the keyframe and the
                 // chunk start. Only with one decoder thread, where the setting is exact.
-                if let (Start::Seek(target), false, 1) = (start, continuing, source.decoder_threads)
+                if let (Start::Seek(target), false, 1) =
+                    (self.start, self.continuing, source.decoder_threads)
                 {
                     reader
                         .decoder
@@ -270,5 +321,6 @@ fn take(
             Err(e) if e.is_recoverable() => {}
             Err(e) => return Err(e.into()),
         }
+        Ok(())
     }
 }

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{AfterFailure, Counts, DeadLetter, Lease, Message, Queue, QueueError};
+use super::{
+    AfterFailure, Counts, DeadLetter, JournalLineError, Lease, Message, Queue, QueueError,
+};
 
 /// Default deliveries of a task before it is dead-lettered.
 pub const DEFAULT_MAX_RECEIVES: u32 = 4;
@@ -379,7 +381,7 @@ fn replay(path: &Path, file: File, state: &mut State) -> Result<(), QueueError> 
                 return Err(QueueError::CorruptJournal {
                     path: path.to_owned(),
                     line: i + 1,
-                    reason: e.to_string(),
+                    reason: e.into(),
                 });
             }
         };
@@ -398,7 +400,7 @@ fn replay(path: &Path, file: File, state: &mut State) -> Result<(), QueueError> 
     Ok(())
 }
 
-fn apply(state: &mut State, record: Record) -> Result<(), String> {
+fn apply(state: &mut State, record: Record) -> Result<(), JournalLineError> {
     let (id, status) = match record {
         Record::Push { id, body, receives } => {
             if !state.entries.contains_key(&id) {
@@ -428,7 +430,7 @@ fn apply(state: &mut State, record: Record) -> Result<(), String> {
     let entry = state
         .entries
         .get_mut(&id)
-        .ok_or_else(|| format!("task {id:?} was never pushed"))?;
+        .ok_or_else(|| JournalLineError::NeverPushed { id: id.clone() })?;
     if matches!(status, Status::Leased { .. }) {
         entry.receives += 1;
     }

@@ -111,7 +111,22 @@ pub enum QueueError {
         /// 1-based line number.
         line: usize,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: JournalLineError,
+    },
+}
+
+/// What is wrong with a journal line.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalLineError {
+    /// The line is not a journal record.
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+    /// The line settles a task no earlier line pushed.
+    #[error("task {id:?} was never pushed")]
+    NeverPushed {
+        /// The task.
+        id: String,
     },
 }
 

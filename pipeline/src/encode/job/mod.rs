@@ -246,7 +246,8 @@ pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJob
         bit_depth: depth,
         zones: Vec::new(),
     };
-    base.validate().map_err(EncodeJobError::Config)?;
+    base.validate()
+        .map_err(|e| EncodeJobError::Config(e.to_string()))?;
     if options.ladder.is_dynamic() {
         options
             .rules
