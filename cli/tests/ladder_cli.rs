@@ -459,9 +459,15 @@ fn per_title_and_shot_ladders_are_decided_encoded_compared_and_gated() {
     assert_eq!(code, 0, "{stderr}");
     let pt_html = std::fs::read_to_string(&pt_page).unwrap();
     let measured = &pt["ladder"]["fixed_measured"];
-    assert!(pt_html.contains("Measured: 2 of Apple's rungs"), "{measured}");
+    assert!(
+        pt_html.contains("Measured: 2 of Apple's rungs"),
+        "{measured}"
+    );
     if let Some(bd) = measured["bd_rate_percent"].as_f64() {
-        assert!(pt_html.contains(&format!("(BD-rate {bd:+.1}%)")), "{measured}");
+        assert!(
+            pt_html.contains(&format!("(BD-rate {bd:+.1}%)")),
+            "{measured}"
+        );
     }
     assert_eq!(n("polyline.hull"), 1, "{seen}");
     assert_eq!(n("div.shot"), chunks, "{seen}");
