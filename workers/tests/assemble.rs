@@ -1,6 +1,7 @@
-//! Assembly of chunks encoded by every encoder, checked with ffprobe (an independent reader):
-//! the frame count equals the master's, timestamps run on the master's frame clock with no
-//! gap or drift, the rate rational is kept, and video ends with the audio to within a frame.
+//! The packager's assembly of chunks encoded by every encoder, checked with ffprobe (an
+//! independent reader): the frame count equals the master's, timestamps run on the master's
+//! frame clock with no gap or drift, the rate rational is kept, and video ends with the audio
+//! to within a frame. It lives here so that the packager needs no encoder, even to test.
 
 use std::path::Path;
 use std::process::Command;
