@@ -541,6 +541,14 @@ impl LadderReport {
 
     /// This ladder's measured rungs against `fixed` (Apple's rungs for the master), on the
     /// title's curves; `None` when the fixed rungs have no bit rates (rav1e's).
+    /// The rungs as measured, `(kbps, pooled VMAF)` (the predicted VMAF when not measured).
+    fn measured_points(&self) -> Vec<(f64, f64)> {
+        self.rungs
+            .iter()
+            .map(|r| (r.measured_kbps, r.measured_vmaf.unwrap_or(r.predicted_vmaf)))
+            .collect()
+    }
+
     /// This ladder's measured rungs against Apple's rungs encoded (`--compare-fixed`).
     pub(super) fn measure_fixed(&self, fixed: &[RungReport]) -> super::estimate::FixedMeasured {
         let pooled = |v: &VmafSummary| match self.rules.pooling {
@@ -559,12 +567,7 @@ impl LadderReport {
                 })
             })
             .collect();
-        let ladder: Vec<(f64, f64)> = self
-            .rungs
-            .iter()
-            .map(|r| (r.measured_kbps, r.measured_vmaf.unwrap_or(r.predicted_vmaf)))
-            .collect();
-        super::estimate::measured_against_fixed(rungs, &ladder)
+        super::estimate::measured_against_fixed(rungs, &self.measured_points())
     }
 
     pub(super) fn estimate_fixed(
@@ -599,11 +602,10 @@ impl LadderReport {
                 (size, p.kbps, pooled(p.vmaf_mean, p.vmaf_harmonic))
             })
             .collect();
-        let ladder: Vec<(f64, f64)> = self
-            .rungs
-            .iter()
-            .map(|r| (r.measured_kbps, r.measured_vmaf.unwrap_or(r.predicted_vmaf)))
-            .collect();
-        Some(super::estimate::against_fixed(&curves, &apple, &ladder))
+        Some(super::estimate::against_fixed(
+            &curves,
+            &apple,
+            &self.measured_points(),
+        ))
     }
 }

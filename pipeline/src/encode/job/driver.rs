@@ -14,7 +14,7 @@ use workers::encode::{Codec, EncodeSettings, RateControl};
 
 use super::super::dynamic::{self, DecidedRung, ProbeAt, StoredProbe};
 use super::super::report::{EncodeReport, LadderReport, RungReport, StageTime};
-use super::super::{EncodeJobError, EncodeOptions, Event, LadderChoice, Probing, package};
+use super::super::{EncodeJobError, Event, LadderChoice, Probing, package};
 use super::{
     Ctx, Derived, Failed, JobSpec, Output, Plan, RenditionRecord, Step, Waiting, Work, derive,
     digest_of, now_unix,
@@ -73,7 +73,7 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     };
     let mut decided = if spec.options.ladder.is_dynamic() {
         let _stage = stage_span(ctx, "decide");
-        Some(ready!(decide(ctx, &job.plan, &job.d, &spec.options)))
+        Some(ready!(decide(&job)))
     } else {
         None
     };
@@ -665,12 +665,8 @@ type Points = Vec<BTreeMap<usize, Vec<StoredProbe>>>;
 
 /// Probes, anchors and decides a per-title or shot-level ladder from what the store holds;
 /// queues the next round when it is missing.
-fn decide(
-    ctx: &Ctx,
-    plan: &Plan,
-    d: &Derived,
-    options: &EncodeOptions,
-) -> Result<Ready<Decided>, EncodeJobError> {
+fn decide(job: &Job) -> Result<Ready<Decided>, EncodeJobError> {
+    let (plan, d, options) = (&job.plan, &job.d, &job.spec.options);
     let shot = options.ladder == LadderChoice::Shot;
     let units = dynamic::units(
         &plan
@@ -682,20 +678,11 @@ fn decide(
         (d.fps / 2.0).round().max(1.0) as u64,
     );
     let mut probing = Probing::default();
-    let (points, decision) = or_wait!(probe_rounds(ctx, plan, d, options, &units, &mut probing));
+    let (points, decision) = or_wait!(probe_rounds(job, &units, &mut probing));
     let mut chunks = dynamic::chunk_probes(&d.sizes, &points, &units);
     let mut decision = decision;
     if d.probe_preset != d.preset {
-        (decision, chunks) = or_wait!(anchor(
-            ctx,
-            plan,
-            d,
-            options,
-            &units,
-            &mut probing,
-            decision,
-            chunks
-        ));
+        (decision, chunks) = or_wait!(anchor(job, &units, &mut probing, decision, chunks));
     }
     let rungs = dynamic::rungs(
         &decision,
@@ -717,13 +704,11 @@ fn decide(
 /// far needs it, until a round has nothing to add. Returns the points and the decision made
 /// on them.
 fn probe_rounds(
-    ctx: &Ctx,
-    plan: &Plan,
-    d: &Derived,
-    options: &EncodeOptions,
+    job: &Job,
     units: &[dynamic::Unit],
     probing: &mut Probing,
 ) -> Result<Ready<(Points, TitleDecision)>, EncodeJobError> {
+    let (plan, d, options) = (&job.plan, &job.d, &job.spec.options);
     let n = plan.chunks.len();
     let mut measured: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); n];
     let mut points: Points = vec![BTreeMap::new(); n];
@@ -748,7 +733,7 @@ fn probe_rounds(
             .into_iter()
             .map(|(si, crfs)| (si, crfs.into_iter().map(ProbeAt::crf).collect()))
             .collect();
-        let got = or_wait!(gather(ctx, plan, d, &next, round + 1, false));
+        let got = or_wait!(gather(job.ctx, plan, d, &next, round + 1, false));
         probing.rounds = round + 1;
         for (ci, by_size) in got.into_iter().enumerate() {
             for (si, ps) in by_size {
@@ -779,17 +764,14 @@ fn probe_rounds(
 /// a resolution with no anchors yet, that one is anchored too. Rungs near an anchor then move
 /// onto it, so that its encodes are theirs. Returns the corrected decision and curves, or
 /// queues the next round of anchors.
-#[allow(clippy::too_many_arguments)]
 fn anchor(
-    ctx: &Ctx,
-    plan: &Plan,
-    d: &Derived,
-    options: &EncodeOptions,
+    job: &Job,
     units: &[dynamic::Unit],
     probing: &mut Probing,
     mut decision: TitleDecision,
     mut chunks: Vec<ladders::title::ChunkProbes>,
 ) -> Result<Ready<(TitleDecision, Vec<ladders::title::ChunkProbes>)>, EncodeJobError> {
+    let (ctx, plan, d, options) = (job.ctx, &job.plan, &job.d, &job.spec.options);
     let n = plan.chunks.len();
     let raw = chunks.clone();
     let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
