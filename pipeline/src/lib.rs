@@ -1,6 +1,6 @@
 //! The rungs pipeline: ingest (validation and shots in one decode pass), and the encode job
-//! (`encode`: fixed ladders, chunk × rung tasks through the queue, assembly, report). The
-//! `rungs` binary lives here too.
+//! (`encode`: fixed and per-title ladders, chunk × rung tasks through the queue, assembly,
+//! packaging, report), fleet mode and the dashboard. The `rungs` binary is the `cli` crate.
 //!
 //! ```no_run
 //! use pipeline::ingest::{IngestOptions, ShotOptions, analyze};
@@ -22,3 +22,9 @@ pub mod encode;
 pub mod fleet;
 pub mod ingest;
 pub mod shots;
+
+/// Rounds seconds to the millisecond, which is finer than any frame and keeps the JSON short
+/// (shared by `ingest` and `shots`, so that neither module imports the other for it).
+pub(crate) fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}

@@ -173,7 +173,4 @@ impl Problem {
     }
 }
 
-/// Rounds seconds to the millisecond, which is finer than any frame and keeps the JSON short.
-pub(crate) fn round_ms(s: f64) -> f64 {
-    (s * 1000.0).round() / 1000.0
-}
+pub(crate) use crate::round_ms;

@@ -20,7 +20,7 @@ pub use detector::{
 };
 pub(crate) use features::Features;
 
-use crate::ingest::problem::round_ms;
+use crate::round_ms;
 
 /// Where the shots and chunks of a master are.
 #[derive(Clone, Debug, Serialize)]
