@@ -57,15 +57,15 @@ fn head(page: &TitlePage) -> String {
          at {rate} fps ({dur:.1} s), {chunks} chunks, {n} rungs{mode}</p>",
         t = esc(&page.name),
         codec = esc(&page.codec),
-        frames = page.frames,
+        frames = esc(&page.frames),
         rate = esc(&page.frame_rate),
         dur = page.duration_seconds,
-        chunks = page.chunks,
+        chunks = esc(&page.chunks),
         n = page.rungs.len(),
         mode = page
             .mode
             .as_ref()
-            .map(|m| format!(", a {m} ladder"))
+            .map(|m| format!(", a {} ladder", esc(m)))
             .unwrap_or_else(|| ", a fixed ladder".into()),
     )
 }
@@ -85,7 +85,7 @@ fn ladder_table(rungs: &[Rung]) -> String {
             h,
             "<tr class=\"rung-row\"><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{crf}</td></tr>",
             esc(&r.name),
-            r.size,
+            esc(&r.size),
             r.average_kbps,
             r.peak_kbps,
             r.vmaf_mean,
@@ -417,6 +417,19 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hand_edited_report_cannot_inject_markup() {
+        let evil = "<script>x</script>";
+        let report = serde_json::json!({
+            "master": evil, "codec": evil, "frames": evil, "frame_rate": evil,
+            "chunks": evil, "duration_seconds": 1.0,
+            "rungs": [{ "name": evil, "width": evil, "height": evil, "chunks": [] }],
+            "ladder": { "mode": evil },
+        });
+        let page = title_page(&report, None);
+        assert!(!page.contains("<script>"), "{page}");
+    }
 
     #[test]
     fn base64_matches_the_standard() {
