@@ -123,7 +123,7 @@ fn follow_the_job_in_the_log(stderr: &str, chunks: u64) {
     }
     assert_eq!(
         stages,
-        ["encode", "assemble", "package", "report"],
+        ["encode", "assemble", "measure", "package", "report"],
         "the driver's stages in the log"
     );
     assert_eq!(encoded, (0..chunks).collect(), "every chunk's encode task");

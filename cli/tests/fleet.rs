@@ -237,7 +237,7 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
         .map(|n| worker(&moto, &proxy.endpoint, dir.path(), 10 + n))
         .collect();
     let started = Instant::now();
-    // One kill in each part of the job (probing, encoding, assembling and packaging), at a
+    // One kill in each part of the job (probing; encoding; assembling, measuring and packaging), at a
     // random moment after the part is first seen, of a random worker.
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
     let mut random = move || {
@@ -249,7 +249,10 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     let part = |stage: &str| {
         if stage.starts_with("encoding") {
             1
-        } else if stage.starts_with("assembling") || stage.starts_with("packaging") {
+        } else if ["assembling", "measuring", "packaging"]
+            .iter()
+            .any(|p| stage.starts_with(p))
+        {
             2
         } else {
             0

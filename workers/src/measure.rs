@@ -1,10 +1,12 @@
-//! The measure task: VMAF (and PSNR, SSIM) of a distorted video against its reference.
+//! The measure task: VMAF (and PSNR, SSIM) of distorted videos against their reference.
 //!
-//! One thread decodes both inputs in step and brings every distorted frame to the reference's
+//! One thread decodes the inputs in step and brings every distorted frame to the reference's
 //! size and layout (bicubic, as Netflix does); a pool of scoring threads computes the
 //! per-frame features of several frames at once; the calling thread puts them back in order
 //! for motion and the model. Nothing is written to disk, and memory holds only the frames in
-//! flight.
+//! flight. Several distorted videos of one reference (the rungs of a ladder) are measured in
+//! one pass: the reference is decoded once, and its share of each frame's features (its
+//! wavelet decomposition, its low-pass for motion) is computed once for all of them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -96,6 +98,14 @@ pub enum MeasureError {
     /// The inputs have no frames.
     #[error("the inputs have no frames")]
     Empty,
+    /// One of several distorted inputs measured in one pass failed.
+    #[error("{path}: {error}")]
+    Of {
+        /// The distorted input.
+        path: PathBuf,
+        /// Why.
+        error: Box<MeasureError>,
+    },
 }
 
 /// Pooled metrics of a measurement.
@@ -230,32 +240,28 @@ impl Input {
     }
 }
 
-type Pair = (u64, OwnedFrame, OwnedFrame);
+/// A reference frame and the frame of every distorted input at the same index.
+type Frames = (u64, OwnedFrame, Vec<OwnedFrame>);
 
-/// Decodes both inputs in step on the current thread, sending frame pairs until the end.
-fn decode(
-    mut reference: Input,
-    mut distorted: Input,
-    tx: SyncSender<Result<Pair, MeasureError>>,
-    spare: Receiver<OwnedFrame>,
-    scaled: &AtomicBool,
-) {
-    let mut resizer: Option<Resizer> = None;
-    let mut index = 0u64;
-    // Frames the scorers are done with come back, so that their buffers are reused.
-    let take = || spare.try_recv().unwrap_or_else(|_| OwnedFrame::empty());
-    loop {
-        let r = match reference.next(|f| {
-            let mut out = take();
-            f.copy_to(&mut out);
-            Ok(out)
-        }) {
-            Ok(r) => r,
-            Err(e) => return drop(tx.send(Err(e))),
-        };
-        let d = match distorted.next(|f| {
-            let mut out = take();
-            let Some(r) = &r else {
+/// One distorted input and the scaler that brings its frames to the reference's size.
+struct Distorted {
+    input: Input,
+    resizer: Option<Resizer>,
+}
+
+impl Distorted {
+    /// The next frame at `reference`'s size and layout (as it is when there is no reference
+    /// frame left); `None` at the end.
+    fn next(
+        &mut self,
+        reference: Option<&OwnedFrame>,
+        out: OwnedFrame,
+        scaled: &AtomicBool,
+    ) -> Result<Option<OwnedFrame>, MeasureError> {
+        let resizer = &mut self.resizer;
+        self.input.next(|f| {
+            let mut out = out;
+            let Some(r) = reference else {
                 f.copy_to(&mut out);
                 return Ok(out);
             };
@@ -278,31 +284,87 @@ fn decode(
                     error,
                 })
                 .map(|()| out)
+        })
+    }
+}
+
+/// Decodes every input in step on the current thread, sending the frames of each index until
+/// the end. `scaled[k]` is set when distorted input `k` needed scaling.
+fn decode(
+    mut reference: Input,
+    distorted: Vec<Input>,
+    paths: &[&Path],
+    tx: SyncSender<Result<Frames, MeasureError>>,
+    spare: Receiver<OwnedFrame>,
+    scaled: &[AtomicBool],
+) {
+    // With several distorted inputs, an error names the one it comes from.
+    let of = |k: usize, error: MeasureError| match paths {
+        [_, _, ..] => MeasureError::Of {
+            path: paths[k].to_owned(),
+            error: Box::new(error),
+        },
+        _ => error,
+    };
+    let mut distorted: Vec<Distorted> = distorted
+        .into_iter()
+        .map(|input| Distorted {
+            input,
+            resizer: None,
+        })
+        .collect();
+    let mut index = 0u64;
+    // Frames the scorers are done with come back, so that their buffers are reused.
+    let take = || spare.try_recv().unwrap_or_else(|_| OwnedFrame::empty());
+    loop {
+        let r = match reference.next(|f| {
+            let mut out = take();
+            f.copy_to(&mut out);
+            Ok(out)
         }) {
-            Ok(d) => d,
+            Ok(r) => r,
             Err(e) => return drop(tx.send(Err(e))),
         };
-        match (r, d) {
-            (Some(r), Some(d)) => {
-                if tx.send(Ok((index, r, d))).is_err() {
+        let mut ds = Vec::with_capacity(distorted.len());
+        for (k, d) in distorted.iter_mut().enumerate() {
+            match d.next(r.as_ref(), take(), &scaled[k]) {
+                Ok(f) => ds.push(f),
+                Err(e) => return drop(tx.send(Err(of(k, e)))),
+            }
+        }
+        let ended: Vec<bool> = ds.iter().map(Option::is_none).collect();
+        match r {
+            Some(r) if !ended.contains(&true) => {
+                let ds = ds.into_iter().flatten().collect();
+                if tx.send(Ok((index, r, ds))).is_err() {
                     return;
                 }
                 index += 1;
             }
-            (None, None) => return,
-            (Some(_), None) => {
-                let reference = index + 1 + reference.count_rest();
-                return drop(tx.send(Err(MeasureError::FrameCount {
-                    reference,
-                    distorted: index,
-                })));
-            }
-            (None, Some(_)) => {
-                let distorted = index + 1 + distorted.count_rest();
-                return drop(tx.send(Err(MeasureError::FrameCount {
-                    reference: index,
-                    distorted,
-                })));
+            None if !ended.contains(&false) => return,
+            r => {
+                // Some input ended before the others: the first distorted one whose count
+                // differs from the reference's is named.
+                let reference_frames = if r.is_some() {
+                    index + 1 + reference.count_rest()
+                } else {
+                    index
+                };
+                for (k, (d, ended)) in distorted.iter_mut().zip(ended).enumerate() {
+                    let frames = if ended {
+                        index
+                    } else {
+                        index + 1 + d.input.count_rest()
+                    };
+                    if frames != reference_frames {
+                        let error = MeasureError::FrameCount {
+                            reference: reference_frames,
+                            distorted: frames,
+                        };
+                        return drop(tx.send(Err(of(k, error))));
+                    }
+                }
+                return;
             }
         }
     }
@@ -336,13 +398,35 @@ pub fn measure(
     options: &MeasureOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<MeasureReport, MeasureError> {
+    let mut out = measure_many(reference, &[distorted], options, progress)?;
+    Ok(out.pop().expect("one report per distorted input"))
+}
+
+/// Measures each of `distorted` against `reference` in one pass, with the same scores as
+/// [`measure`] gives for each alone: the reference is decoded once and its share of every
+/// frame's features computed once. Every input must have the reference's frame count and
+/// rate. `progress` is told the frames done so far; the reports come in `distorted`'s order,
+/// each with its share of the CPU time.
+pub fn measure_many(
+    reference: &Path,
+    distorted: &[&Path],
+    options: &MeasureOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<MeasureReport>, MeasureError> {
+    if distorted.is_empty() {
+        return Ok(Vec::new());
+    }
     let (ref_in, ref_rate) = Input::open("reference", reference)?;
-    let (dis_in, dis_rate) = Input::open("distorted", distorted)?;
-    if ref_rate.reduced() != dis_rate.reduced() {
-        return Err(MeasureError::FrameRate {
-            reference: ref_rate,
-            distorted: dis_rate,
-        });
+    let mut inputs = Vec::with_capacity(distorted.len());
+    for path in distorted {
+        let (input, rate) = Input::open("distorted", path)?;
+        if ref_rate.reduced() != rate.reduced() {
+            return Err(MeasureError::FrameRate {
+                reference: ref_rate,
+                distorted: rate,
+            });
+        }
+        inputs.push(input);
     }
     let threads = if options.threads == 0 {
         std::thread::available_parallelism()
@@ -359,17 +443,17 @@ pub fn measure(
             MeasureError::Incompatible(format!("cannot start the scoring threads: {e}"))
         })?;
     let in_flight = 2 * threads + 1;
-    let (frames_tx, frames_rx) = sync_channel::<Result<Pair, MeasureError>>(in_flight);
-    let scaled = AtomicBool::new(false);
+    let (frames_tx, frames_rx) = sync_channel::<Result<Frames, MeasureError>>(in_flight);
+    let scaled: Vec<AtomicBool> = distorted.iter().map(|_| AtomicBool::new(false)).collect();
     let caller_cpu = media::cpu::thread_cpu_seconds();
     std::thread::scope(|scope| {
         let scaled = &scaled;
         let (spare_tx, spare_rx) = std::sync::mpsc::channel::<OwnedFrame>();
         let decoder = scope.spawn(move || {
-            decode(ref_in, dis_in, frames_tx, spare_rx, scaled);
+            decode(ref_in, inputs, distorted, frames_tx, spare_rx, scaled);
             media::cpu::thread_cpu_seconds()
         });
-        let mut scoring = Scoring::new(&pool, options, spare_tx, in_flight as u64);
+        let mut scoring = Scoring::new(&pool, options, spare_tx, in_flight as u64, distorted);
         let outcome = scoring.run(&frames_rx, progress);
         drop(frames_rx);
         outcome?;
@@ -380,27 +464,36 @@ pub fn measure(
             .sum();
         let decoding = decoder.join().unwrap_or(0.0);
         let (scores, geometry) = scoring.finish();
-        let (width, height, layout): (usize, usize, PixelLayout) =
-            geometry.ok_or(MeasureError::Empty)?;
-        let mut out = report(
-            reference,
-            distorted,
-            options,
-            scores,
-            width,
-            height,
-            layout.bit_depth,
-            ref_rate,
-        );
-        out.scaled = scaled.load(Ordering::Relaxed);
-        out.cpu_seconds =
-            scoring_cpu + decoding + (media::cpu::thread_cpu_seconds() - caller_cpu).max(0.0);
-        Ok(out)
+        let (width, height, layout): Geometry = geometry.ok_or(MeasureError::Empty)?;
+        let cpu = scoring_cpu + decoding + (media::cpu::thread_cpu_seconds() - caller_cpu).max(0.0);
+        Ok(scores
+            .into_iter()
+            .zip(distorted)
+            .zip(scaled)
+            .map(|((scores, path), scaled)| {
+                let mut out = report(
+                    reference,
+                    path,
+                    options,
+                    scores,
+                    width,
+                    height,
+                    layout.bit_depth,
+                    ref_rate,
+                );
+                out.scaled = scaled.load(Ordering::Relaxed);
+                out.cpu_seconds = cpu / distorted.len() as f64;
+                out
+            })
+            .collect())
     })
 }
 
-/// A frame's spatial features, or why they could not be computed.
-type Scored = (u64, Result<Spatial, vmaf::Error>);
+/// The reference's width, height and layout.
+type Geometry = (usize, usize, PixelLayout);
+
+/// A frame's spatial features for every distorted input, or why they could not be computed.
+type Scored = (u64, Result<Vec<Spatial>, vmaf::Error>);
 
 /// Scores frame pairs on the pool, several at once, and puts the scores back in frame order
 /// for motion and the model.
@@ -414,16 +507,18 @@ struct Scoring<'a> {
     done_rx: Receiver<Scored>,
     /// Where scored frames go back to the decoder, for their buffers to be reused.
     spare: Sender<OwnedFrame>,
-    temporal: Temporal,
-    scores: Vec<FrameScore>,
+    /// Motion and the model, per distorted input.
+    temporal: Vec<Temporal>,
+    /// Every frame's scores, per distorted input.
+    scores: Vec<Vec<FrameScore>>,
     /// Frames scored ahead of the next one in order.
-    waiting: BTreeMap<u64, Result<Spatial, vmaf::Error>>,
+    waiting: BTreeMap<u64, Result<Vec<Spatial>, vmaf::Error>>,
     /// The next frame in order.
     next: u64,
     /// Frames handed to the pool.
     sent: u64,
     /// The reference's size and layout, from its first frame.
-    geometry: Option<(usize, usize, PixelLayout)>,
+    geometry: Option<Geometry>,
     /// The first error; scoring stops at it.
     failure: Option<MeasureError>,
 }
@@ -434,6 +529,7 @@ impl<'a> Scoring<'a> {
         options: &MeasureOptions,
         spare: Sender<OwnedFrame>,
         in_flight: u64,
+        distorted: &[&Path],
     ) -> Self {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         Self {
@@ -448,8 +544,11 @@ impl<'a> Scoring<'a> {
             done_tx,
             done_rx,
             spare,
-            temporal: Temporal::new(options.model.clone()),
-            scores: Vec::new(),
+            temporal: distorted
+                .iter()
+                .map(|_| Temporal::new(options.model.clone()))
+                .collect(),
+            scores: distorted.iter().map(|_| Vec::new()).collect(),
             waiting: BTreeMap::new(),
             next: 0,
             sent: 0,
@@ -461,7 +560,7 @@ impl<'a> Scoring<'a> {
     /// Scores every pair `frames` gives, until its end or the first error.
     fn run(
         &mut self,
-        frames: &Receiver<Result<Pair, MeasureError>>,
+        frames: &Receiver<Result<Frames, MeasureError>>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), MeasureError> {
         let mut open = true;
@@ -492,9 +591,9 @@ impl<'a> Scoring<'a> {
     /// Hands the next pair to the pool; false at the end of the inputs.
     fn feed(
         &mut self,
-        frames: &Receiver<Result<Pair, MeasureError>>,
+        frames: &Receiver<Result<Frames, MeasureError>>,
     ) -> Result<bool, MeasureError> {
-        let (index, r, d) = match frames.recv() {
+        let (index, r, ds) = match frames.recv() {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(false),
@@ -508,12 +607,15 @@ impl<'a> Scoring<'a> {
         );
         self.pool.spawn(move || {
             let result = picture(&r).and_then(|rp| {
-                let dp = picture(&d)?;
-                WORKSPACE.with(|ws| vmaf::spatial(&rp, &dp, &opts, &tables, &mut ws.borrow_mut()))
+                let dps = ds.iter().map(picture).collect::<Result<Vec<_>, _>>()?;
+                WORKSPACE
+                    .with(|ws| vmaf::spatial_many(&rp, &dps, &opts, &tables, &mut ws.borrow_mut()))
             });
             let _ = tx.send((index, result));
             let _ = spare.send(r);
-            let _ = spare.send(d);
+            for d in ds {
+                let _ = spare.send(d);
+            }
         });
         self.sent += 1;
         Ok(true)
@@ -523,28 +625,37 @@ impl<'a> Scoring<'a> {
     fn settle(
         &mut self,
         index: u64,
-        result: Result<Spatial, vmaf::Error>,
+        result: Result<Vec<Spatial>, vmaf::Error>,
         progress: &mut dyn FnMut(u64),
     ) {
         self.waiting.insert(index, result);
         while let Some(result) = self.waiting.remove(&self.next) {
-            match result.and_then(|s| self.temporal.push(s)) {
-                Ok(Some(score)) => self.scores.push(score),
-                Ok(None) => {}
-                Err(error) => {
-                    let frame = self.next;
-                    self.failure
-                        .get_or_insert(MeasureError::Score { frame, error });
+            let pushed = result.and_then(|spatial| {
+                for ((s, temporal), scores) in spatial
+                    .into_iter()
+                    .zip(&mut self.temporal)
+                    .zip(&mut self.scores)
+                {
+                    scores.extend(temporal.push(s)?);
                 }
+                Ok(())
+            });
+            if let Err(error) = pushed {
+                let frame = self.next;
+                self.failure
+                    .get_or_insert(MeasureError::Score { frame, error });
             }
             self.next += 1;
             progress(self.next);
         }
     }
 
-    /// Every frame's scores, and the reference's geometry (`None` when there were no frames).
-    fn finish(mut self) -> (Vec<FrameScore>, Option<(usize, usize, PixelLayout)>) {
-        self.scores.extend(self.temporal.finish());
+    /// Every frame's scores per distorted input, and the reference's geometry (`None` when
+    /// there were no frames).
+    fn finish(mut self) -> (Vec<Vec<FrameScore>>, Option<Geometry>) {
+        for (scores, temporal) in self.scores.iter_mut().zip(&mut self.temporal) {
+            scores.extend(temporal.finish());
+        }
         (self.scores, self.geometry)
     }
 }

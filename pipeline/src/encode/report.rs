@@ -6,7 +6,6 @@ use ladders::title::{LadderRules, Size, TitleDecision};
 use media::Rational;
 use serde::Serialize;
 use workers::encode::{Codec, EncodeSettings, RateControl, Vbv};
-use workers::measure::MeasureReport;
 
 use super::Probing;
 use super::dynamic::{self, DecidedRung};
@@ -152,20 +151,16 @@ fn round4(v: f64) -> f64 {
 }
 
 impl RungReport {
-    #[allow(clippy::too_many_arguments)]
+    /// The report of an assembled rung, without VMAF until [`RungReport::set_vmaf`].
     pub(super) fn new(
         name: &str,
         s: &EncodeSettings,
         a: Assembled,
-        measured: Option<&MeasureReport>,
         plan: &[ChunkSpan],
         chunk_bits: &[u64],
         per_chunk: &[EncodeSettings],
         fps: f64,
     ) -> Self {
-        let per_frame: Option<Vec<f64>> = measured
-            .and_then(|m| m.per_frame.as_ref())
-            .map(|f| f.iter().map(|x| x.vmaf).collect());
         let chunks = plan
             .iter()
             .zip(chunk_bits)
@@ -179,12 +174,7 @@ impl RungReport {
                 },
                 bits,
                 kbps: bits as f64 * fps / span.frames.max(1) as f64 / 1000.0,
-                vmaf_mean: per_frame.as_ref().and_then(|v| {
-                    let range =
-                        span.start_frame as usize..(span.start_frame + span.frames) as usize;
-                    let part = v.get(range)?;
-                    Some(round4(part.iter().sum::<f64>() / part.len().max(1) as f64))
-                }),
+                vmaf_mean: None,
                 zones: settings.zones.clone(),
             })
             .collect();
@@ -203,10 +193,23 @@ impl RungReport {
             frames: a.frames,
             duration_seconds: a.duration_seconds,
             keyframes: a.keyframes.len(),
-            vmaf: measured.map(|m| VmafSummary::from(&m.pooled.vmaf)),
+            vmaf: None,
             chunks,
-            per_frame_vmaf: per_frame.map(|v| v.into_iter().map(round4).collect()),
+            per_frame_vmaf: None,
         }
+    }
+
+    /// Takes the rung's VMAF, measured frame by frame against the master: pooled over the
+    /// title and over each chunk.
+    pub(super) fn set_vmaf(&mut self, per_frame: &[f64]) {
+        self.vmaf = Some(VmafSummary::from(&vmaf::Pooled::of(per_frame)));
+        for c in &mut self.chunks {
+            let range = c.start_frame as usize..(c.start_frame + c.frames) as usize;
+            c.vmaf_mean = per_frame
+                .get(range)
+                .map(|part| round4(part.iter().sum::<f64>() / part.len().max(1) as f64));
+        }
+        self.per_frame_vmaf = Some(per_frame.iter().copied().map(round4).collect());
     }
 }
 

@@ -16,8 +16,8 @@ use super::super::dynamic::{self, DecidedRung, ProbeAt, StoredProbe};
 use super::super::report::{EncodeReport, LadderReport, RungReport, StageTime};
 use super::super::{EncodeJobError, Event, LadderChoice, Probing, package};
 use super::{
-    Ctx, Derived, Failed, JobSpec, Output, Plan, RenditionRecord, Step, Waiting, Work, derive,
-    digest_of, now_unix,
+    Ctx, Derived, Failed, JobSpec, MeasureRecord, Output, Plan, RenditionRecord, Step, Waiting,
+    Work, derive, digest_of, now_unix,
 };
 
 /// A stage's outcome: its value, or what it waits for.
@@ -79,7 +79,8 @@ pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     };
     let rungs = job.rungs(decided.as_ref())?;
     let encoded = ready!(job.encode(&rungs, decided.as_mut()));
-    let assembled = ready!(job.assemble(&rungs));
+    let mut assembled = ready!(job.assemble(&rungs));
+    ready!(job.measure(&mut assembled));
     let packaged = ready!(job.package(&assembled.records[..rungs.title]));
     let report = job.report(decided, &encoded, assembled, rungs.title, packaged)?;
     Ok(Step::Done(Box::new(report)))
@@ -281,8 +282,8 @@ impl Job<'_> {
         }))
     }
 
-    /// The assemble stage: every rung joined from its chunks and measured, each rung's record
-    /// written last by its task.
+    /// The assemble stage: every rung joined from its chunks, each rung's record written last
+    /// by its task.
     fn assemble(&self, rungs: &Rungs) -> Result<Ready<Assembled>, EncodeJobError> {
         let (ctx, spec) = (self.ctx, self.spec);
         let _stage = stage_span(ctx, "assemble");
@@ -293,7 +294,7 @@ impl Job<'_> {
             let chunks: Vec<String> = (0..self.spans.len())
                 .map(|ci| rungs.chunk_key(ri, ci))
                 .collect();
-            let tag = digest_of(&(&chunks, spec.options.measure));
+            let tag = digest_of(&chunks);
             let record = format!("renditions/{name}-{tag}.json");
             let file = match spec.output {
                 Output::Dir(_) => format!("renditions/{name}-{tag}.mp4"),
@@ -315,7 +316,7 @@ impl Job<'_> {
         let done = records.len() - tasks.len();
         ctx.queue_stage(&stage, &tasks, None, done)?;
         if !tasks.is_empty() {
-            return waiting("assembling and measuring renditions", done, records.len());
+            return waiting("assembling renditions", done, records.len());
         }
         let mut reports = Vec::new();
         let mut cpu = [0.0; 3];
@@ -323,7 +324,6 @@ impl Job<'_> {
             let r: RenditionRecord = ctx.read_fixed(record)?;
             cpu[0] += r.encode_cpu_seconds;
             cpu[1] += r.assemble_cpu_seconds;
-            cpu[2] += r.measure_cpu_seconds;
             let mut report = r.report;
             report.file = match &spec.output {
                 Output::Dir(out) => out.join(format!("{name}.mp4")),
@@ -336,6 +336,44 @@ impl Job<'_> {
             rungs: reports,
             cpu,
         }))
+    }
+
+    /// The measure stage: every rendition's VMAF against the master, all in one pass over it
+    /// (one task), taken into the rungs' reports. Nothing when the job measures nothing.
+    fn measure(&self, assembled: &mut Assembled) -> Result<Ready<()>, EncodeJobError> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        if !spec.options.measure {
+            return Ok(Ok(()));
+        }
+        let _stage = stage_span(ctx, "measure");
+        let renditions: Vec<(String, String)> = assembled
+            .records
+            .iter()
+            .map(|(n, f, _)| (n.clone(), f.clone()))
+            .collect();
+        let record = format!("measure-{}.json", digest_of(&assembled.records));
+        let Some(measured) = ctx.read_json::<MeasureRecord>(&record)? else {
+            let task = Work::Measure {
+                job: ctx.job.clone(),
+                renditions,
+                record: record.clone(),
+            };
+            let stage = format!("measure-{}", digest_of(&record));
+            ctx.queue_stage(&stage, &[task], None, 0)?;
+            return waiting("measuring renditions", 0, 1);
+        };
+        if measured.per_frame_vmaf.len() != assembled.rungs.len() {
+            return Err(EncodeJobError::Config(format!(
+                "{record} holds {} renditions, the job has {}",
+                measured.per_frame_vmaf.len(),
+                assembled.rungs.len()
+            )));
+        }
+        for (rung, per_frame) in assembled.rungs.iter_mut().zip(&measured.per_frame_vmaf) {
+            rung.set_vmaf(per_frame);
+        }
+        assembled.cpu[2] = measured.cpu_seconds;
+        Ok(Ok(()))
     }
 
     /// The package stage: the title packaged for DASH and HLS (a record per set of inputs),
@@ -539,7 +577,8 @@ impl Stage {
             "probes" => &[Stage::ProbeEncode, Stage::ProbeScore],
             "anchors" => &[Stage::AnchorEncode, Stage::AnchorScore],
             "encode" => &[Stage::FinalEncode],
-            "assemble" => &[Stage::Assembly, Stage::Measurement],
+            "assemble" => &[Stage::Assembly],
+            "measure" => &[Stage::Measurement],
             "package" => &[Stage::Packaging, Stage::Thumbnails],
             _ => &[],
         }

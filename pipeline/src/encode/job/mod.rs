@@ -363,7 +363,7 @@ pub enum Work {
         /// Where it goes.
         key: String,
     },
-    /// Join a rung's chunks and measure it.
+    /// Join a rung's chunks.
     Assemble {
         /// The job.
         job: String,
@@ -376,6 +376,15 @@ pub enum Work {
         /// Where the rendition goes.
         file: String,
         /// Where its record goes (written last).
+        record: String,
+    },
+    /// Measure the VMAF of every rendition against the master, in one pass.
+    Measure {
+        /// The job.
+        job: String,
+        /// Each rendition's name and key.
+        renditions: Vec<(String, String)>,
+        /// Where the measurement record goes.
         record: String,
     },
     /// Package the renditions for DASH and HLS.
@@ -398,6 +407,7 @@ impl Work {
             | Self::Probe { job, .. }
             | Self::Encode { job, .. }
             | Self::Assemble { job, .. }
+            | Self::Measure { job, .. }
             | Self::Package { job, .. } => job,
         }
     }
@@ -411,6 +421,7 @@ impl Work {
             Self::Probe { .. } => "probe",
             Self::Encode { .. } => "encode",
             Self::Assemble { .. } => "assemble",
+            Self::Measure { .. } => "measure",
             Self::Package { .. } => "package",
         }
     }
@@ -431,6 +442,7 @@ impl Work {
             Self::Probe { job, keys, .. } => format!("{job}-probe-{}", digest_of(keys)),
             Self::Encode { job, key, .. } => format!("{job}-encode-{}", digest_of(key)),
             Self::Assemble { job, chunks, .. } => format!("{job}-assemble-{}", digest_of(chunks)),
+            Self::Measure { job, record, .. } => format!("{job}-measure-{}", digest_of(record)),
             Self::Package { job, record, .. } => format!("{job}-package-{}", digest_of(record)),
         };
         Message {
@@ -532,9 +544,15 @@ struct RenditionRecord {
     /// CPU seconds of joining the chunks.
     #[serde(default)]
     assemble_cpu_seconds: f64,
-    /// CPU seconds of the VMAF measurement.
-    #[serde(default)]
-    measure_cpu_seconds: f64,
+}
+
+/// What the measure task found: every rendition's VMAF frame by frame, in the task's order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct MeasureRecord {
+    /// Per rendition, every frame's VMAF.
+    per_frame_vmaf: Vec<Vec<f64>>,
+    /// CPU seconds of the whole pass.
+    cpu_seconds: f64,
 }
 
 /// Why a job failed (`failed.json`).

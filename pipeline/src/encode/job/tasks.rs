@@ -12,7 +12,9 @@ use workers::worker::TaskFailure;
 use super::super::dynamic::StoredProbe;
 use super::super::report::RungReport;
 use super::super::{Event, package};
-use super::{Ctx, Input, JobSpec, Output, Plan, RenditionRecord, Work, derive, safe_name};
+use super::{
+    Ctx, Input, JobSpec, MeasureRecord, Output, Plan, RenditionRecord, Work, derive, safe_name,
+};
 use crate::ingest::{IngestReport, Severity};
 
 /// A failure that the store or the network may not repeat.
@@ -64,7 +66,10 @@ fn run(ctx: &Ctx, spec: &JobSpec, work: &Work) -> Result<(), TaskFailure> {
             file,
             record,
             ..
-        } => run_assemble(ctx, spec, name, settings, chunks, file, record),
+        } => run_assemble(ctx, name, settings, chunks, file, record),
+        Work::Measure {
+            renditions, record, ..
+        } => run_measure(ctx, spec, renditions, record),
         Work::Package {
             renditions, record, ..
         } => run_package(ctx, spec, renditions, record),
@@ -247,10 +252,8 @@ fn run_encode(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_assemble(
     ctx: &Ctx,
-    spec: &JobSpec,
     name: &str,
     settings: &[EncodeSettings],
     chunks: &[String],
@@ -272,17 +275,11 @@ fn run_assemble(
     let (assembled, chunk_bits) = join_chunks(ctx, &plan, name, chunks, &path)?;
     let assemble_cpu = media::cpu::thread_cpu_seconds() - assemble_started;
     let encode_cpu = encode_cpu_of(ctx, chunks);
-    let measured = if spec.options.measure {
-        Some(measure_rung(ctx, spec, name, &path)?)
-    } else {
-        None
-    };
     let fps = plan.frame_rate.to_f64().unwrap_or(25.0);
     let report = RungReport::new(
         name,
         &settings[0],
         assembled,
-        measured.as_ref(),
         &spans,
         &chunk_bits,
         settings,
@@ -294,7 +291,6 @@ fn run_assemble(
         report,
         encode_cpu_seconds: encode_cpu,
         assemble_cpu_seconds: assemble_cpu,
-        measure_cpu_seconds: measured.as_ref().map_or(0.0, |m| m.cpu_seconds),
     })
     .expect("serialises");
     put(ctx, record, &record_body)
@@ -348,26 +344,73 @@ fn encode_cpu_of(ctx: &Ctx, chunks: &[String]) -> f64 {
     encode_cpu
 }
 
-/// VMAF of the rendition at `path` against the master, frame by frame.
-fn measure_rung(
+/// VMAF of every rendition against the master, frame by frame, in one pass over the master.
+fn run_measure(
     ctx: &Ctx,
     spec: &JobSpec,
-    name: &str,
-    path: &Path,
-) -> Result<workers::measure::MeasureReport, TaskFailure> {
+    renditions: &[(String, String)],
+    record: &str,
+) -> Result<(), TaskFailure> {
+    if exists(ctx, record)? {
+        return Ok(());
+    }
     let reference = master(ctx, spec)?;
-    workers::measure::measure(
+    let scratch = scratch_dir(ctx)?;
+    let files = rendition_files(ctx, scratch.path(), renditions)?;
+    let paths: Vec<&Path> = files.iter().map(|(_, p)| p.as_path()).collect();
+    let what = match renditions {
+        [(name, _)] => name.clone(),
+        _ => format!("{} renditions", renditions.len()),
+    };
+    let measured = workers::measure::measure_many(
         &reference,
-        path,
+        &paths,
         &workers::measure::MeasureOptions {
             psnr: false,
             ssim: false,
             per_frame: true,
             ..Default::default()
         },
-        &mut |n| (ctx.events)(Event::Measuring(name.to_owned(), n)),
+        &mut |n| (ctx.events)(Event::Measuring(what.clone(), n)),
     )
-    .map_err(|e| TaskFailure::fatal(format!("measuring {name}: {e}")))
+    .map_err(|e| TaskFailure::fatal(format!("measuring: {e}")))?;
+    let out = MeasureRecord {
+        cpu_seconds: measured.iter().map(|m| m.cpu_seconds).sum(),
+        per_frame_vmaf: measured
+            .into_iter()
+            .map(|m| {
+                m.per_frame
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| f.vmaf)
+                    .collect()
+            })
+            .collect(),
+    };
+    ctx.write_json(record, &out).map_err(retry)
+}
+
+/// Local paths of renditions kept in the store: their own file in a local store, otherwise a
+/// copy in `scratch`.
+fn rendition_files(
+    ctx: &Ctx,
+    scratch: &Path,
+    renditions: &[(String, String)],
+) -> Result<Vec<(String, PathBuf)>, TaskFailure> {
+    let mut files = Vec::new();
+    for (name, key) in renditions {
+        let k = ctx.key(key).map_err(fatal)?;
+        let path = match ctx.store.local_path(&k) {
+            Some(p) => p,
+            None => {
+                let p = scratch.join(format!("{}.mp4", safe_name(name)));
+                ctx.store.get_to_file(&k, &p).map_err(retry)?;
+                p
+            }
+        };
+        files.push((name.clone(), path));
+    }
+    Ok(files)
 }
 
 /// A scratch folder in the cache, removed when dropped.
@@ -422,19 +465,7 @@ fn run_package(
     let plan = plan_of(ctx)?;
     let master = master(ctx, spec)?;
     let scratch = scratch_dir(ctx)?;
-    let mut files = Vec::new();
-    for (name, key) in renditions {
-        let k = ctx.key(key).map_err(fatal)?;
-        let path = match ctx.store.local_path(&k) {
-            Some(p) => p,
-            None => {
-                let p = scratch.path().join(format!("{}.mp4", safe_name(name)));
-                ctx.store.get_to_file(&k, &p).map_err(retry)?;
-                p
-            }
-        };
-        files.push((name.clone(), path));
-    }
+    let files = rendition_files(ctx, scratch.path(), renditions)?;
     let resolve = |list: &[(Input, String)]| -> Result<Vec<(PathBuf, String)>, TaskFailure> {
         list.iter()
             .map(|(i, lang)| Ok((ctx.local_file(i).map_err(retry)?, lang.clone())))
