@@ -937,7 +937,11 @@ fn gather(
 
 /// The probe tasks of a round whose points the store does not hold yet, and how many tasks
 /// are done. Chunk by chunk, so that a chunk's tasks run close together and read its frames
-/// from the workers' memory rather than decoding them again.
+/// from the workers' memory rather than decoding them again. A task encodes one chunk at one
+/// resolution at all the round's settings there (the master's frames read and its share of
+/// the scoring done once for all), unless the round would then have fewer than two tasks per
+/// worker: its tasks are then split into one per setting, so that every worker has work (the
+/// points are the same either way).
 fn missing_probes(
     ctx: &Ctx,
     plan: &Plan,
@@ -947,16 +951,32 @@ fn missing_probes(
     key_of: &dyn Fn(Size, usize, ProbeAt) -> String,
 ) -> Result<(Vec<Work>, usize), EncodeJobError> {
     let have = ctx.list(if anchor { "anchors" } else { "probes" })?;
-    let mut tasks = Vec::new();
+    let mut groups: Vec<(usize, Size, Vec<ProbeAt>)> = Vec::new();
     let mut done = 0;
     for ci in 0..plan.chunks.len() {
         for (si, ats) in next {
             let size = d.sizes[*si];
-            let keys: Vec<String> = ats.iter().map(|&a| key_of(size, ci, a)).collect();
-            if keys.iter().all(|k| have.contains(k)) {
+            let missing: Vec<ProbeAt> = ats
+                .iter()
+                .copied()
+                .filter(|&a| !have.contains(&key_of(size, ci, a)))
+                .collect();
+            if missing.is_empty() {
                 done += 1;
-                continue;
+            } else {
+                groups.push((ci, size, missing));
             }
+        }
+    }
+    if groups.len() < 2 * ctx.workers.max(1) {
+        groups = groups
+            .into_iter()
+            .flat_map(|(ci, size, ats)| ats.into_iter().map(move |a| (ci, size, vec![a])))
+            .collect();
+    }
+    let tasks = groups
+        .into_iter()
+        .map(|(ci, size, ats)| {
             let settings: Vec<EncodeSettings> = ats
                 .iter()
                 .map(|&a| probe_settings(d, size, a, anchor))
@@ -966,14 +986,14 @@ fn missing_probes(
             } else {
                 Vec::new()
             };
-            tasks.push(Work::Probe {
+            Work::Probe {
                 job: ctx.job.clone(),
                 chunk: ci,
                 settings,
-                keys,
+                keys: ats.iter().map(|&a| key_of(size, ci, a)).collect(),
                 keep,
-            });
-        }
-    }
+            }
+        })
+        .collect();
     Ok((tasks, done))
 }
