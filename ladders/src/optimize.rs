@@ -117,9 +117,11 @@ pub enum OptimizeError {
     FrameRate(f64),
 }
 
-/// A chunk's usable candidates: its hull in (bits, −distortion), by rising bits.
+/// A chunk's usable candidates: its hull in (bits, −distortion), by rising bits, and all of
+/// them.
 struct Chunk {
     hull: Vec<Choice>,
+    all: Vec<Choice>,
 }
 
 impl Chunk {
@@ -165,21 +167,60 @@ pub fn allocate(
     if !solver.within_cap(&solver.total(&picks)) {
         picks = solver.picks_at(solver.lambda_max);
     }
-    let sum = solver.total(&picks);
+    let mut choices: Vec<Choice> = solver
+        .chunks
+        .iter()
+        .zip(&picks)
+        .map(|(c, &i)| c.hull[i])
+        .collect();
+    if let Target::Kbps(kbps) = target {
+        let limit = solver
+            .cap_bits
+            .map_or(budget_bits(kbps), |c| c.min(budget_bits(kbps)));
+        fill(&solver.chunks, &mut choices, limit, pooling);
+    }
+    let sum = choices.iter().fold(Tally::ZERO, |t, c| t.add(&c.tally));
     Ok(Allocation {
         lambda,
-        choices: solver
-            .chunks
-            .iter()
-            .zip(&picks)
-            .map(|(c, &i)| c.hull[i])
-            .collect(),
+        choices,
         kbps: sum.kbps(fps),
         quality: sum.quality(pooling),
         total: sum,
         met: met && solver.within_cap(&sum),
         over_peak,
     })
+}
+
+/// Spends what the hull left of `limit` bits on candidates off the hull. The hull's vertices
+/// are what a slope can pick, and with few chunks the next vertex may lie far past the budget
+/// (one chunk whose hull jumps from 1.6 to 3.3 Mbit/s cannot spend a 2.3 Mbit/s budget, though
+/// a setting in between fits): each step moves the chunk, to the candidate, that adds the most
+/// quality per bit and still fits, until none does.
+fn fill(chunks: &[Chunk], choices: &mut [Choice], limit: f64, pooling: Pooling) {
+    let limit = limit * (1.0 + 1e-12);
+    let mut used: f64 = choices.iter().map(|c| c.tally.bits).sum();
+    loop {
+        let mut best: Option<(usize, Choice, f64)> = None;
+        for (ci, c) in chunks.iter().enumerate() {
+            let now = &choices[ci];
+            for cand in &c.all {
+                let extra = cand.tally.bits - now.tally.bits;
+                let gain = Chunk::gain(cand, pooling) - Chunk::gain(now, pooling);
+                if extra <= 0.0 || gain <= 0.0 || used + extra > limit {
+                    continue;
+                }
+                let slope = gain / extra;
+                if best.is_none_or(|(_, _, s)| slope > s) {
+                    best = Some((ci, *cand, slope));
+                }
+            }
+        }
+        let Some((ci, cand, _)) = best else {
+            return;
+        };
+        used += cand.tally.bits - choices[ci].tally.bits;
+        choices[ci] = cand;
+    }
 }
 
 /// Every chunk's hull of the candidates it may take, and the chunks none of whose candidates
@@ -220,7 +261,7 @@ fn usable_chunks(
             .map(|c| (c.tally.bits, Chunk::gain(c, pooling)))
             .collect();
         let hull = hull::upper(&pts).into_iter().map(|i| allowed[i]).collect();
-        chunks.push(Chunk { hull });
+        chunks.push(Chunk { hull, all: allowed });
     }
     Ok((chunks, over_peak))
 }
@@ -468,6 +509,45 @@ mod tests {
         chunks.iter().fold(Tally::ZERO, |t, c| {
             t.add(&c.iter().find(|x| x.crf == crf).unwrap().tally)
         })
+    }
+
+    /// One chunk whose quality saturates in steps, so that its hull skips the settings between
+    /// 1.6 and 3.3 Mbit/s: a budget in between is spent on the best of them that fits, as one
+    /// setting over the whole title would.
+    #[test]
+    fn a_budget_between_hull_vertices_is_spent_off_the_hull() {
+        let frames = 50;
+        let at = |crf: f64, kbps: f64, vmaf: f64| Choice {
+            crf,
+            tally: Tally::of_frames(kbps * 1000.0 * frames as f64 / 25.0, &vec![vmaf; frames]),
+        };
+        // 2.3 Mbit/s lies under the chord from 1.6 to 3.3: off the hull.
+        let cands = vec![vec![
+            at(30.0, 800.0, 86.0),
+            at(24.0, 1600.0, 94.9),
+            at(21.0, 2300.0, 95.8),
+            at(18.0, 3300.0, 98.0),
+        ]];
+        let a = allocate(
+            &cands,
+            25.0,
+            Pooling::Mean,
+            Target::Kbps(2300.0),
+            Constraints::default(),
+        )
+        .unwrap();
+        assert_eq!(a.choices[0].crf, 21.0, "{a:?}");
+        assert!((a.kbps - 2300.0).abs() < 1e-6 && a.met);
+        // A budget that nothing above the hull's pick fits keeps the pick.
+        let b = allocate(
+            &cands,
+            25.0,
+            Pooling::Mean,
+            Target::Kbps(2000.0),
+            Constraints::default(),
+        )
+        .unwrap();
+        assert_eq!(b.choices[0].crf, 24.0, "{b:?}");
     }
 
     #[test]

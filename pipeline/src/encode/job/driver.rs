@@ -294,7 +294,9 @@ impl Job<'_> {
             let chunks: Vec<String> = (0..self.spans.len())
                 .map(|ci| rungs.chunk_key(ri, ci))
                 .collect();
-            let tag = digest_of(&chunks);
+            // The tag keeps the form it had when assembly also measured, so that a job started
+            // by an earlier version resumes with its renditions.
+            let tag = digest_of(&(&chunks, spec.options.measure));
             let record = format!("renditions/{name}-{tag}.json");
             let file = match spec.output {
                 Output::Dir(_) => format!("renditions/{name}-{tag}.mp4"),
@@ -324,6 +326,7 @@ impl Job<'_> {
             let r: RenditionRecord = ctx.read_fixed(record)?;
             cpu[0] += r.encode_cpu_seconds;
             cpu[1] += r.assemble_cpu_seconds;
+            cpu[2] += r.measure_cpu_seconds;
             let mut report = r.report;
             report.file = match &spec.output {
                 Output::Dir(out) => out.join(format!("{name}.mp4")),
@@ -343,6 +346,10 @@ impl Job<'_> {
     fn measure(&self, assembled: &mut Assembled) -> Result<Ready<()>, EncodeJobError> {
         let (ctx, spec) = (self.ctx, self.spec);
         if !spec.options.measure {
+            return Ok(Ok(()));
+        }
+        // Renditions assembled and measured by an earlier version of the job keep their VMAF.
+        if assembled.rungs.iter().all(|r| r.per_frame_vmaf.is_some()) {
             return Ok(Ok(()));
         }
         let _stage = stage_span(ctx, "measure");

@@ -441,7 +441,12 @@ impl Work {
             Self::Plan { job } => format!("{job}-plan"),
             Self::Probe { job, keys, .. } => format!("{job}-probe-{}", digest_of(keys)),
             Self::Encode { job, key, .. } => format!("{job}-encode-{}", digest_of(key)),
-            Self::Assemble { job, chunks, .. } => format!("{job}-assemble-{}", digest_of(chunks)),
+            Self::Assemble {
+                job,
+                chunks,
+                record,
+                ..
+            } => format!("{job}-assemble-{}", digest_of(&(chunks, record))),
             Self::Measure { job, record, .. } => format!("{job}-measure-{}", digest_of(record)),
             Self::Package { job, record, .. } => format!("{job}-package-{}", digest_of(record)),
         };
@@ -544,6 +549,10 @@ struct RenditionRecord {
     /// CPU seconds of joining the chunks.
     #[serde(default)]
     assemble_cpu_seconds: f64,
+    /// CPU seconds of the VMAF measurement, in records of versions that measured each rung as
+    /// it was assembled (their reports hold its VMAF).
+    #[serde(default, skip_serializing)]
+    measure_cpu_seconds: f64,
 }
 
 /// What the measure task found: every rendition's VMAF frame by frame, in the task's order.

@@ -291,6 +291,7 @@ fn run_assemble(
         report,
         encode_cpu_seconds: encode_cpu,
         assemble_cpu_seconds: assemble_cpu,
+        measure_cpu_seconds: 0.0,
     })
     .expect("serialises");
     put(ctx, record, &record_body)
