@@ -95,6 +95,70 @@ fn encodes_apples_ladder_capped_at_the_master_with_a_report() {
     assert!(rungs[1]["vmaf"]["mean"].as_f64() > rungs[0]["vmaf"]["mean"].as_f64());
 }
 
+/// A ladder of ten rungs is measured in two passes over the master (eight rungs, then two),
+/// and every rung's VMAF in the report is what `rungs vmaf` gives for its file.
+#[test]
+fn a_large_ladder_is_measured_in_passes_with_the_scores_of_each_alone() {
+    let m = master(Fixture::ProRes);
+    let dir = tempfile::tempdir().unwrap();
+    let ladder = dir.path().join("ladder.toml");
+    let text: String = (0..10)
+        .map(|k| {
+            format!(
+                "[[rung]]\nname = \"r{k}\"\nwidth = {}\nheight = {}\ncrf = {}\n\n",
+                256 + 32 * k,
+                144 + 18 * k,
+                40 - 2 * k
+            )
+        })
+        .collect();
+    std::fs::write(&ladder, text).unwrap();
+    let out = dir.path().join("title");
+    let run = rungs(&[
+        "encode",
+        arg(&m),
+        "-o",
+        arg(&out),
+        "--rungs",
+        arg(&ladder),
+        "--preset",
+        "ultrafast",
+        "--no-package",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let store = out.join(".rungs").join("store");
+    let passes = std::fs::read_dir(&store)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("measure-") && name.ends_with(".json")
+        })
+        .count();
+    assert_eq!(passes, 2, "eight rungs per pass");
+    let rungs_json = run.json["rungs"].as_array().unwrap();
+    assert_eq!(rungs_json.len(), 10);
+    for r in [&rungs_json[0], &rungs_json[9]] {
+        let file = r["file"].as_str().unwrap();
+        let alone = common::rungs(&["vmaf", arg(&m), file, "--features", "vmaf", "--per-frame"]);
+        assert_eq!(alone.code, 0, "{}", alone.stderr);
+        let theirs = alone.json["per_frame"].as_array().unwrap();
+        let ours = r["per_frame_vmaf"].as_array().unwrap();
+        assert_eq!(ours.len(), theirs.len());
+        for (a, b) in ours.iter().zip(theirs) {
+            let (a, b) = (a.as_f64().unwrap(), b["vmaf"].as_f64().unwrap());
+            assert!((a - b).abs() <= 5e-5, "{file}: {a} vs {b}");
+        }
+        assert!(
+            (r["vmaf"]["mean"].as_f64().unwrap()
+                - alone.json["pooled"]["vmaf"]["mean"].as_f64().unwrap())
+            .abs()
+                < 1e-9,
+            "{file}"
+        );
+    }
+}
+
 /// The JSON log of a local fixed-ladder job can be followed per job: every line logged in a
 /// stage of the driver or in a task carries the job and the stage, the driver's stages log in
 /// order, and every chunk's encode task says it is done.

@@ -33,6 +33,11 @@ macro_rules! ready {
     };
 }
 
+/// Renditions measured in one pass (one task): the master is decoded once for them all, and
+/// memory holds a few frames of each (about 150 MB for eight rungs of a 1080p master); a
+/// larger ladder is measured by several tasks, which a fleet runs side by side.
+const MEASURE_GROUP: usize = 8;
+
 /// The value of a stage, or returns from the calling stage with what it waits for.
 macro_rules! or_wait {
     ($stage:expr) => {
@@ -353,33 +358,39 @@ impl Job<'_> {
             return Ok(Ok(()));
         }
         let _stage = stage_span(ctx, "measure");
-        let renditions: Vec<(String, String)> = assembled
-            .records
-            .iter()
-            .map(|(n, f, _)| (n.clone(), f.clone()))
-            .collect();
-        let record = format!("measure-{}.json", digest_of(&assembled.records));
-        let Some(measured) = ctx.read_json::<MeasureRecord>(&record)? else {
-            let task = Work::Measure {
-                job: ctx.job.clone(),
-                renditions,
-                record: record.clone(),
-            };
-            let stage = format!("measure-{}", digest_of(&record));
-            ctx.queue_stage(&stage, &[task], None, 0)?;
-            return waiting("measuring renditions", 0, 1);
-        };
-        if measured.per_frame_vmaf.len() != assembled.rungs.len() {
-            return Err(EncodeJobError::Config(format!(
-                "{record} holds {} renditions, the job has {}",
-                measured.per_frame_vmaf.len(),
-                assembled.rungs.len()
-            )));
+        let groups: Vec<&[(String, String, String)]> =
+            assembled.records.chunks(MEASURE_GROUP).collect();
+        let record = |g: &[(String, String, String)]| format!("measure-{}.json", digest_of(g));
+        let mut tasks = Vec::new();
+        let mut measured = Vec::new();
+        for g in &groups {
+            match ctx.read_json::<MeasureRecord>(&record(g))? {
+                Some(m) if m.per_frame_vmaf.len() == g.len() => measured.push(m),
+                Some(m) => {
+                    return Err(EncodeJobError::Config(format!(
+                        "{} holds {} renditions, not {}",
+                        record(g),
+                        m.per_frame_vmaf.len(),
+                        g.len()
+                    )));
+                }
+                None => tasks.push(Work::Measure {
+                    job: ctx.job.clone(),
+                    renditions: g.iter().map(|(n, f, _)| (n.clone(), f.clone())).collect(),
+                    record: record(g),
+                }),
+            }
         }
-        for (rung, per_frame) in assembled.rungs.iter_mut().zip(&measured.per_frame_vmaf) {
+        if !tasks.is_empty() {
+            let stage = format!("measure-{}", digest_of(&assembled.records));
+            ctx.queue_stage(&stage, &tasks, None, measured.len())?;
+            return waiting("measuring renditions", measured.len(), groups.len());
+        }
+        let per_frame = measured.iter().flat_map(|m| &m.per_frame_vmaf);
+        for (rung, per_frame) in assembled.rungs.iter_mut().zip(per_frame) {
             rung.set_vmaf(per_frame);
         }
-        assembled.cpu[2] = measured.cpu_seconds;
+        assembled.cpu[2] = measured.iter().map(|m| m.cpu_seconds).sum();
         Ok(Ok(()))
     }
 
