@@ -938,6 +938,46 @@ mod tests {
     }
 
     #[test]
+    fn zones_replace_the_per_title_setting_only_for_a_real_gain() {
+        let tally = |kbps: f64, mean: f64, min: f64| {
+            let mut t = Tally::of_frames(kbps * 1000.0, &[mean; 25]);
+            t.vmaf_min = min;
+            t
+        };
+        let rung = TitleRung {
+            point: title::TitlePoint {
+                size: Size {
+                    width: 640,
+                    height: 360,
+                },
+                crf: 26.0,
+                tally: tally(1000.0, 90.0, 80.0),
+                kbps: 1000.0,
+                quality: 90.0,
+                measured: true,
+            },
+            maxrate_kbps: 2000.0,
+        };
+        let alloc = |kbps: f64, quality: f64, min: f64| optimize::Allocation {
+            lambda: 1.0,
+            choices: Vec::new(),
+            total: tally(kbps, quality, min),
+            kbps,
+            quality,
+            met: true,
+            over_peak: Vec::new(),
+        };
+        let by_rate = optimize::Target::Kbps(1000.0);
+        assert!(!worth_zones(&alloc(1000.0, 90.1, 80.0), &rung, by_rate));
+        assert!(worth_zones(&alloc(1000.0, 90.3, 80.0), &rung, by_rate));
+        // No better on average, but a worst frame lifted by the floors.
+        assert!(worth_zones(&alloc(1000.0, 90.0, 82.5), &rung, by_rate));
+        let by_quality = optimize::Target::Vmaf(90.0);
+        assert!(!worth_zones(&alloc(990.0, 90.0, 80.0), &rung, by_quality));
+        assert!(worth_zones(&alloc(970.0, 90.0, 80.0), &rung, by_quality));
+    }
+
+    #[test]
     fn a_rung_moved_out_of_its_anchored_span_is_anchored_again() {
         let at = |crf| ProbeAt { crf, vbv: None };
         let asked = vec![(0, vec![at(24.0), at(34.0)]), (1, vec![at(20.0)])];
