@@ -371,6 +371,8 @@ struct Row {
     narrowest_step: f64,
     worst_drop: f64,
     collapses: usize,
+    /// Of those, rungs whose worst frame the grid encode of equal quality does not lose.
+    own_collapses: usize,
     wall_ratio: f64,
 }
 
@@ -507,21 +509,27 @@ fn grid_job(
     (master_geometry, sizes, grid_report)
 }
 
-/// For every shot-level rung, the drop from its mean VMAF to its worst frame and what the best
-/// encode of the grid (the highest mean) scores at that frame; and how many rungs drop more than
-/// 15 points where that encode does not, so that the master itself is not the cause.
-fn frame_drops(grid_report: &EncodeReport, shot: &EncodeReport) -> (Vec<(f64, f64)>, usize) {
+/// A rung's drop from its mean VMAF to its worst frame, the best grid encode's score at that
+/// frame, and the drop there of the grid encode of equal quality.
+type Drop = (f64, f64, Option<f64>);
+
+/// For every shot-level rung: the drop from its mean VMAF to its worst frame, what the best
+/// encode of the grid (the highest mean) scores at that frame, and how far the grid encode of
+/// the rung's size nearest to it in mean VMAF drops there. Then two counts of rungs that drop
+/// more than 15 points: where the best encode does not score under the rung's mean minus 15 at
+/// that frame, and of those, where the grid encode of equal quality does not drop 15 there
+/// either (a frame that every encode of that quality loses, such as the first frame, whose
+/// VMAF has no motion term, is the master's and the model's, not the decision's).
+fn frame_drops(grid_report: &EncodeReport, shot: &EncodeReport) -> (Vec<Drop>, usize, usize) {
+    let mean = |r: &encode::RungReport| r.vmaf.map_or(0.0, |v| v.mean);
     let best = grid_report
         .rungs
         .iter()
         .filter(|r| r.per_frame_vmaf.is_some())
-        .max_by(|a, b| {
-            let m = |r: &encode::RungReport| r.vmaf.map_or(0.0, |v| v.mean);
-            m(a).total_cmp(&m(b))
-        })
+        .max_by(|a, b| mean(a).total_cmp(&mean(b)))
         .and_then(|r| r.per_frame_vmaf.clone())
         .unwrap_or_default();
-    let drops: Vec<(f64, f64)> = shot
+    let drops: Vec<Drop> = shot
         .rungs
         .iter()
         .filter_map(|r| {
@@ -530,18 +538,39 @@ fn frame_drops(grid_report: &EncodeReport, shot: &EncodeReport) -> (Vec<(f64, f6
                 .iter()
                 .enumerate()
                 .min_by(|a, b| a.1.total_cmp(b.1))?;
-            Some((v.mean - v.min, best.get(at).copied().unwrap_or(100.0)))
+            let equal = grid_report
+                .rungs
+                .iter()
+                .filter(|g| (g.width, g.height) == (r.width, r.height))
+                .filter(|g| g.per_frame_vmaf.is_some())
+                .min_by(|a, b| {
+                    (mean(a) - v.mean)
+                        .abs()
+                        .total_cmp(&(mean(b) - v.mean).abs())
+                })
+                .and_then(|g| Some(mean(g) - g.per_frame_vmaf.as_ref()?.get(at)?));
+            Some((
+                v.mean - v.min,
+                best.get(at).copied().unwrap_or(100.0),
+                equal,
+            ))
         })
         .collect();
     // Drops over 15 points where the best encode of the master scores well at that frame.
+    let over = |(drop, best_there, _): &Drop, r: &encode::RungReport| {
+        *drop > 15.0 && r.vmaf.is_some_and(|v| *best_there > v.mean - 15.0)
+    };
     let collapses = drops
         .iter()
         .zip(&shot.rungs)
-        .filter(|((drop, best_there), r)| {
-            *drop > 15.0 && r.vmaf.is_some_and(|v| *best_there > v.mean - 15.0)
-        })
+        .filter(|(d, r)| over(d, r))
         .count();
-    (drops, collapses)
+    let own = drops
+        .iter()
+        .zip(&shot.rungs)
+        .filter(|(d, r)| over(d, r) && d.2.is_none_or(|e| e <= 15.0))
+        .count();
+    (drops, collapses, own)
 }
 
 /// How well the (corrected) probes predicted each resolution's final-preset curve: the BD-rate
@@ -747,14 +776,15 @@ fn print_sampling_error(grid_report: &EncodeReport) {
 fn print_steps(
     per_title: &EncodeReport,
     shot: &EncodeReport,
-    drops: &[(f64, f64)],
-    collapses: usize,
+    drops: &[Drop],
+    (collapses, own): (usize, usize),
 ) {
     let worst_drop = drops.iter().map(|d| d.0).fold(0.0f64, f64::max);
     println!(
         "  steps: per-title {:?}, shot {:?}; worst mean-to-min VMAF drop of a shot rung {:.1} \
-         (at its worst frame the best grid encode scores {}); rungs whose frames collapse by \
-         more than 15 where the master does not: {collapses}",
+         (at its worst frame the best grid encode scores {}, the grid encode of equal quality \
+         drops {}); rungs whose frames collapse by more than 15 where the master does not: \
+         {collapses}, of which {own} where the grid encode of equal quality does not",
         steps(per_title)
             .iter()
             .map(|x| (x * 100.0).round() / 100.0)
@@ -768,6 +798,11 @@ fn print_steps(
             .iter()
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map_or("n/a".into(), |d| format!("{:.1}", d.1)),
+        drops
+            .iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .and_then(|d| d.2)
+            .map_or("n/a".into(), |e| format!("{e:.1}")),
     );
 }
 
@@ -787,7 +822,7 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
     let (title_rd, shot_rd) = (rd(&per_title), rd(&shot));
 
     let all_steps: Vec<f64> = steps(&per_title).into_iter().chain(steps(&shot)).collect();
-    let (drops, collapses) = frame_drops(&grid_report, &shot);
+    let (drops, collapses, own_collapses) = frame_drops(&grid_report, &shot);
     let worst_drop = drops.iter().map(|d| d.0).fold(0.0f64, f64::max);
     let row = Row {
         clip: clip.name,
@@ -801,6 +836,7 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
         narrowest_step: all_steps.iter().copied().fold(f64::INFINITY, f64::min),
         worst_drop,
         collapses,
+        own_collapses,
         wall_ratio: costs.as_ref().map_or(f64::NAN, |(r, c)| {
             r.wall.as_secs_f64() / c.wall.as_secs_f64()
         }),
@@ -828,7 +864,7 @@ fn study(clip: &RealClip, master: &Path, dir: &Path) -> Row {
         hull_gap(&grid_hull, &title_rd),
         hull_gap(&grid_hull, &shot_rd)
     );
-    print_steps(&per_title, &shot, &drops, collapses);
+    print_steps(&per_title, &shot, &drops, (collapses, own_collapses));
     print_predictions(&sizes, &grid_report, &per_title, &shot);
     print_sampling_error(&grid_report);
     if std::env::var_os("RUNGS_BENCH_POOLING").is_some() {
@@ -937,13 +973,14 @@ fn summary(rows: &[Row]) {
         .collect();
     println!(
         "rungs whose worst frame is over 15 VMAF under their mean where the master's best encode \
-         is not: {} ({})",
+         is not: {} ({}); of them where the grid encode of equal quality is not either: {}",
         rows.iter().map(|r| r.collapses).sum::<usize>(),
         if collapsed.is_empty() {
             "none".to_owned()
         } else {
             collapsed.join(", ")
-        }
+        },
+        rows.iter().map(|r| r.own_collapses).sum::<usize>(),
     );
     let fixed_goal = rows
         .iter()
