@@ -34,24 +34,31 @@ fn ffprobe(path: &Path) -> (u64, String) {
     (frames, rate)
 }
 
+/// `rungs encode MASTER -o OUT EXTRA...`.
+fn encode(master: &Path, out: &Path, extra: &[&str]) -> common::Run {
+    let mut args = vec!["encode", arg(master), "-o", arg(out)];
+    args.extend_from_slice(extra);
+    rungs(&args)
+}
+
 #[test]
 fn encodes_apples_ladder_capped_at_the_master_with_a_report() {
     let m = master(Fixture::MultiShot2997);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("title");
-    let run = rungs(&[
-        "encode",
-        arg(&m),
-        "-o",
-        arg(&out),
-        "--ladder",
-        "fixed",
-        "--preset",
-        "veryfast",
-        "--log-format",
-        "json",
-        "-v",
-    ]);
+    let run = encode(
+        &m,
+        &out,
+        &[
+            "--ladder",
+            "fixed",
+            "--preset",
+            "veryfast",
+            "--log-format",
+            "json",
+            "-v",
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -114,17 +121,17 @@ fn a_large_ladder_is_measured_in_passes_with_the_scores_of_each_alone() {
         .collect();
     std::fs::write(&ladder, text).unwrap();
     let out = dir.path().join("title");
-    let run = rungs(&[
-        "encode",
-        arg(&m),
-        "-o",
-        arg(&out),
-        "--rungs",
-        arg(&ladder),
-        "--preset",
-        "ultrafast",
-        "--no-package",
-    ]);
+    let run = encode(
+        &m,
+        &out,
+        &[
+            "--rungs",
+            arg(&ladder),
+            "--preset",
+            "ultrafast",
+            "--no-package",
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let store = out.join(".rungs").join("store");
     let passes = std::fs::read_dir(&store)

@@ -528,25 +528,21 @@ mod tests {
             at(21.0, 2300.0, 95.8),
             at(18.0, 3300.0, 98.0),
         ]];
-        let a = allocate(
-            &cands,
-            25.0,
-            Pooling::Mean,
-            Target::Kbps(2300.0),
-            Constraints::default(),
-        )
-        .unwrap();
+        let at_rate = |kbps: f64| {
+            allocate(
+                &cands,
+                25.0,
+                Pooling::Mean,
+                Target::Kbps(kbps),
+                Constraints::default(),
+            )
+            .unwrap()
+        };
+        let a = at_rate(2300.0);
         assert_eq!(a.choices[0].crf, 21.0, "{a:?}");
         assert!((a.kbps - 2300.0).abs() < 1e-6 && a.met);
         // A budget that nothing above the hull's pick fits keeps the pick.
-        let b = allocate(
-            &cands,
-            25.0,
-            Pooling::Mean,
-            Target::Kbps(2000.0),
-            Constraints::default(),
-        )
-        .unwrap();
+        let b = at_rate(2000.0);
         assert_eq!(b.choices[0].crf, 24.0, "{b:?}");
     }
 
