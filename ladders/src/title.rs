@@ -423,7 +423,17 @@ fn place(
             } else if k == n - 1 {
                 top
             } else {
-                nearest(&candidates, target, key, &|_| true).unwrap_or(top)
+                // Not closer than `min_ratio` to the rung below or to the top, when a candidate
+                // allows it.
+                let below = chosen.last().map_or(0.0, |p| p.kbps);
+                let apart = |kbps: f64| {
+                    rules.min_ratio <= 1.0
+                        || (kbps >= below * rules.min_ratio * (1.0 - 1e-9)
+                            && kbps * rules.min_ratio <= top.kbps * (1.0 + 1e-9))
+                };
+                nearest(&candidates, target, key, &apart)
+                    .or_else(|| nearest(&candidates, target, key, &|_| true))
+                    .unwrap_or(top)
             };
             if chosen.last().is_none_or(|l| l.kbps < best.kbps) {
                 chosen.push(best);
@@ -482,17 +492,27 @@ fn ends<'a>(
     Ok((candidates, bottom, top))
 }
 
-/// The candidate nearest to `target` by `key` among those `inside` a rate range.
+/// How far in bit rate a rung may move from the candidate nearest its target to a better one:
+/// the staircase holds points of different resolutions at nearly the same rate (on
+/// `bbb-meadow`, 282p at 281 kbit/s and 65.6 VMAF beside 410p at 282 kbit/s and 69.0).
+pub const NEAR_RATE: f64 = 1.05;
+
+/// The best candidate, by quality, within [`NEAR_RATE`] in bit rate of the one nearest to
+/// `target` by `key`, among those `inside` a rate range.
 fn nearest<'a>(
     candidates: &[&'a TitlePoint],
     target: f64,
     key: fn(&TitlePoint) -> f64,
     inside: &dyn Fn(f64) -> bool,
 ) -> Option<&'a TitlePoint> {
-    candidates
+    let near = candidates
         .iter()
         .filter(|p| inside(p.kbps))
-        .min_by(|a, b| (key(a) - target).abs().total_cmp(&(key(b) - target).abs()))
+        .min_by(|a, b| (key(a) - target).abs().total_cmp(&(key(b) - target).abs()))?;
+    candidates
+        .iter()
+        .filter(|p| inside(p.kbps) && (p.kbps / near.kbps).ln().abs() <= NEAR_RATE.ln())
+        .max_by(|a, b| a.quality.total_cmp(&b.quality))
         .copied()
 }
 
@@ -678,6 +698,35 @@ pub fn shot_target(rung: &TitleRung, rules: &LadderRules) -> Target {
 mod tests {
     use super::*;
     use crate::rd::CurvePoint;
+
+    #[test]
+    fn a_rung_takes_the_best_point_at_nearly_its_rate() {
+        let point = |height: u32, kbps: f64, quality: f64| TitlePoint {
+            size: Size {
+                width: height * 16 / 9,
+                height,
+            },
+            crf: 30.0,
+            tally: crate::Tally::of_frames(kbps * 1000.0, &[quality]),
+            kbps,
+            quality,
+            measured: true,
+        };
+        let (small, big, far) = (
+            point(282, 281.0, 66.2),
+            point(410, 282.0, 69.0),
+            point(496, 310.0, 71.0),
+        );
+        let stairs = [&small, &big, &far];
+        let all = |_: f64| true;
+        let key: fn(&TitlePoint) -> f64 = |p| p.kbps.ln();
+        // 281 kbit/s is nearest to the target, but 410p is 2.8 better for 0.4% more bits;
+        // 496p is 10% dearer and stays out.
+        let got = nearest(&stairs, 280f64.ln(), key, &all).unwrap();
+        assert_eq!(got.size.height, 410);
+        let got = nearest(&stairs, 315f64.ln(), key, &all).unwrap();
+        assert_eq!(got.size.height, 496);
+    }
 
     #[test]
     fn candidate_sizes_step_by_about_one_and_a_half_in_pixels() {
