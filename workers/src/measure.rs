@@ -288,6 +288,17 @@ impl Distorted {
     }
 }
 
+/// `error` of distorted input `k`: with several inputs, it names the one it comes from.
+fn named(paths: &[&Path], k: usize, error: MeasureError) -> MeasureError {
+    match paths {
+        [_, _, ..] => MeasureError::Of {
+            path: paths[k].to_owned(),
+            error: Box::new(error),
+        },
+        _ => error,
+    }
+}
+
 /// Decodes every input in step on the current thread, sending the frames of each index until
 /// the end. `scaled[k]` is set when distorted input `k` needed scaling.
 fn decode(
@@ -298,14 +309,7 @@ fn decode(
     spare: Receiver<OwnedFrame>,
     scaled: &[AtomicBool],
 ) {
-    // With several distorted inputs, an error names the one it comes from.
-    let of = |k: usize, error: MeasureError| match paths {
-        [_, _, ..] => MeasureError::Of {
-            path: paths[k].to_owned(),
-            error: Box::new(error),
-        },
-        _ => error,
-    };
+    let of = |k: usize, error| named(paths, k, error);
     let mut distorted: Vec<Distorted> = distorted
         .into_iter()
         .map(|input| Distorted {
@@ -418,30 +422,18 @@ pub fn measure_many(
     }
     let (ref_in, ref_rate) = Input::open("reference", reference)?;
     let mut inputs = Vec::with_capacity(distorted.len());
-    for path in distorted {
-        let (input, rate) = Input::open("distorted", path)?;
+    for (k, path) in distorted.iter().enumerate() {
+        let of = |error| named(distorted, k, error);
+        let (input, rate) = Input::open("distorted", path).map_err(of)?;
         if ref_rate.reduced() != rate.reduced() {
-            return Err(MeasureError::FrameRate {
+            return Err(of(MeasureError::FrameRate {
                 reference: ref_rate,
                 distorted: rate,
-            });
+            }));
         }
         inputs.push(input);
     }
-    let threads = if options.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        options.threads
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("vmaf-{i}"))
-        .build()
-        .map_err(|e| {
-            MeasureError::Incompatible(format!("cannot start the scoring threads: {e}"))
-        })?;
+    let (pool, threads) = scoring_pool(options.threads)?;
     let in_flight = 2 * threads + 1;
     let (frames_tx, frames_rx) = sync_channel::<Result<Frames, MeasureError>>(in_flight);
     let scaled: Vec<AtomicBool> = distorted.iter().map(|_| AtomicBool::new(false)).collect();
@@ -491,6 +483,25 @@ pub fn measure_many(
 
 /// The reference's width, height and layout.
 type Geometry = (usize, usize, PixelLayout);
+
+/// The pool of scoring threads (`threads`, or one per core when 0), and its size.
+fn scoring_pool(threads: usize) -> Result<(rayon::ThreadPool, usize), MeasureError> {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("vmaf-{i}"))
+        .build()
+        .map_err(|e| {
+            MeasureError::Incompatible(format!("cannot start the scoring threads: {e}"))
+        })?;
+    Ok((pool, threads))
+}
 
 /// A frame's spatial features for every distorted input, or why they could not be computed.
 type Scored = (u64, Result<Vec<Spatial>, vmaf::Error>);

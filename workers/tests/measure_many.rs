@@ -103,6 +103,20 @@ fn a_rendition_with_other_frames_is_named() {
         other => panic!("unexpected error: {other}"),
     }
     assert!(err.to_string().contains("short.mp4"), "{err}");
+    // A file that is not media, among others, is named too.
+    let junk = dir.path().join("junk.mp4");
+    std::fs::write(&junk, b"not a video at all").unwrap();
+    let err = measure_many(
+        &reference,
+        &[&good, &junk],
+        &MeasureOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, MeasureError::Of { path, .. } if path == &junk),
+        "{err}"
+    );
     assert!(
         measure_many(&reference, &[], &MeasureOptions::default(), &mut |_| {})
             .unwrap()
