@@ -370,6 +370,12 @@ pub struct WorkerArgs {
     /// Deliveries of a task before it goes to the dead-letter queue
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub max_receives: u32,
+    /// Largest master width or height this worker accepts, whatever a job asks
+    #[arg(long, default_value_t = pipeline::ingest::DEFAULT_MAX_DIMENSION, value_name = "PIXELS")]
+    pub max_dimension: u32,
+    /// Most master frames this worker accepts, whatever a job asks
+    #[arg(long, default_value_t = pipeline::ingest::DEFAULT_MAX_FRAMES, value_name = "N")]
+    pub max_frames: u64,
 }
 
 #[derive(Debug, Args)]

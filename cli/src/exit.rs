@@ -181,7 +181,8 @@ fn for_job(e: &pipeline::encode::EncodeJobError) -> Code {
         | E::Fetch { .. }
         | E::Upload { .. }
         | E::Queue(_)
-        | E::File { .. } => IO,
+        | E::File { .. }
+        | E::Busy { .. } => IO,
         E::Tasks { .. } | E::Failed(_) => ENCODE_FAILED,
         E::Interrupted => INTERRUPTED,
     }

@@ -59,6 +59,8 @@ pub fn worker(global: &Global, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         poll: Duration::from_secs(args.poll),
         visibility: Duration::from_secs(args.visibility),
         heartbeat: Duration::from_secs(args.visibility).div_f64(4.0),
+        max_dimension: args.max_dimension,
+        max_frames: args.max_frames,
         ..Default::default()
     };
     if let Some(n) = args.threads {

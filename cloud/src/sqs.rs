@@ -10,7 +10,13 @@
 //!   queue and deletes it from the main one. A task whose workers keep dying is caught the same
 //!   way when it is received once too often.
 //!
-//! State keys, under the queue's state prefix: `known/ID`, `done/ID`, `dead/ID.json`.
+//! State keys, under the queue's state prefix, per group (a job; `=none` for tasks of no group,
+//! `=refused` for messages that are not what they claim): `known/GROUP/ID`, `done/GROUP/ID`,
+//! `dead/GROUP/ID.json`. Looking at one job lists its own prefixes only.
+//!
+//! A message is checked when it arrives ([`Message::check`]): one whose id is malformed, too
+//! long, or does not name its group is buried under `dead/=refused/` with the reason, by its SQS
+//! message id, and the worker goes on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +63,18 @@ where
         reason: crate::s3::sdk_text(&e),
     }
 }
+
+/// The key segment of a group.
+fn group_segment(group: &str) -> String {
+    if group.is_empty() {
+        "=none".into()
+    } else {
+        id_segment(group)
+    }
+}
+
+/// The group segment of refused messages: no job's.
+const REFUSED: &str = "=refused";
 
 fn store_err(what: &'static str) -> impl Fn(StoreError) -> QueueError {
     move |e| QueueError::Remote {
@@ -134,18 +152,30 @@ impl SqsQueue {
         self
     }
 
-    fn key(&self, kind: &str, id: &str) -> Result<Key, QueueError> {
+    /// The prefix of a group's state of one kind (`known`, `done`, `dead`).
+    fn prefix(&self, kind: &str, group_segment: &str) -> Result<Key, QueueError> {
         self.state
             .join(kind)
-            .and_then(|k| k.join(&id_segment(id)))
-            .map_err(|e| QueueError::Remote {
-                what: "naming task state",
-                reason: e.to_string(),
-            })
+            .and_then(|k| k.join(group_segment))
+            .map_err(|e| QueueError::BadMessage(format!("naming task state: {e}")))
     }
 
-    fn dead_key(&self, id: &str) -> Result<Key, QueueError> {
-        self.key("dead", &format!("{}.json", id_segment(id)))
+    fn key(&self, kind: &str, m: &Message) -> Result<Key, QueueError> {
+        self.prefix(kind, &group_segment(&m.group))?
+            .join(&id_segment(&m.id))
+            .map_err(|e| QueueError::BadMessage(format!("naming task state: {e}")))
+    }
+
+    /// Where a dead task's record goes: under its group, or under the refused ones.
+    fn dead_key(&self, m: &Message, refused: bool) -> Result<Key, QueueError> {
+        let group = if refused {
+            REFUSED.to_owned()
+        } else {
+            group_segment(&m.group)
+        };
+        self.prefix("dead", &group)?
+            .join(&format!("{}.json", id_segment(&m.id)))
+            .map_err(|e| QueueError::BadMessage(format!("naming task state: {e}")))
     }
 
     /// Deletes the delivery `receipt` from the main queue.
@@ -186,16 +216,21 @@ impl SqsQueue {
             })
     }
 
-    /// Records the task as dead and moves it to the dead-letter queue.
-    fn bury(&self, lease: &Lease, error: &str) -> Result<(), QueueError> {
-        let record = DeadLetter {
+    /// Records the task as dead (refused: outside every group) and moves it to the
+    /// dead-letter queue.
+    fn bury(&self, lease: &Lease, error: &str, refused: bool) -> Result<(), QueueError> {
+        let mut record = DeadLetter {
             message: lease.message.clone(),
             error: error.to_owned(),
             receives: lease.receives,
         };
+        let key = self.dead_key(&record.message, refused)?;
+        if refused {
+            record.message.group.clear();
+        }
         let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
         self.store
-            .put(&self.dead_key(&lease.message.id)?, &json)
+            .put(&key, &json)
             .map_err(store_err("recording a dead task"))?;
         let body = serde_json::to_string(&lease.message).unwrap_or_default();
         self.rt
@@ -221,6 +256,30 @@ impl SqsQueue {
             .map_err(store_err("counting tasks"))?
             .len())
     }
+
+    /// The dead records under `prefix`. One that does not parse is returned as a dead letter
+    /// of its own that says so, so that it never hides the others.
+    fn dead_under(&self, prefix: &Key) -> Result<Vec<DeadLetter>, QueueError> {
+        let mut out = Vec::new();
+        for k in self
+            .store
+            .list(prefix)
+            .map_err(store_err("listing dead tasks"))?
+        {
+            let bytes = self
+                .store
+                .get(&k)
+                .map_err(store_err("reading a dead task"))?;
+            out.push(
+                serde_json::from_slice(&bytes).unwrap_or_else(|e| DeadLetter {
+                    message: Message::new(k.name().trim_end_matches(".json"), ""),
+                    error: format!("unreadable dead-letter record {k}: {e}"),
+                    receives: 0,
+                }),
+            );
+        }
+        Ok(out)
+    }
 }
 
 impl Queue for SqsQueue {
@@ -229,7 +288,8 @@ impl Queue for SqsQueue {
     }
 
     fn push_after(&self, message: Message, delay: Duration) -> Result<bool, QueueError> {
-        let known = self.key("known", &message.id)?;
+        message.check().map_err(QueueError::BadMessage)?;
+        let known = self.key("known", &message)?;
         if self
             .store
             .exists(&known)
@@ -244,7 +304,6 @@ impl Queue for SqsQueue {
                     .send_message()
                     .queue_url(&self.url)
                     .message_body(body)
-                    .delay_seconds(delay.as_secs().min(900) as i32)
                     .delay_seconds(delay.as_secs().min(900) as i32)
                     .send(),
             )
@@ -286,19 +345,24 @@ impl Queue for SqsQueue {
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1);
-            let message: Message = match serde_json::from_str(m.body().unwrap_or_default()) {
+            let parsed = serde_json::from_str::<Message>(m.body().unwrap_or_default())
+                .map_err(|e| format!("not a task: {e}"))
+                .and_then(|msg| msg.check().map(|()| msg));
+            let message = match parsed {
                 Ok(msg) => msg,
-                Err(e) => {
-                    // Not one of ours: bury it under its SQS id rather than loop on it.
+                Err(why) => {
+                    // Not one of ours, or malformed: bury it under its SQS id, outside every
+                    // group, rather than loop on it or stop.
                     let lease = Lease {
-                        message: Message {
-                            id: m.message_id().unwrap_or("unknown").to_owned(),
-                            body: m.body().unwrap_or_default().to_owned(),
-                        },
+                        message: Message::new(
+                            m.message_id().unwrap_or("unknown"),
+                            m.body().unwrap_or_default(),
+                        ),
                         receipt,
                         receives,
                     };
-                    self.bury(&lease, &format!("not a task: {e}"))?;
+                    tracing::warn!(sqs_id = %lease.message.id, "refused a message: {why}");
+                    self.bury(&lease, &why, true)?;
                     continue;
                 }
             };
@@ -310,7 +374,7 @@ impl Queue for SqsQueue {
             // A duplicate delivery of a finished task is dropped.
             if self
                 .store
-                .exists(&self.key("done", &lease.message.id)?)
+                .exists(&self.key("done", &lease.message)?)
                 .map_err(store_err("looking up a task"))?
             {
                 let _ = self.delete(&lease.receipt, "dropping a duplicate delivery");
@@ -323,6 +387,7 @@ impl Queue for SqsQueue {
                     &format!(
                         "received {receives} times without finishing (its worker died or lost the lease each time)"
                     ),
+                    false,
                 )?;
                 continue;
             }
@@ -336,7 +401,7 @@ impl Queue for SqsQueue {
 
     fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
         self.store
-            .put(&self.key("done", &lease.message.id)?, b"")
+            .put(&self.key("done", &lease.message)?, b"")
             .map_err(store_err("recording a finished task"))?;
         self.delete(&lease.receipt, "deleting a finished task")
     }
@@ -353,10 +418,14 @@ impl Queue for SqsQueue {
                 Ok(AfterFailure::Retried)
             }
             _ => {
-                self.bury(lease, error)?;
+                self.bury(lease, error, false)?;
                 Ok(AfterFailure::DeadLettered)
             }
         }
+    }
+
+    fn refuse(&self, lease: &Lease, error: &str) -> Result<(), QueueError> {
+        self.bury(lease, error, true)
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
@@ -393,22 +462,10 @@ impl Queue for SqsQueue {
             what: "naming task state",
             reason: e.to_string(),
         })?;
-        let mut out = Vec::new();
-        for k in self
-            .store
-            .list(&prefix)
-            .map_err(store_err("listing dead tasks"))?
-        {
-            let bytes = self
-                .store
-                .get(&k)
-                .map_err(store_err("reading a dead task"))?;
-            let d: DeadLetter = serde_json::from_slice(&bytes).map_err(|e| QueueError::Remote {
-                what: "reading a dead task",
-                reason: format!("{k}: {e}"),
-            })?;
-            out.push(d);
-        }
-        Ok(out)
+        self.dead_under(&prefix)
+    }
+
+    fn dead_letters_of(&self, group: &str) -> Result<Vec<DeadLetter>, QueueError> {
+        self.dead_under(&self.prefix("dead", &group_segment(group))?)
     }
 }

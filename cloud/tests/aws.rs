@@ -163,10 +163,69 @@ fn queue(m: &Moto, name: &str, max_receives: u32) -> SqsQueue {
 }
 
 fn msg(id: &str) -> Message {
-    Message {
-        id: id.into(),
-        body: format!("{{\"task\":\"{id}\"}}"),
+    Message::new(id, format!("{{\"task\":\"{id}\"}}"))
+}
+
+#[test]
+fn forged_and_malformed_messages_are_buried_apart_and_never_stop_a_lease() {
+    let m = Moto::start().unwrap();
+    let q = queue(&m, "hostile", 3);
+    let grouped = |group: &str, id: &str| Message {
+        group: group.into(),
+        ..msg(id)
+    };
+    // What a hostile sender puts on the queue, before the real task.
+    let long = format!("victim-{}", "x".repeat(1100));
+    for body in [
+        serde_json::to_string(&grouped("victim", &long)).unwrap(),
+        "not json at all".to_owned(),
+        serde_json::to_string(&grouped("victim", "other-advance-1")).unwrap(),
+        serde_json::to_string(&grouped("victim", "victim/../x")).unwrap(),
+    ] {
+        m.send_raw("hostile", &body).unwrap();
     }
+    let e = q.push(grouped("victim", &long)).unwrap_err().to_string();
+    assert!(e.contains("1107 bytes"), "{e}");
+    q.push(grouped("victim", "victim-advance-1")).unwrap();
+    let l = q
+        .lease(Duration::from_secs(30), Duration::from_secs(5))
+        .unwrap()
+        .expect("the real task comes through");
+    assert_eq!(l.message.id, "victim-advance-1");
+    // A well-formed forgery the handler finds out (its body is another task) is refused: the
+    // task it names is neither done nor dead, and no job sees the record.
+    q.refuse(&l, "the id does not match the body").unwrap();
+    assert!(q.dead_letters_of("victim").unwrap().is_empty());
+    let refused = q.dead_letters().unwrap();
+    assert_eq!(refused.len(), 5, "{refused:#?}");
+    assert!(refused.iter().all(|d| d.message.group.is_empty()));
+    assert!(refused.iter().any(|d| d.error.contains("1107 bytes")));
+    assert!(refused.iter().any(|d| d.error.contains("not a task")));
+    assert!(
+        refused
+            .iter()
+            .any(|d| d.error.contains("does not name its group"))
+    );
+    assert!(q.push(grouped("victim", "victim-advance-1")).is_ok());
+    // Dead letters are a group's by its field: `a` does not see `a-b`'s.
+    q.push(grouped("a-b", "a-b-encode-1")).unwrap();
+    q.push(grouped("a", "a-encode-2")).unwrap();
+    for _ in 0..2 {
+        let l = q
+            .lease(Duration::from_secs(30), Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        q.fail(&l, "broken", None).unwrap();
+    }
+    let ids = |g: &str| -> Vec<String> {
+        q.dead_letters_of(g)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message.id)
+            .collect()
+    };
+    assert_eq!(ids("a"), ["a-encode-2"]);
+    assert_eq!(ids("a-b"), ["a-b-encode-1"]);
 }
 
 #[test]

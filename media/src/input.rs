@@ -17,6 +17,14 @@ use super::{MediaError, Rational};
 /// as unreadable from there on. Bounds the work on a hostile file.
 const MAX_CONSECUTIVE_INVALID: u32 = 10_000;
 
+/// The demuxers a file may be opened with: media containers and elementary streams. Playlists
+/// (`hls`, `dash`), `concat` lists, image sequences (`image2`) and every other demuxer that
+/// reads further files by name are not among them, so that a file cannot make rungs read
+/// another one.
+pub const DEMUXERS: &str = "mov,matroska,mpegts,mpeg,avi,mxf,flv,ogg,asf,nut,dv,gxf,wav,aiff,\
+                            w64,caf,mp3,aac,ac3,eac3,flac,truehd,h264,hevc,m4v,mpegvideo,ivf,\
+                            obu,yuv4mpegpipe";
+
 /// An opened media file.
 pub struct Demuxer {
     input: Input,
@@ -97,7 +105,8 @@ impl Demuxer {
     /// Opens a local file and reads its stream information.
     ///
     /// Only the `file` protocol is allowed, so a name such as `concat:a|b` or `http://…` is
-    /// treated as a plain path.
+    /// treated as a plain path, and only the demuxers of [`DEMUXERS`]: a playlist or a concat
+    /// list is refused, naming what it is, before it reads anything else.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, MediaError> {
         super::init();
         let path = path.as_ref();
@@ -141,10 +150,32 @@ impl Demuxer {
                 c"file".as_ptr(),
                 0,
             );
+            let demuxers = CString::new(DEMUXERS.replace(char::is_whitespace, ""))
+                .expect("no NUL in the list");
+            ffi::av_dict_set(
+                &mut opts,
+                c"format_whitelist".as_ptr(),
+                demuxers.as_ptr(),
+                0,
+            );
             let r = ffi::avformat_open_input(&mut ps, url.as_ptr(), ptr::null(), &mut opts);
             ffi::av_dict_free(&mut opts);
             if r < 0 {
-                return Err(not_media(r));
+                // A format off the list fails the open with EINVAL.
+                let refused = (r == ffi::AVERROR(libc::EINVAL))
+                    .then(|| refused_format(&absolute))
+                    .flatten();
+                return Err(match refused {
+                    Some(format) => MediaError::NotMedia {
+                        path: path.to_owned(),
+                        reason: format!(
+                            "it is {format}, which rungs does not open: rungs opens media \
+                             containers only (playlists, lists and image sequences would make \
+                             it read other files)"
+                        ),
+                    },
+                    None => not_media(r),
+                });
             }
             let r = ffi::avformat_find_stream_info(ps, ptr::null_mut());
             if r < 0 {
@@ -329,4 +360,44 @@ impl Demuxer {
 pub fn codec_name(id: ffi::AVCodecID) -> String {
     // SAFETY: avcodec_get_name always returns a static NUL-terminated string.
     unsafe { super::probe::cstr(ffi::avcodec_get_name(id)).unwrap_or_else(|| "unknown".into()) }
+}
+
+/// What a file is, when the probe names a demuxer outside [`DEMUXERS`]: its long name and
+/// name, read from the file's first bytes alone (the probe opens nothing else).
+fn refused_format(path: &Path) -> Option<String> {
+    use std::io::Read;
+    const PROBE_BYTES: u64 = 1 << 16;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(PROBE_BYTES)
+        .read_to_end(&mut head)
+        .ok()?;
+    let size = i32::try_from(head.len()).ok()?;
+    // The probe reads past the data by up to the padding, which must be zeros.
+    head.resize(head.len() + ffi::AVPROBE_PADDING_SIZE as usize, 0);
+    let name = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let data = ffi::AVProbeData {
+        filename: name.as_ptr(),
+        buf: head.as_mut_ptr(),
+        buf_size: size,
+        mime_type: ptr::null(),
+    };
+    let allowed = CString::new(DEMUXERS.replace(char::is_whitespace, "")).ok()?;
+    // SAFETY: `data` points at live, padded memory for the call; the format returned is
+    // static, and its names are NUL-terminated static strings.
+    unsafe {
+        let format = ffi::av_probe_input_format(&data, 1);
+        if format.is_null() || ffi::av_match_list((*format).name, allowed.as_ptr(), b',' as _) > 0 {
+            return None;
+        }
+        let text = |p: *const std::ffi::c_char| {
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        let name = text((*format).name)?;
+        Some(match text((*format).long_name) {
+            Some(long) => format!("{long} ({name})"),
+            None => name,
+        })
+    }
 }

@@ -137,16 +137,23 @@ pub fn assemble(
     out: &Path,
 ) -> Result<Assembled, AssembleError> {
     check_plan(plan)?;
-    let tmp = partial_path(out);
+    let tmp = store::fsutil::partial_path(out);
     let result = write(plan, frame_rate, load, &tmp, out);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     let mut assembled = result?;
-    std::fs::rename(&tmp, out).map_err(|error| AssembleError::Io {
+    let io = |error| AssembleError::Io {
         path: out.to_owned(),
         error,
-    })?;
+    };
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, out).map_err(io)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        store::fsutil::sync_dir(dir).map_err(io)?;
+    }
     assembled.path = out.to_owned();
     Ok(assembled)
 }
@@ -169,19 +176,6 @@ fn check_plan(plan: &[ChunkSpan]) -> Result<(), AssembleError> {
         return Err(AssembleError::Plan("no chunks".into()));
     }
     Ok(())
-}
-
-/// `dir/.NAME.partial.EXT`, so that the container is still chosen by the extension.
-fn partial_path(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = out
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.partial.{ext}"))
 }
 
 fn write(

@@ -89,12 +89,7 @@ impl Sink for DirSink {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let tmp = path.with_file_name(format!(
-            ".{}.partial",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-        ));
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        store::fsutil::write_file_atomic(&path, |f| std::io::Write::write_all(f, bytes)).map_err(io)
     }
 }
 

@@ -165,7 +165,7 @@ fn now() -> Duration {
 }
 
 /// `YYYYMMDD-HHMMSS` (UTC) of a time since 1970.
-fn stamp(t: Duration) -> String {
+pub(crate) fn stamp(t: Duration) -> String {
     let secs = t.as_secs();
     let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
     // Days to a civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
@@ -325,6 +325,11 @@ pub struct WorkerOptions {
     pub heartbeat: Duration,
     /// How long one request for a task waits (SQS long polling: at most 20 s).
     pub wait: Duration,
+    /// The largest master width or height this worker accepts: a job's spec may ask for
+    /// less, never for more.
+    pub max_dimension: u32,
+    /// The most master frames this worker accepts, likewise.
+    pub max_frames: u64,
 }
 
 impl Default for WorkerOptions {
@@ -336,6 +341,8 @@ impl Default for WorkerOptions {
             visibility: Duration::from_secs(60),
             heartbeat: Duration::from_secs(15),
             wait: Duration::from_secs(5),
+            max_dimension: crate::ingest::DEFAULT_MAX_DIMENSION,
+            max_frames: crate::ingest::DEFAULT_MAX_FRAMES,
         }
     }
 }
@@ -355,7 +362,7 @@ pub fn run_worker(
         let work = job::parse(lease)?;
         let name = work.job().to_owned();
         check_job(&name).map_err(|e| TaskFailure::fatal(e.to_string()))?;
-        let spec = specs.get(fleet, &name)?;
+        let spec = specs.get(fleet, &name, options)?;
         if !options.cache.join(&name).exists() {
             prune_cache(&*fleet.store, &options.cache);
         }
@@ -399,8 +406,14 @@ pub fn run_worker(
 struct Specs(Mutex<std::collections::HashMap<String, Arc<JobSpec>>>);
 
 impl Specs {
-    /// The spec of job `name` (`job.json`).
-    fn get(&self, fleet: &Fleet, name: &str) -> Result<Arc<JobSpec>, TaskFailure> {
+    /// The spec of job `name` (`job.json`), checked for what a fleet worker refuses, with the
+    /// worker's own limits where the spec asks for more.
+    fn get(
+        &self,
+        fleet: &Fleet,
+        name: &str,
+        limits: &WorkerOptions,
+    ) -> Result<Arc<JobSpec>, TaskFailure> {
         if let Some(s) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Ok(s.clone());
         }
@@ -412,8 +425,14 @@ impl Specs {
             }
             e => TaskFailure::retry(e.to_string()),
         })?;
-        let spec: JobSpec = serde_json::from_slice(&bytes)
+        let mut spec: JobSpec = serde_json::from_slice(&bytes)
             .map_err(|e| TaskFailure::fatal(format!("job {name}: job.json: {e}")))?;
+        spec.check_fleet()
+            .map_err(|e| TaskFailure::fatal(format!("job {name}: job.json: {e}")))?;
+        let ingest = &mut spec.options.ingest;
+        ingest.max_dimension = ingest.max_dimension.min(limits.max_dimension);
+        ingest.min_dimension = ingest.min_dimension.min(ingest.max_dimension);
+        ingest.max_frames = ingest.max_frames.min(limits.max_frames);
         let spec = Arc::new(spec);
         self.0
             .lock()
@@ -520,14 +539,11 @@ pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, FleetError> {
     if !store.exists(&key("job.json")?)? {
         return Err(FleetError::NoJob { job: job.into() });
     }
-    if !store.exists(&key("failed.json")?)? {
+    let attempt = current_attempt(store, job)?;
+    if !store.exists(&key("failed.json")?)? && dead_of(fleet, job, attempt)?.is_empty() {
         return Err(FleetError::NotFailed { job: job.into() });
     }
-    let attempt = match store.get(&key("attempt.json")?) {
-        Ok(b) => serde_json::from_slice::<u32>(&b).unwrap_or(0),
-        Err(store::StoreError::NotFound { .. }) => 0,
-        Err(e) => return Err(e.into()),
-    } + 1;
+    let attempt = attempt + 1;
     store.put(&key("attempt.json")?, attempt.to_string().as_bytes())?;
     for k in store.list(&key("stages")?)? {
         store.delete(&k)?;
@@ -544,6 +560,29 @@ pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, FleetError> {
     fleet.queue.push(message)?;
     tracing::info!(%job, attempt, "retried");
     Ok(attempt)
+}
+
+/// The job's attempt (`attempt.json`; 0 before any retry).
+fn current_attempt(store: &dyn Store, job: &str) -> Result<u32, FleetError> {
+    match store.get(&Key::new(format!("{}attempt.json", root(job)))?) {
+        Ok(b) => Ok(serde_json::from_slice::<u32>(&b).unwrap_or(0)),
+        Err(store::StoreError::NotFound { .. }) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The job's dead tasks of attempt `attempt`, matched by the job they carry.
+fn dead_of(
+    fleet: &Fleet,
+    job: &str,
+    attempt: u32,
+) -> Result<Vec<workers::queue::DeadLetter>, FleetError> {
+    Ok(fleet
+        .queue
+        .dead_letters_of(job)?
+        .into_iter()
+        .filter(|d| d.message.group == job && job::attempt_of(&d.message.id) == attempt)
+        .collect())
 }
 
 /// Where a job is.
@@ -593,16 +632,32 @@ pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, FleetError> {
         done,
         dead,
     } = fleet.queue.counts()?;
-    let dead_letters = fleet
+    let buried: Vec<workers::queue::DeadLetter> = fleet
         .queue
-        .dead_letters()?
+        .dead_letters_of(job)?
         .into_iter()
-        .filter(|d| d.message.id.starts_with(&format!("{job}-")))
+        .filter(|d| d.message.group == job)
+        .collect();
+    let attempt = current_attempt(&*fleet.store, job)?;
+    let status: Option<Status> = read("status.json")?.and_then(|b| serde_json::from_slice(&b).ok());
+    let finished = read("done.json")?.is_some();
+    // A task of this attempt that went to the dead letters ends the job even when no driver
+    // ran to record it (its driver task itself, or a spec refused before any task ran).
+    let failed: Option<Failed> = read("failed.json")?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .or_else(|| {
+            buried
+                .iter()
+                .find(|d| !finished && job::attempt_of(&d.message.id) == attempt)
+                .map(|d| Failed {
+                    task: d.message.id.clone(),
+                    error: d.error.clone(),
+                })
+        });
+    let dead_letters = buried
+        .into_iter()
         .map(|d| (d.message.id, d.error))
         .collect();
-    let status: Option<Status> = read("status.json")?.and_then(|b| serde_json::from_slice(&b).ok());
-    let failed: Option<Failed> = read("failed.json")?.and_then(|b| serde_json::from_slice(&b).ok());
-    let finished = read("done.json")?.is_some();
     let state = if failed.is_some() {
         "failed"
     } else if finished {

@@ -65,7 +65,8 @@ impl FsStore {
             let mut f = fs::File::create(&tmp)?;
             fill(&mut f)?;
             f.sync_all()?;
-            fs::rename(&tmp, &dest)
+            fs::rename(&tmp, &dest)?;
+            crate::fsutil::sync_dir(dir)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);

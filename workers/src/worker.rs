@@ -47,6 +47,9 @@ pub struct TaskFailure {
     /// True when running the task again may succeed (a busy store, a lost connection); false
     /// when it cannot (a corrupt input, an impossible setting).
     pub retryable: bool,
+    /// True when the message is not the task it claims to be (its id does not match its body,
+    /// or its body names another group): it is buried outside every group.
+    pub refused: bool,
 }
 
 impl TaskFailure {
@@ -55,6 +58,7 @@ impl TaskFailure {
         Self {
             message: message.into(),
             retryable: false,
+            refused: false,
         }
     }
 
@@ -63,6 +67,16 @@ impl TaskFailure {
         Self {
             message: message.into(),
             retryable: true,
+            refused: false,
+        }
+    }
+
+    /// A message that is not the task it claims to be (see [`Queue::refuse`]).
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+            refused: true,
         }
     }
 }
@@ -82,7 +96,9 @@ pub struct PoolReport {
 /// drained (nothing pending or in flight) or `stop` is set. After `stop`, workers finish the
 /// task in hand and take no new one.
 ///
-/// A handler that panics counts as a retryable failure. Queue errors other than a lost lease
+/// A handler that panics counts as a retryable failure. When the remote queue or its store
+/// fails beyond the SDK's own retries (an outage), the thread logs it and tries again after a
+/// growing pause (up to [`MAX_BACKOFF`]) until `stop`; other queue errors (the local journal)
 /// end the run.
 pub fn run<H>(
     queue: &dyn Queue,
@@ -122,6 +138,9 @@ where
     Ok(pool.report.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
+/// The longest pause between two tries of a queue that keeps failing.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// What the threads of [`run`] share.
 struct Pool<'a, H> {
     queue: &'a dyn Queue,
@@ -159,9 +178,18 @@ where
     /// One worker thread, in `slot`: takes and runs tasks until stopped or drained.
     fn work(&self, slot: usize) -> Result<(), QueueError> {
         let options = self.options;
+        let mut backoff = Backoff::default();
         while !self.stop.load(Ordering::Acquire) {
-            let Some(lease) = self.queue.lease(options.visibility, options.idle_wait)? else {
-                if options.until_drained && self.queue.counts()?.is_drained() {
+            let leased = self.queue.lease(options.visibility, options.idle_wait);
+            let Some(lease) = backoff.outlive(leased, "taking a task", self.stop)? else {
+                if !options.until_drained {
+                    continue;
+                }
+                let counts = self.queue.counts();
+                if backoff
+                    .outlive(counts.map(Some), "counting tasks", self.stop)?
+                    .is_some_and(|c| c.is_drained())
+                {
                     break;
                 }
                 continue;
@@ -181,7 +209,8 @@ where
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&slot);
-            self.settle(&lease, outcome)?;
+            let settled = self.settle(&lease, outcome).map(Some);
+            backoff.outlive(settled, "settling a task", self.stop)?;
         }
         Ok(())
     }
@@ -190,6 +219,12 @@ where
     fn settle(&self, lease: &Lease, outcome: Result<(), TaskFailure>) -> Result<(), QueueError> {
         let settled = match outcome {
             Ok(()) => self.queue.ack(lease).map(|()| None),
+            Err(f) if f.refused => {
+                tracing::warn!(task = %lease.message.id, "message refused: {}", f.message);
+                self.queue
+                    .refuse(lease, &f.message)
+                    .map(|()| Some(AfterFailure::DeadLettered))
+            }
             Err(f) => {
                 tracing::warn!(task = %lease.message.id, attempt = lease.receives, "task failed: {}", f.message);
                 let delay = f.retryable.then_some(self.options.retry_delay);
@@ -215,6 +250,47 @@ where
     }
 }
 
+/// The pause of a worker thread whose remote queue fails: it doubles from a second up to
+/// [`MAX_BACKOFF`] while the failures last, and starts again once a call succeeds.
+#[derive(Default)]
+struct Backoff {
+    pause: Option<Duration>,
+}
+
+impl Backoff {
+    /// Passes a call's result on. A remote failure (the service or its store unreachable, after
+    /// the SDK's own retries) is logged and waited out instead, giving `None`; any other error
+    /// ends the thread.
+    fn outlive<T>(
+        &mut self,
+        result: Result<Option<T>, QueueError>,
+        what: &str,
+        stop: &AtomicBool,
+    ) -> Result<Option<T>, QueueError> {
+        match result {
+            Ok(v) => {
+                if self.pause.take().is_some() {
+                    tracing::info!("the queue answers again ({what})");
+                }
+                Ok(v)
+            }
+            Err(e @ QueueError::Remote { .. }) => {
+                let pause = self
+                    .pause
+                    .map_or(Duration::from_secs(1), |p| (p * 2).min(MAX_BACKOFF));
+                self.pause = Some(pause);
+                tracing::warn!("{what}: {e}; trying again in {} s", pause.as_secs());
+                let until = std::time::Instant::now() + pause;
+                while std::time::Instant::now() < until && !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
@@ -232,11 +308,8 @@ mod tests {
     fn queue_with(dir: &tempfile::TempDir, n: usize) -> LocalQueue {
         let q = LocalQueue::with_max_receives(dir.path().join("q"), 3).unwrap();
         for i in 0..n {
-            q.push(Message {
-                id: format!("t{i}"),
-                body: i.to_string(),
-            })
-            .unwrap();
+            q.push(Message::new(format!("t{i}"), i.to_string()))
+                .unwrap();
         }
         q
     }
@@ -281,6 +354,91 @@ mod tests {
             (dead[0].message.id.as_str(), dead[0].error.as_str()),
             ("t5", "corrupt input")
         );
+    }
+
+    /// A queue that fails like a remote service in an outage for its first `outage` calls.
+    #[derive(Debug)]
+    struct Outage {
+        inner: LocalQueue,
+        outage: AtomicUsize,
+    }
+
+    impl Outage {
+        fn down(&self) -> Result<(), QueueError> {
+            let left = self.outage.load(Ordering::Relaxed);
+            if left == 0 {
+                return Ok(());
+            }
+            self.outage.store(left - 1, Ordering::Relaxed);
+            Err(QueueError::Remote {
+                what: "receiving a task",
+                reason: "connection refused".into(),
+            })
+        }
+    }
+
+    impl Queue for Outage {
+        fn push(&self, m: Message) -> Result<bool, QueueError> {
+            self.inner.push(m)
+        }
+        fn lease(&self, v: Duration, w: Duration) -> Result<Option<Lease>, QueueError> {
+            self.down()?;
+            self.inner.lease(v, w)
+        }
+        fn extend(&self, l: &Lease, v: Duration) -> Result<(), QueueError> {
+            self.inner.extend(l, v)
+        }
+        fn ack(&self, l: &Lease) -> Result<(), QueueError> {
+            self.down()?;
+            self.inner.ack(l)
+        }
+        fn fail(
+            &self,
+            l: &Lease,
+            e: &str,
+            r: Option<Duration>,
+        ) -> Result<AfterFailure, QueueError> {
+            self.inner.fail(l, e, r)
+        }
+        fn refuse(&self, l: &Lease, e: &str) -> Result<(), QueueError> {
+            self.inner.refuse(l, e)
+        }
+        fn counts(&self) -> Result<crate::queue::Counts, QueueError> {
+            self.down()?;
+            self.inner.counts()
+        }
+        fn dead_letters(&self) -> Result<Vec<crate::queue::DeadLetter>, QueueError> {
+            self.inner.dead_letters()
+        }
+    }
+
+    #[test]
+    fn workers_wait_out_an_outage_of_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Outage {
+            inner: queue_with(&dir, 4),
+            outage: AtomicUsize::new(3),
+        };
+        let options = PoolOptions {
+            workers: 1,
+            ..fast()
+        };
+        // Without the back-off, the first refused call ended the worker with an error.
+        let report = run(&q, &|_: &Lease| Ok(()), &options, &AtomicBool::new(false)).unwrap();
+        assert_eq!(report.done + report.retried, 4, "{report:?}");
+        assert!(q.inner.counts().unwrap().is_drained());
+        // A forged message is buried outside its claimed group, not failed as its task.
+        q.inner
+            .push(Message {
+                group: "victim".into(),
+                ..Message::new("victim-advance-1", "{}")
+            })
+            .unwrap();
+        let refuse = |_: &Lease| Err(TaskFailure::refused("the id does not match the body"));
+        let report = run(&q, &refuse, &options, &AtomicBool::new(false)).unwrap();
+        assert_eq!(report.dead, 1);
+        assert!(q.inner.dead_letters_of("victim").unwrap().is_empty());
+        assert_eq!(q.inner.dead_letters_of("").unwrap().len(), 1);
     }
 
     #[test]

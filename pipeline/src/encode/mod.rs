@@ -287,6 +287,17 @@ pub enum EncodeJobError {
     /// The job was interrupted; running it again resumes.
     #[error("interrupted; run the same command again to resume")]
     Interrupted,
+    /// Another run is writing to the same output folder.
+    #[error(
+        "{} is in use by another run ({holder}); wait for it to end, or choose another folder",
+        out.display()
+    )]
+    Busy {
+        /// The output folder.
+        out: PathBuf,
+        /// Who holds it: the process id, when it started, and its command.
+        holder: String,
+    },
     /// A fleet job failed (`failed.json` says which task and why).
     #[error("the job failed: {0}")]
     Failed(String),
@@ -332,8 +343,9 @@ pub fn run(
     if let Some(p) = &options.package {
         package::check_inputs(p).map_err(EncodeJobError::Inputs)?;
     }
-    let (plan, derived) = plan_locally(master, options, events)?;
     let work = out.join(".rungs");
+    let _lock = lock_output(out, &work)?;
+    let (plan, derived) = plan_locally(master, options, events)?;
     open_work_folder(&work, &identity(master, options, &plan, &derived)?)?;
     let store = FsStore::open(work.join("store")).map_err(|error| EncodeJobError::Store {
         rel: String::new(),
@@ -458,12 +470,82 @@ fn open_work_folder(work: &Path, identity: &Identity) -> Result<(), EncodeJobErr
         .and_then(|b| serde_json::from_slice::<Identity>(&b).ok())
         .is_some_and(|old| old == *identity);
     if !same_job && work.exists() {
-        std::fs::remove_dir_all(work).map_err(file_error("clear", work))?;
+        // Everything but the lock this run holds.
+        for entry in std::fs::read_dir(work).map_err(file_error("clear", work))? {
+            let path = entry.map_err(file_error("clear", work))?.path();
+            if path.file_name() == Some(std::ffi::OsStr::new(LOCK)) {
+                continue;
+            }
+            if path.is_dir() && !path.is_symlink() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            }
+            .map_err(file_error("clear", &path))?;
+        }
     }
     std::fs::create_dir_all(work).map_err(file_error("create", work))?;
     let id_json = serde_json::to_vec_pretty(identity).expect("identity serialises");
     store::fsutil::write_file_atomic(&id_path, |f| std::io::Write::write_all(f, &id_json))
         .map_err(file_error("write", &id_path))
+}
+
+/// The lock file of an output folder, in its work folder.
+const LOCK: &str = "lock";
+
+/// An output folder held by this run: the lock goes with the open file when the run ends,
+/// however it ends (the kernel drops it when the process dies).
+#[derive(Debug)]
+struct OutputLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes the exclusive lock of `out` (`OUT/.rungs/lock`, an advisory `flock`), or says who
+/// holds it. Nothing in the folder is touched before the lock is held.
+fn lock_output(out: &Path, work: &Path) -> Result<OutputLock, EncodeJobError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(work).map_err(file_error("create", work))?;
+    let path = work.join(LOCK);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(file_error("open", &path))?;
+    // SAFETY: flock(2) on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(file_error("lock", &path)(error));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        return Err(EncodeJobError::Busy {
+            out: out.to_owned(),
+            holder: if holder.is_empty() {
+                "a process that has not said who it is yet".into()
+            } else {
+                holder.chars().take(300).collect()
+            },
+        });
+    }
+    let command: Vec<String> = std::env::args().take(6).collect();
+    let who = format!(
+        "pid {}, started {} UTC: {}",
+        std::process::id(),
+        crate::fleet::stamp(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+        ),
+        command.join(" ")
+    );
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(who.as_bytes()))
+        .map_err(file_error("write", &path))?;
+    Ok(OutputLock(file))
 }
 
 /// The spec of a local job: the inputs as files of this machine, the title in `out`.

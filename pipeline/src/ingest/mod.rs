@@ -26,6 +26,8 @@ pub const DEFAULT_AV_TOLERANCE_SECONDS: f64 = 1.0;
 pub const DEFAULT_MIN_DIMENSION: u32 = 16;
 /// Default largest width or height accepted.
 pub const DEFAULT_MAX_DIMENSION: u32 = 16_384;
+/// Default largest number of video frames accepted: over 9 hours at 60 fps.
+pub const DEFAULT_MAX_FRAMES: u64 = 2_000_000;
 /// Default widest display aspect ratio accepted (either way round).
 pub const DEFAULT_MAX_ASPECT: f64 = 10.0;
 /// Default number of problems of one kind listed one by one; the rest are counted.
@@ -43,6 +45,8 @@ pub struct IngestOptions {
     pub min_dimension: u32,
     /// Largest accepted width or height.
     pub max_dimension: u32,
+    /// Most video frames accepted; decoding stops past it.
+    pub max_frames: u64,
     /// Widest accepted display aspect ratio, either way round.
     pub max_aspect: f64,
     /// Decoder threads; 0 picks one per core.
@@ -58,6 +62,7 @@ impl Default for IngestOptions {
             av_tolerance_seconds: DEFAULT_AV_TOLERANCE_SECONDS,
             min_dimension: DEFAULT_MIN_DIMENSION,
             max_dimension: DEFAULT_MAX_DIMENSION,
+            max_frames: DEFAULT_MAX_FRAMES,
             max_aspect: DEFAULT_MAX_ASPECT,
             threads: 0,
             max_listed: DEFAULT_MAX_LISTED,
@@ -77,6 +82,9 @@ impl IngestOptions {
                 max: self.max_dimension,
             }
             .into());
+        }
+        if self.max_frames == 0 {
+            return Err(OptionsError::MaxFrames.into());
         }
         if !self.max_aspect.is_finite() || self.max_aspect < 1.0 {
             return Err(OptionsError::MaxAspect(self.max_aspect).into());
@@ -131,6 +139,9 @@ pub enum OptionsError {
         /// The largest width or height given.
         max: u32,
     },
+    /// The frame limit is zero.
+    #[error("invalid frame limit 0 (expected >= 1)")]
+    MaxFrames,
     /// The maximum aspect ratio is below 1 or not a number.
     #[error("invalid maximum aspect ratio {0} (expected >= 1)")]
     MaxAspect(f64),

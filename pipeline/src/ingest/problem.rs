@@ -39,6 +39,8 @@ pub enum ProblemKind {
     UnsupportedPixelFormat,
     /// More than 10 bits per sample; the pipeline works at 10 bits at most.
     HighBitDepth,
+    /// More video frames than the limit (`max_frames`): decoding stopped there.
+    TooManyFrames,
 }
 
 impl ProblemKind {
@@ -69,6 +71,7 @@ impl ProblemKind {
             ProblemKind::ResolutionChange => "resolution_change",
             ProblemKind::UnsupportedPixelFormat => "unsupported_pixel_format",
             ProblemKind::HighBitDepth => "high_bit_depth",
+            ProblemKind::TooManyFrames => "too_many_frames",
         }
     }
 }

@@ -109,6 +109,9 @@ pub(super) fn run(
     };
     while let Some(packet) = scanner.next_packet() {
         scanner.packet(&packet, progress);
+        if scanner.past_frame_limit() {
+            break;
+        }
     }
     scanner.flush();
     Ok(scanner.finish())
@@ -252,6 +255,24 @@ impl<'a> Scanner<'a> {
             }
             drain_audio(a, &mut self.problems);
         }
+    }
+
+    /// True, with the problem recorded, once the video has more frames than the limit.
+    fn past_frame_limit(&mut self) -> bool {
+        let limit = self.options.max_frames;
+        let Some(v) = self.video.as_ref().filter(|v| v.pts.len() as u64 > limit) else {
+            return false;
+        };
+        let p = Problem::new(
+            ProblemKind::TooManyFrames,
+            format!(
+                "the video has more than {limit} frames (the limit, max_frames); decoding stopped there"
+            ),
+        )
+        .stream(v.decoder.stream())
+        .at(v.last_packet_seconds);
+        self.problems.add(p);
+        true
     }
 
     /// Records a packet the demuxer flagged corrupt; one running past the end of the file is

@@ -3,9 +3,9 @@
 //! Every change is appended to a journal of JSON lines before it takes effect in memory. When
 //! the queue is opened again (after a crash, a `kill -9`, or a normal exit), the journal is
 //! replayed: tasks that were leased when the process died are pending again (their worker is
-//! gone), acknowledged tasks stay done, and the number of deliveries is kept, so a task that
-//! kills the whole process every time it runs ends in the dead-letter list instead of looping
-//! forever. The journal is then rewritten compactly.
+//! gone, and the death is not counted against them), acknowledged tasks stay done, and failed
+//! deliveries keep counting, so only a task that itself fails ends in the dead-letter list. The
+//! journal is then rewritten compactly.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -30,6 +30,8 @@ enum Record {
         body: String,
         #[serde(default)]
         receives: u32,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        group: String,
     },
     Lease {
         id: String,
@@ -44,6 +46,9 @@ enum Record {
     Dead {
         id: String,
         error: String,
+        /// The message was refused (see [`Queue::refuse`]): it leaves its group.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        refused: bool,
     },
 }
 
@@ -58,6 +63,7 @@ enum Status {
 #[derive(Debug)]
 struct Entry {
     body: String,
+    group: String,
     receives: u32,
     status: Status,
 }
@@ -187,6 +193,7 @@ impl LocalQueue {
                 self.log(&Record::Dead {
                     id: id.clone(),
                     error: error.clone(),
+                    refused: false,
                 })?;
                 entry.status = Status::Dead { error };
                 tracing::warn!(task = %id, "task dead-lettered after {} receives", entry.receives);
@@ -205,6 +212,7 @@ impl LocalQueue {
                 message: Message {
                     id,
                     body: entry.body.clone(),
+                    group: entry.group.clone(),
                 },
                 receipt: receipt.to_string(),
                 receives: entry.receives,
@@ -217,6 +225,7 @@ impl LocalQueue {
 
 impl Queue for LocalQueue {
     fn push(&self, message: Message) -> Result<bool, QueueError> {
+        message.check().map_err(QueueError::BadMessage)?;
         let mut state = self.lock();
         if state.entries.contains_key(&message.id) {
             return Ok(false);
@@ -225,12 +234,14 @@ impl Queue for LocalQueue {
             id: message.id.clone(),
             body: message.body.clone(),
             receives: 0,
+            group: message.group.clone(),
         })?;
         state.order.push_back(message.id.clone());
         state.entries.insert(
             message.id,
             Entry {
                 body: message.body,
+                group: message.group,
                 receives: 0,
                 status: Status::Pending { visible_at: None },
             },
@@ -310,6 +321,7 @@ impl Queue for LocalQueue {
                 self.log(&Record::Dead {
                     id,
                     error: error.to_owned(),
+                    refused: false,
                 })?;
                 Self::current(&mut state, lease)?.status = Status::Dead {
                     error: error.to_owned(),
@@ -320,6 +332,24 @@ impl Queue for LocalQueue {
         drop(state);
         self.wake.notify_all();
         Ok(outcome)
+    }
+
+    fn refuse(&self, lease: &Lease, error: &str) -> Result<(), QueueError> {
+        let mut state = self.lock();
+        Self::current(&mut state, lease)?;
+        self.log(&Record::Dead {
+            id: lease.message.id.clone(),
+            error: error.to_owned(),
+            refused: true,
+        })?;
+        let entry = Self::current(&mut state, lease)?;
+        entry.status = Status::Dead {
+            error: error.to_owned(),
+        };
+        entry.group.clear();
+        drop(state);
+        self.wake.notify_all();
+        Ok(())
     }
 
     fn counts(&self) -> Result<Counts, QueueError> {
@@ -348,6 +378,7 @@ impl Queue for LocalQueue {
                         message: Message {
                             id: id.clone(),
                             body: e.body.clone(),
+                            group: e.group.clone(),
                         },
                         error: error.clone(),
                         receives: e.receives,
@@ -391,10 +422,13 @@ fn replay(path: &Path, file: File, state: &mut State) -> Result<(), QueueError> 
             reason,
         })?;
     }
-    // Whoever held a lease is gone.
+    // Whoever held a lease is gone: the process died under the task, which is not the task's
+    // failure, so that delivery does not count against its receives (a task killed with the
+    // process any number of times is still run on resume).
     for e in state.entries.values_mut() {
         if matches!(e.status, Status::Leased { .. }) {
             e.status = Status::Pending { visible_at: None };
+            e.receives = e.receives.saturating_sub(1);
         }
     }
     Ok(())
@@ -402,13 +436,19 @@ fn replay(path: &Path, file: File, state: &mut State) -> Result<(), QueueError> 
 
 fn apply(state: &mut State, record: Record) -> Result<(), JournalLineError> {
     let (id, status) = match record {
-        Record::Push { id, body, receives } => {
+        Record::Push {
+            id,
+            body,
+            receives,
+            group,
+        } => {
             if !state.entries.contains_key(&id) {
                 state.order.push_back(id.clone());
                 state.entries.insert(
                     id,
                     Entry {
                         body,
+                        group,
                         receives,
                         status: Status::Pending { visible_at: None },
                     },
@@ -425,7 +465,12 @@ fn apply(state: &mut State, record: Record) -> Result<(), JournalLineError> {
         ),
         Record::Retry { id, .. } => (id, Status::Pending { visible_at: None }),
         Record::Ack { id } => (id, Status::Done),
-        Record::Dead { id, error } => (id, Status::Dead { error }),
+        Record::Dead { id, error, refused } => {
+            if refused && let Some(e) = state.entries.get_mut(&id) {
+                e.group.clear();
+            }
+            (id, Status::Dead { error })
+        }
     };
     let entry = state
         .entries
@@ -451,12 +496,14 @@ fn compact(path: &Path, state: &State) -> std::io::Result<()> {
                 id: id.clone(),
                 body: e.body.clone(),
                 receives: e.receives,
+                group: e.group.clone(),
             };
             let after = match &e.status {
                 Status::Done => Some(Record::Ack { id: id.clone() }),
                 Status::Dead { error } => Some(Record::Dead {
                     id: id.clone(),
                     error: error.clone(),
+                    refused: false,
                 }),
                 _ => None,
             };

@@ -17,13 +17,82 @@ use std::time::Duration;
 
 pub use local::LocalQueue;
 
-/// A task to run: a unique id and a body (JSON text, opaque to the queue).
+/// A task to run: a unique id, the group it belongs to, and a body (JSON text, opaque to the
+/// queue).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
-    /// Unique among the tasks of a queue; pushing a known id again changes nothing.
+    /// Unique among the tasks of a queue; pushing a known id again changes nothing. At most
+    /// [`MAX_ID_LEN`] letters, digits, `.`, `-` and `_`, starting with `GROUP-` when the task
+    /// has a group.
     pub id: String,
     /// What the handler needs to run the task.
     pub body: String,
+    /// The job the task belongs to (empty: none). The queue keeps a group's finished and dead
+    /// tasks apart from the others', so that what one job costs to look at does not grow with
+    /// the rest of the queue's history.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+}
+
+/// The longest task id a queue accepts.
+pub const MAX_ID_LEN: usize = 240;
+
+/// The longest group name a queue accepts.
+pub const MAX_GROUP_LEN: usize = 100;
+
+impl Message {
+    /// A task of no group.
+    pub fn new(id: impl Into<String>, body: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            body: body.into(),
+            group: String::new(),
+        }
+    }
+
+    /// Checks the id and the group: their length, their characters, and that the id names the
+    /// group. Queues refuse such a message when it is pushed and bury it, outside every group,
+    /// when one arrives from elsewhere; it never stops a worker.
+    pub fn check(&self) -> Result<(), String> {
+        let plain = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        };
+        let shown = |s: &str| {
+            let mut t: String = s.chars().take(40).collect();
+            if t.len() < s.len() {
+                t.push('…');
+            }
+            format!("{t:?}")
+        };
+        if self.id.is_empty() || self.id.len() > MAX_ID_LEN || !plain(&self.id) {
+            return Err(format!(
+                "task id {} ({} bytes): expected 1 to {MAX_ID_LEN} letters, digits, '.', '-' and '_'",
+                shown(&self.id),
+                self.id.len()
+            ));
+        }
+        if self.group.len() > MAX_GROUP_LEN || !plain(&self.group) {
+            return Err(format!(
+                "task {}: group {} ({} bytes): expected at most {MAX_GROUP_LEN} letters, digits, '.', '-' and '_'",
+                self.id,
+                shown(&self.group),
+                self.group.len()
+            ));
+        }
+        if !self.group.is_empty()
+            && !self
+                .id
+                .strip_prefix(&self.group)
+                .is_some_and(|rest| rest.starts_with('-'))
+        {
+            return Err(format!(
+                "task {} does not name its group {}",
+                self.id, self.group
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A task handed to one worker, until its lease expires.
@@ -80,6 +149,9 @@ pub enum AfterFailure {
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// A message the queue does not take (see [`Message::check`]).
+    #[error("{0}")]
+    BadMessage(String),
     /// The lease expired and the task was delivered again (or finished) since: the holder must
     /// stop treating the task as its own.
     #[error("the lease of task {id} was lost (its visibility timeout passed)")]
@@ -167,4 +239,21 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 
     /// The tasks in the dead-letter list.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// The tasks of `group` in the dead-letter list; what it costs grows with the group's dead
+    /// tasks, not with the queue's.
+    fn dead_letters_of(&self, group: &str) -> Result<Vec<DeadLetter>, QueueError> {
+        Ok(self
+            .dead_letters()?
+            .into_iter()
+            .filter(|d| d.message.group == group)
+            .collect())
+    }
+
+    /// Buries a delivery that is not what its id and group claim (a forged or malformed
+    /// message), outside every group: no job sees it as its own, and the task it names is
+    /// neither marked done nor dead.
+    fn refuse(&self, lease: &Lease, error: &str) -> Result<(), QueueError> {
+        self.fail(lease, error, None).map(drop)
+    }
 }

@@ -97,13 +97,7 @@ fn check_failures(ctx: &Ctx) -> Result<(), EncodeJobError> {
     if let Some(f) = ctx.read_json::<Failed>("failed.json")? {
         return Err(EncodeJobError::Failed(format!("{}: {}", f.task, f.error)));
     }
-    let dead: Vec<_> = ctx
-        .queue
-        .dead_letters()
-        .map_err(EncodeJobError::Queue)?
-        .into_iter()
-        .filter(|d| ctx.owns(&d.message.id))
-        .collect();
+    let dead = ctx.dead_letters()?;
     match dead.first() {
         Some(first) => Err(EncodeJobError::Tasks {
             count: dead.len(),

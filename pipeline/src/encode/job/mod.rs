@@ -86,6 +86,46 @@ pub struct JobSpec {
     pub output: Output,
 }
 
+impl JobSpec {
+    /// Checks a spec that a fleet worker read from the store, which is no authority over the
+    /// worker's own disk: every input must be an object under the job's `input/`, the title
+    /// must go to the store, and no option may name a file of the machine.
+    pub fn check_fleet(&self) -> Result<(), String> {
+        let local = |what: &str, p: &std::path::Path| {
+            Err(format!(
+                "{what} names a file of the worker's machine ({}); a fleet job's inputs are objects in the store",
+                p.display()
+            ))
+        };
+        let inputs = std::iter::once(("the master", &self.master))
+            .chain(self.audio.iter().map(|(i, _)| ("an audio input", i)))
+            .chain(self.subtitles.iter().map(|(i, _)| ("a subtitle input", i)));
+        for (what, input) in inputs {
+            match input {
+                Input::Local(p) => return local(what, p),
+                Input::Stored { key, .. } if !key.starts_with("input/") => {
+                    return Err(format!(
+                        "{what} is the object {key:?}, outside the job's input/"
+                    ));
+                }
+                Input::Stored { .. } => {}
+            }
+        }
+        if let Output::Dir(p) = &self.output {
+            return local("the output", p);
+        }
+        if let Some(p) = &self.options.package {
+            if let Some((path, _)) = p.audio.first() {
+                return local("the package options' audio", path);
+            }
+            if let Some((path, _)) = p.subtitles.first() {
+                return local("the package options' subtitles", path);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the plan stage found, as the later stages need it (`plan.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -434,7 +474,8 @@ impl Work {
         }
     }
 
-    /// The queue message; its id is fixed by what the task computes.
+    /// The queue message; its id is fixed by what the task computes, and its group is the
+    /// job.
     pub fn message(&self) -> Message {
         let id = match self {
             Self::Advance { job, generation } => format!("{job}-advance-{generation}"),
@@ -453,6 +494,7 @@ impl Work {
         Message {
             id,
             body: serde_json::to_string(self).expect("tasks serialise"),
+            group: self.job().to_owned(),
         }
     }
 }
@@ -718,9 +760,16 @@ impl Ctx<'_> {
         }
     }
 
-    /// True when the task id belongs to this job and this attempt.
-    pub fn owns(&self, id: &str) -> bool {
-        id.starts_with(&format!("{}-", self.job)) && attempt_of(id) == self.attempt
+    /// This attempt's dead tasks of the job, matched by the job they carry (never by a prefix
+    /// of their ids).
+    pub fn dead_letters(&self) -> Result<Vec<workers::queue::DeadLetter>, EncodeJobError> {
+        Ok(self
+            .queue
+            .dead_letters_of(&self.job)
+            .map_err(EncodeJobError::Queue)?
+            .into_iter()
+            .filter(|d| d.message.group == self.job && attempt_of(&d.message.id) == self.attempt)
+            .collect())
     }
 
     /// How many tasks of `stage` were found done when it was queued.
@@ -819,6 +868,8 @@ mod tests {
         assert_eq!(a, encode("chunks/00/00003-x.chunk").message());
         assert_ne!(a.id, encode("chunks/00/00003-y.chunk").message().id);
         assert!(a.id.starts_with("j-encode-"), "{}", a.id);
+        assert_eq!(a.group, "j");
+        a.check().unwrap();
         let back: Work = serde_json::from_str(&a.body).unwrap();
         assert_eq!(back, encode("chunks/00/00003-x.chunk"));
         let advance = Work::Advance {
@@ -827,6 +878,43 @@ mod tests {
         };
         assert_eq!(advance.message().id, "j-advance-7");
         assert_eq!(Work::Plan { job: "j".into() }.message().id, "j-plan");
+    }
+
+    #[test]
+    fn a_message_whose_id_or_group_is_not_its_bodys_is_refused() {
+        let lease = |m: Message| workers::queue::Lease {
+            message: m,
+            receipt: "r".into(),
+            receives: 1,
+        };
+        let victim = Work::Advance {
+            job: "victim".into(),
+            generation: 1,
+        };
+        let other = Work::Advance {
+            job: "other".into(),
+            generation: 2,
+        };
+        assert_eq!(parse(&lease(victim.message())).unwrap(), victim);
+        let mut retried = victim.message();
+        retried.id.push_str("-a3");
+        assert_eq!(parse(&lease(retried)).unwrap(), victim);
+        // The forgery of the issue: the victim's driver id on another body.
+        let forged = Message {
+            id: "victim-advance-1".into(),
+            group: "victim".into(),
+            ..other.message()
+        };
+        let f = parse(&lease(forged)).unwrap_err();
+        assert!(f.refused && f.message.contains("does not match"), "{f:?}");
+        // The right id and body in another job's group.
+        let moved = Message {
+            group: "other".into(),
+            ..victim.message()
+        };
+        assert!(parse(&lease(moved)).unwrap_err().refused);
+        let junk = Message::new("victim-plan", "{\"kind\":\"nope\"}");
+        assert!(parse(&lease(junk)).unwrap_err().refused);
     }
 
     #[test]

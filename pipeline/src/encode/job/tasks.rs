@@ -76,10 +76,31 @@ fn run(ctx: &Ctx, spec: &JobSpec, work: &Work) -> Result<(), TaskFailure> {
     }
 }
 
-/// The task's body as a task, or a fatal failure.
+/// The task's body as a task. A body that is not a task, or whose id or group is not the one
+/// the task itself gives (a forged or altered message), is refused: it is buried outside every
+/// job, and the task it names stays to run.
 pub fn parse(lease: &Lease) -> Result<Work, TaskFailure> {
-    serde_json::from_str(&lease.message.body)
-        .map_err(|e| TaskFailure::fatal(format!("unreadable task: {e}")))
+    let m = &lease.message;
+    let work: Work = serde_json::from_str(&m.body)
+        .map_err(|e| TaskFailure::refused(format!("unreadable task: {e}")))?;
+    let own = work.message();
+    let attempt = super::attempt_of(&m.id);
+    let expected = if attempt == 0 {
+        own.id
+    } else {
+        format!("{}-a{attempt}", own.id)
+    };
+    // Messages queued by versions before groups have none; their id still binds them.
+    if m.id != expected || (!m.group.is_empty() && m.group != own.group) {
+        return Err(TaskFailure::refused(format!(
+            "task {} of group {:?} does not match its body (a {} task of job {}, whose id is {expected})",
+            m.id,
+            m.group,
+            work.stage(),
+            work.job()
+        )));
+    }
+    Ok(work)
 }
 
 fn exists(ctx: &Ctx, rel: &str) -> Result<bool, TaskFailure> {
