@@ -358,7 +358,8 @@ pub struct WorkerArgs {
     /// Tasks at once (default: one per core)
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Folder for fetched masters and scratch files (default: the system's temporary folder)
+    /// Folder for fetched masters and scratch files, private to this user (default:
+    /// $XDG_CACHE_HOME/rungs/worker or ~/.cache/rungs/worker)
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
     /// Seconds between two looks of a job's driver at its tasks
@@ -519,6 +520,10 @@ pub struct ServeArgs {
     /// The bearer token every request must carry (needed off loopback)
     #[arg(long, env = "RUNGS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Another name the dashboard answers to in the Host header (repeatable). On loopback
+    /// only its own address and `localhost` are accepted otherwise, which closes DNS rebinding
+    #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
 }
 
 #[derive(Debug, Args)]

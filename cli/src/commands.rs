@@ -292,9 +292,14 @@ fn report(global: &Global, args: &crate::args::ReportArgs) -> anyhow::Result<Exi
     };
     let text = std::fs::read_to_string(&file)
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", file.display())))?;
-    let report: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Failure::usage(format!("{}: not an encode report: {e}", file.display())))?;
-    if !report["rungs"].is_array() {
+    let report = pipeline::dashboard::TitleReport::parse(text.as_bytes()).map_err(|e| {
+        Failure::usage(format!(
+            "{}: not an encode report: {}",
+            file.display(),
+            e.trim_start_matches("report.json: ")
+        ))
+    })?;
+    if !report.has_rungs() {
         return Err(Failure::usage(format!(
             "{}: not an encode report (no rungs)",
             file.display()
@@ -340,6 +345,7 @@ fn serve(global: &Global, args: &crate::args::ServeArgs) -> anyhow::Result<ExitC
     let options = ServeOptions {
         addr,
         token: args.token.clone().filter(|t| !t.is_empty()),
+        allow_hosts: args.allow_host.clone(),
         jobs: args.jobs.clone(),
         fleet,
         plan: args.plan.clone(),

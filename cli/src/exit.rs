@@ -182,6 +182,7 @@ fn for_job(e: &pipeline::encode::EncodeJobError) -> Code {
         | E::Upload { .. }
         | E::Queue(_)
         | E::File { .. }
+        | E::Cache(_)
         | E::Busy { .. } => IO,
         E::Tasks { .. } | E::Failed(_) => ENCODE_FAILED,
         E::Interrupted => INTERRUPTED,
@@ -194,7 +195,12 @@ fn for_fleet(e: &pipeline::fleet::FleetError) -> Code {
     use pipeline::fleet::FleetError as F;
     match e {
         F::JobName { .. } | F::NoJob { .. } | F::NotFailed { .. } => USAGE,
-        F::QueueName { .. } | F::Key(_) | F::Store(_) | F::Queue(_) | F::Folder { .. } => IO,
+        F::QueueName { .. }
+        | F::Key(_)
+        | F::Store(_)
+        | F::Queue(_)
+        | F::Folder { .. }
+        | F::Cache(_) => IO,
     }
 }
 

@@ -426,3 +426,150 @@ fn a_second_run_on_the_same_output_folder_is_refused_and_the_first_finishes() {
     );
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Markup that runs script where it is not escaped: it opens a dialog and marks the window.
+const PAYLOAD: &str = "<img src=x onerror=\"window.__rungs_pwned=1;alert(1)\">";
+
+#[test]
+fn report_values_render_as_text_and_only_the_dashboards_own_host_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs");
+    // Every text of a report holds the payload; in the second, numbers hold it too.
+    let texts = serde_json::json!({
+        "master": format!("/m/{PAYLOAD}.mp4"), "codec": PAYLOAD, "frames": 50,
+        "frame_rate": PAYLOAD, "chunks": 2, "duration_seconds": 2.0,
+        "rungs": [{
+            "name": PAYLOAD, "width": 640, "height": 360, "average_kbps": 800.0,
+            "peak_kbps": 1200.0, "vmaf": { "mean": 90.0, "harmonic_mean": 89.0, "min": 80.0 },
+            "chunks": [{ "start_frame": 0, "crf": 23.0, "kbps": 700.0 },
+                       { "start_frame": 25, "crf": 25.0, "kbps": 900.0 }],
+            "per_frame_vmaf": [90.0, null, 91.0]
+        }],
+        "ladder": { "mode": PAYLOAD, "notes": [PAYLOAD],
+                    "fixed_estimate": { "basis": PAYLOAD, "why_none": PAYLOAD, "rungs": [] } },
+        "stages": [{ "stage": PAYLOAD, "wall_seconds": 1.0, "cpu_seconds": 2.0 }],
+    });
+    let mut numbers = texts.clone();
+    numbers["frames"] = PAYLOAD.into();
+    numbers["rungs"][0]["average_kbps"] = PAYLOAD.into();
+    for (name, report) in [("texts", &texts), ("numbers", &numbers)] {
+        std::fs::create_dir_all(jobs.join(name)).unwrap();
+        std::fs::write(
+            jobs.join(name).join("report.json"),
+            serde_json::to_vec(report).unwrap(),
+        )
+        .unwrap();
+    }
+    let s = common::dashboard::serve(&["--jobs", arg(&jobs)]);
+    let base = format!("http://127.0.0.1:{}", s.1);
+    let shots = dir.path().join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (path, shows) in [
+        ("/", "texts"),
+        ("/jobs/texts", PAYLOAD),
+        ("/jobs/numbers", "cannot be shown"),
+    ] {
+        let v = common::dashboard::snap(
+            &format!("{base}{path}"),
+            "img",
+            &shots.join(format!("{}.png", path.replace('/', "_"))),
+            None,
+        );
+        assert_eq!(v["dialogs"], serde_json::json!([]), "{path}: {v}");
+        assert_eq!(v["scripted"], false, "{path}: {v}");
+        assert_eq!(
+            v["counts"]["img"], 0,
+            "{path}: an <img> element was made: {v}"
+        );
+        let text = v["text"].as_str().unwrap();
+        assert!(text.contains(shows), "{path}: {text}");
+    }
+    // The page of the mistyped report names the field's position, as text.
+    let (code, body) = common::dashboard::get(s.1, "/jobs/numbers", None);
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("line 1 column") && !body.contains("<img"),
+        "{body}"
+    );
+    // `rungs report` writes the same page to a file.
+    let html = dir.path().join("texts.html");
+    let (code, _, stderr) = rungs_text(
+        &["report", arg(&jobs.join("texts")), "-o", arg(&html), "-q"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let v = common::dashboard::snap(
+        &format!("file://{}", html.display()),
+        "img",
+        &shots.join("file.png"),
+        None,
+    );
+    assert!(
+        v["dialogs"] == serde_json::json!([]) && v["scripted"] == false,
+        "{v}"
+    );
+    let (code, _, stderr) = rungs_text(
+        &["report", arg(&jobs.join("numbers")), "-o", arg(&html)],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("line 1 column"), "{stderr}");
+
+    // DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 sends its own
+    // name as Host, and is refused; the dashboard's own names are served.
+    let port = s.1;
+    for (host, code) in [
+        (format!("evil.example:{port}"), 421),
+        ("evil.example".to_owned(), 421),
+        (format!("127.0.0.1:{}", port + 1), 421),
+        (format!("127.0.0.1:{port}"), 200),
+        (format!("localhost:{port}"), 200),
+    ] {
+        let (got, body) =
+            common::dashboard::get_with(port, "/api/jobs", &[&format!("Host: {host}")]);
+        assert_eq!(got, code, "{host}: {body}");
+    }
+    drop(s);
+    let s = common::dashboard::serve(&["--jobs", arg(&jobs), "--allow-host", "dash.internal"]);
+    let (code, _) = common::dashboard::get_with(s.1, "/", &["Host: dash.internal"]);
+    assert_eq!(code, 200);
+    let (code, _) = common::dashboard::get_with(s.1, "/", &["Host: evil.example"]);
+    assert_eq!(code, 421);
+}
+
+#[test]
+fn an_oversized_subtitle_file_is_refused_before_any_work() {
+    let master = fixtures::ensure(Fixture::MultiShot).unwrap().path;
+    let dir = tempfile::tempdir().unwrap();
+    // 17 MiB of valid SRT: one cue over the whole title, and a long tail of cues.
+    let srt = dir.path().join("huge.srt");
+    let mut text = String::from("1\n00:00:00,000 --> 99:00:00,000\nall along\n\n");
+    let mut n = 2;
+    while text.len() < 17 << 20 {
+        text.push_str(&format!(
+            "{n}\n00:00:01,000 --> 00:00:02,000\nline {n} of a subtitle file far too large\n\n"
+        ));
+        n += 1;
+    }
+    std::fs::write(&srt, text).unwrap();
+    let out = dir.path().join("title");
+    let (code, _, stderr) = rungs_text(
+        &[
+            "encode",
+            arg(&master),
+            "-o",
+            arg(&out),
+            "--ladder",
+            "fixed",
+            "--subs",
+            &format!("{}:en", srt.display()),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("huge.srt") && stderr.contains("larger than the limit of 16 MiB"),
+        "{stderr}"
+    );
+    assert!(!out.join("master.m3u8").exists());
+}

@@ -4,82 +4,13 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
+use common::dashboard::{get, serve, snap};
 use common::{arg, rungs, rungs_text};
 use fixtures::Fixture;
 use serde_json::Value;
-
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(extra: &[&str]) -> Server {
-    let port = fixtures::moto::free_port();
-    let child = Command::new(assert_cmd::cargo::cargo_bin("rungs"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "-q"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "the dashboard did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server(child, port)
-}
-
-/// `curl`: status and body.
-fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut c = Command::new("curl");
-    c.args([
-        "-s",
-        "--path-as-is",
-        "-w",
-        "\n%{http_code}",
-        "--max-time",
-        "30",
-    ]);
-    if let Some(t) = token {
-        c.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    let out = c
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_owned())
-}
-
-fn snap(url: &str, counts: &str, png: &Path, token: Option<&str>) -> Value {
-    let mut c = Command::new("node");
-    c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/players/snap.mjs"))
-        .args(["--url", url, "--count", counts, "--screenshot", arg(png)]);
-    if let Some(t) = token {
-        c.args(["--token", t]);
-    }
-    let out = c.output().expect("node runs");
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(v["errors"].as_array().unwrap().is_empty(), "{url}: {v}");
-    assert!(
-        std::fs::metadata(png).unwrap().len() > 5_000,
-        "a screenshot of {url}"
-    );
-    v
-}
 
 #[test]
 fn the_dashboard_shows_jobs_titles_and_fill_with_an_api_metrics_and_a_token() {

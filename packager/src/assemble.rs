@@ -101,6 +101,14 @@ pub enum ChunkMismatch {
     /// Presentation times that are not 0, 1, 2...
     #[error("its frames are not numbered 0, 1, 2, ...")]
     Numbering,
+    /// A timestamp that leaves the range of the title's time line.
+    #[error("packet {frame}'s time {pts} falls outside the title's time line")]
+    Timestamp {
+        /// The packet's index in the chunk.
+        frame: usize,
+        /// Its presentation time in the chunk.
+        pts: i64,
+    },
     /// The first packet is not a keyframe.
     #[error("it does not start with a keyframe")]
     NoKeyframe,
@@ -321,7 +329,17 @@ impl<'a> Joiner<'a> {
         let m = self.muxer.as_mut().expect("created with the first chunk");
         let base = span.start_frame as i64;
         for (k, p) in chunk.packets.iter().enumerate() {
-            let (pts, dts) = (base + p.pts, base + k as i64 - self.delay);
+            let (Some(pts), Some(dts)) = (
+                base.checked_add(p.pts),
+                (k as i64)
+                    .checked_add(base)
+                    .and_then(|d| d.checked_sub(self.delay)),
+            ) else {
+                return Err(mismatch(ChunkMismatch::Timestamp {
+                    frame: k,
+                    pts: p.pts,
+                }));
+            };
             if let Some(prev) = self.last_dts
                 && dts <= prev
             {
@@ -330,9 +348,10 @@ impl<'a> Joiner<'a> {
             self.last_dts = Some(dts);
             if p.is_key() {
                 if let Some(&prev) = self.keyframes.last() {
-                    self.peak_bits_per_frame = self
-                        .peak_bits_per_frame
-                        .max(self.span_bytes as f64 * 8.0 / (pts as u64 - prev) as f64);
+                    self.peak_bits_per_frame = self.peak_bits_per_frame.max(
+                        self.span_bytes as f64 * 8.0
+                            / (pts as u64).saturating_sub(prev).max(1) as f64,
+                    );
                 }
                 self.keyframes.push(pts as u64);
                 self.span_bytes = 0;

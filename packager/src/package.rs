@@ -388,7 +388,7 @@ fn subtitle_track(
     out: &mut Output<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Text, PackageError> {
-    let bytes = std::fs::read(&s.path).map_err(|error| PackageError::Work {
+    let bytes = subtitles::read(&s.path).map_err(|error| PackageError::Work {
         path: s.path.clone(),
         error,
     })?;
@@ -420,7 +420,6 @@ fn subtitle_track(
         segments: Vec::new(),
     };
     for (i, (seg, v)) in subtitles::segment(&parsed.cues, bounds)
-        .iter()
         .zip(&video.segments)
         .enumerate()
     {

@@ -375,17 +375,37 @@ pub fn to_vtt(cues: &[Cue]) -> String {
 /// One WebVTT file per segment `[bounds[k], bounds[k+1])` (milliseconds): each holds the cues
 /// shown during it, at their title times, with an `X-TIMESTAMP-MAP` that ties WebVTT time 0 to
 /// media time 0 (the fMP4 tracks start there).
-pub fn segment(cues: &[Cue], bounds: &[u64]) -> Vec<String> {
-    bounds
-        .windows(2)
-        .map(|w| {
-            let mut out = String::from("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n");
-            for c in cues.iter().filter(|c| c.start < w[1] && c.end > w[0]) {
-                write_cue(&mut out, c);
-            }
-            out
-        })
-        .collect()
+pub fn segment<'a>(cues: &'a [Cue], bounds: &'a [u64]) -> impl Iterator<Item = String> + 'a {
+    // One segment at a time: a cue that spans the title is written into each segment as it
+    // goes, never held once per segment in memory.
+    bounds.windows(2).map(move |w| {
+        let mut out = String::from("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n");
+        for c in cues.iter().filter(|c| c.start < w[1] && c.end > w[0]) {
+            write_cue(&mut out, c);
+        }
+        out
+    })
+}
+
+/// The largest subtitle file rungs reads: far above any real one (a feature's SRT is a few
+/// hundred kilobytes), and small enough to hold in memory.
+pub const MAX_SUBTITLE_BYTES: u64 = 16 << 20;
+
+/// Reads a subtitle file, refusing one larger than [`MAX_SUBTITLE_BYTES`] without reading past
+/// the limit (a FIFO or a device that never ends is refused too).
+pub fn read(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SUBTITLE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SUBTITLE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than the limit of {} MiB for a subtitle file",
+            MAX_SUBTITLE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -402,7 +422,7 @@ mod tests {
             to_vtt(&s.cues),
             "WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nHello\n<i>world</i>\n\n00:00:03.000 --> 00:00:04.000\nA → B\n\n"
         );
-        let segs = segment(&s.cues, &[0, 2000, 4000, 6000]);
+        let segs: Vec<String> = segment(&s.cues, &[0, 2000, 4000, 6000]).collect();
         assert_eq!(segs.len(), 3);
         assert!(
             segs[0].contains("Hello") && segs[1].contains("Hello") && segs[1].contains("A → B")
@@ -411,6 +431,24 @@ mod tests {
             segs[2],
             "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n"
         );
+    }
+
+    #[test]
+    fn a_cue_over_the_whole_title_is_written_segment_by_segment() {
+        let long = Cue {
+            start: 0,
+            end: u64::MAX,
+            settings: String::new(),
+            text: "x".repeat(1 << 20),
+        };
+        let bounds: Vec<u64> = (0..=4000).map(|i| i * 2000).collect();
+        let cues = [long];
+        // Each segment is made when it is asked for: holding 4000 of them at once would take
+        // 4 GB; one at a time takes one.
+        let mut segments = segment(&cues, &bounds);
+        let first = segments.next().unwrap();
+        assert!(first.len() > 1 << 20);
+        assert_eq!(segments.size_hint().0, 3999);
     }
 
     #[test]
@@ -520,7 +558,7 @@ mod tests {
                             let vtt = to_vtt(&s.cues);
                             proptest::prop_assert!(parse_vtt(vtt.as_bytes()).is_ok(), "{vtt}");
                             let end = s.cues.iter().map(|c| c.end).max().unwrap_or(0);
-                            let _ = segment(&s.cues, &[0, end / 2, end + 1]);
+                            let _ = segment(&s.cues, &[0, end / 2, end + 1]).count();
                         }
                         Err(e) => proptest::prop_assert!(e.line >= 1 && e.line <= lines, "{e}"),
                     }

@@ -82,6 +82,9 @@ pub enum FleetError {
     /// The queue failed.
     #[error("{0}")]
     Queue(#[from] workers::queue::QueueError),
+    /// The worker's cache folder is not private.
+    #[error("{0}")]
+    Cache(#[from] crate::cache::CacheError),
     /// A folder of this machine could not be made.
     #[error("cannot create {}: {error}", path.display())]
     Folder {
@@ -315,7 +318,8 @@ pub fn submit(
 pub struct WorkerOptions {
     /// Tasks at once (threads).
     pub threads: usize,
-    /// A folder for fetched masters and scratch files.
+    /// A folder for fetched masters and scratch files: made 0700 when missing, and refused
+    /// unless it is this user's and closed to others (`cache::ensure_private`).
     pub cache: PathBuf,
     /// How long the driver waits before it looks at a job again.
     pub poll: Duration,
@@ -336,7 +340,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            cache: std::env::temp_dir().join("rungs-cache"),
+            cache: crate::cache::default_dir("worker"),
             poll: Duration::from_secs(5),
             visibility: Duration::from_secs(60),
             heartbeat: Duration::from_secs(15),
@@ -354,6 +358,7 @@ pub fn run_worker(
     options: &WorkerOptions,
     stop: &AtomicBool,
 ) -> Result<PoolReport, FleetError> {
+    crate::cache::ensure_private(&options.cache)?;
     let specs = Specs::default();
     let memo = Memo::default();
     let fetching = Mutex::new(());

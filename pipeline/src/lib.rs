@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+pub mod cache;
 pub mod dashboard;
 pub mod encode;
 pub mod fleet;

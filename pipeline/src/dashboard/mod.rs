@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use serde_json::Value;
 use svg::{Mark, Series, esc};
+pub use view::TitleReport;
 use view::{Rung, Saved, Stage, TitlePage};
 
 /// The page's CSS.
@@ -26,9 +26,10 @@ td:first-child,th:first-child{text-align:left}.chart{display:block;margin:8px 0}
 /// The most points a per-frame VMAF line draws.
 const MAX_LINE_POINTS: usize = 1500;
 
-/// The title page of an encode report (`report.json` as JSON), with thumbnails from the
-/// packaged title in `dir` when it has them. Self-contained: styles, charts and images inline.
-pub fn title_page(report: &Value, dir: Option<&Path>) -> String {
+/// The title page of an encode report (`report.json`, read with [`TitleReport::parse`]), with
+/// thumbnails from the packaged title in `dir` when it has them. Self-contained: styles,
+/// charts and images inline.
+pub fn title_page(report: &TitleReport, dir: Option<&Path>) -> String {
     let page = TitlePage::from_report(report);
     let mut h = head(&page);
     h.push_str(&ladder_table(&page.rungs));
@@ -421,14 +422,21 @@ mod tests {
     #[test]
     fn a_hand_edited_report_cannot_inject_markup() {
         let evil = "<script>x</script>";
+        // Text fields hold it: it is shown as text.
         let report = serde_json::json!({
-            "master": evil, "codec": evil, "frames": evil, "frame_rate": evil,
-            "chunks": evil, "duration_seconds": 1.0,
-            "rungs": [{ "name": evil, "width": evil, "height": evil, "chunks": [] }],
-            "ladder": { "mode": evil },
+            "master": evil, "codec": evil, "frames": 10, "frame_rate": evil,
+            "chunks": 1, "duration_seconds": 1.0,
+            "rungs": [{ "name": evil, "width": 64, "height": 36, "chunks": [] }],
+            "ladder": { "mode": evil, "notes": [evil] },
+            "stages": [{ "stage": evil, "wall_seconds": null, "cpu_seconds": 1.0 }],
         });
-        let page = title_page(&report, None);
+        let r = TitleReport::parse(report.to_string().as_bytes()).unwrap();
+        let page = title_page(&r, None);
         assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"), "{page}");
+        // A number field that holds text refuses the report, at its position.
+        let e = TitleReport::parse(br#"{"rungs": [], "frames": "<b>"}"#).unwrap_err();
+        assert!(e.contains("line 1 column"), "{e}");
     }
 
     #[test]

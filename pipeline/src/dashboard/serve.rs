@@ -6,6 +6,9 @@
 //!   (`--store`, `--queue`); a fill plan (`--plan`) and its journal give the fill page.
 //! - It binds to loopback by default; any other address needs `--token`, checked on every
 //!   request (`Authorization: Bearer TOKEN`) in constant time.
+//! - The `Host` header must name the dashboard: on loopback its own address or `localhost`,
+//!   and anywhere a name given with `--allow-host`. A page of another site whose name was
+//!   rebound to 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
 //! - Job names in URLs are plain names (letters, digits, `.`, `-`, `_`; no leading dot): no
 //!   path or key can leave the jobs folder or the store's job prefix.
 
@@ -32,6 +35,8 @@ pub struct ServeOptions {
     pub addr: SocketAddr,
     /// The bearer token every request must carry, when set.
     pub token: Option<String>,
+    /// Other names the `Host` header may give (with or without a port).
+    pub allow_hosts: Vec<String>,
     /// A folder of `rungs encode` output folders.
     pub jobs: Option<PathBuf>,
     /// A fleet.
@@ -63,6 +68,9 @@ pub enum ServeError {
     /// Serving failed.
     #[error("{0}")]
     Serve(std::io::Error),
+    /// The cache folder of fetched reports is not private.
+    #[error("{0}")]
+    Cache(crate::cache::CacheError),
 }
 
 /// Refuses a non-loopback address without a token.
@@ -116,6 +124,11 @@ pub struct JobRow {
 
 struct App {
     options: ServeOptions,
+    /// The bound address.
+    local: SocketAddr,
+    /// Fetched reports: a folder of this process's own, made fresh (0700) in the user's
+    /// private cache, removed when the dashboard stops.
+    cache: tempfile::TempDir,
 }
 
 type Shared = Arc<App>;
@@ -211,10 +224,9 @@ impl App {
         }
         let f = self.options.fleet.as_ref()?;
         fleet::check_job(name).ok()?;
-        // A finished fleet job: its report and thumbnails, fetched once into the cache.
-        let cached = std::env::temp_dir()
-            .join(format!("rungs-dashboard-{}", std::process::id()))
-            .join(name);
+        // A finished fleet job: its report and thumbnails, fetched once into this process's
+        // private cache folder.
+        let cached = self.cache.path().join(name);
         if let Some(r) = read_json(&cached.join("report.json")) {
             return Some((r, Some(cached)));
         }
@@ -376,8 +388,23 @@ async fn job_page(State(app): State<Shared>, UrlPath(name): UrlPath<String>) -> 
     }
     let n = name.clone();
     match blocking(move || app.job(&n)).await {
-        Some((report, dir)) if report["rungs"].is_array() => {
-            Html(super::title_page(&report, dir.as_deref())).into_response()
+        Some((report, Some(dir))) if report.get("rungs").is_some() => {
+            // Read again as bytes, so that an error names the file's own line and column.
+            let parsed = std::fs::read(dir.join("report.json"))
+                .map_err(|e| format!("report.json: {e}"))
+                .and_then(|b| super::TitleReport::parse(&b));
+            match parsed {
+                Ok(r) => Html(super::title_page(&r, Some(&dir))).into_response(),
+                Err(e) => page(
+                    &name,
+                    false,
+                    &format!(
+                        "<p id=\"unreadable\">This job's report cannot be shown: {}</p>",
+                        esc(&e)
+                    ),
+                )
+                .into_response(),
+            }
         }
         Some((status, _)) => page(
             &name,
@@ -554,6 +581,57 @@ async fn auth(State(app): State<Shared>, request: Request, next: Next) -> Respon
     next.run(request).await
 }
 
+/// True when `host` (a `Host` header) names the dashboard bound at `bound`: a name of
+/// `allowed` (any port), or, when bound to loopback, the loopback address or `localhost` at the
+/// bound port. Off loopback, without `allowed`, any host goes (the token guards it).
+pub fn host_allowed(host: &str, bound: SocketAddr, allowed: &[String]) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let (name, port) = match host.rsplit_once(':') {
+        // An IPv6 literal without a port has colons inside its brackets.
+        Some((n, p)) if !p.contains(']') => (n.to_owned(), p.parse::<u16>().ok()),
+        _ => (host.clone(), None),
+    };
+    if name.is_empty() {
+        return false;
+    }
+    let listed = allowed.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        a == host || a == name
+    });
+    if listed {
+        return true;
+    }
+    if !bound.ip().is_loopback() {
+        return allowed.is_empty();
+    }
+    let own = bound.ip().to_string();
+    let named = matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+        || name == own
+        || name == format!("[{own}]");
+    named && port.is_none_or(|p| p == bound.port())
+}
+
+async fn check_host(State(app): State<Shared>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    match host {
+        Some(h) if host_allowed(&h, app.local, &app.options.allow_hosts) => next.run(request).await,
+        Some(h) => (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "Host {h:?} is not this dashboard's address ({}); add the name with --allow-host",
+                app.local
+            ),
+        )
+            .into_response(),
+        None => (StatusCode::BAD_REQUEST, "a Host header is needed").into_response(),
+    }
+}
+
 /// The router.
 fn router(app: Shared) -> Router {
     Router::new()
@@ -567,6 +645,7 @@ fn router(app: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .layer(middleware::from_fn_with_state(app.clone(), check_host))
         .with_state(app)
 }
 
@@ -585,7 +664,17 @@ pub async fn serve(
         })?;
     let local = listener.local_addr().map_err(ServeError::LocalAddr)?;
     ready(local);
-    let app = Arc::new(App { options });
+    let base = crate::cache::default_dir("dashboard");
+    crate::cache::ensure_private(&base).map_err(ServeError::Cache)?;
+    let cache = tempfile::Builder::new()
+        .prefix("serve-")
+        .tempdir_in(&base)
+        .map_err(|error| ServeError::Cache(crate::cache::CacheError::Io { path: base, error }))?;
+    let app = Arc::new(App {
+        options,
+        local,
+        cache,
+    });
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
@@ -610,5 +699,35 @@ mod tests {
         assert!(check_bind(&any, None).is_err());
         assert!(check_bind(&any, Some("t")).is_ok());
         assert!(check_bind(&"127.0.0.1:0".parse().unwrap(), None).is_ok());
+    }
+
+    #[test]
+    fn only_the_dashboards_own_names_pass_the_host_check() {
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let none: &[String] = &[];
+        for good in ["127.0.0.1:8080", "localhost:8080", "LOCALHOST", "127.0.0.1"] {
+            assert!(host_allowed(good, lo, none), "{good}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "evil.example",
+            "127.0.0.1:9999",
+            "",
+            ":8080",
+            "127.0.0.1.evil.example:8080",
+        ] {
+            assert!(!host_allowed(bad, lo, none), "{bad}");
+        }
+        let named = ["dash.internal".to_owned()];
+        assert!(host_allowed("dash.internal:8080", lo, &named));
+        let v6: SocketAddr = "[::1]:7000".parse().unwrap();
+        assert!(host_allowed("[::1]:7000", v6, none) && host_allowed("[::1]", v6, none));
+        assert!(!host_allowed("[::1]:7001", v6, none));
+        // Off loopback the token guards; a list, when given, still holds.
+        let any: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        assert!(host_allowed("anything", any, none));
+        assert!(
+            !host_allowed("anything", any, &named) && host_allowed("dash.internal", any, &named)
+        );
     }
 }

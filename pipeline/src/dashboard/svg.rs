@@ -49,9 +49,21 @@ const R: f64 = 150.0;
 const T: f64 = 30.0;
 const B: f64 = 44.0;
 
-/// "Nice" tick values covering `lo..hi`.
+/// The most ticks an axis draws.
+const MAX_TICKS: usize = 12;
+
+/// The largest magnitude a chart plots; beyond it a value is not a figure but garbage, and
+/// spans of such values would overflow.
+const MAX_PLOTTED: f64 = 1e300;
+
+/// "Nice" tick values covering `lo..hi`: at most [`MAX_TICKS`], none for a range that is not
+/// finite. The count is fixed before the first tick, so no range (equal ends, huge values
+/// whose step is below their precision) can keep it looping.
 fn ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let span = (hi - lo).max(1e-9);
+    if !(lo.is_finite() && hi.is_finite()) || hi < lo {
+        return Vec::new();
+    }
+    let span = (hi - lo).max(lo.abs().max(hi.abs()) * 1e-12).max(1e-12);
     let raw = span / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
@@ -59,12 +71,15 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
         .map(|m| m * mag)
         .find(|s| span / s <= 6.0)
         .unwrap_or(mag * 10.0);
-    let mut t = (lo / step).ceil() * step;
-    let mut out = Vec::new();
-    while t <= hi + step * 1e-9 {
-        out.push(t);
-        t += step;
+    let first = (lo / step).ceil() * step;
+    let count = ((hi - first) / step + 1e-9).floor();
+    if !(step.is_finite() && step > 0.0 && first.is_finite() && count.is_finite()) || count < 0.0 {
+        return vec![lo, hi];
     }
+    let mut out: Vec<f64> = (0..=(count as usize).min(MAX_TICKS))
+        .map(|i| first + step * i as f64)
+        .collect();
+    out.dedup();
     out
 }
 
@@ -143,8 +158,10 @@ impl Scale {
         if all.is_empty() {
             (scale.x0, scale.x1, scale.y0, scale.y1) = (0.0, 1.0, 0.0, 1.0);
         }
+        // Padded by 5% of the span, and at least by a millionth of the values' size, so
+        // that equal values (at any magnitude) still give a range to draw in.
         let pad = |a: f64, b: f64| {
-            let p = ((b - a) * 0.05).max(1e-6);
+            let p = ((b - a) * 0.05).max(a.abs().max(b.abs()) * 1e-6).max(1e-6);
             (a - p, b + p)
         };
         (scale.x0, scale.x1) = pad(scale.x0, scale.x1);
@@ -154,7 +171,7 @@ impl Scale {
 
     /// True for a point the chart can draw: finite, and with a positive x on a log scale.
     fn plottable(&self, (x, y): (f64, f64)) -> bool {
-        x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0)
+        x.abs() <= MAX_PLOTTED && y.abs() <= MAX_PLOTTED && (!self.log_x || x > 0.0)
     }
 
     /// x on the axis's scale.
@@ -179,10 +196,20 @@ impl Scale {
             return ticks(x0, x1);
         }
         let (a, b) = (x0.floor() as i32, x1.ceil() as i32);
-        (a..=b)
+        let all: Vec<f64> = (a..=b)
             .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
             .filter(|v| (x0..=x1).contains(&v.log10()))
-            .collect()
+            .collect();
+        if all.len() <= MAX_TICKS {
+            return all;
+        }
+        // Many decades: their 1s only, thinned to the limit.
+        let decades: Vec<f64> = (a..=b)
+            .map(|e| 10f64.powi(e))
+            .filter(|v| (x0..=x1).contains(&v.log10()))
+            .collect();
+        let every = decades.len().div_ceil(MAX_TICKS).max(1);
+        decades.into_iter().step_by(every).collect()
     }
 }
 
@@ -303,7 +330,12 @@ pub struct Cell {
 pub fn heat_map(id: &str, title: &str, rows: &[String], cells: &[Vec<Option<Cell>>]) -> String {
     const ROW: f64 = 24.0;
     let cols = cells.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let values = cells.iter().flatten().flatten().map(|c| c.value);
+    let values = cells
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|c| c.value)
+        .filter(|v| v.abs() <= MAX_PLOTTED);
     let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let span = (hi - lo).max(1e-9);
     let height = T + ROW * rows.len() as f64 + B;
@@ -326,7 +358,7 @@ pub fn heat_map(id: &str, title: &str, rows: &[String], cells: &[Vec<Option<Cell
         for (c, cell) in row.iter().enumerate() {
             let Some(cell) = cell else { continue };
             // Light (high value) to dark blue (low value).
-            let t = if hi > lo {
+            let t = if hi > lo && cell.value.abs() <= MAX_PLOTTED {
                 (hi - cell.value) / span
             } else {
                 0.5
@@ -420,5 +452,84 @@ mod tests {
         // The lowest value is the darkest, the highest the lightest.
         assert!(m.contains("fill=\"rgb(30,90,250)\"") && m.contains("fill=\"rgb(230,240,250)\""));
         assert_eq!(ticks(0.0, 10.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+    }
+
+    /// The markup without its text: what remains are tags and their attributes.
+    fn tags_only(svg: &str) -> String {
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in svg.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                _ => {}
+            }
+            if in_tag {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = f64> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(0.0),
+            Just(1e12),
+            Just(-1e12),
+            Just(1e-12),
+            Just(1e300),
+            Just(f64::MAX),
+            Just(f64::MIN_POSITIVE),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            any::<f64>(),
+            -1e6..1e6f64,
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        /// Whatever the values (equal, huge, tiny, NaN, infinite), a chart ends with bounded
+        /// ticks and every coordinate it draws is a number.
+        #[test]
+        fn chart_axes_are_sane_for_any_values(
+            points in proptest::collection::vec((value(), value()), 0..6),
+            same in value(),
+            log_x: bool,
+        ) {
+            let mut all = points.clone();
+            all.push((same, same));
+            all.push((same, same));
+            let s = chart(
+                "c",
+                "t",
+                "x",
+                "y",
+                &[Series {
+                    name: "s".into(),
+                    class: "s".into(),
+                    color: color(0),
+                    mark: Mark::Line,
+                    points: all,
+                }],
+                log_x,
+            );
+            let tags = tags_only(&s);
+            proptest::prop_assert!(!tags.contains("NaN") && !tags.contains("inf"), "{}", tags);
+            proptest::prop_assert!(s.matches("class=\"tk\"").count() <= 2 * (MAX_TICKS + 1));
+            for (lo, hi) in [(same, same), (points.first().map_or(0.0, |p| p.0), same)] {
+                proptest::prop_assert!(ticks(lo.min(hi), lo.max(hi)).len() <= MAX_TICKS + 1);
+            }
+            let cells: Vec<Option<Cell>> = points
+                .iter()
+                .map(|p| Some(Cell { value: p.1, hover: String::new() }))
+                .collect();
+            let m = heat_map("h", "t", &["r".into()], &[cells]);
+            let tags = tags_only(&m);
+            proptest::prop_assert!(!tags.contains("NaN") && !tags.contains("inf"), "{}", tags);
+        }
     }
 }

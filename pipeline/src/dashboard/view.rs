@@ -1,20 +1,112 @@
-//! The title page's data, read from an encode report (`report.json` as JSON) before any of it
-//! is rendered. Missing or mistyped fields read as empty text, `NaN` figures or absent
-//! sections, as the page has always shown them.
+//! The title page's data, deserialised from an encode report (`report.json`) into typed
+//! structures before any of it is rendered. A field of the wrong type refuses the whole report
+//! with its position; a missing field reads as empty text, a `NaN` figure (JSON `null` too)
+//! or an absent section, so that reports of older versions still show.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
-/// A figure of the report; `NaN` when missing.
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
+/// An encode report as the title page reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TitleReport {
+    master: String,
+    codec: String,
+    frames: u64,
+    frame_rate: String,
+    duration_seconds: Option<f64>,
+    chunks: u64,
+    rungs: Vec<RungIn>,
+    ladder: Option<LadderIn>,
+    stages: Vec<StageIn>,
 }
 
-/// Text of the report; empty when missing.
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_owned()
+impl TitleReport {
+    /// Reads a report; the error names the line and column of the first field that is not
+    /// what a report holds there.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("report.json: {e}"))
+    }
+
+    /// True when the report has rungs to show (a running job's status has none).
+    pub fn has_rungs(&self) -> bool {
+        !self.rungs.is_empty()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RungIn {
+    name: String,
+    width: u32,
+    height: u32,
+    average_kbps: Option<f64>,
+    peak_kbps: Option<f64>,
+    vmaf: Option<VmafIn>,
+    chunks: Vec<ChunkIn>,
+    per_frame_vmaf: Option<Vec<Option<f64>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VmafIn {
+    mean: Option<f64>,
+    harmonic_mean: Option<f64>,
+    min: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ChunkIn {
+    crf: Option<f64>,
+    kbps: Option<f64>,
+    start_frame: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LadderIn {
+    mode: Option<String>,
+    notes: Vec<String>,
+    fixed_measured: Option<EstimateIn>,
+    fixed_estimate: Option<EstimateIn>,
+    title_points: Option<Vec<PointIn>>,
+    hull: Vec<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EstimateIn {
+    rungs: Vec<IgnoredAny>,
+    left_out: u64,
+    bd_rate_percent: Option<f64>,
+    why_none: Option<String>,
+    basis: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PointIn {
+    width: u32,
+    height: u32,
+    kbps: Option<f64>,
+    vmaf_mean: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StageIn {
+    stage: String,
+    wall_seconds: Option<f64>,
+    cpu_seconds: Option<f64>,
+}
+
+/// A figure; `NaN` when missing.
+fn f(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::NAN)
 }
 
 /// What the title page shows.
@@ -113,123 +205,112 @@ pub(super) struct Rd {
 }
 
 impl TitlePage {
-    /// Reads the page's data from `report`.
-    pub fn from_report(report: &Value) -> Self {
-        let master = report["master"].as_str().unwrap_or("title");
+    /// The page's data of `report`.
+    pub fn from_report(report: &TitleReport) -> Self {
+        let master = if report.master.is_empty() {
+            "title"
+        } else {
+            &report.master
+        };
         let name = Path::new(master)
             .file_name()
             .map_or(master.to_owned(), |n| n.to_string_lossy().into_owned());
-        let ladder = &report["ladder"];
+        let ladder = report.ladder.as_ref();
         Self {
             name,
-            codec: text(&report["codec"]),
-            frames: report["frames"].to_string(),
-            frame_rate: text(&report["frame_rate"]),
-            duration_seconds: f(&report["duration_seconds"]),
-            chunks: report["chunks"].to_string(),
-            mode: ladder["mode"].as_str().map(str::to_owned),
-            rungs: report["rungs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(Rung::from_report)
-                .collect(),
-            saved: Saved::from_measured(&ladder["fixed_measured"])
-                .or_else(|| Saved::from_estimate(&ladder["fixed_estimate"])),
-            notes: ladder["notes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect(),
-            stages: report["stages"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            codec: report.codec.clone(),
+            frames: report.frames.to_string(),
+            frame_rate: report.frame_rate.clone(),
+            duration_seconds: f(report.duration_seconds),
+            chunks: report.chunks.to_string(),
+            mode: ladder.and_then(|l| l.mode.clone()),
+            rungs: report.rungs.iter().map(Rung::from_report).collect(),
+            saved: ladder.and_then(|l| {
+                l.fixed_measured
+                    .as_ref()
+                    .map(|e| Saved::from_estimate(e, true))
+                    .or_else(|| {
+                        l.fixed_estimate
+                            .as_ref()
+                            .map(|e| Saved::from_estimate(e, false))
+                    })
+            }),
+            notes: ladder.map(|l| l.notes.clone()).unwrap_or_default(),
+            stages: report
+                .stages
+                .iter()
                 .map(|s| Stage {
-                    name: text(&s["stage"]),
-                    wall_seconds: f(&s["wall_seconds"]),
-                    cpu_seconds: f(&s["cpu_seconds"]),
+                    name: s.stage.clone(),
+                    wall_seconds: f(s.wall_seconds),
+                    cpu_seconds: f(s.cpu_seconds),
                 })
                 .collect(),
-            rd: Rd::from_ladder(ladder),
+            rd: ladder.and_then(Rd::from_ladder),
         }
     }
 }
 
 impl Rung {
-    fn from_report(r: &Value) -> Self {
-        let v = &r["vmaf"];
+    fn from_report(r: &RungIn) -> Self {
+        let v = r.vmaf.as_ref();
         Self {
-            name: text(&r["name"]),
-            size: format!("{}x{}", r["width"], r["height"]),
-            average_kbps: f(&r["average_kbps"]),
-            peak_kbps: f(&r["peak_kbps"]),
-            vmaf_mean: f(&v["mean"]),
-            vmaf_harmonic: f(&v["harmonic_mean"]),
-            vmaf_min: f(&v["min"]),
-            chunks: r["chunks"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            name: r.name.clone(),
+            size: format!("{}x{}", r.width, r.height),
+            average_kbps: f(r.average_kbps),
+            peak_kbps: f(r.peak_kbps),
+            vmaf_mean: f(v.and_then(|v| v.mean)),
+            vmaf_harmonic: f(v.and_then(|v| v.harmonic_mean)),
+            vmaf_min: f(v.and_then(|v| v.min)),
+            chunks: r
+                .chunks
+                .iter()
                 .map(|c| Chunk {
-                    crf: c["crf"].as_f64(),
-                    kbps: f(&c["kbps"]),
-                    start_frame: f(&c["start_frame"]),
+                    crf: c.crf,
+                    kbps: f(c.kbps),
+                    start_frame: c.start_frame as f64,
                 })
                 .collect(),
-            per_frame_vmaf: r["per_frame_vmaf"]
-                .as_array()
-                .map(|v| v.iter().map(f).collect()),
+            per_frame_vmaf: r
+                .per_frame_vmaf
+                .as_ref()
+                .map(|v| v.iter().map(|x| f(*x)).collect()),
         }
     }
 }
 
 impl Saved {
-    /// The measured comparison, when the encode made one.
-    fn from_measured(e: &Value) -> Option<Self> {
-        Self::from_estimate(e).map(|s| Self {
-            measured: true,
-            ..s
-        })
-    }
-
-    /// The estimate, when `e` is one (a fixed ladder has none).
-    fn from_estimate(e: &Value) -> Option<Self> {
-        e.is_object().then(|| Self {
-            measured: false,
-            rungs: e["rungs"].as_array().map_or(0, Vec::len),
-            left_out: e["left_out"].as_u64().unwrap_or(0),
-            bd_rate_percent: e["bd_rate_percent"].as_f64(),
-            why_none: e["why_none"]
-                .as_str()
-                .unwrap_or("too few points")
-                .to_owned(),
-            basis: e["basis"].as_str().unwrap_or("estimate").to_owned(),
-        })
+    /// The comparison against the fixed ladder: measured, or estimated on the title's curves.
+    fn from_estimate(e: &EstimateIn, measured: bool) -> Self {
+        Self {
+            measured,
+            rungs: e.rungs.len(),
+            left_out: e.left_out,
+            bd_rate_percent: e.bd_rate_percent,
+            why_none: e
+                .why_none
+                .clone()
+                .unwrap_or_else(|| "too few points".into()),
+            basis: e.basis.clone().unwrap_or_else(|| "estimate".into()),
+        }
     }
 }
 
 impl Rd {
     /// The ladder's title points and hull, when it has title points.
-    fn from_ladder(ladder: &Value) -> Option<Self> {
-        let points = ladder["title_points"].as_array()?;
-        let rd = |p: &Value| (f(&p["kbps"]), f(&p["vmaf_mean"]));
+    fn from_ladder(ladder: &LadderIn) -> Option<Self> {
+        let points = ladder.title_points.as_ref()?;
+        let rd = |p: &PointIn| (f(p.kbps), f(p.vmaf_mean));
         let mut by_size: BTreeMap<(u64, u64), Vec<(f64, f64)>> = BTreeMap::new();
         for p in points {
             by_size
-                .entry((
-                    p["height"].as_u64().unwrap_or(0),
-                    p["width"].as_u64().unwrap_or(0),
-                ))
+                .entry((u64::from(p.height), u64::from(p.width)))
                 .or_default()
                 .push(rd(p));
         }
-        let mut hull: Vec<(f64, f64)> = ladder["hull"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.as_u64().and_then(|i| points.get(i as usize)))
+        let mut hull: Vec<(f64, f64)> = ladder
+            .hull
+            .iter()
+            .filter_map(|&i| points.get(i))
             .map(rd)
             .collect();
         hull.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -284,6 +284,9 @@ pub enum EncodeJobError {
         /// The first failure.
         first: String,
     },
+    /// A cache folder or file of this machine cannot be trusted.
+    #[error("{0}")]
+    Cache(crate::cache::CacheError),
     /// The job was interrupted; running it again resumes.
     #[error("interrupted; run the same command again to resume")]
     Interrupted,

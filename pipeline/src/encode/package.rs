@@ -123,7 +123,7 @@ pub enum TitleError {
 /// its file and line), every audio file has an audio stream.
 pub fn check_inputs(options: &PackageOptions) -> Result<(), TitleError> {
     for (path, _) in &options.subtitles {
-        let bytes = std::fs::read(path).map_err(|error| TitleError::SubtitleFile {
+        let bytes = packager::subtitles::read(path).map_err(|error| TitleError::SubtitleFile {
             path: path.clone(),
             error,
         })?;

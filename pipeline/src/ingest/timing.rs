@@ -98,7 +98,8 @@ impl FrameClock {
             self.first = Some(pts);
         }
         if let Some(prev) = self.prev {
-            let delta = pts - prev;
+            // Hostile timestamps can be anywhere in i64: the interval saturates.
+            let delta = pts.saturating_sub(prev);
             if let Some(c) = self.deltas.get_mut(&delta) {
                 *c += 1;
             } else if self.deltas.len() < MAX_DISTINCT {
@@ -170,7 +171,9 @@ impl FrameClock {
             _ => 0,
         };
         let duration_seconds = match (self.first, self.prev) {
-            (Some(f), Some(l)) => round_ms(seconds(l - f + last_duration)),
+            (Some(f), Some(l)) => {
+                round_ms(seconds(l.saturating_sub(f).saturating_add(last_duration)))
+            }
             _ => 0.0,
         };
         Timing {
@@ -191,7 +194,7 @@ impl FrameClock {
         }
         let tb = self.time_base;
         let num = i64::from(tb.den);
-        let den = i64::from(tb.num) * m;
+        let den = i64::from(tb.num).checked_mul(m).unwrap_or(i64::MAX);
         if num <= i64::from(i32::MAX) && den <= i64::from(i32::MAX) && den > 0 {
             Rational::new(num as i32, den as i32).reduced()
         } else {
@@ -375,6 +378,25 @@ mod tests {
             c.push(Some(p), 0);
         }
         c.finish(0)
+    }
+
+    proptest::proptest! {
+        /// Timestamps anywhere in i64, with any durations and time bases, never overflow:
+        /// the clock reports what it saw without a panic.
+        #[test]
+        fn any_timestamps_are_measured_without_overflow(
+            pts in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..40),
+            durations in proptest::collection::vec(proptest::prelude::any::<i64>(), 40),
+            num in 1..100_000i32,
+            den in 1..100_000i32,
+        ) {
+            let mut c = FrameClock::new(Rational::new(num, den), Some(Rational::new(den, num)));
+            for (p, d) in pts.iter().zip(&durations) {
+                c.push(Some(*p), *d);
+            }
+            let (t, _) = c.finish(0);
+            proptest::prop_assert_eq!(t.frames, pts.len() as u64);
+        }
     }
 
     #[test]

@@ -702,19 +702,22 @@ impl Ctx<'_> {
         let _one = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
         let dir = self.cache.join(&self.job).join("input");
         let path = dir.join(format!("{}-{}", digest_of(key.as_str()), safe_name(name)));
-        if !path.is_file() {
-            std::fs::create_dir_all(&dir).map_err(|error| EncodeJobError::File {
-                action: "create",
-                path: dir.clone(),
-                error,
-            })?;
-            self.store
-                .get_to_file(&key, &path)
-                .map_err(|error| EncodeJobError::Fetch {
+        // Checked once per process: the file matches the record of its fetch.
+        let seen = format!("verified:{}", path.display());
+        if self.memo.get(&seen).is_some() && path.is_file() {
+            return Ok(path);
+        }
+        crate::cache::ensure_private(&dir).map_err(EncodeJobError::Cache)?;
+        crate::cache::fetch_verified(&path, |p| self.store.get_to_file(&key, p)).map_err(|e| {
+            match e {
+                crate::cache::FetchError::Fetch(error) => EncodeJobError::Fetch {
                     name: name.clone(),
                     error,
-                })?;
-        }
+                },
+                crate::cache::FetchError::Cache(e) => EncodeJobError::Cache(e),
+            }
+        })?;
+        self.memo.insert(&seen, Vec::new());
         Ok(path)
     }
 
