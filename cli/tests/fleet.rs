@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cloud::{AwsOptions, S3Store};
 use common::{arg, rungs_text};
 use fixtures::Fixture;
 use fixtures::faults::FaultProxy;
@@ -22,14 +21,6 @@ const QUEUE: &str = "rungs-test";
 const STORE: &str = "s3://fleet/jobs-test";
 /// A fleet job may take this long on two cores before the test gives up.
 const JOB_TIMEOUT: Duration = Duration::from_secs(900);
-
-fn aws(endpoint: &str) -> AwsOptions {
-    AwsOptions {
-        endpoint: Some(endpoint.to_owned()),
-        region: Some("us-east-1".into()),
-        credentials: Some(("test".into(), "test".into())),
-    }
-}
 
 /// The options of both the local run and the fleet jobs: a shot-level ladder (so that every
 /// stage runs: plan, probes, anchors, decision, encodes, assembly with VMAF, packaging), with
@@ -181,18 +172,7 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     assert!(local.keys().any(|k| k.starts_with("text/")), "{local:?}");
 
     let moto = Moto::start().unwrap();
-    S3Store::open(STORE, &aws(&moto.endpoint))
-        .unwrap()
-        .ensure_bucket()
-        .unwrap();
-    let fleet = Fleet::open(
-        QUEUE,
-        STORE,
-        &aws(&moto.endpoint),
-        &aws(&moto.endpoint),
-        None,
-    )
-    .unwrap();
+    let fleet = common::fleet::open(&moto, QUEUE, STORE);
 
     // 1. Three workers, a clean network.
     let job = submit(&moto, &f.path, &extra);

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cloud::{AwsOptions, S3Store};
+use cloud::S3Store;
+use common::fleet::aws;
 use common::{arg, rungs_text};
 use fixtures::Fixture;
 use fixtures::moto::Moto;
@@ -21,14 +22,6 @@ use store::{Key, Store};
 const QUEUE: &str = "rungs-hostile";
 const STORE: &str = "s3://hostile/fleet";
 
-fn aws(endpoint: &str) -> AwsOptions {
-    AwsOptions {
-        endpoint: Some(endpoint.to_owned()),
-        region: Some("us-east-1".into()),
-        credentials: Some(("test".into(), "test".into())),
-    }
-}
-
 /// A moto server, its fleet, and a scratch folder.
 struct Rig {
     moto: Moto,
@@ -39,18 +32,7 @@ struct Rig {
 impl Rig {
     fn start() -> Self {
         let moto = Moto::start().unwrap();
-        S3Store::open(STORE, &aws(&moto.endpoint))
-            .unwrap()
-            .ensure_bucket()
-            .unwrap();
-        let fleet = Fleet::open(
-            QUEUE,
-            STORE,
-            &aws(&moto.endpoint),
-            &aws(&moto.endpoint),
-            None,
-        )
-        .unwrap();
+        let fleet = common::fleet::open(&moto, QUEUE, STORE);
         Self {
             moto,
             fleet,
@@ -235,32 +217,44 @@ fn a_spec_can_tighten_the_workers_limits_but_never_loosen_them() {
         s.options.ingest.max_frames = max_frames;
         s
     };
+    // Plants `job` with `spec`, serves it with `options`, and checks how it failed.
+    let fails = |job: &str, spec: JobSpec, options: WorkerOptions, why: &str| {
+        rig.plant(job, &master, &spec);
+        let s = rig.serve(&options, &[job]);
+        assert_eq!(s[0].state, "failed", "{s:?}");
+        let error = s[0].error.clone().unwrap();
+        assert!(error.contains(why), "{job}: {error}");
+    };
     // The worker takes masters of at most 480 pixels a side; the master is 640×360.
-    rig.plant("loosen-size", &master, &with(100_000, u64::MAX));
-    let options = WorkerOptions {
+    let small = WorkerOptions {
         max_dimension: 480,
         ..rig.worker_options()
     };
-    let s = rig.serve(&options, &["loosen-size"]);
-    assert_eq!(s[0].state, "failed", "{s:?}");
-    let error = s[0].error.clone().unwrap();
-    assert!(error.contains("outside 16..480 pixels"), "{error}");
+    fails(
+        "loosen-size",
+        with(100_000, u64::MAX),
+        small,
+        "outside 16..480 pixels",
+    );
     // The worker takes 10 frames at most.
-    rig.plant("loosen-frames", &master, &with(4096, u64::MAX));
-    let options = WorkerOptions {
+    let short = WorkerOptions {
         max_dimension: 4096,
         max_frames: 10,
         ..rig.worker_options()
     };
-    let s = rig.serve(&options, &["loosen-frames"]);
-    assert_eq!(s[0].state, "failed", "{s:?}");
-    let error = s[0].error.clone().unwrap();
-    assert!(error.contains("more than 10 frames"), "{error}");
+    fails(
+        "loosen-frames",
+        with(4096, u64::MAX),
+        short,
+        "more than 10 frames",
+    );
     // A spec may ask for less than the worker allows.
-    rig.plant("tighten", &master, &with(4096, 5));
-    let s = rig.serve(&rig.worker_options(), &["tighten"]);
-    let error = s[0].error.clone().unwrap();
-    assert!(error.contains("more than 5 frames"), "{error}");
+    fails(
+        "tighten",
+        with(4096, 5),
+        rig.worker_options(),
+        "more than 5 frames",
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dashboard;
+pub mod fleet;
 pub mod vmaf;
 
 use std::path::Path;
