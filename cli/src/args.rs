@@ -391,6 +391,9 @@ pub struct StatusArgs {
     /// Download the finished title into this folder
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Seconds without a run of the job's driver after which it reads as stalled
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub stalled_after: u64,
 }
 
 #[derive(Debug, Args)]
@@ -532,4 +535,8 @@ pub struct RetryArgs {
     pub job: String,
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// Seconds without a run of the job's driver after which a job that has not failed may be
+    /// retried (it stalled: its tasks were lost)
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub stalled_after: u64,
 }

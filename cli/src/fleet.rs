@@ -26,6 +26,38 @@ fn open(args: &FleetArgs, max_receives: Option<u32>) -> anyhow::Result<Fleet> {
     Fleet::open(&args.queue, &args.store, &sqs, &s3, max_receives).context("opening the fleet")
 }
 
+/// Opens a worker's fleet, waiting out an outage of the queue or the store (a worker started
+/// while they are unreachable starts serving once they answer); `None` when stopped first.
+fn open_waiting(args: &FleetArgs, max_receives: u32) -> anyhow::Result<Option<Fleet>> {
+    use std::sync::atomic::Ordering;
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let err = match open(args, Some(max_receives)) {
+            Ok(f) => return Ok(Some(f)),
+            Err(e) => e,
+        };
+        let outage = matches!(
+            err.downcast_ref::<fleet::FleetError>(),
+            Some(
+                fleet::FleetError::Queue(workers::queue::QueueError::Remote { .. })
+                    | fleet::FleetError::Store(store::StoreError::Remote { .. })
+            )
+        );
+        if !outage {
+            return Err(err);
+        }
+        tracing::warn!("{err:#}; trying again in {} s", pause.as_secs());
+        let until = std::time::Instant::now() + pause;
+        while std::time::Instant::now() < until {
+            if crate::interrupt::STOP.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pause = (pause * 2).min(workers::worker::MAX_BACKOFF);
+    }
+}
+
 pub fn submit(global: &Global, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
     let options = crate::encode::options(&args.encode)?;
     fleet::check_options(&options)?;
@@ -44,7 +76,8 @@ pub fn submit(global: &Global, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
     if !args.wait {
         return Ok(exit::OK.into());
     }
-    follow(global, &fleet, &job, args.encode.output.as_deref())
+    let out = args.encode.output.as_deref();
+    follow(global, &fleet, &job, out, fleet::STALLED_AFTER)
 }
 
 pub fn worker(global: &Global, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -54,7 +87,19 @@ pub fn worker(global: &Global, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
             args.visibility, args.poll
         )));
     }
-    let fleet = open(&args.fleet, Some(args.max_receives))?;
+    crate::interrupt::install(
+        &[libc::SIGINT, libc::SIGTERM],
+        b"\nstopping: finishing the task in hand (signal again to quit now)\n",
+    );
+    let Some(fleet) = open_waiting(&args.fleet, args.max_receives)? else {
+        if !global.quiet {
+            eprintln!(
+                "worker {} stopped before the fleet answered",
+                std::process::id()
+            );
+        }
+        return Ok(exit::OK.into());
+    };
     let mut options = WorkerOptions {
         poll: Duration::from_secs(args.poll),
         visibility: Duration::from_secs(args.visibility),
@@ -69,10 +114,6 @@ pub fn worker(global: &Global, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     if let Some(c) = &args.cache {
         options.cache = c.clone();
     }
-    crate::interrupt::install(
-        &[libc::SIGINT, libc::SIGTERM],
-        b"\nstopping: finishing the task in hand (signal again to quit now)\n",
-    );
     if !global.quiet {
         eprintln!(
             "worker {}: {} task(s) at once on {}",
@@ -99,9 +140,16 @@ pub fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     fleet::check_job(&args.job)?;
     let fleet = open(&args.fleet, None)?;
     if args.wait {
-        return follow(global, &fleet, &args.job, args.output.as_deref());
+        let stalled_after = Duration::from_secs(args.stalled_after);
+        return follow(
+            global,
+            &fleet,
+            &args.job,
+            args.output.as_deref(),
+            stalled_after,
+        );
     }
-    let s = fleet::status(&fleet, &args.job)?;
+    let s = fleet::status_within(&fleet, &args.job, Duration::from_secs(args.stalled_after))?;
     if let (Some(dir), "done") = (&args.output, s.state.as_str()) {
         download(global, &fleet, &s.job, dir)?;
     }
@@ -111,7 +159,7 @@ pub fn status(global: &Global, args: &StatusArgs) -> anyhow::Result<ExitCode> {
 
 fn line(s: &JobStatus) -> String {
     match (&s.waiting, &s.error) {
-        (_, Some(e)) => format!("{}: failed: {e}", s.job),
+        (_, Some(e)) => format!("{}: {}: {e}", s.job, s.state),
         (Some(w), None) => format!("{}: {} ({}/{})", s.job, w.stage, w.done, w.total),
         (None, None) => format!("{}: {}", s.job, s.state),
     }
@@ -135,7 +183,7 @@ fn print(global: &Global, s: &JobStatus) -> anyhow::Result<()> {
 }
 
 fn code(s: &JobStatus) -> exit::Code {
-    if s.state == "failed" {
+    if s.state == "failed" || s.state == "stalled" {
         exit::ENCODE_FAILED
     } else {
         exit::OK
@@ -158,23 +206,24 @@ fn download(
     Ok(())
 }
 
-/// Follows a job until it ends, a line on stderr at every change; downloads the title into
-/// `out` when it is done.
+/// Follows a job until it ends (done, failed or stalled), a line on stderr at every change;
+/// downloads the title into `-o` when it is done.
 fn follow(
     global: &Global,
     fleet: &Fleet,
     job: &str,
     out: Option<&std::path::Path>,
+    stalled_after: Duration,
 ) -> anyhow::Result<ExitCode> {
     let mut last = String::new();
     loop {
-        let s = fleet::status(fleet, job)?;
+        let s = fleet::status_within(fleet, job, stalled_after)?;
         let now = line(&s);
         if now != last && !global.quiet {
             eprintln!("{now}");
         }
         last = now;
-        if s.state == "done" || s.state == "failed" {
+        if ["done", "failed", "stalled"].contains(&s.state.as_str()) {
             if let (Some(dir), "done") = (out, s.state.as_str()) {
                 download(global, fleet, job, dir)?;
             }
@@ -240,7 +289,7 @@ pub fn publish(global: &Global, args: &PublishArgs) -> anyhow::Result<ExitCode> 
 pub fn retry(global: &Global, args: &RetryArgs) -> anyhow::Result<ExitCode> {
     fleet::check_job(&args.job)?;
     let fleet = open(&args.fleet, None)?;
-    let attempt = fleet::retry(&fleet, &args.job)?;
+    let attempt = fleet::retry(&fleet, &args.job, Duration::from_secs(args.stalled_after))?;
     if !global.quiet {
         eprintln!(
             "{}: queued again (attempt {attempt}); follow it with `rungs status {}`",

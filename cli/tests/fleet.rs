@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +20,8 @@ const QUEUE: &str = "rungs-test";
 const STORE: &str = "s3://fleet/jobs-test";
 /// A fleet job may take this long on two cores before the test gives up.
 const JOB_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long the store and the queue are down in the middle of the chaos job.
+const OUTAGE: Duration = Duration::from_secs(60);
 
 /// The options of both the local run and the fleet jobs: a shot-level ladder (so that every
 /// stage runs: plan, probes, anchors, decision, encodes, assembly with VMAF, packaging), with
@@ -43,49 +44,18 @@ fn encode_args(rules: &Path, srt: &Path) -> Vec<String> {
     .collect()
 }
 
-/// Every file under `dir` (relative path → bytes), leaving out the report and the work folder.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            if rel == ".rungs" || rel == "report.json" {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
-fn assert_same(local: &BTreeMap<String, Vec<u8>>, fleet: &BTreeMap<String, Vec<u8>>, what: &str) {
-    let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(fleet), names(local), "{what}: the same files");
-    for (name, bytes) in local {
-        assert!(
-            fleet[name] == *bytes,
-            "{what}: {name} differs from the local run"
-        );
-    }
-}
-
 struct Worker {
     child: Child,
     log: PathBuf,
 }
 
-/// Starts `rungs worker` (one task at a time) with its S3 traffic through `s3`.
-fn worker(moto: &Moto, s3: &str, cache: &Path, n: usize) -> Worker {
+/// Starts `rungs worker` (one task at a time) with its SQS traffic through `sqs` and its S3
+/// traffic through `s3`.
+fn worker(sqs: &str, s3: &str, cache: &Path, n: usize) -> Worker {
     let log = cache.join(format!("worker-{n}.log"));
     let child = Command::new(assert_cmd::cargo::cargo_bin("rungs"))
         .args(["worker", "--queue", QUEUE, "--store", STORE])
-        .args(["--endpoint", &moto.endpoint, "--s3-endpoint", s3])
+        .args(["--endpoint", sqs, "--s3-endpoint", s3])
         .args(["--threads", "1", "--poll", "1", "--visibility", "8"])
         .args(["--cache", arg(&cache.join(format!("cache-{n}")))])
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -167,7 +137,7 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     args.extend(extra.iter().map(String::as_str));
     let (code, _, stderr) = rungs_text(&args, Duration::from_secs(600));
     assert_eq!(code, 0, "{stderr}");
-    let local = files(&local_dir);
+    let local = common::title_files(&local_dir);
     assert!(local.contains_key("master.m3u8") && local.contains_key("manifest.mpd"));
     assert!(local.keys().any(|k| k.starts_with("text/")), "{local:?}");
 
@@ -177,7 +147,7 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     // 1. Three workers, a clean network.
     let job = submit(&moto, &f.path, &extra);
     let workers: Vec<Worker> = (0..3)
-        .map(|n| worker(&moto, &moto.endpoint, dir.path(), n))
+        .map(|n| worker(&moto.endpoint, &moto.endpoint, dir.path(), n))
         .collect();
     let clean_start = Instant::now();
     let mut seen = Vec::new();
@@ -197,12 +167,14 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(clean_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["ladder"]["mode"], "shot");
-    assert_same(&local, &files(&clean_dir), "three workers");
+    common::assert_same_files(&local, &common::title_files(&clean_dir), "three workers");
     let logs = stop(workers);
 
     // 2. Chaos: storage faults on the workers' S3 traffic, three SIGKILLs with replacements,
-    //    and a poison job beside the good one.
+    //    a poison job beside the good one, a forged message and a 1.1 kB id on the queue, and
+    //    a 60 s outage of both S3 and SQS in the middle of the job.
     let proxy = FaultProxy::start(moto.port, 0.05, 0.05, 7);
+    let sqs = FaultProxy::start(moto.port, 0.0, 0.0, 8);
     let poison = dir.path().join("poison.mp4");
     std::fs::write(
         &poison,
@@ -213,8 +185,18 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     .unwrap();
     let bad = submit(&moto, &poison, &[]);
     let job = submit(&moto, &f.path, &extra);
+    // The job's plan task, with another job's body: it must neither run nor mark the real one
+    // done; and an id too long for any key.
+    let forged = serde_json::json!({
+        "id": format!("{job}-plan"),
+        "group": job,
+        "body": serde_json::to_string(&pipeline::encode::job::Work::Plan { job: "intruder".into() }).unwrap(),
+    });
+    moto.send_raw(QUEUE, &forged.to_string()).unwrap();
+    let long = serde_json::json!({ "id": format!("{job}-{}", "x".repeat(1100)), "group": job, "body": "{}" });
+    moto.send_raw(QUEUE, &long.to_string()).unwrap();
     let mut workers: Vec<Worker> = (0..3)
-        .map(|n| worker(&moto, &proxy.endpoint, dir.path(), 10 + n))
+        .map(|n| worker(&sqs.endpoint, &proxy.endpoint, dir.path(), 10 + n))
         .collect();
     let started = Instant::now();
     // One kill in each part of the job (probing; encoding; assembling, measuring and packaging), at a
@@ -241,9 +223,29 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     let mut kills = Vec::new();
     let mut seen_at: Option<(usize, Instant)> = None;
     let mut delay = Duration::from_millis(random() % 3000);
+    // The outage: from the first look at the encoding part, 60 s long.
+    let mut outage: Option<(Instant, Option<Duration>)> = None;
     let s = wait(&fleet, &job, |s| {
         let Some(at) = &s.waiting else { return };
         let now = part(&at.stage);
+        match outage {
+            None if now == 1 => {
+                proxy.set_down(true);
+                sqs.set_down(true);
+                outage = Some((Instant::now(), None));
+                eprintln!(
+                    "outage from {} s, while {}",
+                    started.elapsed().as_secs(),
+                    at.stage
+                );
+            }
+            Some((from, None)) if from.elapsed() >= OUTAGE => {
+                proxy.set_down(false);
+                sqs.set_down(false);
+                outage = Some((from, Some(from.elapsed())));
+            }
+            _ => {}
+        }
         if now < kills.len() {
             return;
         }
@@ -260,11 +262,39 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
             w.child.kill().unwrap(); // SIGKILL
             w.child.wait().unwrap();
             kills.push((started.elapsed().as_secs(), at.stage.clone()));
-            workers.push(worker(&moto, &proxy.endpoint, dir.path(), 20 + kills.len()));
+            workers.push(worker(
+                &sqs.endpoint,
+                &proxy.endpoint,
+                dir.path(),
+                20 + kills.len(),
+            ));
             delay = Duration::from_millis(random() % 1500);
         }
     });
     assert_eq!(s.state, "done", "{s:?} after kills {kills:?}");
+    let (_, lasted) = outage.expect("the outage happened");
+    assert!(
+        lasted.is_some_and(|d| d >= OUTAGE),
+        "the job ended in the outage"
+    );
+    assert!(s.dead_letters.is_empty(), "{s:?}");
+    // The refused messages are buried outside every job.
+    let refused: Vec<_> = fleet
+        .queue
+        .dead_letters()
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.message.group.is_empty())
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|d| d.error.contains("does not match its body"))
+            && refused
+                .iter()
+                .any(|d| d.error.contains("bytes): expected 1 to")),
+        "{refused:#?}"
+    );
     assert_eq!(
         kills.len(),
         3,
@@ -272,7 +302,7 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     );
     let chaos_dir = dir.path().join("chaos");
     fleet::download(&fleet, &job, &chaos_dir).unwrap();
-    assert_same(&local, &files(&chaos_dir), "chaos");
+    common::assert_same_files(&local, &common::title_files(&chaos_dir), "chaos");
     let counts = &proxy.counts;
     let (errors, cut) = (
         counts.errors.load(std::sync::atomic::Ordering::Relaxed),
@@ -415,6 +445,19 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
         eprintln!("killed a worker at {} s while {}", w.0, w.1);
     }
     eprintln!("faults injected: {errors} errors, {cut} responses cut");
+    let refused = [&proxy, &sqs]
+        .iter()
+        .map(|p| p.counts.refused.load(std::sync::atomic::Ordering::Relaxed))
+        .sum::<u64>();
+    eprintln!("requests refused in the outage: {refused}");
+    assert!(refused > 0);
+    // The workers waited the outage out, saying so (and those alive were stopped cleanly).
+    let backed_off = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .filter(|log| log.contains("trying again in"))
+        .count();
+    assert!(backed_off > 0, "no worker logged its back-off");
     // Credentials never reach the logs.
     logs.retain(|l| l.contains("rungs-secret-never-printed"));
     assert!(logs.is_empty(), "a worker printed its secret key");

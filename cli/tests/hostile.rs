@@ -65,6 +65,19 @@ impl Rig {
 
     /// Runs a worker in this process with `options` until every job in `jobs` has ended.
     fn serve(&self, options: &WorkerOptions, jobs: &[&str]) -> Vec<fleet::JobStatus> {
+        self.serve_until(options, jobs, |all| {
+            all.iter().all(|s| s.state == "done" || s.state == "failed")
+        })
+    }
+
+    /// Runs a worker in this process with `options` until the statuses of `jobs` meet `until`
+    /// (the worker finishes the task in hand, then stops).
+    fn serve_until(
+        &self,
+        options: &WorkerOptions,
+        jobs: &[&str],
+        until: impl Fn(&[fleet::JobStatus]) -> bool,
+    ) -> Vec<fleet::JobStatus> {
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             let worker = s.spawn(|| fleet::run_worker(&self.fleet, options, &stop));
@@ -74,7 +87,7 @@ impl Rig {
                     .iter()
                     .map(|j| fleet::status(&self.fleet, j).unwrap())
                     .collect();
-                if all.iter().all(|s| s.state == "done" || s.state == "failed") {
+                if until(&all) {
                     break all;
                 }
                 assert!(
@@ -89,6 +102,38 @@ impl Rig {
             worker.join().unwrap().expect("the worker ran to its stop");
             statuses
         })
+    }
+
+    /// `--queue`, `--store` and `--endpoint` of the rig's fleet.
+    fn fleet_args(&self) -> [&str; 6] {
+        [
+            "--queue",
+            QUEUE,
+            "--store",
+            STORE,
+            "--endpoint",
+            &self.moto.endpoint,
+        ]
+    }
+
+    /// Submits the multi-shot master with `rungs submit` and a fixed ladder of `rungs` (TOML),
+    /// not packaged, with `extra` options; the job's name.
+    fn submit(&self, rungs: &str, extra: &[&str]) -> String {
+        let master = fixtures::ensure(Fixture::MultiShot).unwrap().path;
+        let file = self.dir.path().join("rungs.toml");
+        std::fs::write(&file, rungs).unwrap();
+        let mut args = vec![
+            "submit",
+            arg(&master),
+            "--rungs",
+            arg(&file),
+            "--no-package",
+        ];
+        args.extend(self.fleet_args());
+        args.extend(extra);
+        let (code, stdout, stderr) = rungs_text(&args, Duration::from_secs(120));
+        assert_eq!(code, 0, "{stderr}");
+        stdout.trim().to_owned()
     }
 
     fn worker_options(&self) -> WorkerOptions {
@@ -262,34 +307,10 @@ fn forged_and_oversized_messages_neither_stall_nor_fail_another_job() {
     // SAFETY: set before any thread of this test reads the environment.
     unsafe { common::fake_aws_credentials() };
     let rig = Rig::start();
-    let master = fixtures::ensure(Fixture::MultiShot).unwrap().path;
-    let rungs = rig.dir.path().join("rungs.toml");
-    std::fs::write(
-        &rungs,
+    let victim = rig.submit(
         "[[rung]]\nname = \"low\"\nwidth = 320\nheight = 180\ncrf = 30\n",
-    )
-    .unwrap();
-    let (code, stdout, stderr) = rungs_text(
-        &[
-            "submit",
-            arg(&master),
-            "--queue",
-            QUEUE,
-            "--store",
-            STORE,
-            "--endpoint",
-            &rig.moto.endpoint,
-            "--rungs",
-            arg(&rungs),
-            "--preset",
-            "ultrafast",
-            "--no-vmaf",
-            "--no-package",
-        ],
-        Duration::from_secs(120),
+        &["--preset", "ultrafast", "--no-vmaf"],
     );
-    assert_eq!(code, 0, "{stderr}");
-    let victim = stdout.trim().to_owned();
     // The victim's plan task, with another job's body: before the fix, a worker ran the body,
     // marked the victim's plan done (so the real one was dropped as a duplicate) or buried it
     // under the victim's name (so the victim failed).
@@ -566,4 +587,156 @@ fn an_oversized_subtitle_file_is_refused_before_any_work() {
         "{stderr}"
     );
     assert!(!out.join("master.m3u8").exists());
+}
+
+#[test]
+fn a_job_whose_tasks_were_purged_reads_as_stalled_and_a_retry_finishes_it() {
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { common::fake_aws_credentials() };
+    let rig = Rig::start();
+    let job = rig.submit(
+        "[[rung]]\nname = \"a\"\nwidth = 320\nheight = 180\ncrf = 30\n\n\
+         [[rung]]\nname = \"b\"\nwidth = 640\nheight = 360\ncrf = 26\n",
+        &[],
+    );
+    let fleet_args = rig.fleet_args();
+    // Mid-job (the encodes queued), the queue is purged: every task is gone, the driver's too.
+    let s = rig.serve_until(&rig.worker_options(), &[&job], |s| {
+        s[0].waiting
+            .as_ref()
+            .is_some_and(|w| w.stage.starts_with("encoding"))
+    });
+    assert_eq!(s[0].state, "running", "{s:?}");
+    rig.moto.purge(QUEUE).unwrap();
+    // No driver runs any more: the job reads as stalled, with the reason, and exits 5.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut args = vec!["status", job.as_str(), "--stalled-after", "2"];
+    args.extend(fleet_args);
+    let (code, stdout, stderr) = rungs_text(&args, Duration::from_secs(60));
+    assert_eq!(code, 5, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["state"], "stalled", "{status}");
+    assert!(
+        stderr.contains("was lost") && stderr.contains("rungs retry"),
+        "{stderr}"
+    );
+    // A running job is not retried; a stalled one is, and finishes.
+    let mut args = vec!["retry", job.as_str()];
+    args.extend(fleet_args);
+    let (code, _, stderr) = rungs_text(&args, Duration::from_secs(60));
+    assert_eq!(code, 2, "not stalled yet at 900 s: {stderr}");
+    args.extend(["--stalled-after", "2"]);
+    let (code, _, stderr) = rungs_text(&args, Duration::from_secs(60));
+    assert_eq!(code, 0, "{stderr}");
+    let s = rig.serve(&rig.worker_options(), &[&job]);
+    assert_eq!(s[0].state, "done", "{s:?}");
+    let out = rig.dir.path().join("title");
+    let (files, _) = fleet::download(&rig.fleet, &job, &out).unwrap();
+    assert!(files >= 2 && out.join("a.mp4").is_file() && out.join("b.mp4").is_file());
+}
+
+#[test]
+fn a_run_killed_five_times_in_the_same_assembly_resumes_to_the_same_title() {
+    let master = fixtures::ensure(Fixture::MultiShot1080p).unwrap().path;
+    let dir = tempfile::tempdir().unwrap();
+    let encode = |out: &Path| {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("rungs"));
+        c.args(["encode", arg(&master), "-o", arg(out), "-q"])
+            .args([
+                "--ladder",
+                "fixed",
+                "--preset",
+                "ultrafast",
+                "--workers",
+                "1",
+            ])
+            .args(["--no-vmaf", "--no-package"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let reference = dir.path().join("reference");
+    let done = encode(&reference).output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    // The same encode, SIGKILLed while the assembly of its top rung (the longest: 1080p) is
+    // leased, five times over.
+    let out = dir.path().join("killed");
+    let journal = out.join(".rungs/queue.journal");
+    let lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    // The id of the task that assembles a 1080p rung, once it is queued.
+    let top = || -> Option<String> {
+        lines().iter().find_map(|l| {
+            let id = l["id"].as_str()?;
+            (l["op"] == "push"
+                && id.contains("-assemble-")
+                && l["body"].as_str()?.contains("\"name\":\"1080p"))
+            .then(|| id.to_owned())
+        })
+    };
+    // True while `id` is leased and not settled.
+    let leased = |id: &str| -> bool {
+        let all = lines();
+        all.iter().enumerate().any(|(i, l)| {
+            l["op"] == "lease"
+                && l["id"] == id
+                && !all[i + 1..]
+                    .iter()
+                    .any(|x| x["id"] == id && x["op"] != "lease")
+        })
+    };
+    // The journal as it was before a run: a run opens it by rewriting it whole (a new file),
+    // so only leases written after that are the run's own.
+    let inode = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&journal).map(|m| m.ino()).ok()
+    };
+    let mut target: Option<String> = None;
+    for kill in 1..=5 {
+        let before = inode();
+        let mut run = encode(&out).spawn().unwrap();
+        let end = Instant::now() + Duration::from_secs(300);
+        let id = loop {
+            if target.is_none() {
+                target = top();
+            }
+            let opened = before.is_none() || inode() != before;
+            if let Some(id) = target.clone().filter(|id| opened && leased(id)) {
+                break id;
+            }
+            if let Some(status) = run.try_wait().unwrap() {
+                panic!("run {kill} ended ({status}) before its assembly was caught");
+            }
+            assert!(Instant::now() < end, "run {kill}: no assembly leased");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        run.kill().unwrap(); // SIGKILL
+        run.wait().unwrap();
+        assert!(
+            !lines().iter().any(|l| l["id"] == id && l["op"] == "ack"),
+            "{id} finished"
+        );
+    }
+    // The sixth run resumes: the task killed five times runs, not dead-lettered.
+    let done = encode(&out).output().unwrap();
+    assert!(
+        done.status.success(),
+        "the resume after five kills of {target:?}: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    common::assert_same_files(
+        &common::title_files(&reference),
+        &common::title_files(&out),
+        "killed five times",
+    );
 }

@@ -368,6 +368,28 @@ impl S3Store {
     fn list_under(&self, base: &str, what: &str) -> Result<Vec<(Key, u64)>, StoreError> {
         let strip = self.prefix.as_ref().map_or(0, |p| p.as_str().len() + 1);
         let mut keys = Vec::new();
+        self.pages(base, None, what, |page| {
+            for o in page.contents() {
+                let Some(name) = o.key() else { continue };
+                // Objects written by something else, with names a Key refuses, are skipped.
+                if let Some(k) = name.get(strip..).and_then(|k| Key::new(k).ok()) {
+                    keys.push((k, o.size().unwrap_or(0).max(0) as u64));
+                }
+            }
+        })?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Every page of a listing of the names that start with `base` (grouped at `delimiter`
+    /// when given), handed to `each`.
+    fn pages(
+        &self,
+        base: &str,
+        delimiter: Option<&str>,
+        what: &str,
+        mut each: impl FnMut(&aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output),
+    ) -> Result<(), StoreError> {
         let mut token: Option<String> = None;
         loop {
             let page = self
@@ -377,24 +399,17 @@ impl S3Store {
                         .list_objects_v2()
                         .bucket(&self.bucket)
                         .prefix(base)
+                        .set_delimiter(delimiter.map(str::to_owned))
                         .set_continuation_token(token.clone())
                         .send(),
                 )
                 .map_err(|e| remote("listing", what, sdk_text(&e)))?;
-            for o in page.contents() {
-                let Some(name) = o.key() else { continue };
-                // Objects written by something else, with names a Key refuses, are skipped.
-                if let Some(k) = name.get(strip..).and_then(|k| Key::new(k).ok()) {
-                    keys.push((k, o.size().unwrap_or(0).max(0) as u64));
-                }
-            }
+            each(&page);
             token = page.next_continuation_token().map(str::to_owned);
             if token.is_none() {
-                break;
+                return Ok(());
             }
         }
-        keys.sort();
-        Ok(keys)
     }
 
     /// Streams the object into `sink`, checking its CRC32; a body that breaks off is read
@@ -535,6 +550,24 @@ impl Store for S3Store {
             .map(|(k, _)| k)
             .filter(|k| k.starts_with(prefix))
             .collect())
+    }
+
+    fn children(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
+        let base = format!("{}/", self.object(prefix));
+        let mut names = Vec::new();
+        self.pages(&base, Some("/"), prefix.as_str(), |page| {
+            let objects = page.contents().iter().filter_map(|o| o.key());
+            let folders = page.common_prefixes().iter().filter_map(|p| p.prefix());
+            for full in objects.chain(folders) {
+                let name = full.get(base.len()..).unwrap_or("").trim_end_matches('/');
+                if !name.is_empty() && prefix.join(name).is_ok() {
+                    names.push(name.to_owned());
+                }
+            }
+        })?;
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     fn delete(&self, key: &Key) -> Result<(), StoreError> {

@@ -115,12 +115,9 @@ impl SqsQueue {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
-            return Err(QueueError::Remote {
-                what: "opening the queue",
-                reason: format!(
-                    "queue name {name:?} (expected 1 to 75 letters, digits, '-' and '_')"
-                ),
-            });
+            return Err(QueueError::Config(format!(
+                "queue name {name:?} (expected 1 to 75 letters, digits, '-' and '_')"
+            )));
         }
         let rt = crate::s3::runtime().map_err(|e| QueueError::Remote {
             what: "opening the queue",
@@ -245,16 +242,33 @@ impl SqsQueue {
         self.delete(&lease.receipt, "deleting a dead task")
     }
 
-    fn count(&self, kind: &str) -> Result<usize, QueueError> {
-        let prefix = self.state.join(kind).map_err(|e| QueueError::Remote {
-            what: "naming task state",
-            reason: e.to_string(),
-        })?;
-        Ok(self
-            .store
-            .list(&prefix)
-            .map_err(store_err("counting tasks"))?
-            .len())
+    /// Messages waiting (visible or delayed) and leased in the queue at `url`, as the service
+    /// counts them (approximately).
+    fn waiting(&self, url: &str) -> Result<(usize, usize), QueueError> {
+        let attrs = self
+            .rt
+            .block_on(
+                self.client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+                    .send(),
+            )
+            .map_err(remote("counting tasks"))?;
+        let get = |n: QueueAttributeName| -> usize {
+            attrs
+                .attributes()
+                .and_then(|a| a.get(&n))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            get(QueueAttributeName::ApproximateNumberOfMessages)
+                + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 
     /// The dead records under `prefix`. One that does not parse is returned as a dead letter
@@ -428,32 +442,35 @@ impl Queue for SqsQueue {
         self.bury(lease, error, true)
     }
 
+    /// Waiting and leased tasks from the service's counts, and the dead-letter queue's; the
+    /// tasks done are not counted here (it would list the queue's whole history): see
+    /// [`Queue::counts_of`] for a group's.
     fn counts(&self) -> Result<Counts, QueueError> {
-        let attrs = self
-            .rt
-            .block_on(
-                self.client
-                    .get_queue_attributes()
-                    .queue_url(&self.url)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-                    .send(),
-            )
-            .map_err(remote("counting tasks"))?;
-        let get = |n: QueueAttributeName| -> usize {
-            attrs
-                .attributes()
-                .and_then(|a| a.get(&n))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
+        let (pending, in_flight) = self.waiting(&self.url)?;
+        let (dead, dead_leased) = self.waiting(&self.dead_url)?;
+        Ok(Counts {
+            pending,
+            in_flight,
+            done: 0,
+            dead: dead + dead_leased,
+        })
+    }
+
+    fn counts_of(&self, group: &str) -> Result<Counts, QueueError> {
+        let (pending, in_flight) = self.waiting(&self.url)?;
+        let group = group_segment(group);
+        let count = |kind: &str| -> Result<usize, QueueError> {
+            Ok(self
+                .store
+                .list(&self.prefix(kind, &group)?)
+                .map_err(store_err("counting tasks"))?
+                .len())
         };
         Ok(Counts {
-            pending: get(QueueAttributeName::ApproximateNumberOfMessages)
-                + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-            in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-            done: self.count("done")?,
-            dead: self.count("dead")?,
+            pending,
+            in_flight,
+            done: count("done")?,
+            dead: count("dead")?,
         })
     }
 

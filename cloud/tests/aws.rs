@@ -260,7 +260,7 @@ fn sqs_leases_extend_ack_and_dedupe() {
     );
     q.ack(&first).unwrap();
     q.ack(&second).unwrap();
-    let c = q.counts().unwrap();
+    let c = q.counts_of("").unwrap();
     assert_eq!((c.pending, c.in_flight, c.done, c.dead), (0, 0, 2, 0));
     assert!(!q.push(msg("a")).unwrap(), "a done id is not sent again");
 }
@@ -340,7 +340,7 @@ fn sqs_expired_leases_come_back_and_failures_end_in_the_dead_letter_queue() {
         "{}",
         dead[0].error
     );
-    let c = q.counts().unwrap();
+    let c = q.counts_of("").unwrap();
     assert_eq!((c.pending, c.in_flight, c.done, c.dead), (0, 0, 1, 2));
 }
 

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
                 let vtt = to_vtt(&s.cues);
                 assert!(parse_vtt(vtt.as_bytes()).is_ok());
                 let end = s.cues.iter().map(|c| c.end).max().unwrap_or(0);
-                let _ = segment(&s.cues, &[0, end / 2, end + 1]);
+                let _ = segment(&s.cues, &[0, end / 2, end + 1]).count();
             }
             Err(e) => assert!(e.line >= 1 && e.line <= lines, "{e}"),
         }

@@ -161,6 +161,37 @@ fn manifest_rank(name: &str) -> u8 {
     }
 }
 
+/// The encode report's name in a title.
+const REPORT: &str = "report.json";
+
+/// A copy of the report at `path`, in `scratch`, with every absolute path of this machine (the
+/// master, the renditions' files) cut to its file name: an origin serves the report to anyone.
+fn public_report(path: &Path, scratch: &Path) -> Result<PathBuf, PublishError> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s.starts_with('/') => {
+                let name = Path::new(s.as_str())
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                *s = name;
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            serde_json::Value::Object(o) => o.values_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let bad = |e: String| PublishError::Input(format!("{}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut report: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    strip(&mut report);
+    let out = scratch.join(REPORT);
+    let text = serde_json::to_vec_pretty(&report).expect("JSON serialises");
+    std::fs::write(&out, text).map_err(|e| bad(e.to_string()))?;
+    Ok(out)
+}
+
 /// One file of the title: what it is, and whether the store needs it.
 struct Upload {
     name: String,
@@ -182,7 +213,15 @@ pub fn publish(
     threads: usize,
     progress: &(dyn Fn(&str, bool) + Sync),
 ) -> Result<PublishReport, PublishError> {
-    let files = title_files(dir)?;
+    let mut files = title_files(dir)?;
+    // The report goes up without the paths of this machine.
+    let scratch = tempfile::tempdir()
+        .map_err(|e| PublishError::Input(format!("cannot make a scratch folder: {e}")))?;
+    for (name, path) in &mut files {
+        if name == REPORT {
+            *path = public_report(path, scratch.path())?;
+        }
+    }
     let mut report = PublishReport {
         to: to.to_owned(),
         files: files.len(),

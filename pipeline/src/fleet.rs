@@ -59,8 +59,8 @@ pub enum FleetError {
         /// The job.
         job: String,
     },
-    /// Only a failed job can be retried.
-    #[error("job {job} has not failed: nothing to retry")]
+    /// Only a failed or stalled job can be retried.
+    #[error("job {job} has neither failed nor stalled: nothing to retry")]
     NotFailed {
         /// The job.
         job: String,
@@ -299,6 +299,10 @@ pub fn submit(
             rel: "job.json".into(),
             error,
         })?;
+    write_queued(store, &job).map_err(|error| EncodeJobError::Store {
+        rel: "status.json".into(),
+        error,
+    })?;
     fleet
         .queue
         .push(
@@ -311,6 +315,25 @@ pub fn submit(
         .map_err(EncodeJobError::Queue)?;
     tracing::info!(%job, "submitted");
     Ok(job)
+}
+
+/// Writes the status of a job that waits for its first driver run.
+fn write_queued(store: &dyn Store, job: &str) -> Result<(), store::StoreError> {
+    let at = now().as_secs();
+    let status = Status {
+        waiting: job::Waiting {
+            stage: QUEUED_STAGE.into(),
+            done: 0,
+            total: 1,
+        },
+        updated: at,
+        since: at,
+    };
+    let key = Key::new(format!("{}status.json", root(job)))?;
+    store.put(
+        &key,
+        &serde_json::to_vec_pretty(&status).expect("serialises"),
+    )
 }
 
 /// How a worker runs.
@@ -533,22 +556,19 @@ fn prune_cache(store: &dyn Store, cache: &Path) {
     }
 }
 
-/// Runs a failed job again: its failure record and its stage markers go, and its driver is
-/// queued again under a new attempt, whose tasks have new ids (the failed ones are known to
-/// the queue). Finished task outputs are kept, so only what failed, and what follows, runs.
-/// Returns the attempt.
-pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, FleetError> {
+/// Runs a failed or stalled job again (stalled: no driver run for `stalled_after`): its
+/// failure record and its stage markers go, and its driver is queued again under a new
+/// attempt, whose tasks have new ids (the failed ones are known to the queue). Finished task
+/// outputs are kept, so only what failed, and what follows, runs. Returns the attempt.
+pub fn retry(fleet: &Fleet, job: &str, stalled_after: Duration) -> Result<u32, FleetError> {
     check_job(job)?;
     let key = |rel: &str| Key::new(format!("{}{rel}", root(job)));
     let store = &*fleet.store;
-    if !store.exists(&key("job.json")?)? {
-        return Err(FleetError::NoJob { job: job.into() });
-    }
-    let attempt = current_attempt(store, job)?;
-    if !store.exists(&key("failed.json")?)? && dead_of(fleet, job, attempt)?.is_empty() {
+    let state = status_within(fleet, job, stalled_after)?.state;
+    if state != "failed" && state != "stalled" {
         return Err(FleetError::NotFailed { job: job.into() });
     }
-    let attempt = attempt + 1;
+    let attempt = current_attempt(store, job)? + 1;
     store.put(&key("attempt.json")?, attempt.to_string().as_bytes())?;
     for k in store.list(&key("stages")?)? {
         store.delete(&k)?;
@@ -556,6 +576,7 @@ pub fn retry(fleet: &Fleet, job: &str) -> Result<u32, FleetError> {
     for rel in ["status.json", "failed.json"] {
         store.delete(&key(rel)?)?;
     }
+    write_queued(store, job)?;
     let mut message = Work::Advance {
         job: job.to_owned(),
         generation: 0,
@@ -574,20 +595,6 @@ fn current_attempt(store: &dyn Store, job: &str) -> Result<u32, FleetError> {
         Err(store::StoreError::NotFound { .. }) => Ok(0),
         Err(e) => Err(e.into()),
     }
-}
-
-/// The job's dead tasks of attempt `attempt`, matched by the job they carry.
-fn dead_of(
-    fleet: &Fleet,
-    job: &str,
-    attempt: u32,
-) -> Result<Vec<workers::queue::DeadLetter>, FleetError> {
-    Ok(fleet
-        .queue
-        .dead_letters_of(job)?
-        .into_iter()
-        .filter(|d| d.message.group == job && job::attempt_of(&d.message.id) == attempt)
-        .collect())
 }
 
 /// Where a job is.
@@ -611,15 +618,33 @@ pub struct JobStatus {
     pub error: Option<String>,
     /// Its tasks in the dead-letter queue, with their errors.
     pub dead_letters: Vec<(String, String)>,
-    /// The whole queue's counts: pending, in flight, done, dead.
+    /// Tasks pending and in flight in the whole queue, then the job's own tasks done and dead.
     pub queue: (usize, usize, usize, usize),
     /// Where the title is (`s3://…/jobs/JOB/out/` as a key), once done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
 }
 
-/// The status of `job`.
+/// How long a job may go without a run of its driver before it reads as stalled: its driver
+/// task is queued again every few seconds, and waits at most for a worker to free up.
+pub const STALLED_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// What `status.json` says while a job waits for its first driver run (written by `submit` and
+/// `retry`, so that a job whose first task is lost reads as stalled too).
+pub const QUEUED_STAGE: &str = "waiting for a worker";
+
+/// The status of `job`, stalled after [`STALLED_AFTER`] without a driver run.
 pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, FleetError> {
+    status_within(fleet, job, STALLED_AFTER)
+}
+
+/// The status of `job`: `queued`, `running`, `done`, `failed`, or `stalled` when no driver
+/// has run for `stalled_after` (its task was lost: a purged or expired queue), with the reason.
+pub fn status_within(
+    fleet: &Fleet,
+    job: &str,
+    stalled_after: Duration,
+) -> Result<JobStatus, FleetError> {
     check_job(job)?;
     let read = |rel: &str| -> Result<Option<Vec<u8>>, FleetError> {
         match fleet.store.get(&Key::new(format!("{}{rel}", root(job)))?) {
@@ -636,7 +661,7 @@ pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, FleetError> {
         in_flight,
         done,
         dead,
-    } = fleet.queue.counts()?;
+    } = fleet.queue.counts_of(job)?;
     let buried: Vec<workers::queue::DeadLetter> = fleet
         .queue
         .dead_letters_of(job)?
@@ -663,14 +688,27 @@ pub fn status(fleet: &Fleet, job: &str) -> Result<JobStatus, FleetError> {
         .into_iter()
         .map(|d| (d.message.id, d.error))
         .collect();
-    let state = if failed.is_some() {
-        "failed"
-    } else if finished {
-        "done"
-    } else if status.is_some() {
-        "running"
-    } else {
-        "queued"
+    let quiet = status
+        .as_ref()
+        .map(|s| now().as_secs().saturating_sub(s.updated))
+        .filter(|q| *q > stalled_after.as_secs());
+    let (state, failed) = match (failed, quiet) {
+        (Some(f), _) => ("failed", Some(f)),
+        (None, _) if finished => ("done", None),
+        (None, Some(q)) => (
+            "stalled",
+            Some(Failed {
+                task: "driver".into(),
+                error: format!(
+                    "no driver has run for {q} s: its task was lost (a purged or expired \
+                     queue?); `rungs retry {job}` restarts the job, keeping finished work"
+                ),
+            }),
+        ),
+        (None, None) => match &status {
+            Some(s) if s.waiting.stage != QUEUED_STAGE => ("running", None),
+            _ => ("queued", None),
+        },
     };
     Ok(JobStatus {
         job: job.to_owned(),

@@ -136,6 +136,29 @@ impl Store for FsStore {
         }
     }
 
+    fn children(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
+        let dir = self.path(prefix);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(Vec::new()),
+            Err(e) => return Err(Self::io("listing", prefix)(e)),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            let name = e
+                .map_err(Self::io("listing", prefix))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if !name.starts_with(".tmp-") && prefix.join(&name).is_ok() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     fn local_path(&self, key: &Key) -> Option<PathBuf> {
         let p = self.path(key);
         p.is_file().then_some(p)

@@ -130,6 +130,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Removes the object; removing a missing object is not an error.
     fn delete(&self, key: &Key) -> Result<(), StoreError>;
 
+    /// The names of the direct children of `prefix` (the next segment of every key under it),
+    /// sorted, each once: what a listing of one level costs, not of everything below it.
+    fn children(&self, prefix: &Key) -> Result<Vec<String>, StoreError> {
+        let base = prefix.as_str().len() + 1;
+        let mut names: Vec<String> = self
+            .list(prefix)?
+            .iter()
+            .filter_map(|k| k.as_str().get(base..))
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
+            .collect();
+        names.dedup();
+        Ok(names)
+    }
+
     /// The object as a local file that can be read in place, when the store has one. Lets a
     /// worker on the same machine decode a master without copying it first.
     fn local_path(&self, _key: &Key) -> Option<PathBuf> {

@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod fleet;
 pub mod vmaf;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -119,4 +120,41 @@ pub fn encode_fixed(master: &Path, out: &Path, extra: &[&str]) -> Run {
     let run = rungs(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run
+}
+
+/// Every file under `dir` (relative path → bytes), leaving out the report and the work folder.
+pub fn title_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if rel == ".rungs" || rel == "report.json" {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that two title folders hold the same files, byte for byte.
+pub fn assert_same_files(
+    local: &BTreeMap<String, Vec<u8>>,
+    fleet: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(fleet), names(local), "{what}: the same files");
+    for (name, bytes) in local {
+        assert!(
+            fleet[name] == *bytes,
+            "{what}: {name} differs from the local run"
+        );
+    }
 }

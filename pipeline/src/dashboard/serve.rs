@@ -274,26 +274,17 @@ impl App {
     }
 }
 
-/// The names of a fleet's jobs.
+/// The names of a fleet's jobs: one level of the store's `jobs/`, whatever the jobs hold.
 fn fleet_jobs(f: &Fleet) -> Vec<String> {
     let Ok(prefix) = store::Key::new("jobs") else {
         return Vec::new();
     };
-    let mut names: Vec<String> = f
-        .store
-        .list(&prefix)
+    f.store
+        .children(&prefix)
         .unwrap_or_default()
-        .iter()
-        .filter_map(|k| {
-            let mut parts = k.as_str().split('/');
-            parts.next();
-            let name = parts.next()?;
-            (parts.next() == Some("job.json")).then(|| name.to_owned())
-        })
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+        .into_iter()
+        .filter(|n| fleet::check_job(n).is_ok())
+        .collect()
 }
 
 fn page(title: &str, refresh: bool, body: &str) -> Html<String> {
@@ -449,7 +440,7 @@ async fn retry_api(
     let Some(f) = app.options.fleet.clone() else {
         return (StatusCode::NOT_FOUND, "no fleet").into_response();
     };
-    match blocking(move || fleet::retry(&f, &name)).await {
+    match blocking(move || fleet::retry(&f, &name, fleet::STALLED_AFTER)).await {
         Ok(attempt) => Json(serde_json::json!({ "attempt": attempt })).into_response(),
         Err(e) => (StatusCode::CONFLICT, e.to_string()).into_response(),
     }
@@ -501,7 +492,7 @@ async fn metrics(State(app): State<Shared>) -> Response {
         let rows = app.jobs();
         let mut m = String::new();
         m.push_str("# HELP rungs_jobs Jobs by state.\n# TYPE rungs_jobs gauge\n");
-        for state in ["queued", "running", "done", "failed"] {
+        for state in ["queued", "running", "stalled", "done", "failed"] {
             let n = rows.iter().filter(|r| r.state == state).count();
             let _ = writeln!(m, "rungs_jobs{{state=\"{state}\"}} {n}");
         }

@@ -124,6 +124,23 @@ impl LocalQueue {
         &self.path
     }
 
+    /// Tasks waiting and leased, and those done and dead (of `group` alone, when given).
+    fn tally(&self, group: Option<&str>) -> Counts {
+        let state = self.lock();
+        let mut c = Counts::default();
+        for e in state.entries.values() {
+            let ours = group.is_none_or(|g| e.group == g);
+            match e.status {
+                Status::Pending { .. } => c.pending += 1,
+                Status::Leased { .. } => c.in_flight += 1,
+                Status::Done if ours => c.done += 1,
+                Status::Dead { .. } if ours => c.dead += 1,
+                _ => {}
+            }
+        }
+        c
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A worker thread that panicked while holding the lock left consistent data (every
         // change is one assignment after the journal write), so the poison is ignored.
@@ -352,18 +369,12 @@ impl Queue for LocalQueue {
         Ok(())
     }
 
+    fn counts_of(&self, group: &str) -> Result<Counts, QueueError> {
+        Ok(self.tally(Some(group)))
+    }
+
     fn counts(&self) -> Result<Counts, QueueError> {
-        let state = self.lock();
-        let mut c = Counts::default();
-        for e in state.entries.values() {
-            match e.status {
-                Status::Pending { .. } => c.pending += 1,
-                Status::Leased { .. } => c.in_flight += 1,
-                Status::Done => c.done += 1,
-                Status::Dead { .. } => c.dead += 1,
-            }
-        }
-        Ok(c)
+        Ok(self.tally(None))
     }
 
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {

@@ -124,7 +124,7 @@ pub struct Counts {
     pub pending: usize,
     /// Leased to a worker.
     pub in_flight: usize,
-    /// Acknowledged.
+    /// Acknowledged (a remote queue counts them only per group: see [`Queue::counts_of`]).
     pub done: usize,
     /// Moved to the dead-letter list.
     pub dead: usize,
@@ -152,6 +152,9 @@ pub enum QueueError {
     /// A message the queue does not take (see [`Message::check`]).
     #[error("{0}")]
     BadMessage(String),
+    /// The queue's own settings are refused (its name).
+    #[error("{0}")]
+    Config(String),
     /// The lease expired and the task was delivered again (or finished) since: the holder must
     /// stop treating the task as its own.
     #[error("the lease of task {id} was lost (its visibility timeout passed)")]
@@ -239,6 +242,17 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
 
     /// The tasks in the dead-letter list.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Tasks waiting and leased across the queue, and the finished and dead tasks of `group`
+    /// alone: what it costs grows with the group, not with the queue's history.
+    fn counts_of(&self, group: &str) -> Result<Counts, QueueError> {
+        let all = self.counts()?;
+        Ok(Counts {
+            done: 0,
+            dead: self.dead_letters_of(group)?.len(),
+            ..all
+        })
+    }
 
     /// The tasks of `group` in the dead-letter list; what it costs grows with the group's dead
     /// tasks, not with the queue's.

@@ -920,6 +920,31 @@ mod tests {
         assert!(parse(&lease(junk)).unwrap_err().refused);
     }
 
+    proptest::proptest! {
+        /// What the fuzz target `tasks` checks, on stable in CI: any message or spec decodes to
+        /// a value or an error, and an accepted task is the one its id names.
+        #[test]
+        fn task_and_spec_decoders_survive_any_input(
+            id in "[a-z0-9._-]{1,30}",
+            group in "[a-z0-9-]{0,8}",
+            body in proptest::prelude::any::<String>(),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let lease = workers::queue::Lease {
+                message: Message { id: id.clone(), body: body.clone(), group: group.clone() },
+                receipt: "r".into(),
+                receives: 1,
+            };
+            if let Ok(work) = parse(&lease) {
+                proptest::prop_assert!(id.starts_with(&work.message().id));
+            }
+            if let Ok(spec) = serde_json::from_slice::<JobSpec>(&bytes) {
+                let _ = spec.check_fleet();
+            }
+            let _ = serde_json::from_slice::<Message>(&bytes).map(|m| m.check());
+        }
+    }
+
     #[test]
     fn a_stage_eta_follows_its_pace() {
         let status = |done, total, since, updated| Status {
