@@ -355,6 +355,11 @@ pub fn run(
         error,
     })?;
     let queue = LocalQueue::open(work.join("queue.journal")).map_err(EncodeJobError::Queue)?;
+    // A run again after a failure retries the tasks that failed.
+    let revived = queue.revive_dead().map_err(EncodeJobError::Queue)?;
+    if revived > 0 {
+        tracing::info!("{revived} task(s) that failed in the last run are run again");
+    }
     // The markers of queued stages belong to the runs that queued them.
     let stages = Key::new("stages").expect("a valid key");
     let store_error = |error| EncodeJobError::Store {

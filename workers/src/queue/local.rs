@@ -50,6 +50,10 @@ enum Record {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         refused: bool,
     },
+    /// A dead task given its receives again (a re-run retries what failed).
+    Revive {
+        id: String,
+    },
 }
 
 #[derive(Debug)]
@@ -64,6 +68,8 @@ enum Status {
 struct Entry {
     body: String,
     group: String,
+    /// Buried as a message that is not what it claims (never revived).
+    refused: bool,
     receives: u32,
     status: Status,
 }
@@ -124,6 +130,30 @@ impl LocalQueue {
         &self.path
     }
 
+    /// Gives every dead task (one that failed, not a refused message) its receives again: a
+    /// re-run of a local job retries what failed in the last one. Returns how many.
+    pub fn revive_dead(&self) -> Result<usize, QueueError> {
+        let mut state = self.lock();
+        let dead: Vec<String> = state
+            .order
+            .iter()
+            .filter(|id| {
+                let e = &state.entries[*id];
+                matches!(e.status, Status::Dead { .. }) && !e.refused
+            })
+            .cloned()
+            .collect();
+        for id in &dead {
+            self.log(&Record::Revive { id: id.clone() })?;
+            let e = state.entries.get_mut(id).expect("listed above");
+            e.receives = 0;
+            e.status = Status::Pending { visible_at: None };
+        }
+        drop(state);
+        self.wake.notify_all();
+        Ok(dead.len())
+    }
+
     /// Tasks waiting and leased, and those done and dead (of `group` alone, when given).
     fn tally(&self, group: Option<&str>) -> Counts {
         let state = self.lock();
@@ -147,11 +177,14 @@ impl LocalQueue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Appends a record and syncs it to the disk before the change it records takes effect:
+    /// after a power cut the journal holds every change the queue acted on.
     fn log(&self, record: &Record) -> Result<(), QueueError> {
         let mut line = serde_json::to_string(record).expect("journal records serialise");
         line.push('\n');
         let mut f = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         f.write_all(line.as_bytes())
+            .and_then(|()| f.sync_data())
             .map_err(|error| QueueError::Journal {
                 path: self.path.clone(),
                 error,
@@ -259,6 +292,7 @@ impl Queue for LocalQueue {
             Entry {
                 body: message.body,
                 group: message.group,
+                refused: false,
                 receives: 0,
                 status: Status::Pending { visible_at: None },
             },
@@ -364,6 +398,7 @@ impl Queue for LocalQueue {
             error: error.to_owned(),
         };
         entry.group.clear();
+        entry.refused = true;
         drop(state);
         self.wake.notify_all();
         Ok(())
@@ -460,6 +495,7 @@ fn apply(state: &mut State, record: Record) -> Result<(), JournalLineError> {
                     Entry {
                         body,
                         group,
+                        refused: false,
                         receives,
                         status: Status::Pending { visible_at: None },
                     },
@@ -475,10 +511,17 @@ fn apply(state: &mut State, record: Record) -> Result<(), JournalLineError> {
             },
         ),
         Record::Retry { id, .. } => (id, Status::Pending { visible_at: None }),
+        Record::Revive { id } => {
+            if let Some(e) = state.entries.get_mut(&id) {
+                e.receives = 0;
+            }
+            (id, Status::Pending { visible_at: None })
+        }
         Record::Ack { id } => (id, Status::Done),
         Record::Dead { id, error, refused } => {
             if refused && let Some(e) = state.entries.get_mut(&id) {
                 e.group.clear();
+                e.refused = true;
             }
             (id, Status::Dead { error })
         }
@@ -514,7 +557,7 @@ fn compact(path: &Path, state: &State) -> std::io::Result<()> {
                 Status::Dead { error } => Some(Record::Dead {
                     id: id.clone(),
                     error: error.clone(),
-                    refused: false,
+                    refused: e.refused,
                 }),
                 _ => None,
             };

@@ -202,6 +202,16 @@ fn a_task_killed_with_its_process_any_number_of_times_runs_on_resume() {
         q.fail(&l, "corrupt chunk", Some(NOW)).unwrap();
     }
     assert_eq!(q.dead_letters().unwrap()[0].message.id, "broken");
+    // A re-run retries it: revived with its receives, after a reopen too.
+    drop(q);
+    let q = LocalQueue::with_max_receives(&path, 2).unwrap();
+    assert_eq!(q.revive_dead().unwrap(), 1);
+    drop(q);
+    let q = LocalQueue::with_max_receives(&path, 2).unwrap();
+    let l = q.lease(LONG, NOW).unwrap().expect("revived");
+    assert_eq!((l.message.id.as_str(), l.receives), ("broken", 1));
+    q.ack(&l).unwrap();
+    assert!(q.dead_letters().unwrap().is_empty());
 }
 
 #[test]
