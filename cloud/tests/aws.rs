@@ -226,6 +226,18 @@ fn forged_and_malformed_messages_are_buried_apart_and_never_stop_a_lease() {
     };
     assert_eq!(ids("a"), ["a-encode-2"]);
     assert_eq!(ids("a-b"), ["a-b-encode-1"]);
+    // A dead record that does not parse shows as one of its own job's, saying so; the other
+    // job's are untouched.
+    store(&m, "s3://rungs-test/queues")
+        .put(&key("hostile/dead/a/a-encode-4.json"), b"{ not json")
+        .unwrap();
+    let a = q.dead_letters_of("a").unwrap();
+    assert_eq!(a.len(), 2, "{a:#?}");
+    assert!(
+        a.iter()
+            .any(|d| d.error.contains("unreadable dead-letter record"))
+    );
+    assert_eq!(ids("a-b"), ["a-b-encode-1"]);
 }
 
 #[test]
