@@ -740,3 +740,91 @@ fn a_run_killed_five_times_in_the_same_assembly_resumes_to_the_same_title() {
         "killed five times",
     );
 }
+
+#[test]
+fn finished_files_and_their_folders_are_synced_before_the_manifests_name_them() {
+    let master = fixtures::ensure(Fixture::MultiShot).unwrap().path;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("title");
+    let trace = dir.path().join("trace.txt");
+    // The system calls of a whole encode, with the path of every descriptor (strace -y).
+    let done = std::process::Command::new("strace")
+        .args(["-f", "-y", "-qq", "-s", "4096", "-o", arg(&trace)])
+        .args(["-e", "trace=fsync,fdatasync,rename,renameat,renameat2"])
+        .arg(assert_cmd::cargo::cargo_bin("rungs"))
+        .args([
+            "encode",
+            arg(&master),
+            "-o",
+            arg(&out),
+            "--ladder",
+            "fixed",
+            "-q",
+        ])
+        .output()
+        .expect("strace runs (scripts/setup installs it)");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let quoted =
+        |l: &str| -> Vec<String> { l.split('"').skip(1).step_by(2).map(str::to_owned).collect() };
+    // The rename that put `name` (under `out`) in place: its line and its temporary source.
+    let renamed = |name: &str| -> (usize, String) {
+        let dest = out.join(name).display().to_string();
+        lines
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| {
+                let q = quoted(l);
+                (l.contains("rename") && l.contains("= 0") && q.last() == Some(&dest))
+                    .then(|| (i, q[0].clone()))
+            })
+            .unwrap_or_else(|| panic!("no rename to {dest}"))
+    };
+    let synced = |path: &str, range: std::ops::Range<usize>| {
+        lines[range].iter().any(|l| {
+            (l.contains("fsync(") || l.contains("fdatasync(")) && l.contains(&format!("<{path}>"))
+        })
+    };
+    let folder = out.display().to_string();
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let (i, tmp) = renamed(manifest);
+        assert!(
+            synced(&tmp, 0..i),
+            "{manifest} was not synced before its rename"
+        );
+        assert!(
+            synced(&folder, i..lines.len()),
+            "the folder of {manifest} was not synced"
+        );
+    }
+    // Every segment was in place, synced, before the first manifest named it.
+    let (first_manifest, _) = renamed("master.m3u8").min(renamed("manifest.mpd"));
+    let segments: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.contains("rename") && quoted(l).last().is_some_and(|d| d.ends_with(".m4s"))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!segments.is_empty());
+    for &i in &segments {
+        let tmp = quoted(&lines[i])[0].clone();
+        assert!(i < first_manifest && synced(&tmp, 0..i), "{}", lines[i]);
+    }
+    // The queue's journal records are synced as they are written.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("fdatasync(") && l.contains("queue.journal>")),
+        "the journal is never synced"
+    );
+}
