@@ -292,13 +292,8 @@ fn report(global: &Global, args: &crate::args::ReportArgs) -> anyhow::Result<Exi
     };
     let text = std::fs::read_to_string(&file)
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", file.display())))?;
-    let report = pipeline::dashboard::TitleReport::parse(text.as_bytes()).map_err(|e| {
-        Failure::usage(format!(
-            "{}: not an encode report: {}",
-            file.display(),
-            e.trim_start_matches("report.json: ")
-        ))
-    })?;
+    let report = pipeline::dashboard::TitleReport::parse(text.as_bytes())
+        .map_err(|e| Failure::usage(format!("{}: not an encode report: {e}", file.display())))?;
     if !report.has_rungs() {
         return Err(Failure::usage(format!(
             "{}: not an encode report (no rungs)",

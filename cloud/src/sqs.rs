@@ -154,13 +154,13 @@ impl SqsQueue {
         self.state
             .join(kind)
             .and_then(|k| k.join(group_segment))
-            .map_err(|e| QueueError::BadMessage(format!("naming task state: {e}")))
+            .map_err(QueueError::StateKey)
     }
 
     fn key(&self, kind: &str, m: &Message) -> Result<Key, QueueError> {
         self.prefix(kind, &group_segment(&m.group))?
             .join(&id_segment(&m.id))
-            .map_err(|e| QueueError::BadMessage(format!("naming task state: {e}")))
+            .map_err(QueueError::StateKey)
     }
 
     /// Where a dead task's record goes: under its group, or under the refused ones.
@@ -172,7 +172,7 @@ impl SqsQueue {
         };
         self.prefix("dead", &group)?
             .join(&format!("{}.json", id_segment(&m.id)))
-            .map_err(|e| QueueError::BadMessage(format!("naming task state: {e}")))
+            .map_err(QueueError::StateKey)
     }
 
     /// Deletes the delivery `receipt` from the main queue.
@@ -361,7 +361,7 @@ impl Queue for SqsQueue {
                 .unwrap_or(1);
             let parsed = serde_json::from_str::<Message>(m.body().unwrap_or_default())
                 .map_err(|e| format!("not a task: {e}"))
-                .and_then(|msg| msg.check().map(|()| msg));
+                .and_then(|msg| msg.check().map(|()| msg).map_err(|e| e.to_string()));
             let message = match parsed {
                 Ok(msg) => msg,
                 Err(why) => {

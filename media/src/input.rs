@@ -129,61 +129,7 @@ impl Demuxer {
             path: path.to_owned(),
             error,
         })?;
-        let mut url = b"file:".to_vec();
-        url.extend_from_slice(absolute.as_os_str().as_bytes());
-        let url = CString::new(url).map_err(|_| MediaError::NotMedia {
-            path: path.to_owned(),
-            reason: "the path contains a NUL byte".into(),
-        })?;
-        let not_media = |code: i32| MediaError::NotMedia {
-            path: path.to_owned(),
-            reason: ffmpeg_next::Error::from(code).to_string(),
-        };
-        let mut ps: *mut ffi::AVFormatContext = ptr::null_mut();
-        let mut opts: *mut ffi::AVDictionary = ptr::null_mut();
-        // SAFETY: standard open sequence; `opts` is freed below whatever happens, and `ps` is
-        // either null (on failure, libavformat frees it) or owned by `Input` from here on.
-        let input = unsafe {
-            ffi::av_dict_set(
-                &mut opts,
-                c"protocol_whitelist".as_ptr(),
-                c"file".as_ptr(),
-                0,
-            );
-            let demuxers = CString::new(DEMUXERS.replace(char::is_whitespace, ""))
-                .expect("no NUL in the list");
-            ffi::av_dict_set(
-                &mut opts,
-                c"format_whitelist".as_ptr(),
-                demuxers.as_ptr(),
-                0,
-            );
-            let r = ffi::avformat_open_input(&mut ps, url.as_ptr(), ptr::null(), &mut opts);
-            ffi::av_dict_free(&mut opts);
-            if r < 0 {
-                // A format off the list fails the open with EINVAL.
-                let refused = (r == ffi::AVERROR(libc::EINVAL))
-                    .then(|| refused_format(&absolute))
-                    .flatten();
-                return Err(match refused {
-                    Some(format) => MediaError::NotMedia {
-                        path: path.to_owned(),
-                        reason: format!(
-                            "it is {format}, which rungs does not open: rungs opens media \
-                             containers only (playlists, lists and image sequences would make \
-                             it read other files)"
-                        ),
-                    },
-                    None => not_media(r),
-                });
-            }
-            let r = ffi::avformat_find_stream_info(ps, ptr::null_mut());
-            if r < 0 {
-                ffi::avformat_close_input(&mut ps);
-                return Err(not_media(r));
-            }
-            Input::wrap(ps)
-        };
+        let input = open_input(path, &absolute)?;
         // SAFETY: the context is open and its stream info has been read.
         let info = unsafe { describe(input.as_ptr(), path.to_owned(), meta.len()) };
         Ok(Self {
@@ -360,6 +306,66 @@ impl Demuxer {
 pub fn codec_name(id: ffi::AVCodecID) -> String {
     // SAFETY: avcodec_get_name always returns a static NUL-terminated string.
     unsafe { super::probe::cstr(ffi::avcodec_get_name(id)).unwrap_or_else(|| "unknown".into()) }
+}
+
+/// Opens `absolute` (shown as `path`) with the `file` protocol and the demuxers of [`DEMUXERS`]
+/// only, and reads its stream information.
+fn open_input(path: &Path, absolute: &Path) -> Result<Input, MediaError> {
+    let mut url = b"file:".to_vec();
+    url.extend_from_slice(absolute.as_os_str().as_bytes());
+    let url = CString::new(url).map_err(|_| MediaError::NotMedia {
+        path: path.to_owned(),
+        reason: "the path contains a NUL byte".into(),
+    })?;
+    let not_media = |code: i32| MediaError::NotMedia {
+        path: path.to_owned(),
+        reason: ffmpeg_next::Error::from(code).to_string(),
+    };
+    let mut ps: *mut ffi::AVFormatContext = ptr::null_mut();
+    let mut opts: *mut ffi::AVDictionary = ptr::null_mut();
+    // SAFETY: standard open sequence; `opts` is freed below whatever happens, and `ps` is
+    // either null (on failure, libavformat frees it) or owned by `Input` from here on.
+    unsafe {
+        ffi::av_dict_set(
+            &mut opts,
+            c"protocol_whitelist".as_ptr(),
+            c"file".as_ptr(),
+            0,
+        );
+        let demuxers =
+            CString::new(DEMUXERS.replace(char::is_whitespace, "")).expect("no NUL in the list");
+        ffi::av_dict_set(
+            &mut opts,
+            c"format_whitelist".as_ptr(),
+            demuxers.as_ptr(),
+            0,
+        );
+        let r = ffi::avformat_open_input(&mut ps, url.as_ptr(), ptr::null(), &mut opts);
+        ffi::av_dict_free(&mut opts);
+        if r < 0 {
+            // A format off the list fails the open with EINVAL.
+            let refused = (r == ffi::AVERROR(libc::EINVAL))
+                .then(|| refused_format(absolute))
+                .flatten();
+            return Err(match refused {
+                Some(format) => MediaError::NotMedia {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "it is {format}, which rungs does not open: rungs opens media \
+                             containers only (playlists, lists and image sequences would make \
+                             it read other files)"
+                    ),
+                },
+                None => not_media(r),
+            });
+        }
+        let r = ffi::avformat_find_stream_info(ps, ptr::null_mut());
+        if r < 0 {
+            ffi::avformat_close_input(&mut ps);
+            return Err(not_media(r));
+        }
+        Ok(Input::wrap(ps))
+    }
 }
 
 /// What a file is, when the probe names a demuxer outside [`DEMUXERS`]: its long name and

@@ -662,12 +662,7 @@ pub fn status_within(
         done,
         dead,
     } = fleet.queue.counts_of(job)?;
-    let buried: Vec<workers::queue::DeadLetter> = fleet
-        .queue
-        .dead_letters_of(job)?
-        .into_iter()
-        .filter(|d| d.message.group == job)
-        .collect();
+    let buried = fleet.queue.dead_letters_of(job)?;
     let attempt = current_attempt(&*fleet.store, job)?;
     let status: Option<Status> = read("status.json")?.and_then(|b| serde_json::from_slice(&b).ok());
     let finished = read("done.json")?.is_some();
@@ -688,28 +683,7 @@ pub fn status_within(
         .into_iter()
         .map(|d| (d.message.id, d.error))
         .collect();
-    let quiet = status
-        .as_ref()
-        .map(|s| now().as_secs().saturating_sub(s.updated))
-        .filter(|q| *q > stalled_after.as_secs());
-    let (state, failed) = match (failed, quiet) {
-        (Some(f), _) => ("failed", Some(f)),
-        (None, _) if finished => ("done", None),
-        (None, Some(q)) => (
-            "stalled",
-            Some(Failed {
-                task: "driver".into(),
-                error: format!(
-                    "no driver has run for {q} s: its task was lost (a purged or expired \
-                     queue?); `rungs retry {job}` restarts the job, keeping finished work"
-                ),
-            }),
-        ),
-        (None, None) => match &status {
-            Some(s) if s.waiting.stage != QUEUED_STAGE => ("running", None),
-            _ => ("queued", None),
-        },
-    };
+    let (state, failed) = state_of(job, failed, finished, status.as_ref(), stalled_after);
     Ok(JobStatus {
         job: job.to_owned(),
         state: state.into(),
@@ -727,6 +701,38 @@ pub fn status_within(
         queue: (pending, in_flight, done, dead),
         output: finished.then(|| format!("{}out/", root(job))),
     })
+}
+
+/// A job's state, and why it failed or stalled: failed, done, stalled (no driver run for
+/// `stalled_after`), running, or queued (waiting for its first driver run).
+fn state_of(
+    job: &str,
+    failed: Option<Failed>,
+    finished: bool,
+    status: Option<&Status>,
+    stalled_after: Duration,
+) -> (&'static str, Option<Failed>) {
+    let quiet = status
+        .map(|s| now().as_secs().saturating_sub(s.updated))
+        .filter(|q| *q > stalled_after.as_secs());
+    match (failed, quiet) {
+        (Some(f), _) => ("failed", Some(f)),
+        (None, _) if finished => ("done", None),
+        (None, Some(q)) => (
+            "stalled",
+            Some(Failed {
+                task: "driver".into(),
+                error: format!(
+                    "no driver has run for {q} s: its task was lost (a purged or expired \
+                     queue?); `rungs retry {job}` restarts the job, keeping finished work"
+                ),
+            }),
+        ),
+        (None, None) => match status {
+            Some(s) if s.waiting.stage != QUEUED_STAGE => ("running", None),
+            _ => ("queued", None),
+        },
+    }
 }
 
 /// Copies what a title page needs of a finished job (`out/report.json` and the thumbnails) into

@@ -436,7 +436,7 @@ mod tests {
         assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"), "{page}");
         // A number field that holds text refuses the report, at its position.
         let e = TitleReport::parse(br#"{"rungs": [], "frames": "<b>"}"#).unwrap_err();
-        assert!(e.contains("line 1 column"), "{e}");
+        assert!(e.to_string().contains("line 1 column"), "{e}");
     }
 
     #[test]

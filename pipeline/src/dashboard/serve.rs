@@ -381,9 +381,10 @@ async fn job_page(State(app): State<Shared>, UrlPath(name): UrlPath<String>) -> 
     match blocking(move || app.job(&n)).await {
         Some((report, Some(dir))) if report.get("rungs").is_some() => {
             // Read again as bytes, so that an error names the file's own line and column.
-            let parsed = std::fs::read(dir.join("report.json"))
-                .map_err(|e| format!("report.json: {e}"))
-                .and_then(|b| super::TitleReport::parse(&b));
+            let parsed = match std::fs::read(dir.join("report.json")) {
+                Ok(b) => super::TitleReport::parse(&b).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
             match parsed {
                 Ok(r) => Html(super::title_page(&r, Some(&dir))).into_response(),
                 Err(e) => page(
@@ -391,7 +392,7 @@ async fn job_page(State(app): State<Shared>, UrlPath(name): UrlPath<String>) -> 
                     false,
                     &format!(
                         "<p id=\"unreadable\">This job's report cannot be shown: {}</p>",
-                        esc(&e)
+                        esc(&format!("report.json: {e}"))
                     ),
                 )
                 .into_response(),

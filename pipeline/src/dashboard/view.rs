@@ -27,8 +27,8 @@ pub struct TitleReport {
 impl TitleReport {
     /// Reads a report; the error names the line and column of the first field that is not
     /// what a report holds there.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes).map_err(|e| format!("report.json: {e}"))
+    pub fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
     }
 
     /// True when the report has rungs to show (a running job's status has none).

@@ -504,7 +504,10 @@ const LOCK: &str = "lock";
 /// An output folder held by this run: the lock goes with the open file when the run ends,
 /// however it ends (the kernel drops it when the process dies).
 #[derive(Debug)]
-struct OutputLock(#[allow(dead_code)] std::fs::File);
+struct OutputLock {
+    /// Held, never read: closing it releases the lock.
+    _file: std::fs::File,
+}
 
 /// Takes the exclusive lock of `out` (`OUT/.rungs/lock`, an advisory `flock`), or says who
 /// holds it. Nothing in the folder is touched before the lock is held.
@@ -553,7 +556,7 @@ fn lock_output(out: &Path, work: &Path) -> Result<OutputLock, EncodeJobError> {
         .and_then(|()| file.rewind())
         .and_then(|()| file.write_all(who.as_bytes()))
         .map_err(file_error("write", &path))?;
-    Ok(OutputLock(file))
+    Ok(OutputLock { _file: file })
 }
 
 /// The spec of a local job: the inputs as files of this machine, the title in `out`.

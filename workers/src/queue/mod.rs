@@ -53,46 +53,80 @@ impl Message {
     /// Checks the id and the group: their length, their characters, and that the id names the
     /// group. Queues refuse such a message when it is pushed and bury it, outside every group,
     /// when one arrives from elsewhere; it never stops a worker.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), MessageError> {
         let plain = |s: &str| {
             s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
         };
-        let shown = |s: &str| {
-            let mut t: String = s.chars().take(40).collect();
-            if t.len() < s.len() {
-                t.push('…');
-            }
-            format!("{t:?}")
-        };
         if self.id.is_empty() || self.id.len() > MAX_ID_LEN || !plain(&self.id) {
-            return Err(format!(
-                "task id {} ({} bytes): expected 1 to {MAX_ID_LEN} letters, digits, '.', '-' and '_'",
-                shown(&self.id),
-                self.id.len()
-            ));
+            return Err(MessageError::Id {
+                id: shown(&self.id),
+                bytes: self.id.len(),
+            });
         }
         if self.group.len() > MAX_GROUP_LEN || !plain(&self.group) {
-            return Err(format!(
-                "task {}: group {} ({} bytes): expected at most {MAX_GROUP_LEN} letters, digits, '.', '-' and '_'",
-                self.id,
-                shown(&self.group),
-                self.group.len()
-            ));
+            return Err(MessageError::Group {
+                id: self.id.clone(),
+                group: shown(&self.group),
+                bytes: self.group.len(),
+            });
         }
-        if !self.group.is_empty()
-            && !self
-                .id
-                .strip_prefix(&self.group)
-                .is_some_and(|rest| rest.starts_with('-'))
-        {
-            return Err(format!(
-                "task {} does not name its group {}",
-                self.id, self.group
-            ));
+        let named = self
+            .id
+            .strip_prefix(&self.group)
+            .is_some_and(|rest| rest.starts_with('-'));
+        if !self.group.is_empty() && !named {
+            return Err(MessageError::Unnamed {
+                id: self.id.clone(),
+                group: self.group.clone(),
+            });
         }
         Ok(())
     }
+}
+
+/// At most 40 characters of `s`, quoted, with `…` when cut.
+fn shown(s: &str) -> String {
+    let mut t: String = s.chars().take(40).collect();
+    if t.len() < s.len() {
+        t.push('…');
+    }
+    format!("{t:?}")
+}
+
+/// Why a queue does not take a message.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// The id is empty, too long, or has other characters.
+    #[error(
+        "task id {id} ({bytes} bytes): expected 1 to {MAX_ID_LEN} letters, digits, '.', '-' and '_'"
+    )]
+    Id {
+        /// The id, cut to 40 characters and quoted.
+        id: String,
+        /// Its length.
+        bytes: usize,
+    },
+    /// The group is too long or has other characters.
+    #[error(
+        "task {id}: group {group} ({bytes} bytes): expected at most {MAX_GROUP_LEN} letters, digits, '.', '-' and '_'"
+    )]
+    Group {
+        /// The task.
+        id: String,
+        /// The group, cut and quoted.
+        group: String,
+        /// Its length.
+        bytes: usize,
+    },
+    /// The id does not start with `GROUP-`.
+    #[error("task {id} does not name its group {group}")]
+    Unnamed {
+        /// The task.
+        id: String,
+        /// Its group.
+        group: String,
+    },
 }
 
 /// A task handed to one worker, until its lease expires.
@@ -150,8 +184,11 @@ pub enum AfterFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// A message the queue does not take (see [`Message::check`]).
-    #[error("{0}")]
-    BadMessage(String),
+    #[error(transparent)]
+    BadMessage(#[from] MessageError),
+    /// A key of the queue's state in its store is refused.
+    #[error("naming task state: {0}")]
+    StateKey(#[from] store::KeyError),
     /// The queue's own settings are refused (its name).
     #[error("{0}")]
     Config(String),

@@ -90,12 +90,12 @@ impl JobSpec {
     /// Checks a spec that a fleet worker read from the store, which is no authority over the
     /// worker's own disk: every input must be an object under the job's `input/`, the title
     /// must go to the store, and no option may name a file of the machine.
-    pub fn check_fleet(&self) -> Result<(), String> {
-        let local = |what: &str, p: &std::path::Path| {
-            Err(format!(
-                "{what} names a file of the worker's machine ({}); a fleet job's inputs are objects in the store",
-                p.display()
-            ))
+    pub fn check_fleet(&self) -> Result<(), SpecError> {
+        let local = |what: &'static str, p: &std::path::Path| {
+            Err(SpecError::Local {
+                what,
+                path: p.to_owned(),
+            })
         };
         let inputs = std::iter::once(("the master", &self.master))
             .chain(self.audio.iter().map(|(i, _)| ("an audio input", i)))
@@ -104,9 +104,10 @@ impl JobSpec {
             match input {
                 Input::Local(p) => return local(what, p),
                 Input::Stored { key, .. } if !key.starts_with("input/") => {
-                    return Err(format!(
-                        "{what} is the object {key:?}, outside the job's input/"
-                    ));
+                    return Err(SpecError::OutsideInput {
+                        what,
+                        key: key.clone(),
+                    });
                 }
                 Input::Stored { .. } => {}
             }
@@ -124,6 +125,30 @@ impl JobSpec {
         }
         Ok(())
     }
+}
+
+/// What a fleet worker refuses in a spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A file of the worker's machine.
+    #[error(
+        "{what} names a file of the worker's machine ({}); a fleet job's inputs are objects in the store",
+        path.display()
+    )]
+    Local {
+        /// What names it.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
+    /// An object outside the job's inputs.
+    #[error("{what} is the object {key:?}, outside the job's input/")]
+    OutsideInput {
+        /// What names it.
+        what: &'static str,
+        /// The key.
+        key: String,
+    },
 }
 
 /// What the plan stage found, as the later stages need it (`plan.json`).
@@ -771,7 +796,7 @@ impl Ctx<'_> {
             .dead_letters_of(&self.job)
             .map_err(EncodeJobError::Queue)?
             .into_iter()
-            .filter(|d| d.message.group == self.job && attempt_of(&d.message.id) == self.attempt)
+            .filter(|d| attempt_of(&d.message.id) == self.attempt)
             .collect())
     }
 
