@@ -178,6 +178,19 @@ pub fn allocate(
             .cap_bits
             .map_or(budget_bits(kbps), |c| c.min(budget_bits(kbps)));
         fill(&solver.chunks, &mut choices, limit, pooling);
+        // The greedy fill is not optimal: one setting over the whole title that fits the
+        // budget and pools better wins, and what it leaves is filled in turn.
+        let pooled = |c: &[Choice]| {
+            c.iter()
+                .fold(Tally::ZERO, |t, x| t.add(&x.tally))
+                .quality(pooling)
+        };
+        if let Some(mut one) = best_uniform(&solver.chunks, limit, pooling)
+            && pooled(&one) > pooled(&choices)
+        {
+            fill(&solver.chunks, &mut one, limit, pooling);
+            choices = one;
+        }
     }
     let sum = choices.iter().fold(Tally::ZERO, |t, c| t.add(&c.tally));
     Ok(Allocation {
@@ -221,6 +234,27 @@ fn fill(chunks: &[Chunk], choices: &mut [Choice], limit: f64, pooling: Pooling) 
         used += cand.tally.bits - choices[ci].tally.bits;
         choices[ci] = cand;
     }
+}
+
+/// The best allocation that gives every chunk the same CRF and fits `limit` bits, when one does
+/// (a CRF that some chunk has no candidate at is not one).
+fn best_uniform(chunks: &[Chunk], limit: f64, pooling: Pooling) -> Option<Vec<Choice>> {
+    let limit = limit * (1.0 + 1e-12);
+    let crfs: Vec<f64> = chunks.first()?.all.iter().map(|c| c.crf).collect();
+    crfs.into_iter()
+        .filter_map(|crf| {
+            chunks
+                .iter()
+                .map(|c| c.all.iter().find(|x| x.crf == crf).copied())
+                .collect::<Option<Vec<Choice>>>()
+        })
+        .map(|one| {
+            let sum = one.iter().fold(Tally::ZERO, |t, x| t.add(&x.tally));
+            (one, sum)
+        })
+        .filter(|(_, sum)| sum.bits <= limit)
+        .max_by(|a, b| a.1.quality(pooling).total_cmp(&b.1.quality(pooling)))
+        .map(|(one, _)| one)
 }
 
 /// Every chunk's hull of the candidates it may take, and the chunks none of whose candidates
