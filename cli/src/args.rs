@@ -259,7 +259,31 @@ pub struct EncodeArgs {
     #[arg(long)]
     pub no_package: bool,
     #[command(flatten)]
+    pub drm: DrmArgs,
+    #[command(flatten)]
     pub ingest: IngestSettings,
+}
+
+/// Encryption of the packaged title.
+#[derive(Debug, Args)]
+pub struct DrmArgs {
+    /// Encrypt the video and audio segments (common encryption): `raw` with the keys of
+    /// --key.
+    #[arg(long, value_parser = ["raw"], value_name = "SOURCE")]
+    pub drm: Option<String>,
+    /// A content key, KID:KEY (32 hex digits each), and which tracks it protects: a comma list
+    /// of audio, sd, hd, uhd, video or all (the default). Repeatable; every class of track
+    /// needs exactly one key (the studio rule: --key A:KA:audio,sd --key B:KB:hd,uhd).
+    #[arg(long, value_name = "KID:KEY[:TRACKS]")]
+    pub key: Vec<String>,
+    /// The scheme: `cbcs` (AES-CBC, one set of segments for DASH and HLS, FairPlay, Widevine
+    /// and PlayReady) or `cenc` (AES-CTR).
+    #[arg(long, default_value = "cbcs", value_parser = ["cenc", "cbcs"])]
+    pub scheme: String,
+    /// Seconds at the start left unencrypted (every segment that starts before it), so
+    /// playback starts before the licence arrives.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub clear_lead: f64,
 }
 
 /// `rungs validate`.

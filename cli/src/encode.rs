@@ -247,8 +247,47 @@ fn file_and_language(flag: &str, value: &str) -> anyhow::Result<(PathBuf, String
     Ok((path, lang.to_owned()))
 }
 
+/// The encryption `--drm` asks for; keys are checked here and never shown in errors.
+fn encryption(
+    args: &crate::args::DrmArgs,
+) -> anyhow::Result<Option<packager::package::Encryption>> {
+    let Some(source) = &args.drm else {
+        if !args.key.is_empty() {
+            return Err(Failure::usage("--key needs --drm raw"));
+        }
+        return Ok(None);
+    };
+    if source != "raw" {
+        return Err(Failure::usage(format!("--drm {source} (expected raw)")));
+    }
+    if args.key.is_empty() {
+        return Err(Failure::usage(
+            "--drm raw needs at least one --key KID:KEY[:TRACKS]",
+        ));
+    }
+    let keys = packager::drm::KeyPolicy::parse(&args.key)
+        .map_err(|e| Failure::usage(format!("--key: {e}")))?;
+    if !(0.0..=3600.0).contains(&args.clear_lead) {
+        return Err(Failure::usage(format!(
+            "--clear-lead {} (expected 0 to 3600 seconds)",
+            args.clear_lead
+        )));
+    }
+    let scheme = args.scheme.parse().map_err(Failure::usage)?;
+    Ok(Some(packager::package::Encryption {
+        scheme,
+        keys,
+        clear_lead: args.clear_lead,
+    }))
+}
+
 fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::PackageOptions>> {
     if args.no_package {
+        if args.drm.drm.is_some() {
+            return Err(Failure::usage(
+                "--drm encrypts the packaged title: it cannot go with --no-package",
+            ));
+        }
         return Ok(None);
     }
     let audio = args
@@ -273,6 +312,13 @@ fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::
         ..Default::default()
     };
     settings.thumbnails.interval = args.thumbnails.max(1);
+    settings.encryption = encryption(&args.drm)?;
+    if settings.encryption.is_some() && !matches!(args.codec.as_str(), "h264" | "hevc") {
+        return Err(Failure::usage(format!(
+            "--drm with --codec {}: rungs encrypts H.264 and HEVC so far",
+            args.codec
+        )));
+    }
     Ok(Some(encode::package::PackageOptions {
         settings,
         audio,

@@ -59,6 +59,12 @@ fn open_waiting(args: &FleetArgs, max_receives: u32) -> anyhow::Result<Option<Fl
 }
 
 pub fn submit(global: &Global, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
+    if args.encode.drm.drm.is_some() {
+        // A fleet job's options travel in its store as job.json: no place for content keys.
+        return Err(Failure::usage(
+            "--drm is not available for fleet jobs yet: the keys would have to be written to the job's store; encrypt with a local `rungs encode`",
+        ));
+    }
     let options = crate::encode::options(&args.encode)?;
     fleet::check_options(&options)?;
     if !args.encode.input.is_file() {

@@ -368,7 +368,13 @@ fn rejected_masters_and_bad_settings_are_refused() {
 fn fleet_commands_refuse_bad_input_before_reaching_the_network() {
     let m = master(Fixture::MultiShot);
     let fleet = ["--queue", "q", "--store", "s3://bucket/prefix"];
-    let cases: [(Vec<&str>, i32, &str); 5] = [
+    let key = "0123456789abcdef0123456789abcdef:00112233445566778899aabbccddeeff";
+    let cases: [(Vec<&str>, i32, &str); 6] = [
+        (
+            vec!["submit", arg(&m), "--drm", "raw", "--key", key],
+            2,
+            "--drm is not available for fleet jobs",
+        ),
         (vec!["status", "../../etc"], 2, "job \"../../etc\""),
         (vec!["status", "Job"], 2, "lowercase"),
         (
@@ -389,4 +395,43 @@ fn fleet_commands_refuse_bad_input_before_reaching_the_network() {
         assert_eq!(run.code, code, "{all:?}: {}", run.stderr);
         assert!(run.stderr.contains(says), "{all:?}: {}", run.stderr);
     }
+}
+
+#[test]
+fn a_folder_packaged_again_with_other_keys_holds_the_new_packaging() {
+    // Clear, then under one key, then under another, then clear again: the renditions are
+    // encoded once, and the title in the folder is always the last run's.
+    let m = master(Fixture::MultiShot);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let kid = "0123456789abcdef0123456789abcdef";
+    let one = format!("{kid}:00112233445566778899aabbccddeeff");
+    let two = format!("{kid}:ffeeddccbbaa99887766554433221100");
+    let base = ["--ladder", "fixed", "--no-vmaf", "--thumbnails", "0", "-q"];
+    let lowest = || {
+        let mut rungs: Vec<PathBuf> = std::fs::read_dir(out.join("video"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        rungs.sort();
+        rungs[0].clone()
+    };
+    let mut seen = Vec::new();
+    for keys in [None, Some(&one), Some(&two), None, Some(&one)] {
+        let mut extra: Vec<&str> = base.to_vec();
+        if let Some(k) = keys {
+            extra.extend(["--drm", "raw", "--key", k]);
+        }
+        let run = encode(&m, &out, &extra);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let boxes = std::fs::read(lowest().join("init.mp4")).unwrap();
+        let encrypted = boxes.windows(4).any(|w| w == b"encv");
+        assert_eq!(encrypted, keys.is_some(), "{keys:?}");
+        seen.push(std::fs::read(lowest().join("00001.m4s")).unwrap());
+    }
+    // Clear twice alike, the same key twice alike, two keys different.
+    assert_eq!(seen[0], seen[3]);
+    assert_eq!(seen[1], seen[4]);
+    assert_ne!(seen[1], seen[2]);
+    assert_ne!(seen[0], seen[1]);
 }

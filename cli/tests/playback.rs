@@ -55,11 +55,19 @@ fn title(codec: &str, extra: &[&str], dir: &Path) -> PathBuf {
     out
 }
 
-/// Runs one player on the title; returns what the page saw.
-fn play(root: &Path, manifest: &str, player: &str, boundaries: &[f64]) -> Value {
+/// Runs one player on the title, with extra harness arguments (`--keys` for a ClearKey
+/// licence server, `--timeout`).
+fn play_with(
+    root: &Path,
+    manifest: &str,
+    player: &str,
+    boundaries: &[f64],
+    extra: &[&str],
+) -> Value {
     let b: Vec<String> = boundaries.iter().map(|x| format!("{x}")).collect();
     let out = Command::new("node")
         .arg(tools().join("play.mjs"))
+        .args(extra)
         .args([
             "--root",
             arg(root),
@@ -105,8 +113,13 @@ fn boundaries(root: &Path) -> Vec<f64> {
 
 /// Every check the issue lists, for one player and manifest.
 fn check_player(root: &Path, manifest: &str, player: &str) {
+    check_player_with(root, manifest, player, &[]);
+}
+
+/// [`check_player`] with extra harness arguments.
+fn check_player_with(root: &Path, manifest: &str, player: &str, extra: &[&str]) {
     let bounds = boundaries(root);
-    let r = play(root, manifest, player, &bounds);
+    let r = play_with(root, manifest, player, &bounds, extra);
     let ctx = format!("{player} on {manifest}: {r:#}");
     assert_eq!(r["errors"], serde_json::json!([]), "{ctx}");
     assert_eq!(r["started"], true, "{ctx}");
@@ -359,6 +372,95 @@ fn av1_title_plays_in_every_player() {
     plays_everywhere("av1", "12", "av01.");
 }
 
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The test keys: one key ID and its key, and a wrong key for the same ID.
+const KID: &str = "0123456789abcdef0123456789abcdef";
+const KEY: &str = "00112233445566778899aabbccddeeff";
+const WRONG_KEY: &str = "ffeeddccbbaa99887766554433221100";
+
+/// An encrypted title plays to the end in every player through a ClearKey licence server (the
+/// harness's, asked for exactly the title's key ID), switching rungs; with a wrong key it does
+/// not play.
+fn plays_encrypted(scheme: &str, players: &[(&str, &str)], wrong: (&str, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = format!("{KID}:{KEY}");
+    let root = title(
+        "h264",
+        &[
+            "--preset", "veryfast", "--drm", "raw", "--key", &key, "--scheme", scheme,
+        ],
+        dir.path(),
+    );
+    check_parsers(&root, "avc1.");
+    // The key is in no file of the title, the report included.
+    for f in walk(&root) {
+        let bytes = std::fs::read(&f).unwrap();
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        assert!(!text.contains(KEY), "{} holds the key", f.display());
+    }
+    let mpd = std::fs::read_to_string(root.join("manifest.mpd")).unwrap();
+    assert!(
+        mpd.contains(&format!("value=\"{scheme}\" cenc:default_KID=")),
+        "{mpd}"
+    );
+    let keys = format!("{KID}:{KEY}");
+    for (manifest, player) in players {
+        check_player_with(&root, manifest, player, &["--keys", &keys]);
+    }
+    let bad = format!("{KID}:{WRONG_KEY}");
+    let (manifest, player) = wrong;
+    let r = play_with(
+        &root,
+        manifest,
+        player,
+        &boundaries(&root),
+        &["--keys", &bad, "--timeout", "30"],
+    );
+    let errors = r["errors"].to_string();
+    assert!(
+        errors.contains("DECODE") && r["ended"] != true,
+        "{player} on {manifest} played with a wrong key: {r:#}"
+    );
+    // The licence server was asked for the title's key ID.
+    let kid_b64 = "ASNFZ4mrze8BI0VniavN7w";
+    assert!(r["licenses"].to_string().contains(kid_b64), "{r:#}");
+}
+
+#[test]
+fn cbcs_title_plays_with_clearkey_in_every_player() {
+    plays_encrypted(
+        "cbcs",
+        &[
+            ("manifest.mpd", "shaka"),
+            ("manifest.mpd", "dashjs"),
+            ("master.m3u8", "hlsjs"),
+        ],
+        ("master.m3u8", "hlsjs"),
+    );
+}
+
+#[test]
+fn cenc_title_plays_with_clearkey_in_the_dash_players() {
+    plays_encrypted(
+        "cenc",
+        &[("manifest.mpd", "shaka"), ("manifest.mpd", "dashjs")],
+        ("manifest.mpd", "shaka"),
+    );
+}
+
 #[test]
 fn hevc_title_is_read_by_ffprobe_and_the_parsers() {
     // Chromium here cannot decode HEVC: the parsers and ffprobe check it.
@@ -400,6 +502,47 @@ fn bad_packaging_inputs_are_refused_before_encoding() {
         "audio file",
     );
     refused("--subs", &format!("{}:1x", srt.display()), "language code");
+    // Encryption: each bad combination refused with its reason, and a key never shown.
+    let drm_refused = |extra: &[&str], says: &str| {
+        let mut args = vec!["encode", arg(&f.path), "-o", arg(&out), "-q"];
+        args.extend_from_slice(extra);
+        let run = rungs(&args);
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{extra:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains(KEY),
+            "{extra:?} shows the key: {}",
+            run.stderr
+        );
+        assert!(!out.exists(), "nothing was encoded");
+    };
+    let key = format!("{KID}:{KEY}");
+    drm_refused(&["--key", &key], "--key needs --drm raw");
+    drm_refused(&["--drm", "raw"], "at least one --key");
+    drm_refused(
+        &["--drm", "raw", "--key", &format!("{KID}:{}", &KEY[..31])],
+        "not 32 hexadecimal",
+    );
+    drm_refused(
+        &["--drm", "raw", "--key", &format!("{key}:audio")],
+        "no key for sd tracks",
+    );
+    drm_refused(
+        &["--drm", "raw", "--key", &format!("{key}:4k")],
+        "tracks `4k`",
+    );
+    drm_refused(
+        &["--drm", "raw", "--key", &key, "--clear-lead", "5000"],
+        "--clear-lead",
+    );
+    drm_refused(
+        &["--drm", "raw", "--key", &key, "--codec", "av1"],
+        "H.264 and HEVC",
+    );
+    drm_refused(
+        &["--drm", "raw", "--key", &key, "--no-package"],
+        "--no-package",
+    );
 }
 
 #[test]

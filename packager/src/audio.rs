@@ -280,6 +280,7 @@ pub fn describe(
             sample_rate,
             default,
             timeline,
+            protection: None,
         },
         init_len,
         ranges,

@@ -55,10 +55,20 @@ pub fn track_info(init: &[u8]) -> Result<TrackInfo, BoxError> {
     let timescale = mdhd.u32_at(if v == 1 { 20 } else { 12 })?;
     let stsd = bmff::path(&mdia, &[b"minf", b"stbl"])?.child(0, b"stsd")?;
     // Full box header and entry count, then the sample entries.
-    let entry = *stsd
+    let mut entry = *stsd
         .children(8)?
         .first()
         .ok_or_else(|| stsd.bad("no sample entry".into()))?;
+    // An encrypted entry (`encv`, `enca`) names its codec in `sinf/frma`.
+    if &entry.kind == b"encv" || &entry.kind == b"enca" {
+        let fields = if &entry.kind == b"encv" {
+            VISUAL_FIELDS
+        } else {
+            AUDIO_FIELDS
+        };
+        let frma = entry.child(fields, b"sinf")?.child(0, b"frma")?;
+        entry.kind = frma.bytes::<4>(0)?;
+    }
     let (codecs, media) = match &entry.kind {
         b"avc1" | b"avc3" | b"hvc1" | b"hev1" | b"av01" | b"vp09" => visual(&entry)?,
         b"mp4a" => audio(&entry)?,

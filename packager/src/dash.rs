@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::presentation::{Audio, Presentation, Text, Thumbnails, Timeline, Video};
+use crate::drm;
+use crate::presentation::{Audio, Presentation, Protection, Text, Thumbnails, Timeline, Video};
 
 /// Name of the MPD in the title's root.
 pub const MPD: &str = "manifest.mpd";
@@ -111,18 +112,27 @@ pub fn mpd(p: &Presentation) -> String {
                 .map(|s| v.timeline.seconds(s.duration))
         })
         .fold(0.0f64, f64::max);
+    let protected = p.video.iter().any(|v| v.protection.is_some())
+        || p.audio.iter().any(|a| a.protection.is_some());
+    let namespaces = if protected {
+        " xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:mspr=\"urn:microsoft:playready\""
+    } else {
+        ""
+    };
     let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"{PROFILES}\" type=\"static\" mediaPresentationDuration=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">\n  <Period id=\"0\" start=\"PT0S\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\"{namespaces} profiles=\"{PROFILES}\" type=\"static\" mediaPresentationDuration=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">\n  <Period id=\"0\" start=\"PT0S\">\n",
         iso_duration(p.duration),
         iso_duration(max_segment),
         iso_duration(max_segment.max(1.0)),
     );
     let mut set_id = 0;
-    // One adaptation set per video codec family (avc1, hvc1, av01, vp09...).
-    let mut by_codec: BTreeMap<&str, Vec<&Video>> = BTreeMap::new();
+    // One adaptation set per video codec family (avc1, hvc1, av01, vp09...) and key: players
+    // switch only between renditions that one key decrypts.
+    let mut by_codec: BTreeMap<(&str, Option<[u8; 16]>), Vec<&Video>> = BTreeMap::new();
     for v in &p.video {
         let family = v.codecs.split('.').next().unwrap_or("");
-        by_codec.entry(family).or_default().push(v);
+        let kid = v.protection.as_ref().map(|x| x.kid);
+        by_codec.entry((family, kid)).or_default().push(v);
     }
     for videos in by_codec.values() {
         video_set(&mut out, set_id, videos);
@@ -160,6 +170,9 @@ fn video_set(out: &mut String, set_id: usize, videos: &[&Video]) {
         top.map(|v| format!(" par=\"{}\"", par(v)))
             .unwrap_or_default(),
     );
+    if let Some(p) = videos.first().and_then(|v| v.protection.as_ref()) {
+        content_protection(out, p);
+    }
     out.push_str("      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>\n");
     if shared && let Some(first) = videos.first() {
         out.push_str(&template("video", &first.timeline, "      "));
@@ -195,10 +208,13 @@ fn audio_set(out: &mut String, set_id: usize, a: &Audio) {
         "    <AdaptationSet id=\"{set_id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"{}\" segmentAlignment=\"true\" startWithSAP=\"1\">",
         xml(&a.language)
     );
+    if let Some(p) = &a.protection {
+        content_protection(out, p);
+    }
     let role = if a.default { "main" } else { "alternate" };
     let _ = writeln!(
         out,
-        "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>\n      <Label>{}</Label>",
+        "      <Label>{}</Label>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>",
         xml(&a.name)
     );
     out.push_str(&template("audio", &a.timeline, "      "));
@@ -213,12 +229,47 @@ fn audio_set(out: &mut String, set_id: usize, a: &Audio) {
     );
 }
 
+/// The `ContentProtection` elements of an adaptation set: the scheme and default key ID,
+/// ClearKey's (DASH-IF's `e2719d58`, with no `pssh`: players build its init data from the
+/// default key ID), then Widevine and PlayReady with their `pssh` (and PlayReady's object as
+/// `mspr:pro`). The W3C common `pssh` stays in the init segment only: dash.js would take it
+/// from the MPD as ClearKey init data of the wrong type.
+fn content_protection(out: &mut String, p: &Protection) {
+    let _ = writeln!(
+        out,
+        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{}\" cenc:default_KID=\"{}\"/>\n      <ContentProtection schemeIdUri=\"{}\" value=\"ClearKey1.0\"/>",
+        p.scheme.name(),
+        crate::cenc::uuid(&p.kid),
+        drm::system_urn(&drm::CLEARKEY_SYSTEM),
+    );
+    for pssh in &p.pssh {
+        let Some(system) = pssh.get(12..28).and_then(|s| <[u8; 16]>::try_from(s).ok()) else {
+            continue;
+        };
+        let (value, pro) = match system {
+            drm::WIDEVINE_SYSTEM => (" value=\"Widevine\"", None),
+            drm::PLAYREADY_SYSTEM => (" value=\"MSPR 2.0\"", pssh.get(32..)),
+            _ => continue,
+        };
+        let _ = writeln!(
+            out,
+            "      <ContentProtection schemeIdUri=\"{}\"{value}>\n        <cenc:pssh>{}</cenc:pssh>",
+            drm::system_urn(&system),
+            drm::base64(pssh)
+        );
+        if let Some(pro) = pro {
+            let _ = writeln!(out, "        <mspr:pro>{}</mspr:pro>", drm::base64(pro));
+        }
+        out.push_str("      </ContentProtection>\n");
+    }
+}
+
 /// The adaptation set of one subtitle track: its whole WebVTT file.
 fn text_set(out: &mut String, set_id: usize, t: &Text, duration: f64) {
     let seconds = duration.max(1e-3);
     let _ = writeln!(
         out,
-        "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Label>{}</Label>\n      <Representation id=\"text-{}\" bandwidth=\"{}\">\n        <BaseURL>text/{}/all.vtt</BaseURL>\n      </Representation>\n    </AdaptationSet>",
+        "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      <Label>{}</Label>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"text-{}\" bandwidth=\"{}\">\n        <BaseURL>text/{}/all.vtt</BaseURL>\n      </Representation>\n    </AdaptationSet>",
         xml(&t.language),
         xml(&t.name),
         xml(&t.id),

@@ -4,7 +4,11 @@
 
 use std::fmt::Write;
 
-use crate::presentation::{Presentation, Text, Timeline, Video, decimal_seconds, segment_name};
+use crate::cenc::{self, Scheme};
+use crate::drm;
+use crate::presentation::{
+    Presentation, Protection, Text, Timeline, Video, decimal_seconds, segment_name,
+};
 
 /// The protocol version written: fMP4 with `EXT-X-MAP` in I-frame playlists needs 6; 7 allows
 /// the full set of attributes used here.
@@ -43,6 +47,23 @@ fn yes(b: bool) -> &'static str {
 /// The master playlist.
 pub fn master(p: &Presentation) -> String {
     let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    // Every key of the title once, so a player can fetch licences before it picks a variant.
+    let mut session: Vec<String> = Vec::new();
+    let protections = p
+        .video
+        .iter()
+        .filter_map(|v| v.protection.as_ref())
+        .chain(p.audio.iter().filter_map(|a| a.protection.as_ref()));
+    for pr in protections {
+        for k in keys(pr) {
+            if !session.contains(&k) {
+                session.push(k);
+            }
+        }
+    }
+    for k in &session {
+        let _ = writeln!(out, "#EXT-X-SESSION-KEY:{k}");
+    }
     media_renditions(&mut out, p);
     variants(&mut out, p);
     if !p.video.is_empty() {
@@ -158,6 +179,7 @@ fn playlist(
     t: &Timeline,
     extra: &str,
     extension: &str,
+    protection: Option<&Protection>,
     per_segment: impl Fn(&crate::presentation::Segment) -> String,
 ) -> String {
     let mut out = format!(
@@ -165,6 +187,14 @@ fn playlist(
         target_duration(t)
     );
     for (i, s) in t.segments.iter().enumerate() {
+        // The keys apply from the first encrypted segment on; a clear lead comes before.
+        if let Some(p) = protection
+            && i == p.clear_segments
+        {
+            for k in keys(p) {
+                let _ = writeln!(out, "#EXT-X-KEY:{k}");
+            }
+        }
         let _ = writeln!(
             out,
             "#EXTINF:{},\n{}{}",
@@ -177,9 +207,16 @@ fn playlist(
     out
 }
 
-/// The media playlist of a CMAF track (video or audio): its init segment and its segments.
-pub fn media(t: &Timeline) -> String {
-    playlist(t, "#EXT-X-MAP:URI=\"init.mp4\"\n", "m4s", |_| String::new())
+/// The media playlist of a CMAF track (video or audio): its init segment and its segments,
+/// with its keys when it is encrypted.
+pub fn media(t: &Timeline, protection: Option<&Protection>) -> String {
+    playlist(
+        t,
+        "#EXT-X-MAP:URI=\"init.mp4\"\n",
+        "m4s",
+        protection,
+        |_| String::new(),
+    )
 }
 
 /// The I-frame playlist of a video rendition: each segment's first keyframe, as the byte range
@@ -189,11 +226,60 @@ pub fn iframes(v: &Video) -> String {
         &v.timeline,
         "#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI=\"init.mp4\"\n",
         "m4s",
+        v.protection.as_ref(),
         |s| format!("#EXT-X-BYTERANGE:{}@0\n", s.key_bytes),
     )
 }
 
 /// The media playlist of a subtitle track: one WebVTT file per segment.
 pub fn subtitles(t: &Text) -> String {
-    playlist(&t.timeline, "", "vtt", |_| String::new())
+    playlist(&t.timeline, "", "vtt", None, |_| String::new())
+}
+
+/// The attribute lists of a track's `EXT-X-KEY` (and `EXT-X-SESSION-KEY`) tags, one per key
+/// system: FairPlay (`skd://` and the key ID, `cbcs` only), Widevine and PlayReady (their
+/// `pssh` data as a data URI), and W3C ClearKey (the key ID as a data URI).
+pub fn keys(p: &Protection) -> Vec<String> {
+    let method = match p.scheme {
+        Scheme::Cbcs => "SAMPLE-AES",
+        Scheme::Cenc => "SAMPLE-AES-CTR",
+    };
+    let kid = cenc::hex(&p.kid);
+    let mut out = Vec::new();
+    if p.scheme == Scheme::Cbcs {
+        out.push(format!(
+            "METHOD={method},URI=\"skd://{kid}\",KEYFORMAT=\"com.apple.streamingkeydelivery\",KEYFORMATVERSIONS=\"1\""
+        ));
+    }
+    for pssh in &p.pssh {
+        let Some(system) = pssh.get(12..28).and_then(|s| <[u8; 16]>::try_from(s).ok()) else {
+            continue;
+        };
+        let (uri, format) = match system {
+            drm::WIDEVINE_SYSTEM => (
+                format!("data:text/plain;base64,{}", drm::base64(pssh)),
+                drm::system_urn(&system),
+            ),
+            drm::PLAYREADY_SYSTEM => (
+                format!(
+                    "data:text/plain;charset=UTF-16;base64,{}",
+                    drm::base64(pssh.get(32..).unwrap_or_default())
+                ),
+                "com.microsoft.playready".to_owned(),
+            ),
+            // hls.js reads the key ID from ClearKey's data URI.
+            drm::COMMON_SYSTEM => (
+                format!("data:text/plain;base64,{}", drm::base64(&p.kid)),
+                "org.w3.clearkey".to_owned(),
+            ),
+            _ => continue,
+        };
+        out.push(format!(
+            "METHOD={method},URI={},KEYID=0x{},KEYFORMAT={},KEYFORMATVERSIONS=\"1\"",
+            quoted(&uri),
+            kid.to_uppercase(),
+            quoted(&format)
+        ));
+    }
+    out
 }

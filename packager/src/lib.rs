@@ -29,8 +29,10 @@
 pub mod assemble;
 pub mod audio;
 pub mod bmff;
+pub mod cenc;
 pub mod codecs;
 pub mod dash;
+pub mod drm;
 pub mod fill;
 pub mod fragments;
 pub mod hls;

@@ -9,10 +9,13 @@ use media::{DEFAULT_AAC_BITRATE, Demuxer, Fragmenter, MediaError, Rational};
 
 use crate::audio::{self, AudioError, AudioSource};
 use crate::bmff::BoxError;
+use crate::cenc::{CencError, Protector, Scheme};
 use crate::codecs::{self, Media};
+use crate::drm::{self, KeyPolicy, TrackClass};
 use crate::fragments::{self, SegmentInfo};
 use crate::presentation::{
-    FrameRate, Presentation, Segment, Text, Timeline, Video, bcp47, language_name, segment_name,
+    FrameRate, Presentation, Protection, Segment, Text, Timeline, Video, bcp47, language_name,
+    segment_name,
 };
 use crate::segments::{self, DEFAULT_SEGMENT_SECONDS, PlanError};
 use crate::sink::{Sink, SinkError};
@@ -30,6 +33,60 @@ pub struct Settings {
     pub audio_bitrate: u32,
     /// Trick-play thumbnails.
     pub thumbnails: ThumbnailSettings,
+    /// Common encryption of the video and audio tracks. Serialized only as its
+    /// [`EncryptionSummary`] (so a change of key packages again), never read back: keys stay
+    /// out of every file.
+    #[serde(skip_deserializing, serialize_with = "summarize")]
+    pub encryption: Option<Encryption>,
+}
+
+/// What may be written of a title's encryption: the scheme, the clear lead, each class's key
+/// ID, and a fingerprint of the keys (16 hex digits of a SHA-256 over them: it tells that a key
+/// changed and gives nothing of it).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EncryptionSummary {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Seconds left clear.
+    pub clear_lead: f64,
+    /// Key IDs (UUID form) by class of track.
+    pub kids: std::collections::BTreeMap<&'static str, String>,
+    /// The keys' fingerprint.
+    pub fingerprint: String,
+}
+
+impl Encryption {
+    /// What may be written of it.
+    pub fn summary(&self) -> EncryptionSummary {
+        EncryptionSummary {
+            scheme: self.scheme,
+            clear_lead: self.clear_lead,
+            kids: TrackClass::ALL
+                .iter()
+                .filter_map(|c| {
+                    self.keys
+                        .key(*c)
+                        .map(|k| (c.name(), crate::cenc::uuid(&k.kid)))
+                })
+                .collect(),
+            fingerprint: self.keys.fingerprint(),
+        }
+    }
+}
+
+fn summarize<S: serde::Serializer>(e: &Option<Encryption>, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&e.as_ref().map(Encryption::summary), s)
+}
+
+/// How a title is encrypted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encryption {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Which key protects which tracks.
+    pub keys: KeyPolicy,
+    /// Seconds at the start left clear: every segment that starts before it.
+    pub clear_lead: f64,
 }
 
 impl Default for Settings {
@@ -38,6 +95,7 @@ impl Default for Settings {
             segment_seconds: DEFAULT_SEGMENT_SECONDS,
             audio_bitrate: DEFAULT_AAC_BITRATE,
             thumbnails: ThumbnailSettings::default(),
+            encryption: None,
         }
     }
 }
@@ -130,6 +188,14 @@ pub enum PackageError {
     /// Thumbnails could not be made.
     #[error("thumbnails: {0}")]
     Thumbnails(#[from] ThumbnailError),
+    /// A track could not be encrypted.
+    #[error("encrypting {track}: {source}")]
+    Encryption {
+        /// The track (`video/720p`, `audio/en`).
+        track: String,
+        /// What failed.
+        source: CencError,
+    },
     /// An audio track failed.
     #[error("audio track {index} ({path}): {source}")]
     Audio {
@@ -185,7 +251,14 @@ pub fn package(
     let mut out = Output::new(sink);
     let mut video = Vec::new();
     for (v, s) in videos.iter().zip(&scans) {
-        video.push(package_video(v, s, &clock.starts, work, &mut out)?);
+        video.push(package_video(
+            v,
+            s,
+            &clock.starts,
+            work,
+            settings.encryption.as_ref(),
+            &mut out,
+        )?);
     }
     video.sort_by_key(|v| (v.timeline.average_bps(), v.width));
     let mut tracks = Vec::new();
@@ -337,11 +410,20 @@ fn audio_track(
     })?;
     let _ = std::fs::remove_file(&tmp);
     let id = unique_id(&crate::presentation::bcp47(&a.language), earlier);
+    let (bytes, protection) = match &settings.encryption {
+        None => (bytes, None),
+        Some(e) => {
+            let split = fragments::split(&bytes).map_err(|b| fail(b.into()))?;
+            let (b, p) = encrypt(&bytes, &split, e, TrackClass::Audio, &format!("audio/{id}"))?;
+            (b, Some(p))
+        }
+    };
     let audio::Described {
-        track,
+        mut track,
         init_len,
         ranges,
     } = audio::describe(a, &id, index == 0, &bytes).map_err(fail)?;
+    track.protection = protection;
     if ranges.len() != clock.starts.len() {
         return Err(fail(AudioError::Segments {
             written: ranges.len(),
@@ -357,7 +439,7 @@ fn audio_track(
     }
     out.put(
         &format!("audio/{id}/{}", hls::MEDIA),
-        hls::media(&track.timeline).as_bytes(),
+        hls::media(&track.timeline, track.protection.as_ref()).as_bytes(),
     )?;
     Ok(track)
 }
@@ -368,7 +450,7 @@ fn write_manifests(p: &Presentation, out: &mut Output<'_>) -> Result<(), SinkErr
     for v in &p.video {
         out.put(
             &format!("video/{}/{}", v.id, hls::MEDIA),
-            hls::media(&v.timeline).as_bytes(),
+            hls::media(&v.timeline, v.protection.as_ref()).as_bytes(),
         )?;
         out.put(
             &format!("video/{}/{}", v.id, hls::IFRAMES),
@@ -552,6 +634,7 @@ fn package_video(
     s: &Scan,
     starts: &[u64],
     work: &Path,
+    encryption: Option<&Encryption>,
     out: &mut Output<'_>,
 ) -> Result<Video, PackageError> {
     let bytes = fragment(v, s, starts, work)?;
@@ -559,7 +642,23 @@ fn package_video(
         id: v.id.clone(),
         source,
     };
-    let split = fragments::split(&bytes).map_err(boxes)?;
+    let mut split = fragments::split(&bytes).map_err(boxes)?;
+    let (bytes, protection) = match encryption {
+        None => (bytes, None),
+        Some(e) => {
+            let info = codecs::track_info(&bytes[..split.init_len as usize]).map_err(boxes)?;
+            let Media::Video { width, height, .. } = info.media else {
+                return Err(PackageError::Mismatch {
+                    id: v.id.clone(),
+                    reason: "the track is not video".into(),
+                });
+            };
+            let class = TrackClass::of_video(width, height);
+            let (b, p) = encrypt(&bytes, &split, e, class, &format!("video/{}", v.id))?;
+            split = fragments::split(&b).map_err(boxes)?;
+            (b, Some(p))
+        }
+    };
     let mismatch = |reason: String| PackageError::Mismatch {
         id: v.id.clone(),
         reason,
@@ -606,7 +705,60 @@ fn package_video(
             den: s.rate.den as u32,
         },
         timeline,
+        protection,
     })
+}
+
+/// A whole fragmented track (its init segment and segments, as `split` found them) encrypted
+/// with the key of `class`, and what the manifests must say of it.
+fn encrypt(
+    bytes: &[u8],
+    split: &fragments::Split,
+    e: &Encryption,
+    class: TrackClass,
+    track: &str,
+) -> Result<(Vec<u8>, Protection), PackageError> {
+    let fail = |source: CencError| PackageError::Encryption {
+        track: track.to_owned(),
+        source,
+    };
+    let key = e.keys.key(class).ok_or_else(|| {
+        fail(CencError::Codec(format!(
+            "no key for {} tracks",
+            class.name()
+        )))
+    })?;
+    let init = &bytes[..split.init_len as usize];
+    let timescale = codecs::track_info(init)
+        .map_err(|b| fail(b.into()))?
+        .timescale;
+    let clear_segments = split
+        .segments
+        .iter()
+        .take_while(|s| (s.start as f64) < e.clear_lead * f64::from(timescale.max(1)))
+        .count();
+    let protector = Protector::new(init, e.scheme, key, track).map_err(fail)?;
+    let pssh = drm::track_pssh(&key.kid, e.scheme);
+    let mut out = protector
+        .init(init, clear_segments > 0, &pssh)
+        .map_err(fail)?;
+    for (i, s) in split.segments.iter().enumerate() {
+        let seg = &bytes[s.range.0 as usize..s.range.1 as usize];
+        out.extend(
+            protector
+                .segment(seg, i + 1, i < clear_segments)
+                .map_err(fail)?,
+        );
+    }
+    Ok((
+        out,
+        Protection {
+            scheme: e.scheme,
+            kid: key.kid,
+            pssh,
+            clear_segments,
+        },
+    ))
 }
 
 /// The rendition remuxed into a fragmented MP4 cut at `starts`, read back whole.

@@ -98,6 +98,21 @@ pub struct Video {
     pub frame_rate: FrameRate,
     /// The segments.
     pub timeline: Timeline,
+    /// How it is encrypted, when it is.
+    pub protection: Option<Protection>,
+}
+
+/// How a track is encrypted: what players and license servers need to know (never the key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Protection {
+    /// The common encryption scheme.
+    pub scheme: crate::cenc::Scheme,
+    /// The key ID.
+    pub kid: [u8; 16],
+    /// The `pssh` boxes of the init segment (whole boxes), W3C common first.
+    pub pssh: Vec<Vec<u8>>,
+    /// Leading segments left clear.
+    pub clear_segments: usize,
 }
 
 /// One audio track.
@@ -119,6 +134,8 @@ pub struct Audio {
     pub default: bool,
     /// The segments.
     pub timeline: Timeline,
+    /// How it is encrypted, when it is.
+    pub protection: Option<Protection>,
 }
 
 /// One subtitle track (WebVTT).

@@ -76,6 +76,7 @@ fn title() -> Presentation {
                 40_000 * scale,
             ],
         ),
+        protection: None,
     };
     let audio = |id: &str, lang: &str, name: &str, default| Audio {
         id: id.into(),
@@ -86,6 +87,7 @@ fn title() -> Presentation {
         sample_rate: 48000,
         default,
         timeline: aac(&frames),
+        protection: None,
     };
     Presentation {
         duration: 525.0 * 1001.0 / 30000.0,
@@ -190,10 +192,10 @@ fn master_playlist_is_exact_and_parses() {
 #[test]
 fn media_playlists_are_exact_with_variable_durations() {
     let p = title();
-    let video = hls::media(&p.video[0].timeline);
+    let video = hls::media(&p.video[0].timeline, None);
     golden("video.m3u8", &video);
     golden("iframes.m3u8", &hls::iframes(&p.video[1]));
-    golden("audio.m3u8", &hls::media(&p.audio[0].timeline));
+    golden("audio.m3u8", &hls::media(&p.audio[0].timeline, None));
     golden("subtitles.m3u8", &hls::subtitles(&p.text[0]));
     let m = media(&video);
     assert_eq!(m.target_duration, 5);

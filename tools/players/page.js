@@ -10,6 +10,7 @@ const url = params.get('manifest');
 const boundaries = JSON.parse(params.get('boundaries') || '[]');
 const cueTime = Number(params.get('cueTime') || 'NaN');
 const textLang = params.get('textLang') || '';
+const license = params.get('license') ? new URL(params.get('license'), location.href).href : '';
 
 const result = {
   player: which,
@@ -58,6 +59,7 @@ async function open() {
     // Subtitles chosen before loading, as a viewer's preference. (Enabled later, Shaka 5 defers
     // the text of a fully buffered HLS stream until the next video append, which never comes.)
     if (textLang) p.configure({ preferredText: [{ language: textLang }] });
+    if (license) p.configure({ drm: { servers: { 'org.w3.clearkey': license } } });
     p.addEventListener('error', (e) => result.errors.push(`shaka: ${e.detail && e.detail.code} ${JSON.stringify(e.detail && e.detail.data).slice(0, 300)}`));
     await p.load(url);
     return {
@@ -86,9 +88,10 @@ async function open() {
     };
   }
   if (which === 'hlsjs') {
-    const hls = new Hls({ renderTextTracksNatively: true, enableWorker: true });
+    const drm = license ? { emeEnabled: true, drmSystems: { 'org.w3.clearkey': { licenseUrl: license } } } : {};
+    const hls = new Hls({ renderTextTracksNatively: true, enableWorker: true, ...drm });
     hls.on(Hls.Events.ERROR, (_, d) => {
-      if (d.fatal) result.errors.push(`hls.js fatal: ${d.type} ${d.details}`);
+      if (d.fatal || d.type === 'keySystemError') result.errors.push(`hls.js ${d.fatal ? 'fatal' : 'key system'}: ${d.type} ${d.details}`);
       else result.steps.push(`hls.js warning: ${d.details}`);
     });
     const parsed = new Promise((r) => hls.on(Hls.Events.MANIFEST_PARSED, r));
@@ -112,6 +115,7 @@ async function open() {
     const p = dashjs.MediaPlayer().create();
     p.on(dashjs.MediaPlayer.events.ERROR, (e) => result.errors.push(`dash.js: ${JSON.stringify(e.error || e).slice(0, 300)}`));
     const ready = new Promise((r) => p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, r));
+    if (license) p.setProtectionData({ 'org.w3.clearkey': { serverURL: license } });
     p.initialize(video, url, false);
     await ready;
     return {

@@ -5,8 +5,10 @@
 //   node play.mjs --root DIR --manifest master.m3u8 --player shaka|hlsjs|dashjs
 //                 [--url http://host/title/]   (play from that server instead of DIR)
 //                 [--boundaries 4,8,12] [--cue-time 6.5 --text-lang en] [--timeout 240]
+//                 [--keys KID:KEY,...]   (a W3C ClearKey licence server for an encrypted title)
 //
-// It also records every media request, so the test can tell which rungs were fetched.
+// It also records every media request, so the test can tell which rungs were fetched, and
+// every licence request with the key IDs asked for.
 
 import http from 'node:http';
 import fs from 'node:fs';
@@ -39,12 +41,41 @@ if (!lib) {
   process.exit(2);
 }
 
+// ClearKey: key IDs and keys in hex, answered as base64url JSON Web Keys.
+const hexToB64url = (h) => Buffer.from(h, 'hex').toString('base64url');
+const keys = new Map((args.keys || '').split(',').filter(Boolean).map((pair) => {
+  const [kid, key] = pair.split(':');
+  return [hexToB64url(kid.replace(/-/g, '')), hexToB64url(key)];
+}));
+const licenses = [];
+
+// Answers a ClearKey licence request ({"kids": [...]}) with the keys held for those IDs.
+function license(req, res) {
+  let body = '';
+  req.on('data', (c) => { body += c; });
+  req.on('end', () => {
+    let kids = [];
+    try { kids = JSON.parse(body).kids || []; } catch (e) { kids = []; }
+    const found = kids.filter((k) => keys.has(k.replace(/=+$/, '')));
+    licenses.push({ kids, found: found.length });
+    res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*' });
+    res.end(JSON.stringify({
+      keys: found.map((k) => ({ kty: 'oct', kid: k.replace(/=+$/, ''), k: keys.get(k.replace(/=+$/, '')) })),
+      type: 'temporary',
+    }));
+  });
+}
+
 const requests = [];
 const server = http.createServer((req, res) => {
   const u = new URL(req.url, 'http://x');
   let file;
   if (u.pathname === '/favicon.ico') {
     res.writeHead(404).end();
+    return;
+  }
+  if (u.pathname === '/__license' && req.method === 'POST') {
+    license(req, res);
     return;
   }
   if (u.pathname === '/') {
@@ -86,7 +117,9 @@ const context = await chromium.launchPersistentContext(profile, {
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
+    '--autoplay-policy=no-user-gesture-required',
+    // Extra switches for diagnosis, such as Chromium's logging of its media parsers.
+    ...(process.env.RUNGS_CHROMIUM_ARGS || '').split(' ').filter(Boolean)],
 });
 let out;
 try {
@@ -94,12 +127,20 @@ try {
   const console_ = [];
   page.on('console', (m) => { if (m.type() === 'error' || process.env.RUNGS_PLAYER_LOG) console_.push(m.text()); });
   page.on('pageerror', (e) => console_.push(`page error: ${e.message}`));
+  // Chromium's own media log (why a segment was refused), for diagnosis.
+  if (process.env.RUNGS_MEDIA_LOG) {
+    const cdp = await context.newCDPSession(page);
+    cdp.on('Media.playerMessagesLogged', (e) => e.messages.forEach((m) => console_.push(`media ${m.level}: ${m.message}`)));
+    cdp.on('Media.playerErrorsRaised', (e) => e.errors.forEach((m) => console_.push(`media error: ${JSON.stringify(m).slice(0, 400)}`)));
+    await cdp.send('Media.enable');
+  }
   const q = new URLSearchParams({
     player,
     manifest: args.url ? new URL(args.manifest, args.url).href : `/title/${args.manifest}`,
     boundaries: JSON.stringify((args.boundaries || '').split(',').filter(Boolean).map(Number)),
     cueTime: args['cue-time'] || '',
     textLang: args['text-lang'] || '',
+    license: keys.size ? '/__license' : '',
   });
   await page.goto(`http://127.0.0.1:${port}/?${q}`);
   const end = Date.now() + timeout;
@@ -112,7 +153,7 @@ try {
   if (!r || !r.done) {
     r = { ...(r || {}), errors: [...((r && r.errors) || []), `the harness timed out after ${timeout / 1000} s`] };
   }
-  out = { ...r, requests, console: console_ };
+  out = { ...r, requests, licenses, console: console_ };
 } finally {
   await context.close();
   server.close();

@@ -403,17 +403,31 @@ impl Job<'_> {
             .iter()
             .map(|(n, f, _)| (n.clone(), f.clone()))
             .collect();
-        let record = format!(
-            "package-{}.json",
-            digest_of(&(&renditions, records, p, &spec.audio, &spec.subtitles))
-        );
-        let report: Option<package::PackageReport> = ctx.read_json(&record)?;
-        let fresh = match (&report, &spec.output) {
-            (Some(_), Output::Dir(out)) => out.join(packager::hls::MASTER).is_file(),
-            (Some(_), Output::Store) => true,
-            (None, _) => false,
+        let options = digest_of(&(&renditions, records, p, &spec.audio, &spec.subtitles));
+        // An output folder may have been packaged since with other options (other keys,
+        // subtitles…): it holds the packaging its marker names, and packaging again takes the
+        // next generation, so the task is new to the queue.
+        let (record, fresh) = match &spec.output {
+            Output::Dir(out) => {
+                let current: Option<(String, u64)> =
+                    ctx.read_json(super::tasks::CURRENT_PACKAGE)?;
+                match current {
+                    Some((r, _))
+                        if r.starts_with(&format!("package-{options}-"))
+                            && out.join(packager::hls::MASTER).is_file() =>
+                    {
+                        (r, true)
+                    }
+                    Some((_, generation)) => {
+                        (format!("package-{options}-{}.json", generation + 1), false)
+                    }
+                    None => (format!("package-{options}-0.json"), false),
+                }
+            }
+            Output::Store => (format!("package-{options}-0.json"), true),
         };
-        if fresh {
+        let report: Option<package::PackageReport> = ctx.read_json(&record)?;
+        if fresh && report.is_some() {
             return Ok(Ok(report));
         }
         let task = Work::Package {

@@ -531,5 +531,17 @@ fn run_package(
         }
     }
     .map_err(|e| TaskFailure::fatal(format!("packaging: {e}")))?;
-    ctx.write_json(record, &report).map_err(retry)
+    ctx.write_json(record, &report).map_err(retry)?;
+    // The folder now holds this packaging, whatever an older record says.
+    let generation = record
+        .trim_end_matches(".json")
+        .rsplit('-')
+        .next()
+        .and_then(|g| g.parse::<u64>().ok())
+        .unwrap_or(0);
+    ctx.write_json(CURRENT_PACKAGE, &(record, generation))
+        .map_err(retry)
 }
+
+/// The record of the packaging an output folder holds now, and its generation.
+pub const CURRENT_PACKAGE: &str = "package-current.json";

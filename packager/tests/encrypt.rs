@@ -1,0 +1,347 @@
+//! Common encryption checked by tools that share no code with it: FFmpeg's own decryptor
+//! (`-decryption_key`, both schemes) and an independent decryptor and box checker written from
+//! the spec in Python (`tools/drm/cenc.py`, with the `cryptography` package). Decrypted frames
+//! must equal the clear package's, bit for bit; a wrong key must not give them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use packager::audio::AudioSource;
+use packager::cenc::Scheme;
+use packager::drm::KeyPolicy;
+use packager::package::{Encryption, Settings, Sources, VideoSource, package};
+use packager::sink::DirSink;
+
+mod common;
+use common::rendition;
+
+const KID_SD: &str = "0123456789abcdef0123456789abcdef";
+const KEY_SD: &str = "00112233445566778899aabbccddeeff";
+const KID_HD: &str = "fedcba9876543210fedcba9876543210";
+const KEY_HD: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf";
+const WRONG: &str = "000102030405060708090a0b0c0d0e0f";
+
+/// Two renditions (SD and HD) and the SD one's audio.
+fn sources(dir: &Path) -> Sources {
+    let sd = rendition(dir, "sd", "320x180", 25, 100);
+    let hd = rendition(dir, "hd", "1280x720", 25, 100);
+    Sources {
+        videos: vec![
+            VideoSource {
+                id: "sd".into(),
+                path: sd.clone(),
+            },
+            VideoSource {
+                id: "hd".into(),
+                path: hd,
+            },
+        ],
+        audio: vec![AudioSource {
+            path: sd,
+            stream: 1,
+            language: "eng".into(),
+            origin_seconds: 0.0,
+        }],
+        ..Default::default()
+    }
+}
+
+/// Packages `sources` into `dir/name`, encrypted when `encryption` is given.
+fn make(dir: &Path, name: &str, sources: &Sources, encryption: Option<Encryption>) -> PathBuf {
+    let out = dir.join(name);
+    let settings = Settings {
+        segment_seconds: 1.0,
+        encryption,
+        ..Default::default()
+    };
+    package(
+        sources,
+        &settings,
+        &dir.join(format!("work-{name}")),
+        &DirSink::new(&out),
+    )
+    .unwrap();
+    out
+}
+
+/// The studio rule: audio and SD under one key, HD and UHD under another.
+fn policy() -> KeyPolicy {
+    KeyPolicy::parse(&[
+        format!("{KID_SD}:{KEY_SD}:audio,sd"),
+        format!("{KID_HD}:{KEY_HD}:hd,uhd"),
+    ])
+    .unwrap()
+}
+
+/// Each segment of a track with its init segment before it, as a file of its own (FFmpeg
+/// 5.1 applies the encryption data of the wrong fragment when one file holds several, so each
+/// is decrypted alone).
+fn segment_files(track: &Path, into: &Path, tag: &str) -> Vec<PathBuf> {
+    let mut names: Vec<_> = std::fs::read_dir(track)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".m4s"))
+        .collect();
+    names.sort();
+    let init = std::fs::read(track.join("init.mp4")).unwrap();
+    names
+        .iter()
+        .map(|n| {
+            let mut bytes = init.clone();
+            bytes.extend(std::fs::read(track.join(n)).unwrap());
+            let path = into.join(format!("{tag}-{n}.mp4"));
+            std::fs::write(&path, bytes).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// The decoded frames' MD5s (video or audio), through FFmpeg, with a decryption key if given;
+/// FFmpeg's complaint when it fails.
+fn framemd5(file: &Path, key: Option<&str>) -> Result<String, String> {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-nostdin", "-v", "error"]);
+    if let Some(k) = key {
+        c.args(["-decryption_key", k]);
+    }
+    let out = c
+        .arg("-i")
+        .arg(file)
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() && text.lines().any(|l| !l.starts_with('#')) {
+        Ok(text)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Every file under `dir`, read.
+fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+/// No file of the title holds a content key, in hex (either case) or base64.
+fn assert_no_keys(dir: &Path) {
+    for (path, bytes) in all_files(dir) {
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        for key in [KEY_SD, KEY_HD] {
+            let raw = packager::drm::hex16(key).unwrap();
+            assert!(!text.contains(key), "{} holds a key", path.display());
+            for b64 in [packager::drm::base64(&raw), packager::drm::base64url(&raw)] {
+                assert!(
+                    !text.contains(&b64.to_lowercase()),
+                    "{} holds a key in base64",
+                    path.display()
+                );
+            }
+            assert!(
+                !bytes.windows(16).any(|w| w == raw),
+                "{} holds a raw key",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn cenc_tracks_decrypt_in_ffmpeg_to_the_clear_frames_and_a_wrong_key_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = sources(dir.path());
+    let clear = make(dir.path(), "clear", &sources, None);
+    let enc = make(
+        dir.path(),
+        "cenc",
+        &sources,
+        Some(Encryption {
+            scheme: Scheme::Cenc,
+            keys: policy(),
+            clear_lead: 0.0,
+        }),
+    );
+    for (track, key) in [
+        ("video/sd", KEY_SD),
+        ("video/hd", KEY_HD),
+        ("audio/en", KEY_SD),
+    ] {
+        let name = track.replace('/', "-");
+        let clear_files = segment_files(&clear.join(track), dir.path(), &format!("{name}-clear"));
+        let enc_files = segment_files(&enc.join(track), dir.path(), &format!("{name}-cenc"));
+        assert_eq!(clear_files.len(), 4, "{track}");
+        assert_eq!(enc_files.len(), clear_files.len(), "{track}");
+        for (c, e) in clear_files.iter().zip(&enc_files) {
+            let want = framemd5(c, None).expect("the clear track decodes");
+            let got = framemd5(e, Some(key)).unwrap_or_else(|err| panic!("{}: {err}", e.display()));
+            assert!(
+                got == want,
+                "{}: decrypted frames differ from the clear ones",
+                e.display()
+            );
+            let wrong = framemd5(e, Some(WRONG));
+            assert!(
+                wrong.as_ref().map_or(true, |w| *w != want),
+                "{}: a wrong key gave the clear frames",
+                e.display()
+            );
+            // The samples changed: nothing was left in the clear by mistake.
+            assert_ne!(std::fs::read(c).unwrap(), std::fs::read(e).unwrap());
+        }
+    }
+    // Signalling: one video adaptation set per key, each with its default KID; every HLS
+    // media playlist names its method and key ID; keys nowhere.
+    let mpd = std::fs::read_to_string(enc.join("manifest.mpd")).unwrap();
+    assert_eq!(mpd.matches("contentType=\"video\"").count(), 2, "{mpd}");
+    for kid in [KID_SD, KID_HD] {
+        let uuid = packager::cenc::uuid(&packager::drm::hex16(kid).unwrap());
+        assert!(
+            mpd.contains(&format!("value=\"cenc\" cenc:default_KID=\"{uuid}\"")),
+            "{mpd}"
+        );
+    }
+    let hd = std::fs::read_to_string(enc.join("video/hd/index.m3u8")).unwrap();
+    assert!(hd.contains("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR"), "{hd}");
+    assert!(
+        hd.contains(&format!("KEYID=0x{}", KID_HD.to_uppercase())),
+        "{hd}"
+    );
+    let master = std::fs::read_to_string(enc.join("master.m3u8")).unwrap();
+    assert!(
+        master.contains("#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES-CTR"),
+        "{master}"
+    );
+    assert_no_keys(&enc);
+}
+
+/// The independent decryptor and checker (tools/drm/cenc.py) in the venv that scripts/setup
+/// makes (its `cryptography` package).
+fn cenc_py(args: &[&str]) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Command::new(root.join("tools/aws/venv/bin/python"))
+        .arg(root.join("tools/drm/cenc.py"))
+        .args(args)
+        .output()
+        .expect("the tools venv's python runs (scripts/setup makes it)")
+}
+
+/// A track's init segment and segments, in order.
+fn track_files(track: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(track)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|n| n.ends_with(".m4s"))
+        .collect();
+    names.sort();
+    names.insert(0, track.join("init.mp4").display().to_string());
+    names
+}
+
+#[test]
+fn cbcs_with_a_clear_lead_decrypts_in_an_independent_decryptor_and_in_ffmpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = sources(dir.path());
+    let clear = make(dir.path(), "clear", &sources, None);
+    let enc = make(
+        dir.path(),
+        "cbcs",
+        &sources,
+        Some(Encryption {
+            scheme: Scheme::Cbcs,
+            keys: policy(),
+            clear_lead: 1.0,
+        }),
+    );
+    for (track, kid, key, clear_samples) in [
+        ("video/sd", KID_SD, KEY_SD, 25),
+        ("video/hd", KID_HD, KEY_HD, 25),
+        // 1 s of 48 kHz AAC: 47 frames of 1,024 samples.
+        ("audio/en", KID_SD, KEY_SD, 47),
+    ] {
+        let name = track.replace('/', "-");
+        let files = track_files(&enc.join(track));
+        let file_args: Vec<&str> = files.iter().map(String::as_str).collect();
+        // The boxes: tenc's KID, one senc entry per sample, clear NAL headers.
+        let mut args = vec!["inspect", "--expect-kid", kid, "--nal-length-check"];
+        args.extend(&file_args);
+        let out = cenc_py(&args);
+        assert!(
+            out.status.success(),
+            "{track}: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // Decrypted by the independent tool: the clear frames, the first second left clear.
+        let whole = dir.path().join(format!("{name}-clear.mp4"));
+        let mut bytes = Vec::new();
+        for f in track_files(&clear.join(track)) {
+            bytes.extend(std::fs::read(f).unwrap());
+        }
+        std::fs::write(&whole, bytes).unwrap();
+        let want = framemd5(&whole, None).unwrap();
+        let decrypted = dir.path().join(format!("{name}-py.mp4"));
+        let key_arg = format!("{kid}:{key}");
+        let mut args = vec![
+            "decrypt",
+            "--key",
+            &key_arg,
+            "-o",
+            decrypted.to_str().unwrap(),
+        ];
+        args.extend(&file_args);
+        let out = cenc_py(&args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{track}: {said}");
+        assert!(
+            said.contains(&format!("{clear_samples} clear samples")),
+            "{track}: {said}"
+        );
+        assert!(
+            framemd5(&decrypted, None).unwrap() == want,
+            "{track}: the independent decryptor's frames differ"
+        );
+        let wrong_arg = format!("{kid}:{WRONG}");
+        let mut args = vec![
+            "decrypt",
+            "--key",
+            &wrong_arg,
+            "-o",
+            decrypted.to_str().unwrap(),
+        ];
+        args.extend(&file_args);
+        assert!(cenc_py(&args).status.success());
+        assert!(
+            framemd5(&decrypted, None).map_or(true, |w| w != want),
+            "{track}: a wrong key gave the clear frames"
+        );
+        // And by FFmpeg, segment by segment.
+        let clear_files = segment_files(&clear.join(track), dir.path(), &format!("{name}-c"));
+        let enc_files = segment_files(&enc.join(track), dir.path(), &format!("{name}-e"));
+        for (c, e) in clear_files.iter().zip(&enc_files) {
+            let got = framemd5(e, Some(key)).unwrap_or_else(|err| panic!("{}: {err}", e.display()));
+            assert!(
+                got == framemd5(c, None).unwrap(),
+                "{}: FFmpeg's frames differ",
+                e.display()
+            );
+        }
+    }
+    let hls = std::fs::read_to_string(enc.join("video/hd/index.m3u8")).unwrap();
+    // The first (clear) segment comes before the keys.
+    let key_at = hls.find("#EXT-X-KEY:METHOD=SAMPLE-AES,").expect(&hls);
+    assert!(
+        hls.find("00001.m4s").unwrap() < key_at && key_at < hls.find("00002.m4s").unwrap(),
+        "{hls}"
+    );
+    assert!(hls.contains(&format!("URI=\"skd://{KID_HD}\"")), "{hls}");
+    assert_no_keys(&enc);
+}
