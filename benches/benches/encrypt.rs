@@ -109,6 +109,7 @@ fn main() {
             scheme,
             keys: KeyPolicy::parse(&[KEY.to_owned()]).unwrap(),
             clear_lead: 0.0,
+            pssh: Default::default(),
         }),
         ..clear.clone()
     };

@@ -267,10 +267,28 @@ pub struct EncodeArgs {
 /// Encryption of the packaged title.
 #[derive(Debug, Args)]
 pub struct DrmArgs {
-    /// Encrypt the video and audio segments (common encryption): `raw` with the keys of
-    /// --key.
-    #[arg(long, value_parser = ["raw"], value_name = "SOURCE")]
+    /// Encrypt the video and audio segments (common encryption) with keys from: `raw`, the
+    /// --key values; `cpix`, the CPIX 2.3 document of --cpix; `speke`, the SPEKE v2 key server
+    /// of --speke-url.
+    #[arg(long, value_parser = ["raw", "cpix", "speke"], value_name = "SOURCE")]
     pub drm: Option<String>,
+    /// The CPIX document of --drm cpix (clear content keys, usage rules, each system's PSSH).
+    #[arg(long, value_name = "FILE")]
+    pub cpix: Option<PathBuf>,
+    /// The SPEKE v2 key server of --drm speke.
+    #[arg(long, value_name = "URL")]
+    pub speke_url: Option<String>,
+    /// The content ID sent to the key server (default: the master's file name without its
+    /// extension).
+    #[arg(long, value_name = "ID")]
+    pub content_id: Option<String>,
+    /// With --drm speke: a key for each of audio, SD, HD and UHD (`studio`), or one for all.
+    #[arg(long, default_value = "studio", value_parser = ["studio", "single"])]
+    pub speke_keys: String,
+    /// Also write the keys used as a CPIX 2.3 document to FILE (readable by its owner only),
+    /// for a licence server or another packager.
+    #[arg(long, value_name = "FILE")]
+    pub cpix_out: Option<PathBuf>,
     /// A content key, KID:KEY (32 hex digits each), and which tracks it protects: a comma list
     /// of audio, sd, hd, uhd, video or all (the default). Repeatable; every class of track
     /// needs exactly one key (the studio rule: --key A:KA:audio,sd --key B:KB:hd,uhd).

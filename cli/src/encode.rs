@@ -247,38 +247,99 @@ fn file_and_language(flag: &str, value: &str) -> anyhow::Result<(PathBuf, String
     Ok((path, lang.to_owned()))
 }
 
-/// The encryption `--drm` asks for; keys are checked here and never shown in errors.
+/// The encryption `--drm` asks for; keys are checked (or fetched) here, before any encoding,
+/// and never shown in errors.
 fn encryption(
     args: &crate::args::DrmArgs,
+    master: &std::path::Path,
 ) -> anyhow::Result<Option<packager::package::Encryption>> {
     let Some(source) = &args.drm else {
-        if !args.key.is_empty() {
-            return Err(Failure::usage("--key needs --drm raw"));
+        for (given, flag) in [
+            (!args.key.is_empty(), "--key"),
+            (args.cpix.is_some(), "--cpix"),
+            (args.speke_url.is_some(), "--speke-url"),
+            (args.cpix_out.is_some(), "--cpix-out"),
+        ] {
+            if given {
+                return Err(Failure::usage(format!("{flag} needs --drm")));
+            }
         }
         return Ok(None);
     };
-    if source != "raw" {
-        return Err(Failure::usage(format!("--drm {source} (expected raw)")));
-    }
-    if args.key.is_empty() {
-        return Err(Failure::usage(
-            "--drm raw needs at least one --key KID:KEY[:TRACKS]",
-        ));
-    }
-    let keys = packager::drm::KeyPolicy::parse(&args.key)
-        .map_err(|e| Failure::usage(format!("--key: {e}")))?;
     if !(0.0..=3600.0).contains(&args.clear_lead) {
         return Err(Failure::usage(format!(
             "--clear-lead {} (expected 0 to 3600 seconds)",
             args.clear_lead
         )));
     }
-    let scheme = args.scheme.parse().map_err(Failure::usage)?;
-    Ok(Some(packager::package::Encryption {
+    let scheme: packager::cenc::Scheme = args.scheme.parse().map_err(Failure::usage)?;
+    let content_id = args.content_id.clone().unwrap_or_else(|| {
+        master
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "title".into())
+    });
+    if source != "raw" && !args.key.is_empty() {
+        return Err(Failure::usage(format!(
+            "--key goes with --drm raw, not --drm {source}"
+        )));
+    }
+    let mut pssh = std::collections::BTreeMap::new();
+    let keys = match source.as_str() {
+        "raw" => {
+            if args.key.is_empty() {
+                return Err(Failure::usage(
+                    "--drm raw needs at least one --key KID:KEY[:TRACKS]",
+                ));
+            }
+            packager::drm::KeyPolicy::parse(&args.key)
+                .map_err(|e| Failure::usage(format!("--key: {e}")))?
+        }
+        "cpix" => {
+            let Some(path) = &args.cpix else {
+                return Err(Failure::usage("--drm cpix needs --cpix FILE"));
+            };
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::io(format!("--cpix {}: {e}", path.display())))?;
+            let doc = packager::cpix::parse(&text)
+                .map_err(|e| Failure::usage(format!("--cpix {}: {e}", path.display())))?;
+            let policy = doc
+                .policy()
+                .map_err(|e| Failure::usage(format!("--cpix {}: {e}", path.display())))?;
+            for kid in policy.kids() {
+                pssh.insert(kid, doc.pssh_of(&kid));
+            }
+            policy
+        }
+        _ => {
+            let Some(url) = &args.speke_url else {
+                return Err(Failure::usage("--drm speke needs --speke-url URL"));
+            };
+            let (policy, doc) =
+                packager::speke::fetch(url, &content_id, args.speke_keys == "studio", scheme)
+                    .map_err(|e| Failure::io(e.to_string()))?;
+            for kid in policy.kids() {
+                pssh.insert(kid, doc.pssh_of(&kid));
+            }
+            policy
+        }
+    };
+    let encryption = packager::package::Encryption {
         scheme,
         keys,
         clear_lead: args.clear_lead,
-    }))
+        pssh,
+    };
+    if let Some(out) = &args.cpix_out {
+        let doc = packager::cpix::document(&content_id, &encryption.keys, scheme, &|kid| {
+            encryption.pssh_of(kid)
+        });
+        store::fsutil::write_private_file_atomic(out, |f| {
+            std::io::Write::write_all(f, doc.as_bytes())
+        })
+        .map_err(|e| Failure::io(format!("--cpix-out {}: {e}", out.display())))?;
+    }
+    Ok(Some(encryption))
 }
 
 fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::PackageOptions>> {
@@ -312,7 +373,7 @@ fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::
         ..Default::default()
     };
     settings.thumbnails.interval = args.thumbnails.max(1);
-    settings.encryption = encryption(&args.drm)?;
+    settings.encryption = encryption(&args.drm, &args.input)?;
     if settings.encryption.is_some() && !matches!(args.codec.as_str(), "h264" | "hevc") {
         return Err(Failure::usage(format!(
             "--drm with --codec {}: rungs encrypts H.264 and HEVC so far",

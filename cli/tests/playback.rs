@@ -462,6 +462,110 @@ fn cenc_title_plays_with_clearkey_in_the_dash_players() {
 }
 
 #[test]
+fn keys_from_a_speke_server_package_a_title_that_its_cpix_packages_again() {
+    use fixtures::keyserver::{Behaviour, KeyServer};
+    let server = KeyServer::start(Behaviour::Good).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cpix = dir.path().join("keys.cpix.xml");
+    let url = server.url();
+    for d in ["speke", "cpix"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    let first = title(
+        "h264",
+        &[
+            "--preset",
+            "veryfast",
+            "--drm",
+            "speke",
+            "--speke-url",
+            &url,
+            "--content-id",
+            "two-audio-title",
+            "--cpix-out",
+            arg(&cpix),
+        ],
+        &dir.path().join("speke"),
+    );
+    // One SPEKE v2 request for the content, a key ID for each of audio, SD, HD and UHD.
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].version.as_deref(), Some("2.0"));
+    assert_eq!(seen[0].content_id, "two-audio-title");
+    assert_eq!(seen[0].kids.len(), 4, "{seen:?}");
+    // The server's Widevine pssh is the one the MPD carries.
+    let mpd = std::fs::read_to_string(first.join("manifest.mpd")).unwrap();
+    let given = seen[0].kids.iter().any(|k| {
+        let b64 = packager::drm::base64(&fixtures::keyserver::pssh_of(k));
+        mpd.contains(&format!("<cenc:pssh>{b64}</cenc:pssh>"))
+    });
+    assert!(given, "{mpd}");
+    // The CPIX written beside is its owner's only, and packages the very same title.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cpix).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let second = title(
+        "h264",
+        &[
+            "--preset",
+            "veryfast",
+            "--drm",
+            "cpix",
+            "--cpix",
+            arg(&cpix),
+            "--content-id",
+            "two-audio-title",
+        ],
+        &dir.path().join("cpix"),
+    );
+    common::assert_same_files(
+        &common::title_files(&first),
+        &common::title_files(&second),
+        "the CPIX title",
+    );
+    // And it plays with the server's keys.
+    let keys: Vec<String> = seen[0]
+        .kids
+        .iter()
+        .map(|k| {
+            let hex = k.replace('-', "");
+            format!("{hex}:{}", packager::cenc::hex(&KeyServer::key_of(&hex)))
+        })
+        .collect();
+    check_player_with(
+        &first,
+        "manifest.mpd",
+        "shaka",
+        &["--keys", &keys.join(",")],
+    );
+    // A key server that fails, answers nonsense or leaves out a key stops the run before any
+    // encoding, saying why.
+    let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
+    for (behaviour, says) in [
+        (Behaviour::Fails, "HTTP 500"),
+        (Behaviour::Garbage, "CPIX"),
+        (Behaviour::DropsAKey, "no key"),
+    ] {
+        let bad = KeyServer::start(behaviour).unwrap();
+        let out = dir.path().join("bad");
+        let run = rungs(&[
+            "encode",
+            arg(&f.path),
+            "-o",
+            arg(&out),
+            "--drm",
+            "speke",
+            "--speke-url",
+            &bad.url(),
+            "-q",
+        ]);
+        assert_eq!(run.code, 4, "{behaviour:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{behaviour:?}: {}", run.stderr);
+        assert!(!out.exists(), "{behaviour:?}: nothing encoded");
+    }
+}
+
+#[test]
 fn hevc_title_is_read_by_ffprobe_and_the_parsers() {
     // Chromium here cannot decode HEVC: the parsers and ffprobe check it.
     let dir = tempfile::tempdir().unwrap();
@@ -517,7 +621,7 @@ fn bad_packaging_inputs_are_refused_before_encoding() {
         assert!(!out.exists(), "nothing was encoded");
     };
     let key = format!("{KID}:{KEY}");
-    drm_refused(&["--key", &key], "--key needs --drm raw");
+    drm_refused(&["--key", &key], "--key needs --drm");
     drm_refused(&["--drm", "raw"], "at least one --key");
     drm_refused(
         &["--drm", "raw", "--key", &format!("{KID}:{}", &KEY[..31])],

@@ -115,11 +115,17 @@ impl KeyPolicy {
         let mut keys: Vec<(TrackClass, ContentKey)> = Vec::new();
         for v in values {
             let (key, classes) = parse_one(v)?;
-            for c in classes {
-                if keys.iter().any(|(k, _)| *k == c) {
-                    return Err(KeyError::Twice(c.name()));
-                }
-                keys.push((c, key.clone()));
+            keys.extend(classes.into_iter().map(|c| (c, key.clone())));
+        }
+        Self::from_keys(keys)
+    }
+
+    /// From each class's key: every class must have exactly one, and one key ID one key.
+    pub fn from_keys(keys: Vec<(TrackClass, ContentKey)>) -> Result<Self, KeyError> {
+        let mut keys = keys;
+        for (i, (c, _)) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|(k, _)| k == c) {
+                return Err(KeyError::Twice(c.name()));
             }
         }
         for c in TrackClass::ALL {

@@ -87,6 +87,26 @@ pub struct Encryption {
     pub keys: KeyPolicy,
     /// Seconds at the start left clear: every segment that starts before it.
     pub clear_lead: f64,
+    /// `pssh` boxes from a key server (CPIX, SPEKE) by key ID: they replace the ones rungs
+    /// builds for the same DRM systems.
+    pub pssh: std::collections::BTreeMap<[u8; 16], Vec<Vec<u8>>>,
+}
+
+impl Encryption {
+    /// The `pssh` boxes of a key: the W3C common one, then each system's, the key server's
+    /// where it gave one.
+    pub fn pssh_of(&self, kid: &[u8; 16]) -> Vec<Vec<u8>> {
+        let given = self.pssh.get(kid).map(Vec::as_slice).unwrap_or_default();
+        let system = |b: &[u8]| b.get(12..28).map(<[u8]>::to_vec);
+        let mut out = drm::track_pssh(kid, self.scheme);
+        for g in given {
+            match out.iter_mut().find(|b| system(b) == system(g)) {
+                Some(b) => b.clone_from(g),
+                None => out.push(g.clone()),
+            }
+        }
+        out
+    }
 }
 
 impl Default for Settings {
@@ -738,7 +758,7 @@ fn encrypt(
         .take_while(|s| (s.start as f64) < e.clear_lead * f64::from(timescale.max(1)))
         .count();
     let protector = Protector::new(init, e.scheme, key, track).map_err(fail)?;
-    let pssh = drm::track_pssh(&key.kid, e.scheme);
+    let pssh = e.pssh_of(&key.kid);
     let mut out = protector
         .init(init, clear_segments > 0, &pssh)
         .map_err(fail)?;

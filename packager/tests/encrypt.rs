@@ -168,6 +168,7 @@ fn cenc_tracks_decrypt_in_ffmpeg_to_the_clear_frames_and_a_wrong_key_does_not() 
             scheme: Scheme::Cenc,
             keys: policy(),
             clear_lead: 0.0,
+            pssh: Default::default(),
         }),
     );
     for (track, key) in [
@@ -259,6 +260,7 @@ fn cbcs_with_a_clear_lead_decrypts_in_an_independent_decryptor_and_in_ffmpeg() {
             scheme: Scheme::Cbcs,
             keys: policy(),
             clear_lead: 1.0,
+            pssh: Default::default(),
         }),
     );
     for (track, kid, key, clear_samples) in [
@@ -344,4 +346,72 @@ fn cbcs_with_a_clear_lead_decrypts_in_an_independent_decryptor_and_in_ffmpeg() {
     );
     assert!(hls.contains(&format!("URI=\"skd://{KID_HD}\"")), "{hls}");
     assert_no_keys(&enc);
+}
+
+#[test]
+fn hevc_slices_are_encrypted_with_their_headers_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let h264 = rendition(dir.path(), "src", "640x360", 25, 75);
+    let hevc = dir.path().join("hevc.mp4");
+    common::ffmpeg(&[
+        "-i",
+        h264.to_str().unwrap(),
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "keyint=25:min-keyint=25:scenecut=0:log-level=error",
+        "-an",
+        hevc.to_str().unwrap(),
+    ]);
+    let sources = Sources {
+        videos: vec![VideoSource {
+            id: "hevc".into(),
+            path: hevc,
+        }],
+        ..Default::default()
+    };
+    let clear = make(dir.path(), "clear", &sources, None);
+    let enc = make(
+        dir.path(),
+        "cbcs",
+        &sources,
+        Some(Encryption {
+            scheme: Scheme::Cbcs,
+            keys: policy(),
+            clear_lead: 0.0,
+            pssh: Default::default(),
+        }),
+    );
+    let files = track_files(&enc.join("video/hevc"));
+    let file_args: Vec<&str> = files.iter().map(String::as_str).collect();
+    let mut args = vec!["inspect", "--expect-kid", KID_SD, "--nal-length-check"];
+    args.extend(&file_args);
+    let out = cenc_py(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decrypted = dir.path().join("hevc-py.mp4");
+    let key_arg = format!("{KID_SD}:{KEY_SD}");
+    let mut args = vec![
+        "decrypt",
+        "--key",
+        &key_arg,
+        "-o",
+        decrypted.to_str().unwrap(),
+    ];
+    args.extend(&file_args);
+    assert!(cenc_py(&args).status.success());
+    let whole = dir.path().join("hevc-clear.mp4");
+    let mut bytes = Vec::new();
+    for f in track_files(&clear.join("video/hevc")) {
+        bytes.extend(std::fs::read(f).unwrap());
+    }
+    std::fs::write(&whole, bytes).unwrap();
+    assert!(framemd5(&decrypted, None).unwrap() == framemd5(&whole, None).unwrap());
+    let mpd = std::fs::read_to_string(enc.join("manifest.mpd")).unwrap();
+    assert!(mpd.contains("codecs=\"hvc1."), "{mpd}");
 }

@@ -11,6 +11,23 @@ pub fn write_file_atomic(
     path: &Path,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    write_atomic_with_mode(path, 0o644, fill)
+}
+
+/// [`write_file_atomic`] for a file only its owner may read (0600 from its first byte), such as
+/// one holding keys.
+pub fn write_private_file_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    write_atomic_with_mode(path, 0o600, fill)
+}
+
+fn write_atomic_with_mode(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -19,11 +36,11 @@ pub fn write_file_atomic(
         .prefix(".rungs-")
         .tempfile_in(dir)?;
     fill(tmp.as_file_mut())?;
-    // Temporary files are private (0600); a finished output is an ordinary file.
+    // Temporary files are private (0600); a finished output gets `mode`.
     {
         use std::os::unix::fs::PermissionsExt;
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
