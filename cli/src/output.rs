@@ -262,6 +262,26 @@ pub fn encode_summary(r: &pipeline::encode::EncodeReport, out: &Path) -> String 
             p.thumbnail_sheets,
             p.files
         );
+        let encrypted: Vec<&pipeline::encode::package::TrackEncryption> = p
+            .video
+            .iter()
+            .chain(&p.audio)
+            .filter_map(|t| t.encryption.as_ref())
+            .collect();
+        if let Some(first) = encrypted.first() {
+            let mut kids: Vec<&str> = encrypted.iter().map(|e| e.kid.as_str()).collect();
+            kids.sort_unstable();
+            kids.dedup();
+            s += &format!(
+                "\nencrypted: {} ({} of {} tracks, {} key{}: {})",
+                first.scheme,
+                encrypted.len(),
+                p.video.len() + p.audio.len(),
+                kids.len(),
+                if kids.len() == 1 { "" } else { "s" },
+                kids.join(", ")
+            );
+        }
         for w in &p.warnings {
             s += &format!("\n  warning: {w}");
         }

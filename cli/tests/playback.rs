@@ -416,6 +416,18 @@ fn plays_encrypted(scheme: &str, players: &[(&str, &str)], wrong: (&str, &str)) 
         mpd.contains(&format!("value=\"{scheme}\" cenc:default_KID=")),
         "{mpd}"
     );
+    // The report says how each track is encrypted, by key ID.
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(root.join("report.json")).unwrap()).unwrap();
+    for kind in ["video", "audio"] {
+        for t in report["package"][kind].as_array().unwrap() {
+            assert_eq!(t["encryption"]["scheme"], scheme, "{t}");
+            assert_eq!(
+                t["encryption"]["kid"], "01234567-89ab-cdef-0123-456789abcdef",
+                "{t}"
+            );
+        }
+    }
     let keys = format!("{KID}:{KEY}");
     for (manifest, player) in players {
         check_player_with(&root, manifest, player, &["--keys", &keys]);

@@ -177,6 +177,20 @@ impl std::fmt::Debug for Protector {
     }
 }
 
+/// How one fragment is encrypted.
+struct Plan {
+    /// The `senc` box.
+    senc: Vec<u8>,
+    /// Each sample's `senc` entry size.
+    sizes: Vec<u8>,
+    /// Each sample's bytes in the `mdat` body.
+    samples: Vec<std::ops::Range<usize>>,
+    /// Each sample's subsamples (none: the whole sample).
+    subsamples: Vec<Vec<Subsample>>,
+    /// The first sample's IV (`cenc`).
+    seed: u64,
+}
+
 /// One clear range followed by one protected range of a sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Subsample {
@@ -354,12 +368,25 @@ impl Protector {
     /// Media segment `number` (from 1) encrypted, or, when `clear`, left clear and pointed at
     /// the clear sample entry (a clear lead).
     pub fn segment(&self, seg: &[u8], number: usize, clear: bool) -> Result<Vec<u8>, CencError> {
+        let mut out = Vec::with_capacity(seg.len() + 4096);
+        self.segment_into(seg, number, clear, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Protector::segment`], appended to `out`: the sample data is copied once, into `out`,
+    /// and encrypted there.
+    pub fn segment_into(
+        &self,
+        seg: &[u8],
+        number: usize,
+        clear: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CencError> {
         let layout = |reason: String| CencError::Layout {
             segment: number,
             reason,
         };
         let top = bmff::parse(seg, 0)?;
-        let mut out = Vec::with_capacity(seg.len() + 1024);
         let mut i = 0;
         while i < top.len() {
             let b = top[i];
@@ -377,12 +404,18 @@ impl Protector {
                         b.offset
                     ))
                 })?;
-            let (moof, data) = self.fragment(seg, &b, mdat, number, clear)?;
+            let (moof, plan) = self.fragment(seg, &b, mdat, number, clear)?;
             out.extend(moof);
-            out.extend(boxed(b"mdat", &data));
+            out.extend(((mdat.body.len() + 8) as u32).to_be_bytes());
+            out.extend(b"mdat");
+            let start = out.len();
+            out.extend(mdat.body);
+            if let Some(plan) = plan {
+                self.apply(&mut out[start..], &plan);
+            }
             i += 2;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// One `moof` and its `mdat` body, rewritten.
@@ -393,7 +426,7 @@ impl Protector {
         mdat: &Mp4Box<'_>,
         number: usize,
         clear: bool,
-    ) -> Result<(Vec<u8>, Vec<u8>), CencError> {
+    ) -> Result<(Vec<u8>, Option<Plan>), CencError> {
         let layout = |reason: String| CencError::Layout {
             segment: number,
             reason,
@@ -441,15 +474,17 @@ impl Protector {
                 samples.push(from..from + size);
             }
         }
-        let mut data = mdat.body.to_vec();
-        let aux = if clear {
+        let plan = if clear {
             None
         } else {
-            Some(self.encrypt(&mut data, &samples, number)?)
+            Some(self.plan(mdat.body, samples, number)?)
         };
         // With a constant IV and no subsamples (`cbcs` audio) every entry would be empty: no
         // sample auxiliary information at all, as the scheme allows.
-        let aux = aux.filter(|(_, sizes)| sizes.iter().any(|&s| s > 0));
+        let aux = plan
+            .as_ref()
+            .map(|p| (&p.senc, &p.sizes))
+            .filter(|(_, sizes)| sizes.iter().any(|&s| s > 0));
         // The new `traf`: `tfhd` (pointing at the clear entry on a clear lead), the rest as it
         // was, then `saiz`, `saio` and `senc`.
         let mut traf_body = Vec::new();
@@ -465,7 +500,7 @@ impl Protector {
             .take_while(|c| c.kind != *b"traf")
             .map(|c| c.size())
             .sum();
-        if let Some((senc, sizes)) = &aux {
+        if let Some((senc, sizes)) = aux {
             // The first `senc` entry: moof header, boxes before the traf, traf header, its
             // boxes so far, then the `senc` header and its count.
             let at = 8 + before_traf + 8 + traf_body.len() + 12 + 4;
@@ -489,48 +524,76 @@ impl Protector {
         let grown = (moof_body.len() + 8) as i64 - moof.size() as i64;
         let mut moof_bytes = boxed(b"moof", &moof_body);
         shift_data_offsets(&mut moof_bytes, grown)?;
-        Ok((moof_bytes, data))
+        Ok((moof_bytes, plan))
     }
 
-    /// Encrypts the samples in place; returns the `senc` box and each sample's entry size.
-    fn encrypt(
+    /// How a fragment's samples are encrypted, found from its clear data: each sample's range,
+    /// subsamples and IV, the `senc` box and each sample's entry size.
+    fn plan(
         &self,
-        data: &mut [u8],
-        samples: &[std::ops::Range<usize>],
+        data: &[u8],
+        samples: Vec<std::ops::Range<usize>>,
         number: usize,
-    ) -> Result<(Vec<u8>, Vec<u8>), CencError> {
+    ) -> Result<Plan, CencError> {
         let subsampled = self.is_video();
         let mut senc = Vec::new();
         senc.extend((samples.len() as u32).to_be_bytes());
         let mut sizes = Vec::with_capacity(samples.len());
+        let mut subsamples = Vec::with_capacity(samples.len());
         let seed = self.iv_seed(data, number);
         for (k, range) in samples.iter().enumerate() {
-            let sample = &mut data[range.clone()];
             let subs = match self.layout {
-                Layout::Nal { length_size, hevc } => nal_subsamples(sample, length_size, hevc)
-                    .map_err(|reason| CencError::Sample {
-                        segment: number,
-                        sample: k + 1,
-                        reason,
-                    })?,
+                Layout::Nal { length_size, hevc } => {
+                    nal_subsamples(&data[range.clone()], length_size, hevc).map_err(|reason| {
+                        CencError::Sample {
+                            segment: number,
+                            sample: k + 1,
+                            reason,
+                        }
+                    })?
+                }
                 Layout::Whole => vec![],
             };
             let start = senc.len();
+            if self.scheme == Scheme::Cenc {
+                senc.extend(seed.wrapping_add(k as u64).to_be_bytes());
+            }
+            if subsampled {
+                senc.extend((subs.len() as u16).to_be_bytes());
+                for s in &subs {
+                    senc.extend(s.clear.to_be_bytes());
+                    senc.extend(s.protected.to_be_bytes());
+                }
+            }
+            sizes.push((senc.len() - start) as u8);
+            subsamples.push(subs);
+        }
+        Ok(Plan {
+            senc: full(b"senc", 0, if subsampled { 2 } else { 0 }, &senc),
+            sizes,
+            samples,
+            subsamples,
+            seed,
+        })
+    }
+
+    /// Encrypts a fragment's sample data in place as `plan` says.
+    fn apply(&self, data: &mut [u8], plan: &Plan) {
+        let (crypt, skip) = self.pattern();
+        for (k, (range, subs)) in plan.samples.iter().zip(&plan.subsamples).enumerate() {
+            let sample = &mut data[range.clone()];
             match self.scheme {
                 Scheme::Cenc => {
-                    let iv = seed.wrapping_add(k as u64).to_be_bytes();
-                    senc.extend(iv);
                     let mut counter = [0u8; 16];
-                    counter[..8].copy_from_slice(&iv);
+                    counter[..8].copy_from_slice(&plan.seed.wrapping_add(k as u64).to_be_bytes());
                     let mut cipher =
                         ctr::Ctr128BE::<Aes128>::new(&self.key.key.into(), &counter.into());
-                    for r in protected_ranges(sample.len(), &subs) {
+                    for r in protected_ranges(sample.len(), subs) {
                         cipher.apply_keystream(&mut sample[r]);
                     }
                 }
                 Scheme::Cbcs => {
-                    let (crypt, skip) = self.pattern();
-                    for r in protected_ranges(sample.len(), &subs) {
+                    for r in protected_ranges(sample.len(), subs) {
                         cbcs(
                             &self.key.key,
                             &self.constant_iv,
@@ -541,19 +604,7 @@ impl Protector {
                     }
                 }
             }
-            if subsampled {
-                senc.extend((subs.len() as u16).to_be_bytes());
-                for s in &subs {
-                    senc.extend(s.clear.to_be_bytes());
-                    senc.extend(s.protected.to_be_bytes());
-                }
-            }
-            sizes.push((senc.len() - start) as u8);
         }
-        Ok((
-            full(b"senc", 0, if subsampled { 2 } else { 0 }, &senc),
-            sizes,
-        ))
     }
 
     /// The first `cenc` IV of segment `number`: from the key ID, the label, the number and a

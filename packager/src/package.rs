@@ -759,16 +759,17 @@ fn encrypt(
         .count();
     let protector = Protector::new(init, e.scheme, key, track).map_err(fail)?;
     let pssh = e.pssh_of(&key.kid);
-    let mut out = protector
-        .init(init, clear_segments > 0, &pssh)
-        .map_err(fail)?;
+    let mut out = Vec::with_capacity(bytes.len() + 4096 * (split.segments.len() + 1));
+    out.extend(
+        protector
+            .init(init, clear_segments > 0, &pssh)
+            .map_err(fail)?,
+    );
     for (i, s) in split.segments.iter().enumerate() {
         let seg = &bytes[s.range.0 as usize..s.range.1 as usize];
-        out.extend(
-            protector
-                .segment(seg, i + 1, i < clear_segments)
-                .map_err(fail)?,
-        );
+        protector
+            .segment_into(seg, i + 1, i < clear_segments, &mut out)
+            .map_err(fail)?;
     }
     Ok((
         out,

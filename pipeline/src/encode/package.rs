@@ -69,6 +69,20 @@ pub struct TrackReport {
     pub peak_bps: u64,
     /// Average bit rate, bits per second.
     pub average_bps: u64,
+    /// How it is encrypted (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<TrackEncryption>,
+}
+
+/// A packaged track's encryption, as a report may say it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrackEncryption {
+    /// `cenc` or `cbcs`.
+    pub scheme: String,
+    /// The key ID (UUID form).
+    pub kid: String,
+    /// Leading segments left clear.
+    pub clear_segments: usize,
 }
 
 /// Why a title could not be packaged.
@@ -245,11 +259,19 @@ fn sources(title: &Title, options: &PackageOptions) -> Result<Sources, TitleErro
 /// The report of a packaged title.
 fn report(done: package::Packaged, cpu_seconds: f64) -> PackageReport {
     let p = &done.presentation;
-    let track = |id: &str, codecs: &str, t: &packager::presentation::Timeline| TrackReport {
+    let track = |id: &str,
+                 codecs: &str,
+                 t: &packager::presentation::Timeline,
+                 e: &Option<packager::presentation::Protection>| TrackReport {
         id: id.to_owned(),
         codecs: codecs.to_owned(),
         peak_bps: t.peak_bps(),
         average_bps: t.average_bps(),
+        encryption: e.as_ref().map(|e| TrackEncryption {
+            scheme: e.scheme.name().to_owned(),
+            kid: packager::cenc::uuid(&e.kid),
+            clear_segments: e.clear_segments,
+        }),
     };
     let first = p.video.first().map(|v| &v.timeline);
     PackageReport {
@@ -267,12 +289,12 @@ fn report(done: package::Packaged, cpu_seconds: f64) -> PackageReport {
         video: p
             .video
             .iter()
-            .map(|v| track(&v.id, &v.codecs, &v.timeline))
+            .map(|v| track(&v.id, &v.codecs, &v.timeline, &v.protection))
             .collect(),
         audio: p
             .audio
             .iter()
-            .map(|a| track(&a.id, &a.codecs, &a.timeline))
+            .map(|a| track(&a.id, &a.codecs, &a.timeline, &a.protection))
             .collect(),
         subtitles: p.text.iter().map(|t| t.language.clone()).collect(),
         thumbnail_sheets: p.thumbnails.as_ref().map_or(0, |t| t.sheets),
