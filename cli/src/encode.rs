@@ -284,8 +284,34 @@ fn encryption(
             "--key goes with --drm raw, not --drm {source}"
         )));
     }
+    let (keys, pssh) = keys_from(source, args, &content_id, scheme)?;
+    let encryption = packager::package::Encryption {
+        scheme,
+        keys,
+        clear_lead: args.clear_lead,
+        pssh,
+    };
+    if let Some(out) = &args.cpix_out {
+        let doc = packager::cpix::document(&content_id, &encryption.keys, scheme, &|kid| {
+            encryption.pssh_of(kid)
+        });
+        store::fsutil::write_private_file_atomic(out, |f| {
+            std::io::Write::write_all(f, doc.as_bytes())
+        })
+        .map_err(|e| Failure::io(format!("--cpix-out {}: {e}", out.display())))?;
+    }
+    Ok(Some(encryption))
+}
+
+/// The keys of `--drm SOURCE`, and the `pssh` boxes a key server gave for them.
+fn keys_from(
+    source: &str,
+    args: &crate::args::DrmArgs,
+    content_id: &str,
+    scheme: packager::cenc::Scheme,
+) -> anyhow::Result<(packager::drm::KeyPolicy, Pssh)> {
     let mut pssh = std::collections::BTreeMap::new();
-    let keys = match source.as_str() {
+    let keys = match source {
         "raw" => {
             if args.key.is_empty() {
                 return Err(Failure::usage(
@@ -316,7 +342,7 @@ fn encryption(
                 return Err(Failure::usage("--drm speke needs --speke-url URL"));
             };
             let (policy, doc) =
-                packager::speke::fetch(url, &content_id, args.speke_keys == "studio", scheme)
+                packager::speke::fetch(url, content_id, args.speke_keys == "studio", scheme)
                     .map_err(|e| Failure::io(e.to_string()))?;
             for kid in policy.kids() {
                 pssh.insert(kid, doc.pssh_of(&kid));
@@ -324,23 +350,11 @@ fn encryption(
             policy
         }
     };
-    let encryption = packager::package::Encryption {
-        scheme,
-        keys,
-        clear_lead: args.clear_lead,
-        pssh,
-    };
-    if let Some(out) = &args.cpix_out {
-        let doc = packager::cpix::document(&content_id, &encryption.keys, scheme, &|kid| {
-            encryption.pssh_of(kid)
-        });
-        store::fsutil::write_private_file_atomic(out, |f| {
-            std::io::Write::write_all(f, doc.as_bytes())
-        })
-        .map_err(|e| Failure::io(format!("--cpix-out {}: {e}", out.display())))?;
-    }
-    Ok(Some(encryption))
+    Ok((keys, pssh))
 }
+
+/// `pssh` boxes by key ID.
+type Pssh = std::collections::BTreeMap<[u8; 16], Vec<Vec<u8>>>;
 
 fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::PackageOptions>> {
     if args.no_package {

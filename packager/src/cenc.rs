@@ -444,36 +444,7 @@ impl Protector {
             .iter()
             .find(|c| &c.kind == b"tfhd")
             .ok_or_else(|| BoxError::Missing("tfhd".into()))?;
-        let (_, tf_flags) = tfhd.version_flags()?;
-        if tf_flags & 0x01 != 0 {
-            return Err(layout(
-                "`tfhd` has a base data offset; expected offsets from the `moof`".into(),
-            ));
-        }
-        let default_size = if tf_flags & 0x10 != 0 {
-            let at = 8
-                + if tf_flags & 0x02 != 0 { 4 } else { 0 }
-                + if tf_flags & 0x08 != 0 { 4 } else { 0 };
-            tfhd.u32_at(at)?
-        } else {
-            self.trex.size
-        };
-        // Where each sample's bytes are, as offsets into the `mdat` body.
-        let data_start = (mdat.offset - moof.offset) as usize + mdat.header;
-        let mut samples = Vec::new();
-        for trun in parts.iter().filter(|c| &c.kind == b"trun") {
-            for (offset, size) in trun_samples(trun, default_size)? {
-                let from = offset
-                    .checked_sub(data_start)
-                    .filter(|f| f + size <= mdat.body.len())
-                    .ok_or_else(|| {
-                        layout(format!(
-                            "a sample at byte {offset} of the `moof` is outside its `mdat`"
-                        ))
-                    })?;
-                samples.push(from..from + size);
-            }
-        }
+        let samples = self.samples(moof, mdat, &parts, &tfhd, number)?;
         let plan = if clear {
             None
         } else {
@@ -525,6 +496,51 @@ impl Protector {
         let mut moof_bytes = boxed(b"moof", &moof_body);
         shift_data_offsets(&mut moof_bytes, grown)?;
         Ok((moof_bytes, plan))
+    }
+
+    /// Where each sample of a fragment is, as byte ranges of its `mdat` body.
+    fn samples(
+        &self,
+        moof: &Mp4Box<'_>,
+        mdat: &Mp4Box<'_>,
+        parts: &[Mp4Box<'_>],
+        tfhd: &Mp4Box<'_>,
+        number: usize,
+    ) -> Result<Vec<std::ops::Range<usize>>, CencError> {
+        let layout = |reason: String| CencError::Layout {
+            segment: number,
+            reason,
+        };
+        let (_, tf_flags) = tfhd.version_flags()?;
+        if tf_flags & 0x01 != 0 {
+            return Err(layout(
+                "`tfhd` has a base data offset; expected offsets from the `moof`".into(),
+            ));
+        }
+        let default_size = if tf_flags & 0x10 != 0 {
+            let at = 8
+                + if tf_flags & 0x02 != 0 { 4 } else { 0 }
+                + if tf_flags & 0x08 != 0 { 4 } else { 0 };
+            tfhd.u32_at(at)?
+        } else {
+            self.trex.size
+        };
+        let data_start = (mdat.offset - moof.offset) as usize + mdat.header;
+        let mut samples = Vec::new();
+        for trun in parts.iter().filter(|c| &c.kind == b"trun") {
+            for (offset, size) in trun_samples(trun, default_size)? {
+                let from = offset
+                    .checked_sub(data_start)
+                    .filter(|f| f + size <= mdat.body.len())
+                    .ok_or_else(|| {
+                        layout(format!(
+                            "a sample at byte {offset} of the `moof` is outside its `mdat`"
+                        ))
+                    })?;
+                samples.push(from..from + size);
+            }
+        }
+        Ok(samples)
     }
 
     /// How a fragment's samples are encrypted, found from its clear data: each sample's range,

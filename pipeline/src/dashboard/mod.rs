@@ -11,7 +11,7 @@ use std::path::Path;
 
 use svg::{Mark, Series, esc};
 pub use view::TitleReport;
-use view::{Rung, Saved, Stage, TitlePage};
+use view::{Protected, Rung, Saved, Stage, TitlePage};
 
 /// The page's CSS.
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}\
@@ -38,6 +38,7 @@ pub fn title_page(report: &TitleReport, dir: Option<&Path>) -> String {
         h.push_str(&saved(s));
     }
     h.push_str(&notes(&page.notes));
+    h.push_str(&protection_table(&page.protection));
     h.push_str(&stages_table(&page.stages));
     h.push_str(&rd_chart(&page));
     h.push_str(&chunks_heat_map(&page.rungs));
@@ -92,6 +93,28 @@ fn ladder_table(rungs: &[Rung]) -> String {
             r.vmaf_mean,
             r.vmaf_harmonic,
             r.vmaf_min,
+        );
+    }
+    h.push_str("</table>");
+    h
+}
+
+/// The encrypted tracks, by key ID (nothing when the title is clear).
+fn protection_table(tracks: &[Protected]) -> String {
+    if tracks.is_empty() {
+        return String::new();
+    }
+    let mut h = String::from(
+        "<h2>Encryption</h2><table id=\"protection\"><tr><th>track</th><th>scheme</th><th>key ID</th><th>clear segments</th></tr>",
+    );
+    for t in tracks {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&t.track),
+            esc(&t.scheme),
+            esc(&t.kid),
+            t.clear_segments
         );
     }
     h.push_str("</table>");
@@ -437,6 +460,27 @@ mod tests {
         // A number field that holds text refuses the report, at its position.
         let e = TitleReport::parse(br#"{"rungs": [], "frames": "<b>"}"#).unwrap_err();
         assert!(e.to_string().contains("line 1 column"), "{e}");
+    }
+
+    #[test]
+    fn encrypted_tracks_are_listed_by_key_id() {
+        let report = serde_json::json!({
+            "master": "m.mov", "codec": "h264", "frames": 10, "frame_rate": "25/1",
+            "chunks": 1, "rungs": [{ "name": "360p", "width": 640, "height": 360 }],
+            "package": {
+                "video": [{ "id": "360p", "encryption": {
+                    "scheme": "cbcs", "kid": "01234567-89ab-cdef-0123-456789abcdef", "clear_segments": 1 } }],
+                "audio": [{ "id": "en" }],
+            },
+        });
+        let r = TitleReport::parse(report.to_string().as_bytes()).unwrap();
+        let page = title_page(&r, None);
+        assert!(page.contains("<td>video/360p</td><td>cbcs</td><td>01234567-89ab-cdef-0123-456789abcdef</td><td>1</td>"), "{page}");
+        assert!(!page.contains("audio/en"), "{page}");
+        // A clear title has no such table.
+        let clear = serde_json::json!({ "master": "m.mov", "rungs": [] });
+        let r = TitleReport::parse(clear.to_string().as_bytes()).unwrap();
+        assert!(!title_page(&r, None).contains("id=\"protection\""));
     }
 
     #[test]

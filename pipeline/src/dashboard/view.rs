@@ -22,6 +22,29 @@ pub struct TitleReport {
     rungs: Vec<RungIn>,
     ladder: Option<LadderIn>,
     stages: Vec<StageIn>,
+    package: Option<PackageIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PackageIn {
+    video: Vec<TrackIn>,
+    audio: Vec<TrackIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TrackIn {
+    id: String,
+    encryption: Option<EncryptionIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EncryptionIn {
+    scheme: String,
+    kid: String,
+    clear_segments: u64,
 }
 
 impl TitleReport {
@@ -135,6 +158,21 @@ pub(super) struct TitlePage {
     pub stages: Vec<Stage>,
     /// The probes' points and the hull, when the ladder has them.
     pub rd: Option<Rd>,
+    /// Each encrypted track: `video/ID` or `audio/ID`, the scheme, the key ID and the clear
+    /// segments (never a key: reports hold none).
+    pub protection: Vec<Protected>,
+}
+
+/// One encrypted track.
+pub(super) struct Protected {
+    /// `video/ID` or `audio/ID`.
+    pub track: String,
+    /// `cenc` or `cbcs`.
+    pub scheme: String,
+    /// The key ID.
+    pub kid: String,
+    /// Leading segments left clear.
+    pub clear_segments: u64,
 }
 
 /// One rung.
@@ -246,6 +284,22 @@ impl TitlePage {
                 })
                 .collect(),
             rd: ladder.and_then(Rd::from_ladder),
+            protection: report
+                .package
+                .iter()
+                .flat_map(|p| {
+                    let video = p.video.iter().map(|t| ("video", t));
+                    video.chain(p.audio.iter().map(|t| ("audio", t)))
+                })
+                .filter_map(|(kind, t)| {
+                    t.encryption.as_ref().map(|e| Protected {
+                        track: format!("{kind}/{}", t.id),
+                        scheme: e.scheme.clone(),
+                        kid: e.kid.clone(),
+                        clear_segments: e.clear_segments,
+                    })
+                })
+                .collect(),
         }
     }
 }
