@@ -160,17 +160,7 @@ fn cenc_tracks_decrypt_in_ffmpeg_to_the_clear_frames_and_a_wrong_key_does_not() 
     let dir = tempfile::tempdir().unwrap();
     let sources = sources(dir.path());
     let clear = make(dir.path(), "clear", &sources, None);
-    let enc = make(
-        dir.path(),
-        "cenc",
-        &sources,
-        Some(Encryption {
-            scheme: Scheme::Cenc,
-            keys: policy(),
-            clear_lead: 0.0,
-            pssh: Default::default(),
-        }),
-    );
+    let enc = make(dir.path(), "cenc", &sources, encrypted(Scheme::Cenc, 0.0));
     for (track, key) in [
         ("video/sd", KEY_SD),
         ("video/hd", KEY_HD),
@@ -235,6 +225,52 @@ fn cenc_py(args: &[&str]) -> std::process::Output {
         .expect("the tools venv's python runs (scripts/setup makes it)")
 }
 
+/// Encryption under the studio policy with `scheme`, the first `clear_lead` seconds clear.
+fn encrypted(scheme: Scheme, clear_lead: f64) -> Option<Encryption> {
+    Some(Encryption {
+        scheme,
+        keys: policy(),
+        clear_lead,
+        pssh: Default::default(),
+    })
+}
+
+/// A track's init segment and segments joined into the file `into`.
+fn joined(track: &Path, into: &Path) -> PathBuf {
+    let mut bytes = Vec::new();
+    for f in track_files(track) {
+        bytes.extend(std::fs::read(f).unwrap());
+    }
+    std::fs::write(into, bytes).unwrap();
+    into.to_owned()
+}
+
+/// `cenc.py inspect` of a track's files for `kid`: its report on failure.
+fn inspect(files: &[String], kid: &str) -> Result<(), String> {
+    let mut args = vec!["inspect", "--expect-kid", kid, "--nal-length-check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = cenc_py(&args);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ))
+    }
+}
+
+/// `cenc.py decrypt` of a track's files with `KID:KEY` into `out`; what it said.
+fn decrypt(files: &[String], key: &str, out: &Path) -> String {
+    let mut args = vec!["decrypt", "--key", key, "-o", out.to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    let run = cenc_py(&args);
+    let said = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{said}");
+    said
+}
+
 /// A track's init segment and segments, in order.
 fn track_files(track: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(track)
@@ -252,17 +288,7 @@ fn cbcs_with_a_clear_lead_decrypts_in_an_independent_decryptor_and_in_ffmpeg() {
     let dir = tempfile::tempdir().unwrap();
     let sources = sources(dir.path());
     let clear = make(dir.path(), "clear", &sources, None);
-    let enc = make(
-        dir.path(),
-        "cbcs",
-        &sources,
-        Some(Encryption {
-            scheme: Scheme::Cbcs,
-            keys: policy(),
-            clear_lead: 1.0,
-            pssh: Default::default(),
-        }),
-    );
+    let enc = make(dir.path(), "cbcs", &sources, encrypted(Scheme::Cbcs, 1.0));
     for (track, kid, key, clear_samples) in [
         ("video/sd", KID_SD, KEY_SD, 25),
         ("video/hd", KID_HD, KEY_HD, 25),
@@ -271,38 +297,19 @@ fn cbcs_with_a_clear_lead_decrypts_in_an_independent_decryptor_and_in_ffmpeg() {
     ] {
         let name = track.replace('/', "-");
         let files = track_files(&enc.join(track));
-        let file_args: Vec<&str> = files.iter().map(String::as_str).collect();
         // The boxes: tenc's KID, one senc entry per sample, clear NAL headers.
-        let mut args = vec!["inspect", "--expect-kid", kid, "--nal-length-check"];
-        args.extend(&file_args);
-        let out = cenc_py(&args);
-        assert!(
-            out.status.success(),
-            "{track}: {}{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
+        inspect(&files, kid).unwrap_or_else(|e| panic!("{track}: {e}"));
         // Decrypted by the independent tool: the clear frames, the first second left clear.
-        let whole = dir.path().join(format!("{name}-clear.mp4"));
-        let mut bytes = Vec::new();
-        for f in track_files(&clear.join(track)) {
-            bytes.extend(std::fs::read(f).unwrap());
-        }
-        std::fs::write(&whole, bytes).unwrap();
-        let want = framemd5(&whole, None).unwrap();
+        let want = framemd5(
+            &joined(
+                &clear.join(track),
+                &dir.path().join(format!("{name}-clear.mp4")),
+            ),
+            None,
+        )
+        .unwrap();
         let decrypted = dir.path().join(format!("{name}-py.mp4"));
-        let key_arg = format!("{kid}:{key}");
-        let mut args = vec![
-            "decrypt",
-            "--key",
-            &key_arg,
-            "-o",
-            decrypted.to_str().unwrap(),
-        ];
-        args.extend(&file_args);
-        let out = cenc_py(&args);
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{track}: {said}");
+        let said = decrypt(&files, &format!("{kid}:{key}"), &decrypted);
         assert!(
             said.contains(&format!("{clear_samples} clear samples")),
             "{track}: {said}"
@@ -311,16 +318,7 @@ fn cbcs_with_a_clear_lead_decrypts_in_an_independent_decryptor_and_in_ffmpeg() {
             framemd5(&decrypted, None).unwrap() == want,
             "{track}: the independent decryptor's frames differ"
         );
-        let wrong_arg = format!("{kid}:{WRONG}");
-        let mut args = vec![
-            "decrypt",
-            "--key",
-            &wrong_arg,
-            "-o",
-            decrypted.to_str().unwrap(),
-        ];
-        args.extend(&file_args);
-        assert!(cenc_py(&args).status.success());
+        decrypt(&files, &format!("{kid}:{WRONG}"), &decrypted);
         assert!(
             framemd5(&decrypted, None).map_or(true, |w| w != want),
             "{track}: a wrong key gave the clear frames"
@@ -373,44 +371,15 @@ fn hevc_slices_are_encrypted_with_their_headers_clear() {
         ..Default::default()
     };
     let clear = make(dir.path(), "clear", &sources, None);
-    let enc = make(
-        dir.path(),
-        "cbcs",
-        &sources,
-        Some(Encryption {
-            scheme: Scheme::Cbcs,
-            keys: policy(),
-            clear_lead: 0.0,
-            pssh: Default::default(),
-        }),
-    );
+    let enc = make(dir.path(), "cbcs", &sources, encrypted(Scheme::Cbcs, 0.0));
     let files = track_files(&enc.join("video/hevc"));
-    let file_args: Vec<&str> = files.iter().map(String::as_str).collect();
-    let mut args = vec!["inspect", "--expect-kid", KID_SD, "--nal-length-check"];
-    args.extend(&file_args);
-    let out = cenc_py(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    inspect(&files, KID_SD).unwrap();
     let decrypted = dir.path().join("hevc-py.mp4");
-    let key_arg = format!("{KID_SD}:{KEY_SD}");
-    let mut args = vec![
-        "decrypt",
-        "--key",
-        &key_arg,
-        "-o",
-        decrypted.to_str().unwrap(),
-    ];
-    args.extend(&file_args);
-    assert!(cenc_py(&args).status.success());
-    let whole = dir.path().join("hevc-clear.mp4");
-    let mut bytes = Vec::new();
-    for f in track_files(&clear.join("video/hevc")) {
-        bytes.extend(std::fs::read(f).unwrap());
-    }
-    std::fs::write(&whole, bytes).unwrap();
+    decrypt(&files, &format!("{KID_SD}:{KEY_SD}"), &decrypted);
+    let whole = joined(
+        &clear.join("video/hevc"),
+        &dir.path().join("hevc-clear.mp4"),
+    );
     assert!(framemd5(&decrypted, None).unwrap() == framemd5(&whole, None).unwrap());
     let mpd = std::fs::read_to_string(enc.join("manifest.mpd")).unwrap();
     assert!(mpd.contains("codecs=\"hvc1."), "{mpd}");
