@@ -391,16 +391,26 @@ const KID: &str = "0123456789abcdef0123456789abcdef";
 const KEY: &str = "00112233445566778899aabbccddeeff";
 const WRONG_KEY: &str = "ffeeddccbbaa99887766554433221100";
 
-/// An encrypted title plays to the end in every player through a ClearKey licence server (the
-/// harness's, asked for exactly the title's key ID), switching rungs; with a wrong key it does
-/// not play.
-fn plays_encrypted(scheme: &str, players: &[(&str, &str)], wrong: (&str, &str)) {
+/// An encrypted title (its first `clear_lead` seconds clear) plays to the end in every player
+/// through a ClearKey licence server (the harness's, asked for exactly the title's key ID),
+/// switching rungs; with a wrong key it does not play.
+fn plays_encrypted(scheme: &str, clear_lead: u64, players: &[(&str, &str)], wrong: (&str, &str)) {
     let dir = tempfile::tempdir().unwrap();
     let key = format!("{KID}:{KEY}");
+    let lead = clear_lead.to_string();
     let root = title(
         "h264",
         &[
-            "--preset", "veryfast", "--drm", "raw", "--key", &key, "--scheme", scheme,
+            "--preset",
+            "veryfast",
+            "--drm",
+            "raw",
+            "--key",
+            &key,
+            "--scheme",
+            scheme,
+            "--clear-lead",
+            &lead,
         ],
         dir.path(),
     );
@@ -426,6 +436,8 @@ fn plays_encrypted(scheme: &str, players: &[(&str, &str)], wrong: (&str, &str)) 
                 t["encryption"]["kid"], "01234567-89ab-cdef-0123-456789abcdef",
                 "{t}"
             );
+            // 2-second segments: a lead of N seconds leaves N / 2 of them clear.
+            assert_eq!(t["encryption"]["clear_segments"], clear_lead / 2, "{t}");
         }
     }
     let keys = format!("{KID}:{KEY}");
@@ -455,6 +467,7 @@ fn plays_encrypted(scheme: &str, players: &[(&str, &str)], wrong: (&str, &str)) 
 fn cbcs_title_plays_with_clearkey_in_every_player() {
     plays_encrypted(
         "cbcs",
+        0,
         &[
             ("manifest.mpd", "shaka"),
             ("manifest.mpd", "dashjs"),
@@ -465,9 +478,10 @@ fn cbcs_title_plays_with_clearkey_in_every_player() {
 }
 
 #[test]
-fn cenc_title_plays_with_clearkey_in_the_dash_players() {
+fn cenc_title_with_a_clear_lead_plays_with_clearkey_in_the_dash_players() {
     plays_encrypted(
         "cenc",
+        2,
         &[("manifest.mpd", "shaka"), ("manifest.mpd", "dashjs")],
         ("manifest.mpd", "shaka"),
     );
