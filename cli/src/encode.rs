@@ -388,9 +388,9 @@ fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::
     };
     settings.thumbnails.interval = args.thumbnails.max(1);
     settings.encryption = encryption(&args.drm, &args.input)?;
-    if settings.encryption.is_some() && !matches!(args.codec.as_str(), "h264" | "hevc") {
+    if settings.encryption.is_some() && args.codec == "vp9" {
         return Err(Failure::usage(format!(
-            "--drm with --codec {}: rungs encrypts H.264 and HEVC so far",
+            "--drm with --codec {}: rungs encrypts H.264, HEVC and AV1 so far",
             args.codec
         )));
     }

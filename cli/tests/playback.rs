@@ -394,15 +394,21 @@ const WRONG_KEY: &str = "ffeeddccbbaa99887766554433221100";
 /// An encrypted title (its first `clear_lead` seconds clear) plays to the end in every player
 /// through a ClearKey licence server (the harness's, asked for exactly the title's key ID),
 /// switching rungs; with a wrong key it does not play.
-fn plays_encrypted(scheme: &str, clear_lead: u64, players: &[(&str, &str)], wrong: (&str, &str)) {
+fn plays_encrypted(
+    (codec, preset, prefix): (&str, &str, &str),
+    scheme: &str,
+    clear_lead: u64,
+    players: &[(&str, &str)],
+    wrong: (&str, &str),
+) {
     let dir = tempfile::tempdir().unwrap();
     let key = format!("{KID}:{KEY}");
     let lead = clear_lead.to_string();
     let root = title(
-        "h264",
+        codec,
         &[
             "--preset",
-            "veryfast",
+            preset,
             "--drm",
             "raw",
             "--key",
@@ -414,7 +420,7 @@ fn plays_encrypted(scheme: &str, clear_lead: u64, players: &[(&str, &str)], wron
         ],
         dir.path(),
     );
-    check_parsers(&root, "avc1.");
+    check_parsers(&root, prefix);
     // The key is in no file of the title, the report included.
     for f in walk(&root) {
         let bytes = std::fs::read(&f).unwrap();
@@ -466,6 +472,7 @@ fn plays_encrypted(scheme: &str, clear_lead: u64, players: &[(&str, &str)], wron
 #[test]
 fn cbcs_title_plays_with_clearkey_in_every_player() {
     plays_encrypted(
+        ("h264", "veryfast", "avc1."),
         "cbcs",
         0,
         &[
@@ -480,9 +487,21 @@ fn cbcs_title_plays_with_clearkey_in_every_player() {
 #[test]
 fn cenc_title_with_a_clear_lead_plays_with_clearkey_in_the_dash_players() {
     plays_encrypted(
+        ("h264", "veryfast", "avc1."),
         "cenc",
         2,
         &[("manifest.mpd", "shaka"), ("manifest.mpd", "dashjs")],
+        ("manifest.mpd", "shaka"),
+    );
+}
+
+#[test]
+fn av1_cbcs_title_plays_with_clearkey() {
+    plays_encrypted(
+        ("av1", "12", "av01."),
+        "cbcs",
+        0,
+        &[("manifest.mpd", "shaka"), ("master.m3u8", "hlsjs")],
         ("manifest.mpd", "shaka"),
     );
 }
@@ -666,8 +685,8 @@ fn bad_packaging_inputs_are_refused_before_encoding() {
         "--clear-lead",
     );
     drm_refused(
-        &["--drm", "raw", "--key", &key, "--codec", "av1"],
-        "H.264 and HEVC",
+        &["--drm", "raw", "--key", &key, "--codec", "vp9"],
+        "H.264, HEVC and AV1",
     );
     drm_refused(
         &["--drm", "raw", "--key", &key, "--no-package"],

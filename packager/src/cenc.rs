@@ -146,6 +146,8 @@ pub enum CencError {
 enum Layout {
     /// Length-prefixed NAL units (`avcC`/`hvcC`): slices protected, the rest clear.
     Nal { length_size: usize, hevc: bool },
+    /// AV1 OBUs: tile data protected, every header clear.
+    Av1,
     /// The whole sample protected (audio).
     Whole,
 }
@@ -165,6 +167,8 @@ pub struct Protector {
     trex: Trex,
     /// The `cbcs` constant IV.
     constant_iv: [u8; 16],
+    /// An AV1 track's frames, followed in decode order.
+    av1: Option<std::cell::RefCell<crate::av1::Reader>>,
 }
 
 impl std::fmt::Debug for Protector {
@@ -221,12 +225,25 @@ impl Protector {
                 length_size: nal_length_size(&entry, b"hvcC", 21)?,
                 hevc: true,
             },
+            b"av01" => Layout::Av1,
             b"mp4a" | b"ac-3" | b"ec-3" | b"Opus" | b"fLaC" => Layout::Whole,
             other => {
                 return Err(CencError::Codec(
                     String::from_utf8_lossy(other).into_owned(),
                 ));
             }
+        };
+        let av1 = if layout == Layout::Av1 {
+            let config = entry.child(78, b"av1C")?;
+            let reader =
+                crate::av1::Reader::new(config.body).map_err(|reason| CencError::Sample {
+                    segment: 0,
+                    sample: 0,
+                    reason: format!("av1C: {reason}"),
+                })?;
+            Some(std::cell::RefCell::new(reader))
+        } else {
+            None
         };
         let trex = match moov.child(0, b"mvex").and_then(|m| m.child(0, b"trex")) {
             Ok(t) => Trex {
@@ -248,6 +265,7 @@ impl Protector {
             layout,
             trex,
             constant_iv,
+            av1,
         })
     }
 
@@ -263,7 +281,7 @@ impl Protector {
 
     /// True for video (pattern encryption under `cbcs`).
     fn is_video(&self) -> bool {
-        matches!(self.layout, Layout::Nal { .. })
+        matches!(self.layout, Layout::Nal { .. } | Layout::Av1)
     }
 
     /// The pattern (blocks encrypted, blocks skipped): 1:9 for `cbcs` video, none otherwise.
@@ -446,6 +464,7 @@ impl Protector {
             .ok_or_else(|| BoxError::Missing("tfhd".into()))?;
         let samples = self.samples(moof, mdat, &parts, &tfhd, number)?;
         let plan = if clear {
+            self.follow(mdat.body, &samples, number)?;
             None
         } else {
             Some(self.plan(mdat.body, samples, number)?)
@@ -568,6 +587,7 @@ impl Protector {
                         }
                     })?
                 }
+                Layout::Av1 => self.av1_subsamples(&data[range.clone()], number, k)?,
                 Layout::Whole => vec![],
             };
             let start = senc.len();
@@ -591,6 +611,39 @@ impl Protector {
             subsamples,
             seed,
         })
+    }
+
+    /// Reads the frames of a clear fragment of an AV1 track, which later frames depend on.
+    fn follow(
+        &self,
+        data: &[u8],
+        samples: &[std::ops::Range<usize>],
+        number: usize,
+    ) -> Result<(), CencError> {
+        if self.layout == Layout::Av1 {
+            for (k, r) in samples.iter().enumerate() {
+                self.av1_subsamples(&data[r.clone()], number, k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The subsamples of AV1 sample `k` (from 0) of segment `number`.
+    fn av1_subsamples(
+        &self,
+        sample: &[u8],
+        number: usize,
+        k: usize,
+    ) -> Result<Vec<Subsample>, CencError> {
+        let reader = self.av1.as_ref().expect("an AV1 track has its reader");
+        reader
+            .borrow_mut()
+            .subsamples(sample)
+            .map_err(|reason| CencError::Sample {
+                segment: number,
+                sample: k + 1,
+                reason,
+            })
     }
 
     /// Encrypts a fragment's sample data in place as `plan` says.

@@ -28,6 +28,7 @@
 
 pub mod assemble;
 pub mod audio;
+pub mod av1;
 pub mod bmff;
 pub mod cenc;
 pub mod codecs;

@@ -384,3 +384,191 @@ fn hevc_slices_are_encrypted_with_their_headers_clear() {
     let mpd = std::fs::read_to_string(enc.join("manifest.mpd")).unwrap();
     assert!(mpd.contains("codecs=\"hvc1."), "{mpd}");
 }
+
+/// An AV1 rendition made by SVT-AV1 through the ffmpeg CLI, with `params` for the encoder.
+fn av1_rendition(dir: &Path, name: &str, params: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.mp4"));
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25",
+        "-frames:v",
+        "75",
+        "-c:v",
+        "libsvtav1",
+        "-preset",
+        "12",
+        "-g",
+        "25",
+        "-svtav1-params",
+        params,
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+/// FFmpeg's reading of an AV1 file (its `trace_headers` filter): for each packet, each frame
+/// OBU's first byte after its frame header (from the packet's start) and its tile count.
+fn ffmpeg_frame_headers(path: &Path) -> Vec<Vec<(usize, u32)>> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "trace", "-i"])
+        .arg(path)
+        .args(["-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let mut packets: Vec<Vec<(usize, u32)>> = Vec::new();
+    // The current OBU: its start in the packet, header bytes, payload size, type; the last
+    // syntax element's end (bits from the OBU's start) in its frame header.
+    let (mut obu_start, mut header, mut size, mut kind) = (0usize, 0usize, 0usize, 0u32);
+    let mut last_end = 0usize;
+    let mut in_frame_header = false;
+    let mut tiles = 0u32;
+    for line in text.lines().filter(|l| l.contains("[trace_headers")) {
+        let body = line.split("] ").nth(1).unwrap_or("").trim();
+        if body.starts_with("Packet:") {
+            packets.push(Vec::new());
+            (obu_start, header, size) = (0, 0, 0);
+        } else if body == "OBU header" {
+            obu_start += header + size;
+            (header, size, in_frame_header) = (1, 0, false);
+        } else if body == "Frame Header" {
+            in_frame_header = true;
+        } else if body == "Tile Group" && in_frame_header && kind == 6 {
+            in_frame_header = false;
+            if let Some(p) = packets.last_mut() {
+                p.push((obu_start + last_end.div_ceil(8), tiles));
+            }
+        } else if body.contains(" tiles ") && body.starts_with("Frame ") {
+            // "Frame 0:  size 640x360 ... tiles 2x2." for the frame just read.
+            let grid = body
+                .rsplit("tiles ")
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('.');
+            let (c, r) = grid.split_once('x').unwrap_or(("0", "0"));
+            tiles = c.parse::<u32>().unwrap_or(0) * r.parse::<u32>().unwrap_or(0);
+        } else {
+            let mut parts = body.split_whitespace();
+            let (Some(pos), Some(name)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Ok(pos) = pos.parse::<usize>() else {
+                continue;
+            };
+            let bits = parts.next().unwrap_or("");
+            match name {
+                "obu_type" => kind = u32::from_str_radix(bits, 2).unwrap_or(0),
+                "obu_extension_flag" if bits == "1" => header += 1,
+                n if n.starts_with("leb128_byte") => header += 1,
+                "obu_size" => {
+                    size = body
+                        .rsplit("= ")
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                }
+                _ => {}
+            }
+            if in_frame_header {
+                last_end = pos + bits.len();
+            }
+        }
+    }
+    packets
+}
+
+#[test]
+fn av1_tiles_are_where_ffmpeg_reads_them_and_only_tile_data_is_encrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, params) in [
+        ("one-tile", "tile-columns=0"),
+        ("four-tiles", "tile-columns=1:tile-rows=1"),
+    ] {
+        let path = av1_rendition(dir.path(), name, params);
+        // Every frame's tiles start where FFmpeg's own reader ends the frame header (one tile),
+        // or after the tile group's header and size field (several), and there are as many as
+        // FFmpeg counts.
+        let want = ffmpeg_frame_headers(&path);
+        let mut d = media::Demuxer::open(&path).unwrap();
+        let init = {
+            // The av1C box's body, from a packaged copy's init segment.
+            let sources = Sources {
+                videos: vec![VideoSource {
+                    id: name.into(),
+                    path: path.clone(),
+                }],
+                ..Default::default()
+            };
+            let clear = make(dir.path(), &format!("{name}-clear"), &sources, None);
+            std::fs::read(clear.join(format!("video/{name}/init.mp4"))).unwrap()
+        };
+        let at = init.windows(4).position(|w| w == b"av1C").unwrap();
+        let len = u32::from_be_bytes(init[at - 4..at].try_into().unwrap()) as usize;
+        let mut reader = packager::av1::Reader::new(&init[at + 4..at - 4 + len]).unwrap();
+        let mut k = 0;
+        let mut frames = 0;
+        while let Some(p) = d.read().unwrap() {
+            let tiles = reader.tiles(p.data()).unwrap();
+            let expected = &want[k];
+            let mut t = tiles.iter();
+            for &(header_end, count) in expected {
+                frames += 1;
+                let first = t
+                    .next()
+                    .unwrap_or_else(|| panic!("{name} packet {k}: no tiles"));
+                if count == 1 {
+                    assert_eq!(first.0, header_end, "{name} packet {k}");
+                } else {
+                    assert!(
+                        first.0 > header_end && first.0 <= header_end + 5,
+                        "{name} packet {k}: {first:?} after {header_end}"
+                    );
+                    for _ in 1..count {
+                        t.next().unwrap_or_else(|| {
+                            panic!("{name} packet {k}: fewer than {count} tiles")
+                        });
+                    }
+                }
+            }
+            assert!(
+                t.next().is_none(),
+                "{name} packet {k}: more tiles than FFmpeg reads"
+            );
+            k += 1;
+        }
+        assert_eq!(k, want.len(), "{name}");
+        assert!(frames >= 75, "{name}: {frames} frames");
+        // Encrypted, checked by the independent tool (OBU headers clear) and decrypted to the
+        // clear frames, under both schemes.
+        let sources = Sources {
+            videos: vec![VideoSource {
+                id: name.into(),
+                path: path.clone(),
+            }],
+            ..Default::default()
+        };
+        let clear = dir.path().join(format!("{name}-clear"));
+        let whole = joined(
+            &clear.join(format!("video/{name}")),
+            &dir.path().join(format!("{name}.whole.mp4")),
+        );
+        for scheme in [Scheme::Cbcs, Scheme::Cenc] {
+            let enc = make(
+                dir.path(),
+                &format!("{name}-{scheme}"),
+                &sources,
+                encrypted(scheme, 0.0),
+            );
+            let files = track_files(&enc.join(format!("video/{name}")));
+            inspect(&files, KID_SD).unwrap_or_else(|e| panic!("{name} {scheme}: {e}"));
+            let decrypted = dir.path().join(format!("{name}-{scheme}-py.mp4"));
+            decrypt(&files, &format!("{KID_SD}:{KEY_SD}"), &decrypted);
+            assert!(
+                framemd5(&decrypted, None).unwrap() == framemd5(&whole, None).unwrap(),
+                "{name} {scheme}"
+            );
+        }
+    }
+}
