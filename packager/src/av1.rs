@@ -7,7 +7,7 @@
 //! A frame header's length depends on earlier frames (reference frame sizes, order hints and
 //! segmentation), so a [`Reader`] follows a track's frames in decode order.
 
-use crate::cenc::Subsample;
+use crate::cenc::{Subsample, Subsamples};
 
 const KEY_FRAME: u32 = 0;
 const INTER_FRAME: u32 = 1;
@@ -354,38 +354,16 @@ impl Reader {
     /// (its first `len % 16` bytes clear), everything else clear. Clear counts over 65,535 are
     /// split.
     pub fn subsamples(&mut self, sample: &[u8]) -> Result<Vec<Subsample>, String> {
-        let mut out = Vec::new();
-        let mut pending = 0usize;
+        let mut out = Subsamples::default();
         let mut at = 0usize;
         for (start, len) in self.tiles(sample)? {
             let protected = len / 16 * 16;
-            pending += start - at + len - protected;
+            out.clear(start - at + len - protected);
+            out.protect(protected);
             at = start + len;
-            if protected > 0 {
-                while pending > usize::from(u16::MAX) {
-                    out.push(Subsample {
-                        clear: u16::MAX,
-                        protected: 0,
-                    });
-                    pending -= usize::from(u16::MAX);
-                }
-                out.push(Subsample {
-                    clear: pending as u16,
-                    protected: protected as u32,
-                });
-                pending = 0;
-            }
         }
-        pending += sample.len() - at;
-        while pending > 0 {
-            let c = pending.min(usize::from(u16::MAX));
-            out.push(Subsample {
-                clear: c as u16,
-                protected: 0,
-            });
-            pending -= c;
-        }
-        Ok(out)
+        out.clear(sample.len() - at);
+        Ok(out.finish())
     }
 }
 

@@ -741,8 +741,7 @@ pub fn nal_subsamples(
     length_size: usize,
     hevc: bool,
 ) -> Result<Vec<Subsample>, String> {
-    let mut out = Vec::new();
-    let mut pending = 0usize;
+    let mut out = Subsamples::default();
     let mut at = 0usize;
     while at < sample.len() {
         let Some(field) = sample.get(at..at + length_size) else {
@@ -769,32 +768,58 @@ pub fn nal_subsamples(
         } else {
             0
         };
-        pending += length_size + len - protected;
-        if protected > 0 {
-            while pending > usize::from(u16::MAX) {
-                out.push(Subsample {
-                    clear: u16::MAX,
-                    protected: 0,
-                });
-                pending -= usize::from(u16::MAX);
-            }
-            out.push(Subsample {
-                clear: pending as u16,
-                protected: protected as u32,
-            });
-            pending = 0;
-        }
+        out.clear(length_size + len - protected);
+        out.protect(protected);
         at = end;
     }
-    while pending > 0 {
-        let c = pending.min(usize::from(u16::MAX));
-        out.push(Subsample {
-            clear: c as u16,
-            protected: 0,
-        });
-        pending -= c;
+    Ok(out.finish())
+}
+
+/// Subsamples built from runs of clear and protected bytes: clear runs add up until a
+/// protected one closes a subsample; clear counts over 65,535 are split.
+#[derive(Default)]
+pub(crate) struct Subsamples {
+    out: Vec<Subsample>,
+    pending: usize,
+}
+
+impl Subsamples {
+    /// `n` more clear bytes.
+    pub(crate) fn clear(&mut self, n: usize) {
+        self.pending += n;
     }
-    Ok(out)
+
+    /// `n` protected bytes after the clear ones so far (nothing when `n` is 0).
+    pub(crate) fn protect(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        while self.pending > usize::from(u16::MAX) {
+            self.out.push(Subsample {
+                clear: u16::MAX,
+                protected: 0,
+            });
+            self.pending -= usize::from(u16::MAX);
+        }
+        self.out.push(Subsample {
+            clear: self.pending as u16,
+            protected: n as u32,
+        });
+        self.pending = 0;
+    }
+
+    /// The subsamples, the last clear bytes in their own.
+    pub(crate) fn finish(mut self) -> Vec<Subsample> {
+        while self.pending > 0 {
+            let c = self.pending.min(usize::from(u16::MAX));
+            self.out.push(Subsample {
+                clear: c as u16,
+                protected: 0,
+            });
+            self.pending -= c;
+        }
+        self.out
+    }
 }
 
 /// The `saiz` box: one default size when all entries are alike.
