@@ -1253,6 +1253,29 @@ mod tests {
         assert_eq!(tile_log2(64, 64), 0);
     }
 
+    proptest::proptest! {
+        /// Any bytes, as a configuration record then temporal units of one track: an error or
+        /// subsamples that cover the sample exactly, never a panic.
+        #[test]
+        fn any_bytes_give_an_error_or_exact_subsamples(
+            config in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            samples in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..6),
+        ) {
+            if let Ok(mut r) = Reader::new(&config) {
+                for sample in &samples {
+                    if let Ok(subs) = r.subsamples(sample) {
+                        let total: usize = subs
+                            .iter()
+                            .map(|s| usize::from(s.clear) + s.protected as usize)
+                            .sum();
+                        proptest::prop_assert_eq!(total, sample.len());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn obus_need_their_size_and_must_fit() {
         // A temporal delimiter (type 2, size 0) then a padding OBU (15) of 2 bytes.
