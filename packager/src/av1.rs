@@ -15,6 +15,8 @@ const INTRA_ONLY_FRAME: u32 = 2;
 const SWITCH_FRAME: u32 = 3;
 const PRIMARY_REF_NONE: u32 = 7;
 const SELECT: u32 = 2;
+/// `refresh_frame_flags` of every slot.
+const ALL_FRAMES: u32 = 0xff;
 
 /// A bit reader over a byte slice, most significant bit first.
 struct Bits<'a> {
@@ -510,7 +512,6 @@ impl Reader {
             .seq
             .clone()
             .ok_or("a frame header before any sequence header")?;
-        let all_frames = 0xffu32;
         let Some((frame_type, show_frame, showable_frame, error_resilient)) = kind(b, &s)? else {
             return self.show_existing(b, &s);
         };
@@ -540,11 +541,11 @@ impl Reader {
             buffer_removal_times(b, &s, temporal, spatial)?;
         }
         let refresh = if frame_type == SWITCH_FRAME || (frame_type == KEY_FRAME && show_frame) {
-            all_frames
+            ALL_FRAMES
         } else {
             b.f(8)?
         };
-        if (!intra || refresh != all_frames) && error_resilient && s.enable_order_hint {
+        if (!intra || refresh != ALL_FRAMES) && error_resilient && s.enable_order_hint {
             for slot in &mut self.slots {
                 slot.order_hint = b.f(s.order_hint_bits)?;
             }
@@ -562,7 +563,6 @@ impl Reader {
         if !(s.reduced_still_picture_header || disable_cdf_update) {
             let _disable_frame_end_update_cdf = b.f(1)?;
         }
-        let mut frame = Frame::default();
         self.rest(
             b,
             &s,
@@ -580,9 +580,7 @@ impl Reader {
                 ref_frame_idx,
                 high_precision_mv,
             },
-            &mut frame,
-        )?;
-        Ok(frame)
+        )
     }
 
     /// A `show_existing_frame` header: no tile data follows; a key frame shown again
@@ -744,14 +742,9 @@ const SEGMENT_FEATURES: [(u32, bool, i32); 8] = [
 
 impl Reader {
     /// The frame header from `tile_info` on, then the reference slots it refreshes.
-    fn rest(
-        &mut self,
-        b: &mut Bits<'_>,
-        s: &Sequence,
-        r: Rest,
-        frame: &mut Frame,
-    ) -> Result<(), String> {
-        tile_info(b, s, r.size, frame)?;
+    fn rest(&mut self, b: &mut Bits<'_>, s: &Sequence, r: Rest) -> Result<Frame, String> {
+        let mut frame = Frame::default();
+        tile_info(b, s, r.size, &mut frame)?;
         let (base_q_idx, deltas) = quantization(b, s)?;
         let (enabled, segmentation) = self.segmentation(b, &r)?;
         // delta_q_params, delta_lf_params
@@ -806,7 +799,7 @@ impl Reader {
                 };
             }
         }
-        Ok(())
+        Ok(frame)
     }
 
     /// `segmentation_params`: whether segmentation is on, and each segment's features (read,
