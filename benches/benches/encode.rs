@@ -157,7 +157,7 @@ fn child(spec: &str) {
         lines.next().and_then(|w| w.parse().ok()).expect("workers"),
     );
     let options = EncodeOptions {
-        codec: Codec::H264,
+        codecs: pipeline::encode::Codecs::one(Codec::H264),
         ladder: LadderChoice::Apple,
         preset: Some(preset()),
         workers,

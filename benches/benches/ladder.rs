@@ -126,7 +126,7 @@ fn main() {
 /// The default `rungs encode`: shot-level, VMAF report, packaging.
 fn default_options() -> EncodeOptions {
     EncodeOptions {
-        codec: Codec::H264,
+        codecs: pipeline::encode::Codecs::one(Codec::H264),
         ladder: LadderChoice::Shot,
         preset: Some(preset()),
         probe_preset: probe_preset(),
@@ -166,7 +166,7 @@ fn job_with(
 ) -> EncodeReport {
     let out = dir.join(name);
     let options = EncodeOptions {
-        codec: Codec::H264,
+        codecs: pipeline::encode::Codecs::one(Codec::H264),
         ladder,
         preset: Some(preset()),
         probe_preset: probe_preset(),

@@ -109,6 +109,10 @@ pub struct CompareArgs {
     pub a: PathBuf,
     /// The tested report.json.
     pub b: PathBuf,
+    /// The codec to compare, for reports of multi-codec titles (needed when they share
+    /// several).
+    #[arg(long)]
+    pub codec: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -203,7 +207,9 @@ pub struct EncodeArgs {
     #[arg(long, value_name = "FILE")]
     pub rungs: Option<PathBuf>,
     /// Rules of per-title and shot ladders (TOML): rungs, min_kbps, max_kbps, top_height,
-    /// top_vmaf, spacing, max_ratio, peak_ratio, pooling, shot_target.
+    /// bottom_height, top_vmaf, spacing, max_ratio, peak_ratio, pooling, shot_target, and per
+    /// codec of a multi-codec title `[codec.av1]` with rungs = ">= 720", min_kbps, max_kbps,
+    /// top_vmaf.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
     /// How VMAF pools for the decision (overrides the rules file).
@@ -214,20 +220,24 @@ pub struct EncodeArgs {
     #[arg(long, value_parser = ["bitrate", "vmaf"])]
     pub shot_target: Option<String>,
     /// Encoder preset of the probes (default: a fast one; the report compares its
-    /// predictions with the final encodes).
-    #[arg(long, value_name = "PRESET")]
-    pub probe_preset: Option<String>,
+    /// predictions with the final encodes); `CODEC=PRESET` for one codec of several
+    /// (`--probe-preset av1=12,h264=veryfast`).
+    #[arg(long, value_name = "PRESET", value_delimiter = ',')]
+    pub probe_preset: Vec<String>,
     /// Probes score one frame in N (1: every frame); the others take the nearest scored
     /// frame's score.
     #[arg(long, default_value_t = pipeline::encode::DEFAULT_PROBE_SAMPLING, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=100))]
     pub probe_sampling: u64,
-    /// The codec and encoder.
-    #[arg(long, default_value = "h264", value_parser = ["h264", "hevc", "av1", "av1-rav1e", "vp9"])]
-    pub codec: String,
-    /// Encoder preset (x264/x265 names; SVT-AV1, libvpx and rav1e numbers).
-    #[arg(long)]
-    pub preset: Option<String>,
+    /// The codec and encoder, or several for one title with a ladder per codec
+    /// (`h264,av1`): players pick the variants their device decodes.
+    #[arg(long, default_value = "h264", value_delimiter = ',',
+          value_parser = ["h264", "hevc", "av1", "av1-rav1e", "vp9"])]
+    pub codec: Vec<String>,
+    /// Encoder preset (x264/x265 names; SVT-AV1, libvpx and rav1e numbers); `CODEC=PRESET`
+    /// for one codec of several (`--preset h264=slow,av1=6`).
+    #[arg(long, value_delimiter = ',')]
+    pub preset: Vec<String>,
     /// Parallel encode tasks (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,

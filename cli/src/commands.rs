@@ -46,6 +46,43 @@ fn read_ladder(path: &std::path::Path) -> anyhow::Result<ladders::check::LadderV
 /// `rungs ladder compare A B`.
 fn compare(args: &CompareArgs) -> anyhow::Result<ExitCode> {
     let (a, b) = (read_ladder(&args.a)?, read_ladder(&args.b)?);
+    // Multi-codec reports are compared codec by codec (or the one `--codec` names).
+    let codecs: Vec<String> = match &args.codec {
+        Some(c) => vec![c.clone()],
+        None => a
+            .codecs()
+            .into_iter()
+            .filter(|c| b.codecs().contains(c))
+            .collect(),
+    };
+    let of = |l: &ladders::check::LadderView, c: &str| {
+        if l.codecs().is_empty() {
+            l.clone()
+        } else {
+            l.of_codec(c)
+        }
+    };
+    let (a, b) = match codecs.as_slice() {
+        [] if !a.codecs().is_empty() || !b.codecs().is_empty() => {
+            return Err(Failure::usage(
+                "the reports have no codec in common; name one with --codec",
+            ));
+        }
+        [] => (a, b),
+        [one] => (of(&a, one), of(&b, one)),
+        several => {
+            return Err(Failure::usage(format!(
+                "the reports hold several codecs ({}); name one with --codec",
+                several.join(", ")
+            )));
+        }
+    };
+    if a.rungs.is_empty() || b.rungs.is_empty() {
+        return Err(Failure::usage(format!(
+            "a report has no rungs of codec {}",
+            codecs.join(",")
+        )));
+    }
     let unusable = |e: ladders::bd::BdError| Failure::rejected(format!("cannot compare: {e}"));
     let bd_rate = ladders::bd::bd_rate(&a.rd(), &b.rd()).map_err(unusable)?;
     let bd_vmaf = ladders::bd::bd_quality(&a.rd(), &b.rd()).map_err(unusable)?;
@@ -87,7 +124,7 @@ fn check(global: &Global, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         None => ladders::check::CheckRules::default(),
     };
     let baseline = args.baseline.as_deref().map(read_ladder).transpose()?;
-    let outcomes = ladders::check::check(&ladder, &rules, baseline.as_ref());
+    let outcomes = ladders::check::check_report(&ladder, &rules, baseline.as_ref());
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     if let Some(path) = &args.junit {
         let suite = args.report.display().to_string();

@@ -26,8 +26,22 @@ fn default_output(args: &EncodeArgs) -> PathBuf {
 
 /// The library options of `rungs encode` (and `rungs submit`), checked.
 pub fn options(args: &EncodeArgs) -> anyhow::Result<EncodeOptions> {
-    let codec = Codec::from_name(&args.codec)
-        .ok_or_else(|| Failure::usage(format!("unknown codec {:?}", args.codec)))?;
+    let codecs = args
+        .codec
+        .iter()
+        .map(|c| Codec::from_name(c).ok_or_else(|| Failure::usage(format!("unknown codec {c:?}"))))
+        .collect::<anyhow::Result<Vec<Codec>>>()?;
+    let codecs = encode::Codecs::new(codecs)
+        .map_err(|e| Failure::usage(format!("--codec {}: {e}", args.codec.join(","))))?;
+    let codec = codecs.first();
+    if codecs.several() && args.rungs.is_some() {
+        return Err(Failure::usage(
+            "--rungs gives one codec's fixed ladder; with several codecs use --ladder fixed \
+             (Apple's ladder for each codec) or a per-title ladder",
+        ));
+    }
+    let (preset, codec_presets) = presets("preset", &args.preset, &codecs)?;
+    let (probe_preset, codec_probe_presets) = presets("probe-preset", &args.probe_preset, &codecs)?;
     let read = |path: &std::path::Path| {
         std::fs::read_to_string(path)
             .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))
@@ -62,14 +76,6 @@ pub fn options(args: &EncodeArgs) -> anyhow::Result<EncodeOptions> {
             _ => ladders::title::ShotTarget::Bitrate,
         };
     }
-    if let Some(c) = &rules.codec
-        && Codec::from_name(c) != Some(codec)
-    {
-        return Err(Failure::usage(format!(
-            "the rules name codec {c:?} but the encode uses {}",
-            codec.name()
-        )));
-    }
     if args.compare_fixed && !matches!(ladder, LadderChoice::PerTitle | LadderChoice::Shot) {
         return Err(Failure::usage(
             "--compare-fixed compares a per-title or shot-level ladder with Apple's fixed one",
@@ -86,20 +92,58 @@ pub fn options(args: &EncodeArgs) -> anyhow::Result<EncodeOptions> {
         keep_scores: false,
     };
     let options = EncodeOptions {
-        codec,
+        codecs,
         ladder,
-        preset: args.preset.clone(),
+        preset,
+        codec_presets,
         workers: args.workers.unwrap_or(0),
         segment_seconds: args.segment,
         ingest: config::ingest_options(&args.ingest, choice)?,
         measure: !args.no_vmaf,
         rules,
-        probe_preset: args.probe_preset.clone(),
+        probe_preset,
+        codec_probe_presets,
         probe_sampling: args.probe_sampling,
         package: package_options(args)?,
         compare_fixed: args.compare_fixed,
     };
+    // Settings no encode could take are refused now, not after decoding the whole master.
+    pipeline::fleet::check_options(&options)?;
     Ok(options)
+}
+
+/// `--preset` values: one for every codec, or `CODEC=PRESET` for some.
+fn presets(
+    flag: &str,
+    values: &[String],
+    codecs: &encode::Codecs,
+) -> anyhow::Result<(Option<String>, std::collections::BTreeMap<String, String>)> {
+    let mut all = None;
+    let mut each = std::collections::BTreeMap::new();
+    for v in values {
+        match v.split_once('=') {
+            Some((name, preset)) => {
+                let known = Codec::from_name(name).is_some_and(|c| codecs.all().contains(&c));
+                if !known || preset.is_empty() {
+                    return Err(Failure::usage(format!(
+                        "--{flag} {v:?}: expected CODEC=PRESET with a codec of --codec ({})",
+                        codecs.names()
+                    )));
+                }
+                if each.insert(name.to_owned(), preset.to_owned()).is_some() {
+                    return Err(Failure::usage(format!("--{flag}: {name} is given twice")));
+                }
+            }
+            None if all.is_none() && !v.is_empty() => all = Some(v.clone()),
+            None => {
+                return Err(Failure::usage(format!(
+                    "--{flag} {}: one preset for every codec, or CODEC=PRESET for each",
+                    values.join(",")
+                )));
+            }
+        }
+    }
+    Ok((all, each))
 }
 
 pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
@@ -110,6 +154,7 @@ pub fn run(global: &Global, args: &EncodeArgs) -> anyhow::Result<ExitCode> {
         started: Instant::now(),
         quiet: global.quiet,
         state: Mutex::new((0, 0, 0, 0)),
+        planned_codecs: Mutex::default(),
     };
     let on_event = |e: Event| progress.event(e);
     crate::interrupt::install(
@@ -152,6 +197,8 @@ struct Progress {
     quiet: bool,
     /// Frames done, frames done at the start of this run, chunk encodes done, and in total.
     state: Mutex<(u64, u64, usize, usize)>,
+    /// The codecs whose encodes are planned, in order.
+    planned_codecs: Mutex<Vec<Codec>>,
 }
 
 impl Progress {
@@ -162,12 +209,13 @@ impl Progress {
                 bar.set_message(format!("validating: {} frames", p.frames));
             }
             Event::Planned {
+                codec,
                 total,
                 reused,
                 from_anchors,
                 frames,
                 frames_done,
-            } => self.planned(total, reused, from_anchors, frames, frames_done),
+            } => self.planned(codec, total, reused, from_anchors, (frames, frames_done)),
             Event::ChunkDone { frames } => {
                 let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 s.0 += frames;
@@ -177,13 +225,17 @@ impl Progress {
                 bar.set_message(format!("chunks {}/{} · {fps:.1} fps", s.2, s.3));
             }
             Event::Probing {
+                codec,
                 round,
                 total,
                 reused,
             } => {
                 bar.set_length(total as u64);
                 bar.set_position(reused as u64);
-                bar.set_message(format!("probing, round {round}: {total} tasks"));
+                bar.set_message(format!(
+                    "{} probing, round {round}: {total} tasks",
+                    codec.name()
+                ));
             }
             Event::ProbeDone => bar.inc(1),
             Event::Assembling(name) => bar.set_message(format!("assembling {name}")),
@@ -194,17 +246,34 @@ impl Progress {
 
     /// The chunk encodes are planned: `reused` found from the last run, `from_anchors` made
     /// while deciding.
+    /// Each codec's encodes are planned on their own; the bar counts them all.
     fn planned(
         &self,
+        codec: Codec,
         total: usize,
         reused: usize,
         from_anchors: usize,
-        frames: u64,
-        frames_done: u64,
+        (frames, frames_done): (u64, u64),
     ) {
         let bar = &self.bar;
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) =
-            (frames_done, frames_done, reused + from_anchors, total);
+        let position = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let first = self.planned_codecs.lock().map_or(true, |mut c| {
+                let first = c.is_empty();
+                c.push(codec);
+                first
+            });
+            if first {
+                *s = (0, 0, 0, 0);
+            }
+            *s = (
+                s.0 + frames_done,
+                s.1 + frames_done,
+                s.2 + reused + from_anchors,
+                s.3 + total,
+            );
+            s.0
+        };
         if reused > 0 && !self.quiet {
             bar.suspend(|| {
                 eprintln!("resuming: {reused} of {total} chunk encodes reused from the last run")
@@ -218,8 +287,13 @@ impl Progress {
                 )
             });
         }
-        bar.set_length(frames);
-        bar.set_position(frames_done);
+        let before = self.planned_codecs.lock().map_or(0, |c| c.len());
+        if before <= 1 {
+            bar.set_length(frames);
+        } else {
+            bar.inc_length(frames);
+        }
+        bar.set_position(position);
     }
 }
 
@@ -388,10 +462,10 @@ fn package_options(args: &EncodeArgs) -> anyhow::Result<Option<encode::package::
     };
     settings.thumbnails.interval = args.thumbnails.max(1);
     settings.encryption = encryption(&args.drm, &args.input)?;
-    if settings.encryption.is_some() && args.codec == "vp9" {
+    if settings.encryption.is_some() && args.codec.iter().any(|c| c == "vp9") {
         return Err(Failure::usage(format!(
             "--drm with --codec {}: rungs encrypts H.264, HEVC and AV1 so far",
-            args.codec
+            args.codec.join(",")
         )));
     }
     Ok(Some(encode::package::PackageOptions {

@@ -232,15 +232,36 @@ pub fn encode_summary(r: &pipeline::encode::EncodeReport, out: &Path) -> String 
         pipeline::encode::rate_text(r.frame_rate),
         r.chunks,
         r.rungs.len(),
-        r.codec.name(),
+        if r.codecs.is_empty() {
+            r.codec.name().to_owned()
+        } else {
+            let names: Vec<&str> = r.codecs.iter().map(|c| c.codec.name()).collect();
+            names.join(", ")
+        },
         out.display()
     );
     if r.reused_chunk_encodes > 0 {
         s += &format!(" ({} chunk encodes reused)", r.reused_chunk_encodes);
     }
+    for c in &r.codecs {
+        s += &format!("\n  {}: {} rungs", c.codec.name(), c.rungs.len());
+        if let Some(b) = &c.against_h264 {
+            match (b.bd_rate_percent, b.quality_range) {
+                (Some(bd), Some((lo, hi))) => {
+                    s += &format!(", BD-rate {bd:+.1}% against H.264 (VMAF {lo:.0}-{hi:.0})")
+                }
+                _ => {
+                    s += &format!(
+                        ", no BD-rate against H.264 ({})",
+                        b.why_none.as_deref().unwrap_or("?")
+                    )
+                }
+            }
+        }
+    }
     for g in &r.rungs {
         s += &format!(
-            "\n  {:<14} {:>5}x{:<5} {:>8.0} kbps avg {:>8.0} peak",
+            "\n  {:<16} {:>5}x{:<5} {:>8.0} kbps avg {:>8.0} peak",
             g.name, g.width, g.height, g.average_kbps, g.peak_kbps
         );
         if let Some(v) = g.vmaf {

@@ -435,3 +435,258 @@ fn a_folder_packaged_again_with_other_keys_holds_the_new_packaging() {
     assert_ne!(seen[1], seen[2]);
     assert_ne!(seen[0], seen[1]);
 }
+
+/// The RFC 6381 codecs string of a video init segment, read from its `avcC` or `av1C` box by
+/// this test (not by the packager's code): `avc1.PPCCLL`, or `av01.P.LLT.DD`.
+fn codecs_of_init(init: &[u8]) -> String {
+    let body = |fourcc: &[u8]| {
+        init.windows(4)
+            .position(|w| w == fourcc)
+            .map(|i| &init[i + 4..])
+    };
+    if let Some(c) = body(b"avcC") {
+        return format!("avc1.{:02X}{:02X}{:02X}", c[1], c[2], c[3]);
+    }
+    let c = body(b"av1C").expect("an avcC or av1C box");
+    let (profile, level) = (c[1] >> 5, c[1] & 0x1f);
+    let tier = if c[2] & 0x80 != 0 { 'H' } else { 'M' };
+    let depth = match (c[2] & 0x40 != 0, c[2] & 0x20 != 0) {
+        (true, true) => 12,
+        (true, false) => 10,
+        _ => 8,
+    };
+    format!("av01.{profile}.{level:02}{tier}.{depth:02}")
+}
+
+/// The chunk files of a job and their modification times.
+fn chunk_times(out: &Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut v: Vec<_> = std::fs::read_dir(out.join(".rungs/store/chunks"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let t = e.metadata().unwrap().modified().unwrap();
+            (e.file_name().to_string_lossy().into_owned(), t)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `--codec h264,av1` with per-title ladders: a ladder per codec (AV1's limited by the rules to
+/// its taller rungs), the BD-rate of AV1 against H.264, one DASH period with an adaptation set
+/// per codec, one HLS master whose every CODECS is its init segment's, segments cut at the same
+/// times in every rendition, and a second run that encodes nothing again.
+#[test]
+fn a_multi_codec_title_has_a_ladder_per_codec_and_one_set_of_segments() {
+    let m = master(Fixture::MultiShot);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "rungs = 4\nmin_kbps = 150\ntop_vmaf = 93\n[codec.av1]\nrungs = \">= 290\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("title");
+    let args = [
+        "--codec",
+        "h264,av1",
+        "--ladder",
+        "per-title",
+        "--rules",
+        arg(&rules),
+        // Probes at the final presets: no anchors, a shorter test.
+        "--preset",
+        "h264=veryfast,av1=12",
+        "--probe-preset",
+        "h264=veryfast,av1=12",
+        "-q",
+    ];
+    let run = |args: &[&str]| {
+        let mut all = vec!["encode", arg(&m), "-o", arg(&out)];
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = common::rungs_text(&all, Duration::from_secs(900));
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let r = &run(&args);
+    let codecs = r["codecs"].as_array().expect("codecs");
+    let names: Vec<&str> = codecs
+        .iter()
+        .map(|c| c["codec"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["h264", "av1"]);
+    assert!(r.get("ladder").is_none(), "the ladders are per codec");
+    let rungs_of = |codec: &str| -> Vec<&serde_json::Value> {
+        r["rungs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["codec"] == codec)
+            .collect()
+    };
+    let total = r["rungs"].as_array().unwrap().len();
+    for (c, codec) in codecs.iter().zip(["h264", "av1"]) {
+        let own = rungs_of(codec);
+        assert!(!own.is_empty() && own.len() <= 4, "{codec}: {own:?}");
+        assert_eq!(c["rungs"].as_array().unwrap().len(), own.len());
+        assert_eq!(c["ladder"]["mode"], "per-title");
+        for x in &own {
+            let name = x["name"].as_str().unwrap();
+            assert!(name.ends_with(&format!("-{codec}")), "{name}");
+            assert!(out.join(format!("{name}.mp4")).is_file(), "{name}");
+        }
+    }
+    assert_eq!(rungs_of("h264").len() + rungs_of("av1").len(), total);
+    for x in rungs_of("av1") {
+        let short = x["width"]
+            .as_u64()
+            .unwrap()
+            .min(x["height"].as_u64().unwrap());
+        assert!(short >= 290, "{x}");
+    }
+    assert!(codecs[0].get("against_h264").is_none());
+    let vs = &codecs[1]["against_h264"];
+    assert!(vs["bd_rate_percent"].is_number(), "{vs}");
+    assert!(vs["quality_range"][0].as_f64().unwrap() < vs["quality_range"][1].as_f64().unwrap());
+
+    // DASH: one period, an adaptation set per codec with that codec's rungs.
+    let mpd = dash_mpd::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
+        .expect("dash-mpd parses the MPD");
+    assert_eq!(mpd.periods.len(), 1);
+    let video: Vec<&dash_mpd::AdaptationSet> = mpd.periods[0]
+        .adaptations
+        .iter()
+        .filter(|a| a.contentType.as_deref() == Some("video"))
+        .collect();
+    assert_eq!(video.len(), 2);
+    for (set, (family, codec)) in video.iter().zip([("avc1", "h264"), ("av01", "av1")]) {
+        assert_eq!(set.representations.len(), rungs_of(codec).len());
+        for rep in &set.representations {
+            let c = rep.codecs.as_deref().or(set.codecs.as_deref()).unwrap();
+            assert!(c.starts_with(family), "{c}");
+        }
+    }
+
+    // HLS: every variant, H.264 first, each CODECS its init segment's.
+    let text = std::fs::read(out.join("master.m3u8")).unwrap();
+    let m3u8_rs::Playlist::MasterPlaylist(master) = m3u8_rs::parse_playlist_res(&text).unwrap()
+    else {
+        panic!("a master playlist")
+    };
+    let variants: Vec<&m3u8_rs::VariantStream> =
+        master.variants.iter().filter(|v| !v.is_i_frame).collect();
+    assert_eq!(variants.len(), total);
+    assert!(variants[0].codecs.as_deref().unwrap().starts_with("avc1"));
+    let mut timelines = Vec::new();
+    for v in &variants {
+        let folder = out.join(&v.uri).parent().unwrap().to_owned();
+        let from_init = codecs_of_init(&std::fs::read(folder.join("init.mp4")).unwrap());
+        let video_codecs = v.codecs.as_deref().unwrap().split(',').next().unwrap();
+        assert!(
+            video_codecs.starts_with(&from_init),
+            "{}: CODECS {video_codecs}, init {from_init}",
+            v.uri
+        );
+        let media = std::fs::read(out.join(&v.uri)).unwrap();
+        let m3u8_rs::Playlist::MediaPlaylist(media) = m3u8_rs::parse_playlist_res(&media).unwrap()
+        else {
+            panic!("{} is a media playlist", v.uri)
+        };
+        let durations: Vec<String> = media
+            .segments
+            .iter()
+            .map(|s| format!("{:.3}", s.duration))
+            .collect();
+        timelines.push(durations);
+    }
+    assert!(timelines.len() >= 2 && timelines[0].len() >= 2);
+    assert!(
+        timelines.windows(2).all(|w| w[0] == w[1]),
+        "every rendition's segments start at the same times: {timelines:?}"
+    );
+
+    // A second run finds every chunk done and encodes nothing.
+    let before = chunk_times(&out);
+    let again = run(&args);
+    assert_eq!(chunk_times(&out), before);
+    assert_eq!(again["rungs"], r["rungs"]);
+}
+
+#[test]
+fn multi_codec_settings_that_cannot_work_are_refused_before_encoding() {
+    let m = master(Fixture::MultiShot);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ladder = file(
+        "l.toml",
+        "[[rung]]\nname = \"x\"\nwidth = 640\nheight = 360\n",
+    );
+    let unknown = file("u.toml", "[codec.av2]\nrungs = \">= 720\"\n");
+    let tall = file("t.toml", "[codec.av1]\nrungs = \">= 2160\"\n");
+    let one = file("o.toml", "codec = \"h264\"\n");
+    let key = "0123456789abcdef0123456789abcdef:00112233445566778899aabbccddeeff";
+    let cases: [(Vec<&str>, &str); 8] = [
+        (vec!["--codec", "h264,h264"], "h264 is given twice"),
+        (vec!["--codec", "av1,av1-rav1e"], "make the same format"),
+        (
+            vec!["--codec", "h264,av1", "--rungs", arg(&ladder)],
+            "--rungs gives one codec",
+        ),
+        (
+            vec!["--codec", "h264,vp9", "--drm", "raw", "--key", key],
+            "rungs encrypts H.264, HEVC and AV1",
+        ),
+        (
+            vec![
+                "--codec",
+                "h264,av1",
+                "--ladder",
+                "per-title",
+                "--rules",
+                arg(&unknown),
+            ],
+            "[codec.av2]: unknown codec",
+        ),
+        (
+            vec![
+                "--codec",
+                "h264,av1",
+                "--ladder",
+                "per-title",
+                "--rules",
+                arg(&tall),
+            ],
+            "codec av1: the ladder rules' rung heights (>= 2160) leave no resolution",
+        ),
+        (
+            vec![
+                "--codec",
+                "h264,av1",
+                "--ladder",
+                "per-title",
+                "--rules",
+                arg(&one),
+            ],
+            "give each codec's rules as [codec.NAME]",
+        ),
+        (
+            vec!["--codec", "h264,av1", "--preset", "av1=slow"],
+            "codec av1",
+        ),
+    ];
+    for (extra, says) in cases {
+        let run = encode(&m, &out, &extra);
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{extra:?}: {}", run.stderr);
+        // Only the master's own size is checked after reading it; nothing was encoded.
+        assert!(
+            !out.join(".rungs/store/chunks").exists() && !out.join(".rungs/store/probes").exists(),
+            "{extra:?} encoded"
+        );
+    }
+}

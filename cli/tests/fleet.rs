@@ -439,6 +439,64 @@ fn fleet_jobs_match_a_local_encode_through_kills_and_storage_faults() {
     let b = wait(&fleet, &bad, |_| {});
     assert_eq!(b.state, "failed", "{b:?}");
 
+    // 3. A multi-codec job (H.264 and HEVC, Apple's ladder for each) runs on the same tasks:
+    //    a worker killed while the chunks of both codecs are encoded, and the files of a local
+    //    encode.
+    let multi: Vec<String> = [
+        "--codec",
+        "h264,hevc",
+        "--ladder",
+        "fixed",
+        "--preset",
+        "veryfast",
+        "--no-vmaf",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let multi_local_dir = dir.path().join("multi-local");
+    let mut args = vec!["encode", arg(&f.path), "-o", arg(&multi_local_dir), "-q"];
+    args.extend(multi.iter().map(String::as_str));
+    let (code, _, stderr) = rungs_text(&args, Duration::from_secs(600));
+    assert_eq!(code, 0, "{stderr}");
+    let multi_local = common::title_files(&multi_local_dir);
+    let multi_job = submit(&moto, &f.path, &multi);
+    let mut multi_kill = None;
+    let s = wait(&fleet, &multi_job, |s| {
+        let Some(at) = &s.waiting else { return };
+        if multi_kill.is_none() && at.stage.contains("encoding") {
+            let mut w = workers.remove(0);
+            w.child.kill().unwrap(); // SIGKILL
+            w.child.wait().unwrap();
+            multi_kill = Some(at.stage.clone());
+            workers.push(worker(&sqs.endpoint, &proxy.endpoint, dir.path(), 30));
+        }
+    });
+    assert_eq!(s.state, "done", "{s:?}");
+    let killed_while = multi_kill.expect("a worker was killed while encoding");
+    let multi_dir = dir.path().join("multi");
+    fleet::download(&fleet, &multi_job, &multi_dir).unwrap();
+    common::assert_same_files(
+        &multi_local,
+        &common::title_files(&multi_dir),
+        "multi-codec",
+    );
+    let multi_report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(multi_dir.join("report.json")).unwrap()).unwrap();
+    let codecs: Vec<&str> = multi_report["codecs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["codec"].as_str())
+        .collect();
+    assert_eq!(codecs, ["h264", "hevc"]);
+    let mpd = std::fs::read_to_string(multi_dir.join("manifest.mpd")).unwrap();
+    assert!(
+        mpd.contains("codecs=\"avc1.") && mpd.contains("codecs=\"hvc1."),
+        "{mpd}"
+    );
+    eprintln!("multi-codec fleet job: a worker killed while {killed_while}");
+
     let mut logs = [logs, stop(workers)].concat();
     eprintln!("clean fleet job: {:.1} s", clean_time.as_secs_f64());
     for w in &kills {

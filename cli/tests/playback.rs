@@ -506,6 +506,120 @@ fn av1_cbcs_title_plays_with_clearkey() {
     );
 }
 
+/// The video renditions whose segments a player fetched.
+fn fetched_renditions(r: &Value) -> Vec<String> {
+    let mut out: Vec<String> = r["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|q| q.starts_with("video/") && q.ends_with(".m4s"))
+        .filter_map(|q| q.split('/').nth(1).map(str::to_owned))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A title of H.264 and AV1 (Apple's ladder for each) plays in Shaka, DASH and HLS: Shaka
+/// keeps one codec of the two and switches among its rungs; told through its configuration to
+/// prefer H.264 (AV1 disabled), it plays the H.264 variants only.
+#[test]
+fn an_h264_and_av1_title_plays_in_shaka_and_plays_h264_only_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
+    let srt = f.path.with_file_name("two-audio.eng.srt");
+    let root = dir.path().join("title");
+    let subs = format!("{}:en", srt.display());
+    let run = rungs(&[
+        "encode",
+        arg(&f.path),
+        "-o",
+        arg(&root),
+        "--codec",
+        "h264,av1",
+        "--ladder",
+        "fixed",
+        "--preset",
+        "h264=veryfast,av1=12",
+        "--segment",
+        "2",
+        "--subs",
+        &subs,
+        "--no-vmaf",
+        "-q",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let names: Vec<&str> = run.json["rungs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with("-h264")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("-av1")), "{names:?}");
+    let bounds = {
+        let first = names.iter().find(|n| n.ends_with("-h264")).unwrap();
+        let text = std::fs::read(root.join(format!("video/{first}/index.m3u8"))).unwrap();
+        let m3u8_rs::Playlist::MediaPlaylist(media) = m3u8_rs::parse_playlist_res(&text).unwrap()
+        else {
+            panic!("a media playlist")
+        };
+        let mut t = 0.0;
+        media
+            .segments
+            .iter()
+            .map(|s| {
+                t += f64::from(s.duration);
+                t
+            })
+            .collect::<Vec<f64>>()
+    };
+    let h264_only = r#"{"preferredVideoCodecs":["avc1"]}"#;
+    for manifest in ["manifest.mpd", "master.m3u8"] {
+        for config in [None, Some(h264_only)] {
+            let extra: Vec<&str> = config
+                .map(|c| vec!["--shaka-config", c])
+                .unwrap_or_default();
+            let r = play_with(&root, manifest, "shaka", &bounds, &extra);
+            let ctx = format!("shaka on {manifest} with {config:?}: {r:#}");
+            assert_eq!(r["errors"], serde_json::json!([]), "{ctx}");
+            assert_eq!(r["started"], true, "{ctx}");
+            assert_eq!(r["ended"], true, "{ctx}");
+            assert!(r["boundariesCrossed"].as_u64().unwrap_or(0) >= 3, "{ctx}");
+            let switched = r["switched"].as_array().unwrap();
+            assert!(switched.len() >= 2, "{ctx}");
+            assert!(switched.iter().all(|s| s["ok"] == true), "{ctx}");
+            let families: Vec<String> = r["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["codec"].as_str().unwrap_or("").chars().take(4).collect())
+                .collect();
+            let fetched = fetched_renditions(&r);
+            assert!(fetched.len() >= 2, "{ctx}");
+            if config.is_some() {
+                // AV1 disabled: H.264 variants only, and only H.264 segments fetched.
+                assert!(families.iter().all(|c| c == "avc1"), "{families:?}: {ctx}");
+                assert!(
+                    fetched.iter().all(|n| n.ends_with("-h264")),
+                    "{fetched:?}: {ctx}"
+                );
+            } else {
+                // Chromium decodes AV1: Shaka offers AV1 variants (it picks, per size, the
+                // codec it prefers) and plays what it offers.
+                assert!(families.iter().any(|c| c == "av01"), "{families:?}: {ctx}");
+                assert!(
+                    fetched
+                        .iter()
+                        .all(|n| n.ends_with("-h264") || n.ends_with("-av1")),
+                    "{fetched:?}: {ctx}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn keys_from_a_speke_server_package_a_title_that_its_cpix_packages_again() {
     use fixtures::keyserver::{Behaviour, KeyServer};

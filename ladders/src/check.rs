@@ -51,6 +51,9 @@ pub enum CheckRulesError {
 pub struct RungView {
     /// Name.
     pub name: String,
+    /// The codec, in a multi-codec report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
     /// Width.
     pub width: u32,
     /// Height.
@@ -79,6 +82,30 @@ impl LadderView {
             return Err(ReportError::NoRungs);
         }
         Ok(v)
+    }
+
+    /// The codecs of a multi-codec report, in the order of its rungs; empty for a report of
+    /// one codec.
+    pub fn codecs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in self.rungs.iter().filter_map(|r| r.codec.as_ref()) {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
+
+    /// The ladder of one codec of a multi-codec report.
+    pub fn of_codec(&self, codec: &str) -> LadderView {
+        LadderView {
+            rungs: self
+                .rungs
+                .iter()
+                .filter(|r| r.codec.as_deref() == Some(codec))
+                .cloned()
+                .collect(),
+        }
     }
 
     /// `(kbps, mean VMAF)` of every measured rung, for BD-rate.
@@ -206,6 +233,34 @@ pub struct Outcome {
     pub limit: String,
     /// Whether it held.
     pub passed: bool,
+}
+
+/// [`check`] of a report: of its one ladder, or of each codec's ladder of a multi-codec report
+/// (against the same codec's in the baseline), each outcome's rule prefixed by its codec.
+pub fn check_report(
+    ladder: &LadderView,
+    rules: &CheckRules,
+    baseline: Option<&LadderView>,
+) -> Vec<Outcome> {
+    let codecs = ladder.codecs();
+    if codecs.is_empty() {
+        return check(ladder, rules, baseline);
+    }
+    let mut out = Vec::new();
+    for c in codecs {
+        let base = baseline.map(|b| {
+            if b.codecs().is_empty() {
+                b.clone()
+            } else {
+                b.of_codec(&c)
+            }
+        });
+        for mut o in check(&ladder.of_codec(&c), rules, base.as_ref()) {
+            o.rule = format!("{c}: {}", o.rule);
+            out.push(o);
+        }
+    }
+    out
 }
 
 /// Checks `ladder` (and, when given, its BD-rate against `baseline`) against `rules`. Every
@@ -477,6 +532,7 @@ mod tests {
     fn rung(name: &str, kbps: f64, peak: f64, mean: f64) -> RungView {
         RungView {
             name: name.into(),
+            codec: None,
             width: 640,
             height: 360,
             average_kbps: kbps,
@@ -497,6 +553,35 @@ mod tests {
                 rung("high", 2500.0, 6000.0, 90.0),
             ],
         }
+    }
+
+    #[test]
+    fn each_codec_of_a_multi_codec_report_is_checked_alone() {
+        let tagged = |c: &str, r: RungView| RungView {
+            codec: Some(c.into()),
+            ..r
+        };
+        // Not monotonic as one list, but each codec's ladder is.
+        let report = LadderView {
+            rungs: vec![
+                tagged("h264", rung("360p-h264", 500.0, 800.0, 70.0)),
+                tagged("h264", rung("720p-h264", 1500.0, 2500.0, 90.0)),
+                tagged("av1", rung("360p-av1", 300.0, 500.0, 72.0)),
+                tagged("av1", rung("720p-av1", 900.0, 1500.0, 91.0)),
+            ],
+        };
+        assert_eq!(report.codecs(), ["h264", "av1"]);
+        let one = check(&report, &CheckRules::default(), None);
+        assert!(one.iter().any(|o| !o.passed), "{one:?}");
+        let each = check_report(&report, &CheckRules::default(), None);
+        assert!(each.iter().all(|o| o.passed), "{each:?}");
+        assert!(each.iter().any(|o| o.rule.starts_with("h264: ")));
+        assert!(each.iter().any(|o| o.rule.starts_with("av1: ")));
+        // A report of one codec is checked as before.
+        assert_eq!(
+            check_report(&ladder(), &CheckRules::default(), None),
+            check(&ladder(), &CheckRules::default(), None)
+        );
     }
 
     #[test]

@@ -110,6 +110,10 @@ pub struct LadderRules {
     pub max_kbps: f64,
     /// The tallest rung (short side in pixels); the master's by default.
     pub top_height: Option<u32>,
+    /// The shortest rung (short side in pixels); none by default. The bottom rung then sits
+    /// where this size becomes the best one on the hull, or at `min_kbps` if that is higher.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bottom_height: Option<u32>,
     /// The top rung stops where the hull reaches this quality.
     pub top_vmaf: f64,
     /// Spacing between rungs.
@@ -129,8 +133,11 @@ pub struct LadderRules {
     /// What each rung of the shot-level optimiser aims at: the per-title rung's `bitrate`
     /// (same bits, better quality) or its `vmaf` (same quality, fewer bits).
     pub shot_target: ShotTarget,
-    /// The codec (`h264`, `hevc`, `av1`, `vp9`); the command line's by default.
-    pub codec: Option<String>,
+    /// The codec (`codec = "h264"`, which must be the command line's), or rules for each codec
+    /// of a multi-codec title (`[codec.av1]` with `rungs = ">= 720"`, `min_kbps`, `max_kbps`,
+    /// `top_vmaf`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codec: Option<CodecRules>,
     /// Candidate resolutions step by about this factor in pixel count, from about 234p up to
     /// the master: fewer candidates probe faster, more find the best resolution more finely.
     pub size_step: f64,
@@ -154,6 +161,7 @@ impl Default for LadderRules {
             min_kbps: 145.0,
             max_kbps: 8000.0,
             top_height: None,
+            bottom_height: None,
             top_vmaf: 95.0,
             spacing: Spacing::Bitrate(DEFAULT_STEP),
             max_ratio: 2.0,
@@ -179,6 +187,7 @@ impl LadderRules {
     pub fn validate(&self) -> Result<(), InvalidRule> {
         let bad = |field: &'static str, value: &dyn std::fmt::Display, expected: String| {
             Err(InvalidRule {
+                codec: None,
                 field,
                 value: value.to_string(),
                 expected,
@@ -226,14 +235,226 @@ impl LadderRules {
         if self.top_height == Some(0) {
             return bad("top_height", &0, "a positive height".into());
         }
+        if let (Some(b), Some(t)) = (self.bottom_height, self.top_height)
+            && b > t
+        {
+            return bad("bottom_height", &b, format!("at most top_height = {t}"));
+        }
+        if let Some(CodecRules::Each(each)) = &self.codec {
+            for name in each.keys() {
+                self.for_codec(name).validate().map_err(|e| InvalidRule {
+                    codec: Some(name.clone()),
+                    ..e
+                })?;
+            }
+        }
         Ok(())
+    }
+
+    /// The rules one codec of the title follows: these, with the codec's own from
+    /// `[codec.NAME]` applied over them.
+    pub fn for_codec(&self, name: &str) -> LadderRules {
+        let mut rules = LadderRules {
+            codec: None,
+            ..self.clone()
+        };
+        if let Some(CodecRules::Each(each)) = &self.codec
+            && let Some(own) = each.get(name)
+        {
+            if let Some(select) = own.rungs {
+                rules.bottom_height = select.min.or(rules.bottom_height);
+                rules.top_height = match (rules.top_height, select.max) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            rules.min_kbps = own.min_kbps.unwrap_or(rules.min_kbps);
+            rules.max_kbps = own.max_kbps.unwrap_or(rules.max_kbps);
+            rules.top_vmaf = own.top_vmaf.unwrap_or(rules.top_vmaf);
+        }
+        rules
+    }
+
+    /// The rung heights `[codec.NAME]` selects, if it does.
+    pub fn select_of(&self, name: &str) -> Option<RungSelect> {
+        match &self.codec {
+            Some(CodecRules::Each(each)) => each.get(name).and_then(|r| r.rungs),
+            _ => None,
+        }
+    }
+
+    /// The codec names the rules give rules for (`[codec.NAME]`), or the one they name.
+    pub fn codec_names(&self) -> Vec<&str> {
+        match &self.codec {
+            None => Vec::new(),
+            Some(CodecRules::One(c)) => vec![c.as_str()],
+            Some(CodecRules::Each(each)) => each.keys().map(String::as_str).collect(),
+        }
+    }
+
+    /// True when a rung of this short side is allowed (`bottom_height`, `top_height`).
+    pub fn allows_height(&self, short_side: u32) -> bool {
+        self.bottom_height.is_none_or(|b| short_side >= b)
+            && self.top_height.is_none_or(|t| short_side <= t)
+    }
+}
+
+/// The `codec` entry of the rules: one codec's name (the legacy form), or a table of rules
+/// per codec.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum CodecRules {
+    /// `codec = "h264"`: the title's one codec.
+    One(String),
+    /// `[codec.av1]`, `[codec.hevc]`...: rules of each codec.
+    Each(BTreeMap<String, CodecRule>),
+}
+
+impl<'de> Deserialize<'de> for CodecRules {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CodecRules;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a codec name, or a table of rules per codec ([codec.av1])")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CodecRules, E> {
+                Ok(CodecRules::One(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<CodecRules, A::Error> {
+                let each =
+                    BTreeMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(CodecRules::Each(each))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Rules of one codec of a multi-codec title, over the title's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodecRule {
+    /// Which rungs this codec has, by short side: `">= 720"`, `">= 480, <= 1080"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rungs: Option<RungSelect>,
+    /// The lowest rung's bit rate, kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_kbps: Option<f64>,
+    /// The highest bit rate, kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_kbps: Option<f64>,
+    /// The top rung's quality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_vmaf: Option<f64>,
+}
+
+/// Bounds on the short side of a codec's rungs, inclusive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RungSelect {
+    /// The shortest allowed.
+    pub min: Option<u32>,
+    /// The tallest allowed.
+    pub max: Option<u32>,
+}
+
+impl RungSelect {
+    const EXPECTED: &'static str = "a selector of rung heights such as \">= 720\" or \">= 480, \
+         <= 1080\" (the number of rungs is the top-level `rungs`)";
+
+    /// True when a rung of this short side is selected.
+    pub fn allows(&self, short_side: u32) -> bool {
+        self.min.is_none_or(|m| short_side >= m) && self.max.is_none_or(|m| short_side <= m)
+    }
+}
+
+impl std::str::FromStr for RungSelect {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut select = RungSelect::default();
+        for term in text.split(',') {
+            let term = term.trim();
+            let (op, rest) = [">=", "<=", ">", "<", "="]
+                .iter()
+                .find_map(|op| term.strip_prefix(op).map(|rest| (*op, rest)))
+                .filter(|(_, rest)| !rest.trim_start().starts_with(['<', '>', '=']))
+                .ok_or_else(|| format!("{term:?} is not a comparison"))?;
+            let digits = rest.trim().trim_end_matches('p');
+            let n: u32 = digits
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{:?} is not a positive height", rest.trim()))?;
+            let (min, max) = match op {
+                ">=" => (Some(n), None),
+                ">" => (Some(n + 1), None),
+                "<=" => (None, Some(n)),
+                "<" => (None, Some(n - 1)),
+                _ => (Some(n), Some(n)),
+            };
+            select.min = select.min.max(min);
+            select.max = match (select.max, max) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if let (Some(lo), Some(hi)) = (select.min, select.max)
+            && lo > hi
+        {
+            return Err(format!("{text:?} keeps no rung"));
+        }
+        Ok(select)
+    }
+}
+
+impl std::fmt::Display for RungSelect {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match (self.min, self.max) {
+            (Some(a), Some(b)) if a == b => write!(f, "= {a}"),
+            (Some(a), Some(b)) => write!(f, ">= {a}, <= {b}"),
+            (Some(a), None) => write!(f, ">= {a}"),
+            (None, Some(b)) => write!(f, "<= {b}"),
+            (None, None) => f.write_str(">= 1"),
+        }
+    }
+}
+
+impl Serialize for RungSelect {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RungSelect {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RungSelect;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(RungSelect::EXPECTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RungSelect, E> {
+                v.parse()
+                    .map_err(|why| E::custom(format!("{why}; expected {}", RungSelect::EXPECTED)))
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 
 /// A ladder rule out of its range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field} = {value} (expected {expected})")]
+#[error(
+    "{}{field} = {value} (expected {expected})",
+    codec.as_ref().map(|c| format!("[codec.{c}] ")).unwrap_or_default()
+)]
 pub struct InvalidRule {
+    /// The codec whose rules hold it, for `[codec.NAME]` rules.
+    pub codec: Option<String>,
     /// The field, as the rules file names it.
     pub field: &'static str,
     /// Its value.
@@ -372,25 +593,56 @@ pub fn decide(
         return Err(DecideError::NoCommonResolution);
     }
     let allowed: Vec<usize> = (0..points.len())
-        .filter(|&i| {
-            rules
-                .top_height
-                .is_none_or(|h| points[i].size.short_side() <= h)
-        })
+        .filter(|&i| rules.allows_height(points[i].size.short_side()))
         .collect();
+    if allowed.is_empty() {
+        return Err(DecideError::NothingFits(
+            "no probed resolution is within the rules' rung heights".into(),
+        ));
+    }
     let xy: Vec<(f64, f64)> = allowed
         .iter()
         .map(|&i| (points[i].kbps, points[i].quality))
         .collect();
     let hull: Vec<usize> = hull::upper(&xy).into_iter().map(|k| allowed[k]).collect();
     let stairs: Vec<usize> = hull::rising(&xy).into_iter().map(|k| allowed[k]).collect();
-    let (rungs, notes) = place(&points, &hull, &stairs, rules)?;
+    let mut notes = Vec::new();
+    let floored;
+    let rules = match floor_of_bottom(&points, rules) {
+        Some(kbps) if kbps > rules.min_kbps => {
+            notes.push(format!(
+                "rungs start at {}p: the bottom rung sits at {kbps:.0} kbit/s, where that size \
+                 becomes the best one",
+                rules.bottom_height.unwrap_or_default()
+            ));
+            floored = LadderRules {
+                min_kbps: kbps.min(rules.max_kbps * 0.999),
+                ..rules.clone()
+            };
+            &floored
+        }
+        _ => rules,
+    };
+    let (rungs, placed) = place(&points, &hull, &stairs, rules)?;
+    notes.extend(placed);
     Ok(TitleDecision {
         points,
         hull,
         rungs,
         notes,
     })
+}
+
+/// With a `bottom_height`, the bit rate where the hull of every size first reaches an allowed
+/// size: below it a smaller size is better, so an allowed rung there would be starved.
+fn floor_of_bottom(points: &[TitlePoint], rules: &LadderRules) -> Option<f64> {
+    rules.bottom_height?;
+    let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.kbps, p.quality)).collect();
+    hull::upper(&xy)
+        .into_iter()
+        .map(|i| &points[i])
+        .find(|p| rules.allows_height(p.size.short_side()))
+        .map(|p| p.kbps)
 }
 
 /// Places the rungs for viewers: the bottom at the hull point nearest above `min_kbps` (what a
@@ -859,6 +1111,121 @@ mod tests {
         for w in d.rungs.windows(2) {
             assert!(w[1].point.kbps / w[0].point.kbps >= 1.6, "{w:?}");
         }
+    }
+
+    #[test]
+    fn codec_rules_select_rungs_and_bad_ones_say_why() {
+        let text = "rungs = 6\nmin_kbps = 200\n[codec.av1]\nrungs = \">= 720p\"\nmax_kbps = 6000\n\
+                    [codec.hevc]\nrungs = \">= 360, < 1081\"\n";
+        let rules = LadderRules::from_toml(text).unwrap();
+        assert_eq!(rules.codec_names(), ["av1", "hevc"]);
+        let av1 = rules.for_codec("av1");
+        assert_eq!((av1.bottom_height, av1.top_height), (Some(720), None));
+        assert_eq!((av1.rungs, av1.min_kbps, av1.max_kbps), (6, 200.0, 6000.0));
+        assert!(av1.codec.is_none());
+        let hevc = rules.for_codec("hevc");
+        assert_eq!(
+            (hevc.bottom_height, hevc.top_height),
+            (Some(360), Some(1080))
+        );
+        assert_eq!(
+            rules.for_codec("h264"),
+            LadderRules {
+                codec: None,
+                ..rules.clone()
+            }
+        );
+        // The canonical form round-trips, and the legacy one is unchanged.
+        let again: LadderRules = toml::from_str(&toml::to_string(&rules).unwrap()).unwrap();
+        assert_eq!(again, rules);
+        let legacy: LadderRules = toml::from_str("codec = \"h264\"").unwrap();
+        assert_eq!(legacy.codec, Some(CodecRules::One("h264".into())));
+        assert_eq!(
+            serde_json::to_value(&legacy).unwrap()["codec"],
+            serde_json::json!("h264")
+        );
+        assert!(
+            serde_json::to_value(LadderRules::default())
+                .unwrap()
+                .get("codec")
+                .is_none()
+        );
+        let refused = |text: &str| LadderRules::from_toml(text).unwrap_err().to_string();
+        for (text, says) in [
+            (
+                "[codec.av1]\nrungs = \"=> 720\"",
+                "\"=> 720\" is not a comparison",
+            ),
+            (
+                "[codec.av1]\nrungs = 3",
+                "the number of rungs is the top-level `rungs`",
+            ),
+            ("[codec.av1]\nrungs = \">= 1080, <= 720\"", "keeps no rung"),
+            ("[codec.av1]\nmax_kpbs = 5", "unknown field `max_kpbs`"),
+            (
+                "[codec.av1]\nmax_kbps = 100",
+                "[codec.av1] max_kbps = 100 (expected above min_kbps = 145)",
+            ),
+            (
+                "codec = \"h264\"\n[codec.av1]\nrungs = \">= 720\"",
+                "cannot extend value of type string",
+            ),
+        ] {
+            let got = refused(text);
+            assert!(got.contains(says), "{text:?}: {got}");
+        }
+        assert!(refused("[codec.av1]\nrungs = 3").contains("line 2"));
+    }
+
+    #[test]
+    fn a_bottom_height_keeps_the_upper_ladder_from_where_that_size_is_best() {
+        let chunks = vec![probes(1.0, 50), probes(2.0, 75)];
+        let all = decide(&chunks, 25.0, &LadderRules::default()).unwrap();
+        let rules = LadderRules {
+            bottom_height: Some(540),
+            ..Default::default()
+        };
+        let d = decide(&chunks, 25.0, &rules).unwrap();
+        assert!(d.rungs.iter().all(|r| r.point.size.height >= 540), "{d:?}");
+        assert!(d.rungs.len() <= rules.rungs && d.rungs.len() >= 2);
+        // The bottom rung is no cheaper than where 540p joins the hull of every size.
+        let crossover = all
+            .hull
+            .iter()
+            .map(|&i| &all.points[i])
+            .find(|p| p.size.height >= 540)
+            .unwrap()
+            .kbps;
+        assert!(
+            d.rungs[0].point.kbps >= crossover * 0.999,
+            "{} < {crossover}",
+            d.rungs[0].point.kbps
+        );
+        assert!(d.notes.iter().any(|n| n.contains("540p")), "{:?}", d.notes);
+        // The top is the same as the full ladder's.
+        assert_eq!(
+            d.rungs.last().unwrap().point,
+            all.rungs.last().unwrap().point
+        );
+        let both = LadderRules {
+            bottom_height: Some(360),
+            top_height: Some(540),
+            ..Default::default()
+        };
+        let d = decide(&chunks, 25.0, &both).unwrap();
+        assert!(
+            d.rungs
+                .iter()
+                .all(|r| (360..=540).contains(&r.point.size.height))
+        );
+        let none = LadderRules {
+            bottom_height: Some(1080),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decide(&chunks, 25.0, &none),
+            Err(DecideError::NothingFits(_))
+        ));
     }
 
     /// A decision on the crossing curves, and for every rung the settings of its resolution

@@ -127,12 +127,14 @@ pub fn mpd(p: &Presentation) -> String {
     );
     let mut set_id = 0;
     // One adaptation set per video codec family (avc1, hvc1, av01, vp09...) and key: players
-    // switch only between renditions that one key decrypts.
-    let mut by_codec: BTreeMap<(&str, Option<[u8; 16]>), Vec<&Video>> = BTreeMap::new();
+    // switch only between renditions that one key decrypts. H.264 comes first, AV1 last.
+    type SetKey<'a> = (u8, &'a str, Option<[u8; 16]>);
+    let mut by_codec: BTreeMap<SetKey, Vec<&Video>> = BTreeMap::new();
     for v in &p.video {
         let family = v.codecs.split('.').next().unwrap_or("");
         let kid = v.protection.as_ref().map(|x| x.kid);
-        by_codec.entry((family, kid)).or_default().push(v);
+        let rank = crate::package::compatibility_rank(&v.codecs);
+        by_codec.entry((rank, family, kid)).or_default().push(v);
     }
     for videos in by_codec.values() {
         video_set(&mut out, set_id, videos);

@@ -280,7 +280,15 @@ pub fn package(
             &mut out,
         )?);
     }
-    video.sort_by_key(|v| (v.timeline.average_bps(), v.width));
+    // Codec by codec, the most widely decoded first (players that start on the first HLS
+    // variant then start on H.264), and by rising bit rate within a codec.
+    video.sort_by_key(|v| {
+        (
+            compatibility_rank(&v.codecs),
+            v.timeline.average_bps(),
+            v.width,
+        )
+    });
     let mut tracks = Vec::new();
     for (index, a) in sources.audio.iter().enumerate() {
         let track = audio_track(index, a, &tracks, settings, &clock, work, &mut out)?;
@@ -843,4 +851,15 @@ fn check_contiguous(id: &str, segments: &[SegmentInfo]) -> Result<(), PackageErr
         }
     }
     Ok(())
+}
+
+/// Where a video codec comes in the order of devices that decode it: H.264, HEVC, VP9, AV1.
+pub fn compatibility_rank(codecs: &str) -> u8 {
+    match codecs.get(..4) {
+        Some("avc1" | "avc3") => 0,
+        Some("hvc1" | "hev1") => 1,
+        Some("vp09") => 2,
+        Some("av01") => 3,
+        _ => 4,
+    }
 }

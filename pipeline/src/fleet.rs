@@ -220,8 +220,9 @@ pub fn check_options(options: &EncodeOptions) -> Result<(), EncodeJobError> {
     options.ingest.validate()?;
     let plan = job::Plan {
         stream: 0,
-        width: 640,
-        height: 360,
+        // The largest master: rules that select the tallest rungs are checked against it.
+        width: 3840,
+        height: 2160,
         aspect: 16.0 / 9.0,
         bit_depth: Some(8),
         frame_rate: media::Rational { num: 25, den: 1 },

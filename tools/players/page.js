@@ -11,6 +11,7 @@ const boundaries = JSON.parse(params.get('boundaries') || '[]');
 const cueTime = Number(params.get('cueTime') || 'NaN');
 const textLang = params.get('textLang') || '';
 const license = params.get('license') ? new URL(params.get('license'), location.href).href : '';
+const shakaConfig = params.get('shakaConfig') ? JSON.parse(params.get('shakaConfig')) : null;
 
 const result = {
   player: which,
@@ -60,6 +61,7 @@ async function open() {
     // the text of a fully buffered HLS stream until the next video append, which never comes.)
     if (textLang) p.configure({ preferredText: [{ language: textLang }] });
     if (license) p.configure({ drm: { servers: { 'org.w3.clearkey': license } } });
+    if (shakaConfig) p.configure(shakaConfig);
     p.addEventListener('error', (e) => result.errors.push(`shaka: ${e.detail && e.detail.code} ${JSON.stringify(e.detail && e.detail.data).slice(0, 300)}`));
     await p.load(url);
     return {
@@ -68,7 +70,7 @@ async function open() {
         const all = p.getVariantTracks();
         const audio = (all.find((t) => t.active) || all[0] || {}).audioId;
         return all.filter((t) => t.videoId != null && t.audioId === audio)
-          .map((t) => ({ key: t.id, width: t.width, height: t.height, bandwidth: t.videoBandwidth || t.bandwidth, active: t.active }));
+          .map((t) => ({ key: t.id, width: t.width, height: t.height, bandwidth: t.videoBandwidth || t.bandwidth, active: t.active, codec: t.videoCodec }));
       },
       select: (key) => {
         p.configure({ abr: { enabled: false } });

@@ -6,6 +6,7 @@
 //                 [--url http://host/title/]   (play from that server instead of DIR)
 //                 [--boundaries 4,8,12] [--cue-time 6.5 --text-lang en] [--timeout 240]
 //                 [--keys KID:KEY,...]   (a W3C ClearKey licence server for an encrypted title)
+//                 [--shaka-config JSON]  (given to Shaka's configure() before loading)
 //
 // It also records every media request, so the test can tell which rungs were fetched, and
 // every licence request with the key IDs asked for.
@@ -141,6 +142,7 @@ try {
     cueTime: args['cue-time'] || '',
     textLang: args['text-lang'] || '',
     license: keys.size ? '/__license' : '',
+    shakaConfig: args['shaka-config'] || '',
   });
   await page.goto(`http://127.0.0.1:${port}/?${q}`);
   const end = Date.now() + timeout;

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use svg::{Mark, Series, esc};
 pub use view::TitleReport;
-use view::{Protected, Rung, Saved, Stage, TitlePage};
+use view::{Protected, Rd, Rung, Saved, Section, Stage, TitlePage};
 
 /// The page's CSS.
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}\
@@ -32,17 +32,27 @@ const MAX_LINE_POINTS: usize = 1500;
 pub fn title_page(report: &TitleReport, dir: Option<&Path>) -> String {
     let page = TitlePage::from_report(report);
     let mut h = head(&page);
-    h.push_str(&ladder_table(&page.rungs));
-    // Bits saved against the fixed ladder (Apple's for this master), at equal quality.
-    if let Some(s) = &page.saved {
-        h.push_str(&saved(s));
+    if page.sections.is_empty() {
+        h.push_str(&ladder_table(&page.rungs, "ladder"));
+        // Bits saved against the fixed ladder (Apple's for this master), at equal quality.
+        if let Some(s) = &page.saved {
+            h.push_str(&saved(s, "saved"));
+        }
+        h.push_str(&notes(&page.notes, "ladder-notes"));
+        h.push_str(&protection_table(&page.protection));
+        h.push_str(&stages_table(&page.stages));
+        h.push_str(&rd_chart(page.rd.as_ref(), &page.rungs, "rd"));
+        h.push_str(&chunks_heat_map(&page.rungs));
+        h.push_str(&vmaf_chart(&page.rungs));
+    } else {
+        h.push_str(&codecs_table(&page.sections));
+        h.push_str(&codecs_chart(&page.sections));
+        h.push_str(&protection_table(&page.protection));
+        h.push_str(&stages_table(&page.stages));
+        for s in &page.sections {
+            h.push_str(&section(s));
+        }
     }
-    h.push_str(&notes(&page.notes));
-    h.push_str(&protection_table(&page.protection));
-    h.push_str(&stages_table(&page.stages));
-    h.push_str(&rd_chart(&page));
-    h.push_str(&chunks_heat_map(&page.rungs));
-    h.push_str(&vmaf_chart(&page.rungs));
     // Thumbnails of the chunks' first frames, from the packaged title's sprite sheets.
     if let Some(dir) = dir {
         h.push_str(&thumbnails(&page, dir));
@@ -72,10 +82,103 @@ fn head(page: &TitlePage) -> String {
     )
 }
 
-/// The ladder table: a row per rung.
-fn ladder_table(rungs: &[Rung]) -> String {
+/// The codecs of a multi-codec title side by side, each against the H.264 ladder.
+fn codecs_table(sections: &[Section]) -> String {
     let mut h = String::from(
-        "<h2>Ladder</h2><table id=\"ladder\"><tr><th>rung</th><th>size</th><th>average kbit/s</th><th>peak kbit/s</th><th>VMAF mean</th><th>harmonic</th><th>min</th><th>CRF (first chunk)</th></tr>",
+        "<h2>Codecs</h2><table id=\"codecs\"><tr><th>codec</th><th>rungs</th><th>kbit/s</th>\
+         <th>VMAF mean</th><th>BD-rate vs H.264</th><th>BD-VMAF</th><th>compared over VMAF</th></tr>",
+    );
+    for s in sections {
+        let range = |f: fn(&Rung) -> f64, digits: usize| {
+            let v: Vec<f64> = s.rungs.iter().map(f).filter(|x| x.is_finite()).collect();
+            match (
+                v.iter().copied().reduce(f64::min),
+                v.iter().copied().reduce(f64::max),
+            ) {
+                (Some(lo), Some(hi)) => format!("{lo:.digits$}–{hi:.digits$}"),
+                _ => "–".into(),
+            }
+        };
+        let (bd, vmaf, over) = match &s.against_h264 {
+            None => ("–".into(), "–".into(), "(the anchor)".into()),
+            Some(a) => match (a.bd_rate_percent, a.quality_range) {
+                (Some(bd), Some((lo, hi))) => (
+                    format!("{bd:+.1}%"),
+                    a.bd_vmaf.map_or("–".into(), |v| format!("{v:+.2}")),
+                    format!("{lo:.1}–{hi:.1} ({})", esc(&a.basis)),
+                ),
+                _ => (
+                    "–".into(),
+                    "–".into(),
+                    format!("none: {}", esc(&a.why_none)),
+                ),
+            },
+        };
+        let _ = write!(
+            h,
+            "<tr class=\"codec-row\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{bd}</td><td>{vmaf}</td><td>{over}</td></tr>",
+            esc(&s.codec),
+            s.rungs.len(),
+            range(|r| r.average_kbps, 0),
+            range(|r| r.vmaf_mean, 2),
+        );
+    }
+    h.push_str("</table>");
+    h
+}
+
+/// Every codec's measured rungs on one rate-quality chart.
+fn codecs_chart(sections: &[Section]) -> String {
+    let series: Vec<Series> = sections
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Series {
+            name: s.codec.clone(),
+            class: format!("codec-{}", svg::class_safe(&s.codec)),
+            color: svg::color(i),
+            mark: Mark::Line,
+            points: s
+                .rungs
+                .iter()
+                .map(|r| (r.average_kbps, r.vmaf_mean))
+                .collect(),
+        })
+        .collect();
+    svg::chart(
+        "codecs-rd",
+        "Each codec's rungs as measured",
+        "kbit/s (log)",
+        "VMAF (mean)",
+        &series,
+        true,
+    )
+}
+
+/// One codec's ladder: its table, its comparison with Apple's ladder, its notes and charts.
+fn section(s: &Section) -> String {
+    let id = svg::class_safe(&s.codec);
+    let mut h = format!(
+        "<h2 id=\"codec-{id}\">{}{}</h2>",
+        esc(&s.codec),
+        s.mode
+            .as_ref()
+            .map(|m| format!(": a {} ladder", esc(m)))
+            .unwrap_or_else(|| ": a fixed ladder".into())
+    );
+    h.push_str(&ladder_table(&s.rungs, &format!("ladder-{id}")));
+    if let Some(saved_) = &s.saved {
+        h.push_str(&saved(saved_, &format!("saved-{id}")));
+    }
+    h.push_str(&notes(&s.notes, &format!("ladder-notes-{id}")));
+    h.push_str(&rd_chart(s.rd.as_ref(), &s.rungs, &format!("rd-{id}")));
+    h.push_str(&chunks_heat_map(&s.rungs));
+    h
+}
+
+/// The ladder table: a row per rung.
+fn ladder_table(rungs: &[Rung], id: &str) -> String {
+    let mut h = format!(
+        "<h2>Ladder</h2><table id=\"{id}\"><tr><th>rung</th><th>size</th><th>average kbit/s</th><th>peak kbit/s</th><th>VMAF mean</th><th>harmonic</th><th>min</th><th>CRF (first chunk)</th></tr>",
     );
     for r in rungs {
         let crf = r
@@ -122,11 +225,11 @@ fn protection_table(tracks: &[Protected]) -> String {
 }
 
 /// The ladder's notes, as a list.
-fn notes(notes: &[String]) -> String {
+fn notes(notes: &[String], id: &str) -> String {
     if notes.is_empty() {
         return String::new();
     }
-    let mut h = String::from("<ul id=\"ladder-notes\">");
+    let mut h = format!("<ul id=\"{id}\">");
     for n in notes {
         let _ = write!(h, "<li>{}</li>", esc(n));
     }
@@ -163,9 +266,9 @@ fn stages_table(stages: &[Stage]) -> String {
 }
 
 /// The RD scatter per resolution, the hull, the chosen rungs.
-fn rd_chart(page: &TitlePage) -> String {
+fn rd_chart(rd: Option<&Rd>, rungs: &[Rung], id: &str) -> String {
     let mut series = Vec::new();
-    if let Some(rd) = &page.rd {
+    if let Some(rd) = rd {
         for (i, ((hgt, wid), pts)) in rd.by_size.iter().enumerate() {
             series.push(Series {
                 name: format!("{wid}x{hgt}"),
@@ -188,15 +291,14 @@ fn rd_chart(page: &TitlePage) -> String {
         class: "chosen".into(),
         color: "#d62728".into(),
         mark: Mark::Diamonds,
-        points: page
-            .rungs
+        points: rungs
             .iter()
             .map(|r| (r.average_kbps, r.vmaf_mean))
             .collect(),
     });
     let mut h = String::from("<h2>Rate and quality</h2>");
     h.push_str(&svg::chart(
-        "rd",
+        id,
         "Pooled probes per resolution, the convex hull and the rungs",
         "kbit/s (log)",
         "VMAF (mean)",
@@ -284,7 +386,7 @@ fn vmaf_chart(rungs: &[Rung]) -> String {
 /// The bits this ladder saves against Apple's fixed ladder for the same master, at equal
 /// quality: measured when the encode also encoded Apple's ladder (`--compare-fixed`), otherwise
 /// the report's estimate on the title's curves, labelled as one. A fixed ladder has neither.
-fn saved(e: &Saved) -> String {
+fn saved(e: &Saved, id: &str) -> String {
     let headline = match e.bd_rate_percent {
         Some(bd) if bd <= 0.0 => format!(
             "{:.1}% fewer bits than Apple's fixed ladder at equal VMAF (BD-rate {bd:+.1}%)",
@@ -316,7 +418,7 @@ fn saved(e: &Saved) -> String {
         )
     };
     format!(
-        "<h2>Bits saved against the fixed ladder</h2><p id=\"saved\" class=\"saved\">{}</p>\
+        "<h2>Bits saved against the fixed ladder</h2><p id=\"{id}\" class=\"saved\">{}</p>\
          <p class=\"note\">{note}</p>",
         esc(&headline),
     )
@@ -460,6 +562,58 @@ mod tests {
         // A number field that holds text refuses the report, at its position.
         let e = TitleReport::parse(br#"{"rungs": [], "frames": "<b>"}"#).unwrap_err();
         assert!(e.to_string().contains("line 1 column"), "{e}");
+    }
+
+    #[test]
+    fn a_multi_codec_title_shows_each_ladder_and_the_bd_rate_against_h264() {
+        let evil = "<script>x</script>\" onload=\"y";
+        let rung = |name: &str, h: u32, kbps: f64, vmaf: f64| {
+            serde_json::json!({ "name": name, "width": h * 16 / 9, "height": h,
+                "average_kbps": kbps, "peak_kbps": kbps * 1.5,
+                "vmaf": { "mean": vmaf, "harmonic_mean": vmaf, "min": vmaf - 5.0 }, "chunks": [] })
+        };
+        let report = serde_json::json!({
+            "master": "m.mov", "codec": "h264", "frames": 10, "frame_rate": "25/1", "chunks": 1,
+            "rungs": [rung("360p-h264", 360, 500.0, 80.0), rung("720p-h264", 720, 1500.0, 92.0),
+                      rung("720p-av1", 720, 900.0, 93.0), rung(evil, 1080, 2000.0, 96.0)],
+            "codecs": [
+                { "codec": "h264", "rungs": ["360p-h264", "720p-h264"],
+                  "ladder": { "mode": "per-title", "notes": ["h264 note"] } },
+                { "codec": "av1", "rungs": ["720p-av1"],
+                  "against_h264": { "bd_rate_percent": -38.2, "bd_vmaf": 4.1,
+                                    "quality_range": [88.0, 92.0], "basis": "measured" } },
+                { "codec": evil, "rungs": [evil],
+                  "against_h264": { "bd_rate_percent": null, "why_none": evil } },
+            ],
+        });
+        let r = TitleReport::parse(report.to_string().as_bytes()).unwrap();
+        let page = title_page(&r, None);
+        for id in [
+            "codecs",
+            "codecs-rd",
+            "ladder-h264",
+            "ladder-av1",
+            "ladder-notes-h264",
+        ] {
+            assert!(page.contains(&format!("id=\"{id}\"")), "{id}: {page}");
+        }
+        assert!(!page.contains("id=\"ladder\""), "{page}");
+        assert!(page.contains("<td>av1</td><td>1</td><td>900–900</td><td>93.00–93.00</td><td>-38.2%</td><td>+4.10</td><td>88.0–92.0 (measured)</td>"), "{page}");
+        assert!(
+            page.contains("<td>h264</td><td>2</td><td>500–1500</td>"),
+            "{page}"
+        );
+        assert!(page.contains("h264, av1, "), "{page}");
+        assert!(
+            !page.contains("<script>") && !page.contains("\" onload"),
+            "{page}"
+        );
+        // The single-codec page is unchanged.
+        let one = serde_json::json!({ "master": "m.mov", "codec": "h264",
+            "rungs": [rung("360p", 360, 500.0, 80.0)] });
+        let r = TitleReport::parse(one.to_string().as_bytes()).unwrap();
+        let page = title_page(&r, None);
+        assert!(page.contains("id=\"ladder\"") && !page.contains("id=\"codecs\""));
     }
 
     #[test]

@@ -34,6 +34,21 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
+/// A name made safe for an element id or a CSS class: ASCII letters, digits and `-`, others
+/// as `_`.
+pub fn class_safe(name: &str) -> String {
+    name.chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A palette of distinguishable colours.
 pub fn color(i: usize) -> String {
     const C: [&str; 8] = [

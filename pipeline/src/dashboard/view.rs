@@ -21,8 +21,29 @@ pub struct TitleReport {
     chunks: u64,
     rungs: Vec<RungIn>,
     ladder: Option<LadderIn>,
+    codecs: Vec<CodecIn>,
     stages: Vec<StageIn>,
     package: Option<PackageIn>,
+}
+
+/// One codec's ladder of a multi-codec title.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CodecIn {
+    codec: String,
+    rungs: Vec<String>,
+    ladder: Option<LadderIn>,
+    against_h264: Option<ComparisonIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ComparisonIn {
+    bd_rate_percent: Option<f64>,
+    bd_vmaf: Option<f64>,
+    quality_range: Option<(Option<f64>, Option<f64>)>,
+    why_none: Option<String>,
+    basis: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +182,41 @@ pub(super) struct TitlePage {
     /// Each encrypted track: `video/ID` or `audio/ID`, the scheme, the key ID and the clear
     /// segments (never a key: reports hold none).
     pub protection: Vec<Protected>,
+    /// Each codec's ladder, in a multi-codec title (empty otherwise: the page's own fields
+    /// are the one ladder).
+    pub sections: Vec<Section>,
+}
+
+/// One codec's ladder of a multi-codec title.
+pub(super) struct Section {
+    /// The codec.
+    pub codec: String,
+    /// The ladder's mode, when it has one.
+    pub mode: Option<String>,
+    /// Its rungs.
+    pub rungs: Vec<Rung>,
+    /// Against Apple's fixed ladder for the codec.
+    pub saved: Option<Saved>,
+    /// The ladder's notes.
+    pub notes: Vec<String>,
+    /// Its probes and hull.
+    pub rd: Option<Rd>,
+    /// Against the title's H.264 ladder.
+    pub against_h264: Option<Comparison>,
+}
+
+/// A codec's ladder against the title's H.264 ladder.
+pub(super) struct Comparison {
+    /// BD-rate, percent.
+    pub bd_rate_percent: Option<f64>,
+    /// BD-VMAF.
+    pub bd_vmaf: Option<f64>,
+    /// The VMAF range both cover.
+    pub quality_range: Option<(f64, f64)>,
+    /// Why there is none.
+    pub why_none: String,
+    /// How it is made.
+    pub basis: String,
 }
 
 /// One encrypted track.
@@ -254,25 +310,52 @@ impl TitlePage {
             .file_name()
             .map_or(master.to_owned(), |n| n.to_string_lossy().into_owned());
         let ladder = report.ladder.as_ref();
+        let sections = report
+            .codecs
+            .iter()
+            .map(|c| {
+                let ladder = c.ladder.as_ref();
+                Section {
+                    codec: c.codec.clone(),
+                    mode: ladder.and_then(|l| l.mode.clone()),
+                    rungs: report
+                        .rungs
+                        .iter()
+                        .filter(|r| c.rungs.contains(&r.name))
+                        .map(Rung::from_report)
+                        .collect(),
+                    saved: ladder.and_then(saved_of),
+                    notes: ladder.map(|l| l.notes.clone()).unwrap_or_default(),
+                    rd: ladder.and_then(Rd::from_ladder),
+                    against_h264: c.against_h264.as_ref().map(|a| Comparison {
+                        bd_rate_percent: a.bd_rate_percent,
+                        bd_vmaf: a.bd_vmaf,
+                        quality_range: a.quality_range.map(|(lo, hi)| (f(lo), f(hi))),
+                        why_none: a
+                            .why_none
+                            .clone()
+                            .unwrap_or_else(|| "too few points".into()),
+                        basis: a.basis.clone().unwrap_or_else(|| "measured".into()),
+                    }),
+                }
+            })
+            .collect();
         Self {
+            sections,
             name,
-            codec: report.codec.clone(),
+            codec: if report.codecs.is_empty() {
+                report.codec.clone()
+            } else {
+                let names: Vec<&str> = report.codecs.iter().map(|c| c.codec.as_str()).collect();
+                names.join(", ")
+            },
             frames: report.frames.to_string(),
             frame_rate: report.frame_rate.clone(),
             duration_seconds: f(report.duration_seconds),
             chunks: report.chunks.to_string(),
             mode: ladder.and_then(|l| l.mode.clone()),
             rungs: report.rungs.iter().map(Rung::from_report).collect(),
-            saved: ladder.and_then(|l| {
-                l.fixed_measured
-                    .as_ref()
-                    .map(|e| Saved::from_estimate(e, true))
-                    .or_else(|| {
-                        l.fixed_estimate
-                            .as_ref()
-                            .map(|e| Saved::from_estimate(e, false))
-                    })
-            }),
+            saved: ladder.and_then(saved_of),
             notes: ladder.map(|l| l.notes.clone()).unwrap_or_default(),
             stages: report
                 .stages
@@ -302,6 +385,18 @@ impl TitlePage {
                 .collect(),
         }
     }
+}
+
+/// A ladder's comparison with Apple's: measured when it was, estimated otherwise.
+fn saved_of(l: &LadderIn) -> Option<Saved> {
+    l.fixed_measured
+        .as_ref()
+        .map(|e| Saved::from_estimate(e, true))
+        .or_else(|| {
+            l.fixed_estimate
+                .as_ref()
+                .map(|e| Saved::from_estimate(e, false))
+        })
 }
 
 impl Rung {

@@ -49,10 +49,11 @@ pub fn crf_text(crf: f32) -> String {
     format!("{crf:.2}")
 }
 
-/// The store key of one probe point.
-pub fn probe_key(size: Size, chunk: usize, crf: f32) -> Key {
+/// The store key of one probe point; `space` is a codec's folder in a multi-codec title
+/// (`av1/`), empty otherwise.
+pub fn probe_key(space: &str, size: Size, chunk: usize, crf: f32) -> Key {
     Key::new(format!(
-        "probes/{}x{}/{chunk:05}/{}.json",
+        "probes/{space}{}x{}/{chunk:05}/{}.json",
         size.width,
         size.height,
         crf_text(crf)
@@ -434,13 +435,13 @@ pub fn unanchored(
 }
 
 /// The store key of one anchor: a probe at the final preset that checks the fast probes.
-pub fn anchor_key(size: Size, chunk: usize, at: ProbeAt) -> Key {
+pub fn anchor_key(space: &str, size: Size, chunk: usize, at: ProbeAt) -> Key {
     let cap = at
         .vbv
         .map(|v| format!("-vbv{}", v.maxrate_kbps))
         .unwrap_or_default();
     Key::new(format!(
-        "anchors/{}x{}/{chunk:05}/{}{cap}.json",
+        "anchors/{space}{}x{}/{chunk:05}/{}{cap}.json",
         size.width,
         size.height,
         crf_text(at.crf)
@@ -890,13 +891,13 @@ fn shot_allocation(
 
 /// The rungs of the per-title decision, each with its shot-level allocation when `shot` and
 /// the allocation is worth its zones ([`MIN_SHOT_GAIN`]); the others keep the per-title
-/// setting.
+/// setting. Names end with `suffix` (the codec's, in a multi-codec title).
 pub fn rungs(
     decision: &TitleDecision,
     chunks: &[ChunkProbes],
     fps: f64,
     rules: &LadderRules,
-    codec: Codec,
+    (codec, suffix): (Codec, &str),
     shot: bool,
 ) -> Result<Vec<DecidedRung>, optimize::OptimizeError> {
     let mut out: Vec<DecidedRung> = Vec::new();
@@ -922,6 +923,9 @@ pub fn rungs(
             maxrate_kbps: r.maxrate_kbps,
             allocation,
         });
+    }
+    for r in &mut out {
+        r.name.push_str(suffix);
     }
     Ok(out)
 }
@@ -1213,6 +1217,7 @@ mod tests {
         }
         assert_eq!(
             probe_key(
+                "",
                 Size {
                     width: 416,
                     height: 234
@@ -1222,6 +1227,18 @@ mod tests {
             )
             .as_str(),
             "probes/416x234/00003/29.50.json"
+        );
+        let size = Size {
+            width: 416,
+            height: 234,
+        };
+        assert_eq!(
+            probe_key("av1/", size, 3, 29.5).as_str(),
+            "probes/av1/416x234/00003/29.50.json"
+        );
+        assert_eq!(
+            anchor_key("av1/", size, 3, ProbeAt::crf(29.5)).as_str(),
+            "anchors/av1/416x234/00003/29.50.json"
         );
     }
 }

@@ -77,6 +77,51 @@ fn bd_against(fixed: &[(f64, f64)], own: &[(f64, f64)]) -> (Option<f64>, Option<
     }
 }
 
+/// One codec's ladder against the title's H.264 ladder, both measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CodecComparison {
+    /// The codec compared with.
+    pub anchor: String,
+    /// `measured`: both ladders' renditions scored against the master.
+    pub basis: String,
+    /// BD-rate against the H.264 ladder, percent: negative when this codec needs fewer bits
+    /// for the same VMAF.
+    pub bd_rate_percent: Option<f64>,
+    /// BD-VMAF: the average VMAF gain at equal bit rate.
+    pub bd_vmaf: Option<f64>,
+    /// The VMAF range both ladders cover, where the BD-rate is taken (a codec limited to the
+    /// top rungs is compared on the top of the H.264 range only).
+    pub quality_range: Option<(f64, f64)>,
+    /// Why there is no BD-rate, when there is none.
+    pub why_none: Option<String>,
+}
+
+/// The ladder `other` against the ladder `h264`, each the measured rungs' `(kbps, vmaf)`.
+pub fn against_codec(h264: &[(f64, f64)], other: &[(f64, f64)]) -> CodecComparison {
+    let (a, b) = (as_ladder(h264), as_ladder(other));
+    let (bd, why) = bd_against(h264, other);
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    let range = |p: &[(f64, f64)]| {
+        p.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x.1), hi.max(x.1))
+            })
+    };
+    let ((a0, a1), (b0, b1)) = (range(&a), range(&b));
+    let (lo, hi) = (a0.max(b0), a1.min(b1));
+    CodecComparison {
+        anchor: "h264".into(),
+        basis: "measured".into(),
+        bd_rate_percent: bd,
+        bd_vmaf: ladders::bd::bd_quality(&a, &b)
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(round),
+        quality_range: (bd.is_some() && hi > lo).then(|| (round(lo), round(hi))),
+        why_none: why,
+    }
+}
+
 /// One of Apple's rungs with the quality the title's curves predict for it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EstimatedRung {
@@ -180,6 +225,29 @@ pub fn against_fixed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_codec_is_compared_with_h264_where_both_ladders_reach() {
+        let h264: Vec<(f64, f64)> = [300.0, 600.0, 1200.0, 2400.0, 4800.0]
+            .iter()
+            .map(|&k: &f64| (k, 40.0 + 10.0 * (k / 300.0).log2()))
+            .collect();
+        let same = against_codec(&h264, &h264);
+        assert_eq!(same.bd_rate_percent, Some(0.0));
+        assert_eq!(same.bd_vmaf, Some(0.0));
+        let half: Vec<(f64, f64)> = h264.iter().map(|&(k, v)| (k / 2.0, v)).collect();
+        let got = against_codec(&h264, &half);
+        assert!((got.bd_rate_percent.unwrap() + 50.0).abs() < 0.5, "{got:?}");
+        assert!(got.bd_vmaf.unwrap() > 9.0, "{got:?}");
+        // A codec with the top rungs only is compared on the top of the range.
+        let top: Vec<(f64, f64)> = half[2..].to_vec();
+        let got = against_codec(&h264, &top);
+        assert_eq!(got.quality_range, Some((60.0, 80.0)));
+        assert!((got.bd_rate_percent.unwrap() + 50.0).abs() < 0.5, "{got:?}");
+        let apart = against_codec(&h264, &[(100.0, 10.0), (200.0, 20.0)]);
+        assert_eq!(apart.bd_rate_percent, None);
+        assert!(apart.why_none.is_some() && apart.quality_range.is_none());
+    }
 
     fn size(w: u32, h: u32) -> Size {
         Size {

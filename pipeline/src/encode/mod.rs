@@ -30,8 +30,8 @@ use workers::worker::{self, PoolOptions, TaskFailure};
 
 pub use ladder::Rung;
 pub use report::{
-    ChunkHull, ChunkReport, DecidedRungReport, EncodeReport, LadderReport, RdPoint, RungReport,
-    StageTime, VmafSummary,
+    ChunkHull, ChunkReport, CodecReport, DecidedRungReport, EncodeReport, LadderReport, RdPoint,
+    RungReport, StageTime, VmafSummary,
 };
 
 use crate::ingest::{self, IngestOptions, IngestReport, ShotOptions};
@@ -64,12 +64,16 @@ impl LadderChoice {
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct EncodeOptions {
-    /// Codec and encoder.
-    pub codec: Codec,
+    /// Codecs and encoders: one, or several for a multi-codec title (each its own ladder).
+    #[serde(rename = "codec")]
+    pub codecs: Codecs,
     /// The ladder.
     pub ladder: LadderChoice,
     /// Encoder preset; `None` picks the codec's default.
     pub preset: Option<String>,
+    /// Presets of some codecs, over `preset` (`--preset av1=6`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub codec_presets: BTreeMap<String, String>,
     /// Parallel encode tasks; 0 means one per core.
     pub workers: usize,
     /// Keyframe interval target in seconds (the packager's segment duration).
@@ -82,6 +86,9 @@ pub struct EncodeOptions {
     pub rules: LadderRules,
     /// Encoder preset of the probes; `None` picks a fast one for the codec.
     pub probe_preset: Option<String>,
+    /// Probe presets of some codecs, over `probe_preset` (`--probe-preset av1=12`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub codec_probe_presets: BTreeMap<String, String>,
     /// Probes score one frame in this many (the rest hold the nearest scored frame's score);
     /// 1 scores every frame.
     pub probe_sampling: u64,
@@ -95,9 +102,10 @@ pub struct EncodeOptions {
 impl Default for EncodeOptions {
     fn default() -> Self {
         Self {
-            codec: Codec::H264,
+            codecs: Codecs::one(Codec::H264),
             ladder: LadderChoice::Apple,
             preset: None,
+            codec_presets: BTreeMap::new(),
             workers: 0,
             segment_seconds: DEFAULT_SEGMENT_SECONDS,
             ingest: IngestOptions {
@@ -107,12 +115,122 @@ impl Default for EncodeOptions {
             measure: true,
             rules: LadderRules::default(),
             probe_preset: None,
+            codec_probe_presets: BTreeMap::new(),
             probe_sampling: DEFAULT_PROBE_SAMPLING,
             package: Some(package::PackageOptions {
                 thumbnails: true,
                 ..Default::default()
             }),
             compare_fixed: false,
+        }
+    }
+}
+
+impl EncodeOptions {
+    /// The final encodes' preset of one codec.
+    pub fn preset_of(&self, codec: Codec) -> String {
+        self.codec_presets
+            .get(codec.name())
+            .or(self.preset.as_ref())
+            .cloned()
+            .unwrap_or_else(|| default_preset(codec).to_owned())
+    }
+
+    /// The probes' preset of one codec.
+    pub fn probe_preset_of(&self, codec: Codec) -> String {
+        self.codec_probe_presets
+            .get(codec.name())
+            .or(self.probe_preset.as_ref())
+            .cloned()
+            .unwrap_or_else(|| default_probe_preset(codec).to_owned())
+    }
+}
+
+/// The codecs of a title, in the order given: at least one, none twice, one encoder per
+/// format. One codec serialises as its name (as before multi-codec titles) and several as a
+/// list, which a worker that knows only one codec refuses rather than encoding part of the
+/// title.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Codecs(Vec<Codec>);
+
+impl Codecs {
+    /// One codec.
+    pub fn one(codec: Codec) -> Self {
+        Self(vec![codec])
+    }
+
+    /// Several, checked.
+    pub fn new(codecs: Vec<Codec>) -> Result<Self, String> {
+        if codecs.is_empty() {
+            return Err("no codec".into());
+        }
+        for (i, c) in codecs.iter().enumerate() {
+            for earlier in &codecs[..i] {
+                if earlier == c {
+                    return Err(format!("{} is given twice", c.name()));
+                }
+                if family(*earlier) == family(*c) {
+                    return Err(format!(
+                        "{} and {} make the same format; choose one",
+                        earlier.name(),
+                        c.name()
+                    ));
+                }
+            }
+        }
+        Ok(Self(codecs))
+    }
+
+    /// The first codec (the title's only one, for most titles).
+    pub fn first(&self) -> Codec {
+        self.0[0]
+    }
+
+    /// Every codec, in order.
+    pub fn all(&self) -> &[Codec] {
+        &self.0
+    }
+
+    /// True for a multi-codec title.
+    pub fn several(&self) -> bool {
+        self.0.len() > 1
+    }
+
+    /// The names, comma-separated.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.0.iter().map(|c| c.name()).collect();
+        names.join(",")
+    }
+}
+
+/// The format a codec makes: two encoders of one format would give the same renditions twice.
+fn family(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Av1 | Codec::Av1Rav1e => "av1",
+        c => c.name(),
+    }
+}
+
+impl Serialize for Codecs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Codecs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(Codec),
+            Many(Vec<Codec>),
+        }
+        match Form::deserialize(d)? {
+            Form::One(c) => Ok(Self::one(c)),
+            Form::Many(v) => Self::new(v).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -153,6 +271,8 @@ pub enum Event {
     Ingest(ingest::Progress),
     /// Tasks are planned; `reused` of `total` chunk encodes were already done.
     Planned {
+        /// The codec whose encodes they are.
+        codec: Codec,
         /// Chunk × rung encodes in the job.
         total: usize,
         /// Those found finished from an earlier run.
@@ -175,6 +295,8 @@ pub enum Event {
     Measuring(String, u64),
     /// A round of probes is planned: `total` probe tasks, `reused` of them already done.
     Probing {
+        /// The codec probed.
+        codec: Codec,
         /// The round, from 1.
         round: usize,
         /// Probe tasks (a chunk at a resolution, several settings each).
@@ -413,7 +535,7 @@ fn plan_locally(
     master: &Path,
     options: &EncodeOptions,
     events: &(dyn Fn(Event) + Sync),
-) -> Result<(job::Plan, job::Derived), EncodeJobError> {
+) -> Result<(job::Plan, Vec<job::Derived>), EncodeJobError> {
     let mut ingest_options = options.ingest.clone();
     ingest_options
         .shots
@@ -448,7 +570,7 @@ fn identity(
     master: &Path,
     options: &EncodeOptions,
     plan: &job::Plan,
-    derived: &job::Derived,
+    derived: &[job::Derived],
 ) -> Result<Identity, EncodeJobError> {
     let meta = std::fs::metadata(master).map_err(file_error("read", master))?;
     let master_abs = std::path::absolute(master).map_err(file_error("resolve", master))?;
@@ -460,7 +582,7 @@ fn identity(
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos()),
-        job: derived.identity(options),
+        job: job::identity_of(derived, options),
         chunks: plan
             .chunks
             .iter()

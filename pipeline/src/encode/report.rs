@@ -35,16 +35,40 @@ pub struct EncodeReport {
     /// CPU seconds spent reading and encoding the renditions' chunks, recorded with each chunk
     /// by whichever run or worker made it (probes are counted in `ladder`).
     pub encode_cpu_seconds: f64,
-    /// One entry per rung, lowest first.
+    /// One entry per rung, lowest first (codec by codec in a multi-codec title).
     pub rungs: Vec<RungReport>,
-    /// How a per-title or shot-level ladder was decided.
+    /// How a per-title or shot-level ladder was decided (of the one codec; see `codecs` for
+    /// a multi-codec title).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ladder: Option<LadderReport>,
+    /// Each codec's ladder, in a multi-codec title.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<CodecReport>,
     /// What packaging wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<super::package::PackageReport>,
     /// Where the time went: wall and CPU seconds of every stage.
     pub stages: Vec<StageTime>,
+}
+
+/// One codec's ladder in a multi-codec title.
+#[derive(Clone, Debug, Serialize)]
+pub struct CodecReport {
+    /// The codec.
+    pub codec: Codec,
+    /// Its final encodes' preset.
+    pub preset: String,
+    /// Its rungs' names (in `rungs`), lowest first.
+    pub rungs: Vec<String>,
+    /// How its ladder was decided, for per-title and shot-level ladders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<LadderReport>,
+    /// CPU seconds of its final encodes.
+    pub encode_cpu_seconds: f64,
+    /// Its measured ladder against the title's H.264 ladder (none for H.264 itself, or when
+    /// nothing was measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against_h264: Option<super::estimate::CodecComparison>,
 }
 
 /// Wall and CPU time of one stage of a job.
@@ -111,6 +135,9 @@ pub struct ChunkReport {
 pub struct RungReport {
     /// Name.
     pub name: String,
+    /// The codec, in a multi-codec title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<Codec>,
     /// The rendition file.
     pub file: PathBuf,
     /// Width.
@@ -180,6 +207,7 @@ impl RungReport {
             .collect();
         Self {
             name: name.to_owned(),
+            codec: None,
             file: a.path,
             width: s.width,
             height: s.height,

@@ -13,7 +13,7 @@ use packager::assemble::ChunkSpan;
 use workers::encode::{Codec, EncodeSettings, RateControl};
 
 use super::super::dynamic::{self, DecidedRung, ProbeAt, StoredProbe};
-use super::super::report::{EncodeReport, LadderReport, RungReport, StageTime};
+use super::super::report::{CodecReport, EncodeReport, LadderReport, RungReport, StageTime};
 use super::super::{EncodeJobError, Event, LadderChoice, Probing, package};
 use super::{
     Ctx, Derived, Failed, JobSpec, MeasureRecord, Output, Plan, RenditionRecord, Step, Waiting,
@@ -65,30 +65,57 @@ fn stage_span(ctx: &Ctx, stage: &'static str) -> tracing::span::EnteredSpan {
 
 /// Runs the driver once: reads the job's state, queues what is missing, and says what it
 /// waits for, or writes the report when everything is there.
+///
+/// Each codec of the title is a lane (decide, encode, assemble) that goes at its own pace:
+/// one codec's final encodes are queued while another still probes. The lanes join to be
+/// measured, packaged and reported together.
 pub fn advance(ctx: &Ctx, spec: &JobSpec) -> Result<Step, EncodeJobError> {
     check_failures(ctx)?;
     let plan = ready!(planned(ctx));
-    let d = derive(&spec.options, &plan)?;
+    let ds = derive(&spec.options, &plan)?;
     let job = Job {
         ctx,
         spec,
         spans: plan.spans(),
         plan,
-        d,
+        ds,
     };
-    let mut decided = if spec.options.ladder.is_dynamic() {
-        let _stage = stage_span(ctx, "decide");
-        Some(ready!(decide(&job)))
-    } else {
-        None
-    };
-    let rungs = job.rungs(decided.as_ref())?;
-    let encoded = ready!(job.encode(&rungs, decided.as_mut()));
-    let mut assembled = ready!(job.assemble(&rungs));
-    ready!(job.measure(&mut assembled));
-    let packaged = ready!(job.package(&assembled.records[..rungs.title]));
-    let report = job.report(decided, &encoded, assembled, rungs.title, packaged)?;
+    let mut lanes = Vec::new();
+    let mut waits = Vec::new();
+    for d in &job.ds {
+        match job.lane(d)? {
+            Ok(lane) => lanes.push(lane),
+            Err(w) => waits.push((d.codec, w)),
+        }
+    }
+    if !waits.is_empty() {
+        return Ok(Step::Waiting(merge(waits, job.ds.len() > 1)));
+    }
+    let measure_cpu = ready!(job.measure(&mut lanes));
+    let titles: Vec<(String, String, String)> = lanes
+        .iter()
+        .flat_map(|l| l.assembled.records[..l.rungs.title].iter().cloned())
+        .collect();
+    let packaged = ready!(job.package(&titles));
+    let report = job.report(lanes, measure_cpu, packaged)?;
     Ok(Step::Done(Box::new(report)))
+}
+
+/// What the lanes wait for, as one: a single lane's as it is, several summed, each named by
+/// its codec.
+fn merge(waits: Vec<(Codec, Waiting)>, several: bool) -> Waiting {
+    if !several && waits.len() == 1 {
+        return waits.into_iter().next().expect("one wait").1;
+    }
+    Waiting {
+        stage: waits
+            .iter()
+            .map(|(c, w)| format!("{}: {}", c.name(), w.stage))
+            .collect::<Vec<_>>()
+            .join("; "),
+        done: waits.iter().map(|(_, w)| w.done).sum(),
+        total: waits.iter().map(|(_, w)| w.total).sum(),
+    }
 }
 
 /// A job fails when a task recorded a failure (`failed.json`) or when tasks of this attempt
@@ -125,8 +152,18 @@ struct Job<'a> {
     ctx: &'a Ctx<'a>,
     spec: &'a JobSpec,
     plan: Plan,
-    d: Derived,
+    /// One per codec.
+    ds: Vec<Derived>,
     spans: Vec<ChunkSpan>,
+}
+
+/// One codec's renditions, decided, encoded and assembled.
+struct Lane<'d> {
+    d: &'d Derived,
+    decided: Option<Decided>,
+    rungs: Rungs,
+    encoded: Encoded,
+    assembled: Assembled,
 }
 
 /// The rungs to encode: names, and every chunk's settings in every rung. The first `title`
@@ -159,15 +196,37 @@ struct Assembled {
     records: Vec<(String, String, String)>,
     /// Each rung's report.
     rungs: Vec<RungReport>,
-    /// CPU seconds of the final encodes, the assembly and the measurement.
+    /// CPU seconds of the final encodes, the assembly and (by an earlier version of the job)
+    /// the measurement.
     cpu: [f64; 3],
 }
 
 impl Job<'_> {
+    /// One codec's lane: its ladder decided (for dynamic ladders), its rungs encoded and
+    /// assembled.
+    fn lane<'d>(&self, d: &'d Derived) -> Result<Ready<Lane<'d>>, EncodeJobError> {
+        let mut decided = if self.spec.options.ladder.is_dynamic() {
+            let _stage = stage_span(self.ctx, "decide");
+            Some(or_wait!(decide(self, d)))
+        } else {
+            None
+        };
+        let rungs = self.rungs(d, decided.as_ref())?;
+        let encoded = or_wait!(self.encode(d, &rungs, decided.as_mut()));
+        let assembled = or_wait!(self.assemble(d, &rungs));
+        Ok(Ok(Lane {
+            d,
+            decided,
+            rungs,
+            encoded,
+            assembled,
+        }))
+    }
+
     /// Every chunk's settings in every rung: the fixed ladder's, or the decided rungs' (a
     /// setting per chunk, with zones, in shot mode); all checked.
-    fn rungs(&self, decided: Option<&Decided>) -> Result<Rungs, EncodeJobError> {
-        let (d, options, n) = (&self.d, &self.spec.options, self.spans.len());
+    fn rungs(&self, d: &Derived, decided: Option<&Decided>) -> Result<Rungs, EncodeJobError> {
+        let n = self.spans.len();
         let (names, settings): (Vec<String>, Vec<Vec<EncodeSettings>>) = match decided {
             None => d
                 .fixed
@@ -177,7 +236,7 @@ impl Job<'_> {
             Some((_, rungs, probing)) => rungs
                 .iter()
                 .map(|r| {
-                    let vbv = dynamic::rung_vbv(options.codec, r.maxrate_kbps);
+                    let vbv = dynamic::rung_vbv(d.codec, r.maxrate_kbps);
                     let per_chunk = (0..n)
                         .map(|ci| {
                             let (crf, zones) = r.chunk_setting(&probing.units, ci);
@@ -219,6 +278,7 @@ impl Job<'_> {
     /// frames once.
     fn encode(
         &self,
+        d: &Derived,
         rungs: &Rungs,
         decided: Option<&mut Decided>,
     ) -> Result<Ready<Encoded>, EncodeJobError> {
@@ -265,6 +325,7 @@ impl Job<'_> {
         let stage = format!("encode-{}", digest_of(&rungs.settings));
         if ctx.queue_stage(&stage, &tasks, None, done)? {
             (ctx.events)(Event::Planned {
+                codec: d.codec,
                 total,
                 reused: done - done_by_anchors,
                 from_anchors: done_by_anchors,
@@ -283,7 +344,7 @@ impl Job<'_> {
 
     /// The assemble stage: every rung joined from its chunks, each rung's record written last
     /// by its task.
-    fn assemble(&self, rungs: &Rungs) -> Result<Ready<Assembled>, EncodeJobError> {
+    fn assemble(&self, d: &Derived, rungs: &Rungs) -> Result<Ready<Assembled>, EncodeJobError> {
         let (ctx, spec) = (self.ctx, self.spec);
         let _stage = stage_span(ctx, "assemble");
         let mut tasks = Vec::new();
@@ -327,6 +388,9 @@ impl Job<'_> {
             cpu[1] += r.assemble_cpu_seconds;
             cpu[2] += r.measure_cpu_seconds;
             let mut report = r.report;
+            if self.ds.len() > 1 {
+                report.codec = Some(d.codec);
+            }
             report.file = match &spec.output {
                 Output::Dir(out) => out.join(format!("{name}.mp4")),
                 Output::Store => PathBuf::from(file.trim_start_matches("out/")),
@@ -340,20 +404,25 @@ impl Job<'_> {
         }))
     }
 
-    /// The measure stage: every rendition's VMAF against the master, all in one pass over it
-    /// (one task), taken into the rungs' reports. Nothing when the job measures nothing.
-    fn measure(&self, assembled: &mut Assembled) -> Result<Ready<()>, EncodeJobError> {
+    /// The measure stage: every rendition's VMAF (of every codec) against the master, in
+    /// groups that each decode the master once (a task each), taken into the rungs' reports.
+    /// Nothing when the job measures nothing. Returns the CPU seconds it took, if it ran.
+    fn measure(&self, lanes: &mut [Lane]) -> Result<Ready<Option<f64>>, EncodeJobError> {
         let (ctx, spec) = (self.ctx, self.spec);
-        if !spec.options.measure {
-            return Ok(Ok(()));
-        }
+        let all: Vec<(String, String, String)> = lanes
+            .iter()
+            .flat_map(|l| l.assembled.records.iter().cloned())
+            .collect();
         // Renditions assembled and measured by an earlier version of the job keep their VMAF.
-        if assembled.rungs.iter().all(|r| r.per_frame_vmaf.is_some()) {
-            return Ok(Ok(()));
+        let mut rungs: Vec<&mut RungReport> = lanes
+            .iter_mut()
+            .flat_map(|l| l.assembled.rungs.iter_mut())
+            .collect();
+        if !spec.options.measure || rungs.iter().all(|r| r.per_frame_vmaf.is_some()) {
+            return Ok(Ok(None));
         }
         let _stage = stage_span(ctx, "measure");
-        let groups: Vec<&[(String, String, String)]> =
-            assembled.records.chunks(MEASURE_GROUP).collect();
+        let groups: Vec<&[(String, String, String)]> = all.chunks(MEASURE_GROUP).collect();
         let record = |g: &[(String, String, String)]| format!("measure-{}.json", digest_of(g));
         let mut tasks = Vec::new();
         let mut measured = Vec::new();
@@ -376,16 +445,15 @@ impl Job<'_> {
             }
         }
         if !tasks.is_empty() {
-            let stage = format!("measure-{}", digest_of(&assembled.records));
+            let stage = format!("measure-{}", digest_of(&all));
             ctx.queue_stage(&stage, &tasks, None, measured.len())?;
             return waiting("measuring renditions", measured.len(), groups.len());
         }
         let per_frame = measured.iter().flat_map(|m| &m.per_frame_vmaf);
-        for (rung, per_frame) in assembled.rungs.iter_mut().zip(per_frame) {
+        for (rung, per_frame) in rungs.iter_mut().zip(per_frame) {
             rung.set_vmaf(per_frame);
         }
-        assembled.cpu[2] = measured.iter().map(|m| m.cpu_seconds).sum();
-        Ok(Ok(()))
+        Ok(Ok(Some(measured.iter().map(|m| m.cpu_seconds).sum())))
     }
 
     /// The package stage: the title packaged for DASH and HLS (a record per set of inputs),
@@ -440,73 +508,115 @@ impl Job<'_> {
         waiting("packaging for DASH and HLS", 0, 1)
     }
 
-    /// The report stage: the job's report, with the ladder's decision and the time of every
-    /// stage, written with the renditions where the title goes.
+    /// The report stage: the job's report, with each codec's ladder decision and the time of
+    /// every stage, written with the renditions where the title goes.
     fn report(
         &self,
-        decided: Option<Decided>,
-        encoded: &Encoded,
-        mut assembled: Assembled,
-        title: usize,
+        lanes: Vec<Lane>,
+        measure_cpu: Option<f64>,
         packaged: Option<package::PackageReport>,
     ) -> Result<EncodeReport, EncodeJobError> {
-        let (ctx, spec, plan, d) = (self.ctx, self.spec, &self.plan, &self.d);
+        let (ctx, spec, plan) = (self.ctx, self.spec, &self.plan);
         let _stage = stage_span(ctx, "report");
         let options = &spec.options;
-        let cpu = stage_cpu(
-            plan,
-            assembled.cpu,
-            packaged.as_ref(),
-            decided.as_ref().map(|(_, _, p)| p),
-        );
-        let stages = stage_times(ctx, plan, &cpu)?;
-        let encode_cpu = assembled.cpu[0];
-        let compared = assembled.rungs.split_off(title);
-        let ladder = decided.map(|(decision, rungs, probing)| {
-            let mut ladder = LadderReport::new(
-                if options.ladder == LadderChoice::Shot {
-                    "shot"
-                } else {
-                    "per-title"
-                },
-                &options.rules,
-                (&d.probe_preset, options.probe_sampling.max(1)),
-                &decision,
-                &rungs,
-                &probing,
-                &assembled.rungs,
-                d.fps,
-                encode_cpu,
-            );
-            let fixed =
-                crate::encode::ladder::apple(options.codec, plan.width, plan.height, plan.aspect);
-            ladder.fixed_estimate = ladder.estimate_fixed(&fixed);
-            if !compared.is_empty() {
-                ladder.fixed_measured = Some(ladder.measure_fixed(&compared));
+        let mut spent = [0.0; 3];
+        for lane in &lanes {
+            for (sum, cpu) in spent.iter_mut().zip(lane.assembled.cpu) {
+                *sum += cpu;
             }
-            ladder
-        });
+        }
+        spent[2] = measure_cpu.unwrap_or(spent[2]);
+        let probings: Vec<&Probing> = lanes
+            .iter()
+            .filter_map(|l| l.decided.as_ref().map(|(_, _, p)| p))
+            .collect();
+        let cpu = stage_cpu(plan, spent, packaged.as_ref(), &probings);
+        let stages = stage_times(ctx, plan, &cpu)?;
+        let fps = lanes.first().map_or(1.0, |l| l.d.fps);
+        let mut reused = 0;
+        let (mut rungs, mut titles, mut codecs) = (Vec::new(), Vec::new(), Vec::new());
+        for lane in lanes {
+            let Lane {
+                d,
+                decided,
+                rungs: lane_rungs,
+                encoded,
+                mut assembled,
+            } = lane;
+            // The anchors' encodes were there before the stage, but no earlier run made them.
+            reused += ctx
+                .stage_reused(&encoded.stage)
+                .saturating_sub(encoded.from_anchors);
+            let compared = assembled.rungs.split_off(lane_rungs.title);
+            let encode_cpu = assembled.cpu[0];
+            let ladder = decided.map(|(decision, decided_rungs, probing)| {
+                let mut ladder = LadderReport::new(
+                    if options.ladder == LadderChoice::Shot {
+                        "shot"
+                    } else {
+                        "per-title"
+                    },
+                    if options.codecs.several() {
+                        &d.rules
+                    } else {
+                        &options.rules
+                    },
+                    (&d.probe_preset, options.probe_sampling.max(1)),
+                    &decision,
+                    &decided_rungs,
+                    &probing,
+                    &assembled.rungs,
+                    d.fps,
+                    encode_cpu,
+                );
+                let select = options.rules.select_of(d.codec.name());
+                let fixed: Vec<_> =
+                    crate::encode::ladder::apple(d.codec, plan.width, plan.height, plan.aspect)
+                        .into_iter()
+                        .filter(|r| select.is_none_or(|s| s.allows(r.width.min(r.height))))
+                        .collect();
+                ladder.fixed_estimate = ladder.estimate_fixed(&fixed);
+                if !compared.is_empty() {
+                    ladder.fixed_measured = Some(ladder.measure_fixed(&compared));
+                }
+                ladder
+            });
+            titles.extend(assembled.records[..lane_rungs.title].iter().cloned());
+            codecs.push(CodecReport {
+                codec: d.codec,
+                preset: d.preset.clone(),
+                rungs: assembled.rungs.iter().map(|r| r.name.clone()).collect(),
+                ladder,
+                encode_cpu_seconds: (encode_cpu * 1e4).round() / 1e4,
+                against_h264: None,
+            });
+            rungs.extend(assembled.rungs);
+        }
+        compare_with_h264(&mut codecs, &rungs, options.rules.pooling);
+        let ladder = if codecs.len() == 1 {
+            codecs.pop().and_then(|c| c.ladder)
+        } else {
+            None
+        };
         let frames: u64 = self.spans.iter().map(|c| c.frames).sum();
         let report = EncodeReport {
             master: spec.master.display(),
-            codec: options.codec,
+            codec: options.codecs.first(),
             frames,
             frame_rate: plan.frame_rate,
-            duration_seconds: frames as f64 / d.fps,
+            duration_seconds: frames as f64 / fps,
             audio_duration_seconds: plan.audio_duration_seconds,
             chunks: self.spans.len(),
-            // The anchors' encodes were there before the stage, but no earlier run made them.
-            reused_chunk_encodes: ctx
-                .stage_reused(&encoded.stage)
-                .saturating_sub(encoded.from_anchors),
+            reused_chunk_encodes: reused,
             workers: ctx.workers,
-            encode_cpu_seconds: (encode_cpu * 1e4).round() / 1e4,
-            rungs: assembled.rungs,
+            encode_cpu_seconds: (spent[0] * 1e4).round() / 1e4,
+            rungs,
             ladder,
+            codecs,
             package: packaged,
             stages,
         };
-        self.deliver(&assembled.records[..title], &report)?;
+        self.deliver(&titles, &report)?;
         tracing::info!(rungs = report.rungs.len(), "report written");
         Ok(report)
     }
@@ -549,6 +659,43 @@ impl Job<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Each codec's measured ladder against the title's H.264 ladder, by BD-rate over the VMAF
+/// range both cover. Nothing when the title has no H.264 or nothing was measured.
+fn compare_with_h264(codecs: &mut [CodecReport], rungs: &[RungReport], pooling: ladders::Pooling) {
+    let points = |c: &CodecReport| -> Vec<(f64, f64)> {
+        rungs
+            .iter()
+            .filter(|r| c.rungs.contains(&r.name))
+            .filter_map(|r| {
+                let v = r.vmaf.as_ref()?;
+                let vmaf = match pooling {
+                    ladders::Pooling::Mean => v.mean,
+                    ladders::Pooling::Harmonic => v.harmonic_mean,
+                };
+                Some((r.average_kbps, vmaf))
+            })
+            .collect()
+    };
+    let Some(h264) = codecs.iter().find(|c| c.codec == Codec::H264) else {
+        return;
+    };
+    let anchor = points(h264);
+    if anchor.is_empty() {
+        return;
+    }
+    let compared: Vec<Option<_>> = codecs
+        .iter()
+        .map(|c| {
+            let own = points(c);
+            (c.codec != Codec::H264 && !own.is_empty())
+                .then(|| super::super::estimate::against_codec(&anchor, &own))
+        })
+        .collect();
+    for (c, with) in codecs.iter_mut().zip(compared) {
+        c.against_h264 = with;
     }
 }
 
@@ -611,13 +758,19 @@ impl Stage {
     }
 }
 
+/// The stages a marker's name stands for, by name (for tests).
+#[cfg(test)]
+pub(super) fn stage_of_marker(name: &str) -> Vec<&'static str> {
+    Stage::of_marker(name).iter().map(|s| s.name()).collect()
+}
+
 /// CPU seconds of every stage as the tasks recorded them: the three figures are the final encodes',
 /// the assembly's and the measurement's.
 fn stage_cpu(
     plan: &Plan,
     [encode, assemble, measure]: [f64; 3],
     packaged: Option<&package::PackageReport>,
-    probing: Option<&Probing>,
+    probings: &[&Probing],
 ) -> BTreeMap<Stage, f64> {
     let thumbnails = packaged.map_or(0.0, |p| p.thumbnails_cpu_seconds);
     let mut cpu = BTreeMap::from([
@@ -631,12 +784,13 @@ fn stage_cpu(
         ),
         (Stage::Thumbnails, thumbnails),
     ]);
-    if let Some(p) = probing {
+    if !probings.is_empty() {
+        let sum = |f: fn(&Probing) -> f64| probings.iter().map(|p| f(p)).sum::<f64>();
         cpu.extend([
-            (Stage::ProbeEncode, p.encode_cpu_seconds),
-            (Stage::ProbeScore, p.score_cpu_seconds),
-            (Stage::AnchorEncode, p.anchor_encode_cpu_seconds),
-            (Stage::AnchorScore, p.anchor_score_cpu_seconds),
+            (Stage::ProbeEncode, sum(|p| p.encode_cpu_seconds)),
+            (Stage::ProbeScore, sum(|p| p.score_cpu_seconds)),
+            (Stage::AnchorEncode, sum(|p| p.anchor_encode_cpu_seconds)),
+            (Stage::AnchorScore, sum(|p| p.anchor_score_cpu_seconds)),
         ]);
     }
     cpu
@@ -730,8 +884,8 @@ type Points = Vec<BTreeMap<usize, Vec<StoredProbe>>>;
 
 /// Probes, anchors and decides a per-title or shot-level ladder from what the store holds;
 /// queues the next round when it is missing.
-fn decide(job: &Job) -> Result<Ready<Decided>, EncodeJobError> {
-    let (plan, d, options) = (&job.plan, &job.d, &job.spec.options);
+fn decide(job: &Job, d: &Derived) -> Result<Ready<Decided>, EncodeJobError> {
+    let (plan, options) = (&job.plan, &job.spec.options);
     let shot = options.ladder == LadderChoice::Shot;
     let units = dynamic::units(
         &plan
@@ -739,22 +893,22 @@ fn decide(job: &Job) -> Result<Ready<Decided>, EncodeJobError> {
             .iter()
             .map(|c| (c.start_frame, c.frames, c.merged_cuts.clone()))
             .collect::<Vec<_>>(),
-        shot && matches!(options.codec, Codec::H264 | Codec::Hevc),
+        shot && matches!(d.codec, Codec::H264 | Codec::Hevc),
         (d.fps / 2.0).round().max(1.0) as u64,
     );
     let mut probing = Probing::default();
-    let (points, decision) = or_wait!(probe_rounds(job, &units, &mut probing));
+    let (points, decision) = or_wait!(probe_rounds(job, d, &units, &mut probing));
     let mut chunks = dynamic::chunk_probes(&d.sizes, &points, &units);
     let mut decision = decision;
     if d.probe_preset != d.preset {
-        (decision, chunks) = or_wait!(anchor(job, &units, &mut probing, decision, chunks));
+        (decision, chunks) = or_wait!(anchor(job, d, &units, &mut probing, decision, chunks));
     }
     let rungs = dynamic::rungs(
         &decision,
         &chunks,
         d.fps,
-        &options.rules,
-        options.codec,
+        &d.rules,
+        (d.codec, &d.suffix),
         shot,
     )
     .map_err(|e| EncodeJobError::Config(format!("shot optimiser: {e}")))?;
@@ -770,10 +924,11 @@ fn decide(job: &Job) -> Result<Ready<Decided>, EncodeJobError> {
 /// on them.
 fn probe_rounds(
     job: &Job,
+    d: &Derived,
     units: &[dynamic::Unit],
     probing: &mut Probing,
 ) -> Result<Ready<(Points, TitleDecision)>, EncodeJobError> {
-    let (plan, d, options) = (&job.plan, &job.d, &job.spec.options);
+    let plan = &job.plan;
     let n = plan.chunks.len();
     let mut measured: Vec<BTreeMap<usize, Vec<f32>>> = vec![BTreeMap::new(); n];
     let mut points: Points = vec![BTreeMap::new(); n];
@@ -781,11 +936,11 @@ fn probe_rounds(
     for round in 0..dynamic::MAX_ROUNDS {
         let next = dynamic::next_round(
             round,
-            options.codec,
+            d.codec,
             &d.sizes,
             &measured,
             pooled.as_ref(),
-            &options.rules,
+            &d.rules,
         );
         if next.is_empty() {
             break;
@@ -815,7 +970,7 @@ fn probe_rounds(
         }
         let chunks = dynamic::chunk_probes(&d.sizes, &points, units);
         pooled = Some(
-            ladders::title::decide(&chunks, d.fps, &options.rules)
+            ladders::title::decide(&chunks, d.fps, &d.rules)
                 .map_err(|e| EncodeJobError::Config(format!("ladder decision: {e}")))?,
         );
     }
@@ -831,12 +986,13 @@ fn probe_rounds(
 /// queues the next round of anchors.
 fn anchor(
     job: &Job,
+    d: &Derived,
     units: &[dynamic::Unit],
     probing: &mut Probing,
     mut decision: TitleDecision,
     mut chunks: Vec<ladders::title::ChunkProbes>,
 ) -> Result<Ready<(TitleDecision, Vec<ladders::title::ChunkProbes>)>, EncodeJobError> {
-    let (ctx, plan, d, options) = (job.ctx, &job.plan, &job.d, &job.spec.options);
+    let (ctx, plan) = (job.ctx, &job.plan);
     let n = plan.chunks.len();
     let raw = chunks.clone();
     let mut got = vec![BTreeMap::<usize, Vec<StoredProbe>>::new(); n];
@@ -851,9 +1007,9 @@ fn anchor(
             })
             .unwrap_or_default();
         let next = dynamic::unanchored(
-            dynamic::anchors(&decision, &d.sizes, options.codec),
+            dynamic::anchors(&decision, &d.sizes, d.codec),
             &anchored,
-            options.codec,
+            d.codec,
         );
         if next.is_empty() {
             break;
@@ -880,15 +1036,14 @@ fn anchor(
         }
         let anchor_points = dynamic::unit_points(&d.sizes, &got, units);
         let (corrected, corrections) =
-            dynamic::calibrate(&raw, &anchor_points, dynamic::max_shift(options.codec));
-        decision = ladders::title::decide(&corrected, d.fps, &options.rules)
+            dynamic::calibrate(&raw, &anchor_points, dynamic::max_shift(d.codec));
+        decision = ladders::title::decide(&corrected, d.fps, &d.rules)
             .map_err(|e| EncodeJobError::Config(format!("ladder decision: {e}")))?;
         chunks = corrected;
         probing.corrections = corrections;
         probing.anchor_points = anchor_points;
     }
-    probing.rungs_on_anchors =
-        dynamic::settle_on_anchors(&mut decision, &made, &options.rules, options.codec);
+    probing.rungs_on_anchors = dynamic::settle_on_anchors(&mut decision, &made, &d.rules, d.codec);
     probing.anchor_chunks = made
         .iter()
         .flat_map(|&(size, at)| {
@@ -928,9 +1083,9 @@ fn gather(
 ) -> Result<Ready<Points>, EncodeJobError> {
     let key_of = |size: Size, chunk: usize, at: ProbeAt| {
         if anchor {
-            dynamic::anchor_key(size, chunk, at)
+            dynamic::anchor_key(&d.space, size, chunk, at)
         } else {
-            dynamic::probe_key(size, chunk, at.crf)
+            dynamic::probe_key(&d.space, size, chunk, at.crf)
         }
         .as_str()
         .to_owned()
@@ -939,9 +1094,12 @@ fn gather(
     let total = done + tasks.len();
     if !tasks.is_empty() {
         let kind = if anchor { "anchors" } else { "probes" };
-        let stage = format!("{kind}-{round}-{}", digest_of(next));
+        // A codec's markers differ from another's that probes the same sizes and settings.
+        let space = d.space.replace('/', "-");
+        let stage = format!("{kind}-{space}{round}-{}", digest_of(next));
         if ctx.queue_stage(&stage, &tasks, None, done)? {
             (ctx.events)(Event::Probing {
+                codec: d.codec,
                 round,
                 total,
                 reused: done,

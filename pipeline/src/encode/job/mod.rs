@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use ladders::title::Size;
+use ladders::title::{LadderRules, Size};
 use media::Rational;
 use packager::assemble::ChunkSpan;
 use serde::de::DeserializeOwned;
@@ -235,9 +235,19 @@ impl Plan {
     }
 }
 
-/// The settings a job's options and plan fix, checked.
+/// The settings a job's options and plan fix for one codec, checked.
 #[derive(Clone, Debug)]
 pub struct Derived {
+    /// The codec.
+    pub codec: Codec,
+    /// The ladder rules of this codec (the title's, with its `[codec.NAME]` ones applied).
+    pub rules: LadderRules,
+    /// What the codec's rendition names end with: nothing for a single-codec title, else
+    /// `-{codec}`.
+    pub suffix: String,
+    /// Where its probes and anchors are kept under `probes/` and `anchors/`: nothing for a
+    /// single-codec title, else `{codec}/`.
+    pub space: String,
     /// Frames per second.
     pub fps: f64,
     /// Settings shared by every encode.
@@ -255,15 +265,15 @@ pub struct Derived {
 }
 
 impl Derived {
-    /// What identifies the job's work: the fixed settings, or what decides a dynamic ladder.
-    pub fn identity(&self, options: &EncodeOptions) -> serde_json::Value {
+    /// What identifies one codec's work: the fixed settings, or what decides a dynamic ladder.
+    fn identity_with(&self, options: &EncodeOptions, rules: &LadderRules) -> serde_json::Value {
         if options.ladder.is_dynamic() {
             serde_json::json!({
                 "ladder": if options.ladder == LadderChoice::Shot { "shot" } else { "per-title" },
                 "base": self.base,
                 "probe_preset": self.probe_preset,
                 "probe_sampling": options.probe_sampling,
-                "rules": options.rules,
+                "rules": rules,
                 "sizes": self.sizes,
             })
         } else {
@@ -273,8 +283,74 @@ impl Derived {
     }
 }
 
-/// Checks the options against the plan and derives every setting.
-pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJobError> {
+/// What identifies the job's work: one codec's (as before multi-codec titles), or every
+/// codec's with its own rules.
+pub fn identity_of(ds: &[Derived], options: &EncodeOptions) -> serde_json::Value {
+    match ds {
+        [d] => d.identity_with(options, &options.rules),
+        _ => serde_json::json!({
+            "codecs": ds.iter().map(|d| d.identity_with(options, &d.rules)).collect::<Vec<_>>()
+        }),
+    }
+}
+
+/// Checks the options against the plan and derives every codec's settings, in the order of
+/// the codecs.
+pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Vec<Derived>, EncodeJobError> {
+    let several = options.codecs.several();
+    check_codec_rules(options)?;
+    options
+        .codecs
+        .all()
+        .iter()
+        .map(|&codec| {
+            derive_codec(options, plan, codec).map_err(|e| match e {
+                EncodeJobError::Config(m) if several => {
+                    EncodeJobError::Config(format!("codec {}: {m}", codec.name()))
+                }
+                e => e,
+            })
+        })
+        .collect()
+}
+
+/// The codecs the rules name are codecs, and a rules file for one codec names the title's.
+fn check_codec_rules(options: &EncodeOptions) -> Result<(), EncodeJobError> {
+    let known: Vec<&str> = Codec::ALL.iter().map(|c| c.name()).collect();
+    match &options.rules.codec {
+        None => Ok(()),
+        Some(ladders::title::CodecRules::One(c)) if options.codecs.several() => {
+            Err(EncodeJobError::Config(format!(
+                "ladder rules: codec = {c:?} names one codec, but the title has {}; give each \
+                 codec's rules as [codec.NAME]",
+                options.codecs.names()
+            )))
+        }
+        Some(ladders::title::CodecRules::One(c)) => match Codec::from_name(c) {
+            Some(codec) if codec == options.codecs.first() => Ok(()),
+            _ => Err(EncodeJobError::Config(format!(
+                "the rules name codec {c:?} but the encode uses {}",
+                options.codecs.first().name()
+            ))),
+        },
+        Some(ladders::title::CodecRules::Each(each)) => {
+            match each.keys().find(|n| Codec::from_name(n).is_none()) {
+                Some(name) => Err(EncodeJobError::Config(format!(
+                    "ladder rules: [codec.{name}]: unknown codec (expected {})",
+                    known.join(", ")
+                ))),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// One codec's settings.
+fn derive_codec(
+    options: &EncodeOptions,
+    plan: &Plan,
+    codec: Codec,
+) -> Result<Derived, EncodeJobError> {
     let rate = plan.frame_rate;
     let fps = rate
         .to_f64()
@@ -286,25 +362,23 @@ pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJob
             options.segment_seconds
         )));
     }
+    let several = options.codecs.several();
+    // Every codec has its keyframes on the same frames: the segments of all line up.
     let keyint = ((options.segment_seconds * fps).round() as u32).max(1);
-    let preset = options
-        .preset
-        .clone()
-        .unwrap_or_else(|| super::default_preset(options.codec).to_owned());
-    let probe_preset = options
-        .probe_preset
-        .clone()
-        .unwrap_or_else(|| super::default_probe_preset(options.codec).to_owned());
-    let depth = if options.codec == Codec::H264 {
+    let preset = options.preset_of(codec);
+    let probe_preset = options.probe_preset_of(codec);
+    let rules = options.rules.for_codec(codec.name());
+    let select = options.rules.select_of(codec.name());
+    let depth = if codec == Codec::H264 {
         8
     } else {
         plan.bit_depth.map_or(8, |d| if d > 8 { 10 } else { 8 })
     };
     let base = EncodeSettings {
-        codec: options.codec,
+        codec,
         width: (plan.width & !1).max(2),
         height: (plan.height & !1).max(2),
-        rate: ladder::default_quality(options.codec),
+        rate: ladder::default_quality(codec),
         preset: preset.clone(),
         vbv: None,
         keyint,
@@ -325,13 +399,28 @@ pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJob
         .validate()
         .map_err(|e| EncodeJobError::Config(format!("probe preset: {e}")))?;
     }
+    let sizes =
+        ladders::title::candidate_sizes(plan.width, plan.height, plan.aspect, rules.size_step);
+    if !sizes.iter().any(|s| rules.allows_height(s.short_side())) {
+        return Err(EncodeJobError::Config(format!(
+            "the ladder rules' rung heights ({}) leave no resolution of this {}x{} master",
+            heights(&rules),
+            plan.width,
+            plan.height
+        )));
+    }
+    let suffix = if several {
+        format!("-{}", codec.name())
+    } else {
+        String::new()
+    };
     let fixed = match &options.ladder {
-        LadderChoice::Apple => apple_settings(options, plan, &base)?,
-        LadderChoice::Custom(r) => rung_settings(r, &base)?,
+        LadderChoice::Apple => apple_settings(codec, &rules, select, plan, &base, &suffix)?,
+        LadderChoice::Custom(r) => rung_settings(r, &base, &suffix)?,
         LadderChoice::PerTitle | LadderChoice::Shot => Vec::new(),
     };
     let compare = if options.compare_fixed && options.ladder.is_dynamic() {
-        apple_settings(options, plan, &base)?
+        apple_settings(codec, &rules, select, plan, &base, &suffix)?
             .into_iter()
             .map(|(name, s)| (format!("{}{name}", super::report::FIXED_PREFIX), s))
             .collect()
@@ -339,13 +428,16 @@ pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJob
         Vec::new()
     };
     Ok(Derived {
+        codec,
+        space: if several {
+            format!("{}/", codec.name())
+        } else {
+            String::new()
+        },
+        suffix,
+        rules,
         fps,
-        sizes: ladders::title::candidate_sizes(
-            plan.width,
-            plan.height,
-            plan.aspect,
-            options.rules.size_step,
-        ),
+        sizes,
         base,
         preset,
         probe_preset,
@@ -354,20 +446,44 @@ pub fn derive(options: &EncodeOptions, plan: &Plan) -> Result<Derived, EncodeJob
     })
 }
 
-/// The settings of Apple's ladder for the master, each checked.
+/// The rules' rung heights, for messages.
+fn heights(rules: &LadderRules) -> String {
+    match (rules.bottom_height, rules.top_height) {
+        (Some(b), Some(t)) => format!(">= {b}, <= {t}"),
+        (Some(b), None) => format!(">= {b}"),
+        (None, Some(t)) => format!("<= {t}"),
+        (None, None) => "any".into(),
+    }
+}
+
+/// The settings of Apple's ladder for the master, each checked, with the rungs the rules'
+/// heights allow.
 fn apple_settings(
-    options: &EncodeOptions,
+    codec: Codec,
+    rules: &LadderRules,
+    select: Option<ladders::title::RungSelect>,
     plan: &Plan,
     base: &EncodeSettings,
+    suffix: &str,
 ) -> Result<Vec<(String, EncodeSettings)>, EncodeJobError> {
-    let rungs = ladder::apple(options.codec, plan.width, plan.height, plan.aspect);
-    rung_settings(&rungs, base)
+    let rungs: Vec<ladder::Rung> = ladder::apple(codec, plan.width, plan.height, plan.aspect)
+        .into_iter()
+        .filter(|r| select.is_none_or(|s| s.allows(r.width.min(r.height))))
+        .collect();
+    if rungs.is_empty() {
+        return Err(EncodeJobError::Config(format!(
+            "the ladder rules' rung heights ({}) leave no rung of Apple's ladder",
+            heights(rules)
+        )));
+    }
+    rung_settings(&rungs, base, suffix)
 }
 
 /// The settings of fixed rungs, each checked.
 fn rung_settings(
     rungs: &[ladder::Rung],
     base: &EncodeSettings,
+    suffix: &str,
 ) -> Result<Vec<(String, EncodeSettings)>, EncodeJobError> {
     rungs
         .iter()
@@ -381,7 +497,7 @@ fn rung_settings(
             };
             s.validate()
                 .map_err(|e| EncodeJobError::Config(format!("rung {}: {e}", r.name)))?;
-            Ok((r.name.clone(), s))
+            Ok((format!("{}{suffix}", r.name), s))
         })
         .collect()
 }
@@ -968,6 +1084,139 @@ mod tests {
             }
             let _ = serde_json::from_slice::<Message>(&bytes).map(|m| m.check());
         }
+    }
+
+    #[test]
+    fn one_codec_serialises_as_before_and_several_as_a_list() {
+        // A job of an earlier version (one codec, a preset) reads and writes back unchanged.
+        let old = r#"{"codec":"hevc","ladder":"per-title","preset":"slow","probe_preset":null}"#;
+        let o: EncodeOptions = serde_json::from_str(old).unwrap();
+        assert_eq!(o.codecs.all(), [Codec::Hevc]);
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["codec"], "hevc");
+        assert!(v.get("codec_presets").is_none() && v.get("codec_probe_presets").is_none());
+        let back: EncodeOptions = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), v);
+        // Several codecs are a list, which a worker knowing one codec refuses.
+        let multi: EncodeOptions =
+            serde_json::from_str(r#"{"codec":["h264","av1"],"codec_presets":{"av1":"6"}}"#)
+                .unwrap();
+        assert_eq!(multi.codecs.all(), [Codec::H264, Codec::Av1]);
+        assert_eq!(multi.preset_of(Codec::Av1), "6");
+        assert_eq!(multi.preset_of(Codec::H264), "medium");
+        let v = serde_json::to_value(&multi).unwrap();
+        assert_eq!(v["codec"], serde_json::json!(["h264", "av1"]));
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct OldOptions {
+            codec: Codec,
+        }
+        assert!(serde_json::from_value::<OldOptions>(v).is_err());
+        for (bad, says) in [
+            (r#"{"codec":[]}"#, "no codec"),
+            (r#"{"codec":["h264","h264"]}"#, "given twice"),
+            (r#"{"codec":["av1","av1-rav1e"]}"#, "the same format"),
+        ] {
+            let e = serde_json::from_str::<EncodeOptions>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    fn plan_of(width: u32, height: u32) -> Plan {
+        Plan {
+            stream: 0,
+            width,
+            height,
+            aspect: f64::from(width) / f64::from(height),
+            bit_depth: Some(8),
+            frame_rate: media::Rational { num: 25, den: 1 },
+            chunks: Vec::new(),
+            origin_seconds: 0.0,
+            audio: Vec::new(),
+            audio_duration_seconds: None,
+            spent: Spent::default(),
+        }
+    }
+
+    #[test]
+    fn each_codec_has_its_own_names_keys_and_markers() {
+        let plan = plan_of(1280, 720);
+        let one = EncodeOptions::default();
+        let ds = derive(&one, &plan).unwrap();
+        assert_eq!(
+            (ds.len(), ds[0].suffix.as_str(), ds[0].space.as_str()),
+            (1, "", "")
+        );
+        assert!(ds[0].fixed.iter().all(|(n, _)| !n.contains("h264")));
+        // The identity of a single-codec job keeps its earlier form.
+        let id = identity_of(&ds, &one);
+        assert!(
+            id.get("settings").is_some() && id.get("codecs").is_none(),
+            "{id}"
+        );
+
+        let rules =
+            ladders::title::LadderRules::from_toml("[codec.av1]\nrungs = \">= 540\"\n").unwrap();
+        let multi = EncodeOptions {
+            codecs: super::super::Codecs::new(vec![Codec::H264, Codec::Av1]).unwrap(),
+            rules,
+            ..Default::default()
+        };
+        let ds = derive(&multi, &plan).unwrap();
+        assert_eq!(ds.len(), 2);
+        assert_eq!(ds[0].base.keyint, ds[1].base.keyint, "keyframes line up");
+        assert_eq!(
+            (ds[1].suffix.as_str(), ds[1].space.as_str()),
+            ("-av1", "av1/")
+        );
+        let mut names: Vec<&str> = ds
+            .iter()
+            .flat_map(|d| d.fixed.iter().map(|(n, _)| n.as_str()))
+            .collect();
+        assert!(ds[0].fixed.iter().all(|(n, _)| n.ends_with("-h264")));
+        assert!(
+            ds[1]
+                .fixed
+                .iter()
+                .all(|(n, s)| n.ends_with("-av1") && s.height >= 540),
+            "{:?}",
+            ds[1].fixed
+        );
+        assert!(ds[0].fixed.len() > ds[1].fixed.len());
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "names are unique");
+        let size = ds[0].sizes[0];
+        let keys: Vec<String> = ds
+            .iter()
+            .map(|d| {
+                super::super::dynamic::probe_key(&d.space, size, 0, 30.0)
+                    .as_str()
+                    .to_owned()
+            })
+            .collect();
+        assert_ne!(keys[0], keys[1]);
+        assert_eq!(
+            driver::stage_of_marker("probes-av1-2-abc"),
+            driver::stage_of_marker("probes-2-abc")
+        );
+        let id = identity_of(&ds, &multi);
+        assert_eq!(id["codecs"].as_array().unwrap().len(), 2, "{id}");
+        // A selector that keeps no size of the master is refused, naming the codec.
+        let tall = EncodeOptions {
+            rules: ladders::title::LadderRules::from_toml("[codec.av1]\nrungs = \">= 1080\"\n")
+                .unwrap(),
+            ladder: LadderChoice::PerTitle,
+            ..multi.clone()
+        };
+        let e = derive(&tall, &plan).unwrap_err().to_string();
+        assert!(
+            e.starts_with("codec av1: ") && e.contains("leave no resolution of this 1280x720"),
+            "{e}"
+        );
     }
 
     #[test]
