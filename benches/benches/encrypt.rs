@@ -99,6 +99,7 @@ fn main() {
             stream: 1,
             language: "en".into(),
             origin_seconds: 0.0,
+            role: packager::presentation::Role::Main,
         }],
         videos,
         ..Default::default()

@@ -253,11 +253,14 @@ pub struct EncodeArgs {
     #[arg(long)]
     pub compare_fixed: bool,
     /// Another audio track: the first audio stream of FILE, in language LANG (ISO 639, such
-    /// as `fr` or `fra`). Repeatable; the master's own tracks come first.
-    #[arg(long, value_name = "FILE:LANG")]
+    /// as `fr` or `fra`); `:description` marks an audio description. Repeatable; the master's
+    /// own tracks come first.
+    #[arg(long, value_name = "FILE:LANG[:description]")]
     pub audio: Vec<String>,
-    /// A subtitle track: an SRT or WebVTT FILE in language LANG. Repeatable.
-    #[arg(long, value_name = "FILE:LANG")]
+    /// A subtitle track: an SRT or WebVTT FILE in language LANG; `:forced` marks forced
+    /// narrative subtitles (shown without the viewer asking), `:sdh` subtitles for the deaf
+    /// and hard of hearing. Repeatable.
+    #[arg(long, value_name = "FILE:LANG[:forced|sdh]")]
     pub subs: Vec<String>,
     /// AAC bit rate of the audio tracks, kbit/s.
     #[arg(long, default_value_t = 128, value_name = "KBPS")]

@@ -298,8 +298,39 @@ impl Progress {
 }
 
 /// `FILE:LANG` (the last colon splits, so a path may hold colons).
-fn file_and_language(flag: &str, value: &str) -> anyhow::Result<(PathBuf, String)> {
-    let Some((file, lang)) = value.rsplit_once(':') else {
+///
+/// A role may follow: `FILE:LANG:forced` or `:sdh` for subtitles, `FILE:LANG:description` for
+/// an audio description.
+fn file_and_language(
+    flag: &str,
+    value: &str,
+) -> anyhow::Result<(PathBuf, encode::package::TrackLabel)> {
+    use packager::presentation::Role;
+    let (rest, role) = match value.rsplit_once(':') {
+        Some((rest, r)) => match Role::from_name(r) {
+            Some(role) => (rest, role),
+            None => (value, Role::Main),
+        },
+        None => (value, Role::Main),
+    };
+    let fits = if flag == "subs" {
+        role.is_for_text()
+    } else {
+        role.is_for_audio()
+    };
+    if !fits {
+        return Err(Failure::usage(format!(
+            "--{flag} {value:?}: {} is not a role of {} tracks (expected {})",
+            role.name(),
+            if flag == "subs" { "subtitle" } else { "audio" },
+            if flag == "subs" {
+                "forced or sdh"
+            } else {
+                "description"
+            }
+        )));
+    }
+    let Some((file, lang)) = rest.rsplit_once(':') else {
         return Err(Failure::usage(format!(
             "--{flag} {value:?}: expected FILE:LANG"
         )));
@@ -318,7 +349,13 @@ fn file_and_language(flag: &str, value: &str) -> anyhow::Result<(PathBuf, String
             "--{flag}: {file} is not a readable file"
         )));
     }
-    Ok((path, lang.to_owned()))
+    Ok((
+        path,
+        encode::package::TrackLabel {
+            language: lang.to_owned(),
+            role,
+        },
+    ))
 }
 
 /// The encryption `--drm` asks for; keys are checked (or fetched) here, before any encoding,

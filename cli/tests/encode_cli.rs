@@ -690,3 +690,93 @@ fn multi_codec_settings_that_cannot_work_are_refused_before_encoding() {
         );
     }
 }
+
+/// `--subs FILE:LANG:forced|sdh` and `--audio FILE:LANG:description` reach both manifests as
+/// the independent parsers read them; a role of the wrong kind of track is refused.
+#[test]
+fn accessibility_roles_reach_both_manifests() {
+    let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
+    let srt = f.path.with_file_name("two-audio.eng.srt");
+    let dir = tempfile::tempdir().unwrap();
+    let ladder = dir.path().join("l.toml");
+    std::fs::write(
+        &ladder,
+        "[[rung]]\nname = \"low\"\nwidth = 416\nheight = 234\ncrf = 32\n",
+    )
+    .unwrap();
+    let out = dir.path().join("t");
+    let forced = format!("{}:en:forced", srt.display());
+    let sdh = format!("{}:en:sdh", srt.display());
+    let described = format!("{}:en:description", f.path.display());
+    let run = encode(
+        &f.path,
+        &out,
+        &[
+            "--rungs",
+            arg(&ladder),
+            "--preset",
+            "ultrafast",
+            "--no-vmaf",
+            "--thumbnails",
+            "0",
+            "--subs",
+            &forced,
+            "--subs",
+            &sdh,
+            "--audio",
+            &described,
+            "-q",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read(out.join("master.m3u8")).unwrap();
+    let m3u8_rs::Playlist::MasterPlaylist(m) = m3u8_rs::parse_playlist_res(&text).unwrap() else {
+        panic!("a master playlist")
+    };
+    let subs: Vec<(bool, Option<String>)> = m
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Subtitles)
+        .map(|a| (a.forced, a.characteristics.clone()))
+        .collect();
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert!(subs[0].0 && subs[0].1.is_none(), "{subs:?}");
+    assert!(
+        !subs[1].0
+            && subs[1]
+                .1
+                .as_deref()
+                .unwrap()
+                .contains("transcribes-spoken-dialog")
+    );
+    let audio: Vec<Option<String>> = m
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Audio)
+        .map(|a| a.characteristics.clone())
+        .collect();
+    assert_eq!(audio.len(), 3, "two of the master and the description");
+    assert_eq!(
+        audio[2].as_deref(),
+        Some("public.accessibility.describes-video")
+    );
+    let mpd = dash_mpd::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap()).unwrap();
+    let roles: Vec<String> = mpd.periods[0]
+        .adaptations
+        .iter()
+        .flat_map(|a| a.Role.iter().filter_map(|r| r.value.clone()))
+        .collect();
+    for want in ["forced-subtitle", "caption", "description"] {
+        assert!(roles.iter().any(|r| r == want), "{want}: {roles:?}");
+    }
+    // A role of the other kind of track.
+    let wrong = format!("{}:en:description", srt.display());
+    let run = encode(&f.path, &out, &["--subs", &wrong, "--rungs", arg(&ladder)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("description is not a role of subtitle tracks"),
+        "{}",
+        run.stderr
+    );
+}

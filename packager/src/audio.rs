@@ -22,6 +22,8 @@ pub struct AudioSource {
     pub language: String,
     /// Seconds of this file's clock at the title's start (the master's first video frame).
     pub origin_seconds: f64,
+    /// What it is for (an audio description, or the language's main track).
+    pub role: crate::presentation::Role,
 }
 
 /// Why an audio track could not be packaged.
@@ -273,7 +275,7 @@ pub fn describe(
     Ok(Described {
         track: Audio {
             id: id.to_owned(),
-            name: language_name(&language),
+            name: format!("{}{}", language_name(&language), source.role.label()),
             language,
             codecs: info.codecs,
             channels,
@@ -281,6 +283,7 @@ pub fn describe(
             default,
             timeline,
             protection: None,
+            role: source.role,
         },
         init_len,
         ranges,

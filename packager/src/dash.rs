@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::drm;
-use crate::presentation::{Audio, Presentation, Protection, Text, Thumbnails, Timeline, Video};
+use crate::presentation::{
+    Audio, Presentation, Protection, Role, Text, Thumbnails, Timeline, Video,
+};
 
 /// Name of the MPD in the title's root.
 pub const MPD: &str = "manifest.mpd";
@@ -213,12 +215,20 @@ fn audio_set(out: &mut String, set_id: usize, a: &Audio) {
     if let Some(p) = &a.protection {
         content_protection(out, p);
     }
-    let role = if a.default { "main" } else { "alternate" };
+    let role = match a.role {
+        Role::Description => "description",
+        _ if a.default => "main",
+        _ => "alternate",
+    };
     let _ = writeln!(
         out,
         "      <Label>{}</Label>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>",
         xml(&a.name)
     );
+    if a.role == Role::Description {
+        // TV-Anytime's audio purpose 1: for the visually impaired.
+        out.push_str(&accessibility(1));
+    }
     out.push_str(&template("audio", &a.timeline, "      "));
     let _ = writeln!(
         out,
@@ -271,13 +281,32 @@ fn text_set(out: &mut String, set_id: usize, t: &Text, duration: f64) {
     let seconds = duration.max(1e-3);
     let _ = writeln!(
         out,
-        "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      <Label>{}</Label>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"text-{}\" bandwidth=\"{}\">\n        <BaseURL>text/{}/all.vtt</BaseURL>\n      </Representation>\n    </AdaptationSet>",
+        "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\" lang=\"{}\">\n      <Label>{}</Label>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{}\"/>\n{}      <Representation id=\"text-{}\" bandwidth=\"{}\">\n        <BaseURL>text/{}/all.vtt</BaseURL>\n      </Representation>\n    </AdaptationSet>",
         xml(&t.language),
         xml(&t.name),
+        match t.role {
+            Role::Forced => "forced-subtitle",
+            // Subtitles for the hard of hearing are captions in DASH's roles.
+            Role::Sdh => "caption",
+            _ => "subtitle",
+        },
+        if t.role == Role::Sdh {
+            // TV-Anytime's audio purpose 2: for the hard of hearing.
+            accessibility(2)
+        } else {
+            String::new()
+        },
         xml(&t.id),
         ((t.bytes as f64 * 8.0 / seconds).ceil() as u64).max(1),
         xml(&t.id),
     );
+}
+
+/// An `Accessibility` descriptor with a TV-Anytime audio purpose.
+fn accessibility(purpose: u8) -> String {
+    format!(
+        "      <Accessibility schemeIdUri=\"urn:tva:metadata:cs:AudioPurposeCS:2007\" value=\"{purpose}\"/>\n"
+    )
 }
 
 /// The adaptation set of the thumbnail sheets (DASH-IF thumbnail tiles).

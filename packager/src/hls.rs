@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::cenc::{self, Scheme};
 use crate::drm;
 use crate::presentation::{
-    Presentation, Protection, Text, Timeline, Video, decimal_seconds, segment_name,
+    Presentation, Protection, Role, Text, Timeline, Video, decimal_seconds, segment_name,
 };
 
 /// The protocol version written: fMP4 with `EXT-X-MAP` in I-frame playlists needs 6; 7 allows
@@ -90,9 +90,13 @@ fn media_renditions(out: &mut String, p: &Presentation) {
         out.push('\n');
     }
     for a in &p.audio {
+        let characteristics = match a.role {
+            Role::Description => ",CHARACTERISTICS=\"public.accessibility.describes-video\"",
+            _ => "",
+        };
         let _ = writeln!(
             out,
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID={},LANGUAGE={},NAME={},DEFAULT={},AUTOSELECT=YES,CHANNELS={},URI={}",
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID={},LANGUAGE={},NAME={},DEFAULT={},AUTOSELECT=YES{characteristics},CHANNELS={},URI={}",
             quoted(AUDIO_GROUP),
             quoted(&a.language),
             quoted(&a.name),
@@ -105,13 +109,21 @@ fn media_renditions(out: &mut String, p: &Presentation) {
         out.push('\n');
     }
     for t in &p.text {
+        let characteristics = match t.role {
+            Role::Sdh => {
+                ",CHARACTERISTICS=\"public.accessibility.transcribes-spoken-dialog,\
+                 public.accessibility.describes-music-and-sound\""
+            }
+            _ => "",
+        };
         let _ = writeln!(
             out,
-            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID={},LANGUAGE={},NAME={},DEFAULT={},AUTOSELECT=YES,FORCED=NO,URI={}",
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID={},LANGUAGE={},NAME={},DEFAULT={},AUTOSELECT=YES,FORCED={}{characteristics},URI={}",
             quoted(TEXT_GROUP),
             quoted(&t.language),
             quoted(&t.name),
             yes(t.default),
+            yes(t.role == Role::Forced),
             quoted(&format!("text/{}/{MEDIA}", t.id)),
         );
     }

@@ -127,6 +127,8 @@ pub struct SubtitleSource {
     pub path: PathBuf,
     /// Language.
     pub language: String,
+    /// What it is for (forced narrative, SDH, or the language's main track).
+    pub role: crate::presentation::Role,
 }
 
 /// Everything that goes into a title.
@@ -546,11 +548,12 @@ fn subtitle_track(
     }
     let text = Text {
         id: id.clone(),
-        name: language_name(&language),
+        name: format!("{}{}", language_name(&language), s.role.label()),
         language,
         default: false,
         timeline,
         bytes: whole.len() as u64,
+        role: s.role,
     };
     out.put(
         &format!("text/{id}/{}", hls::MEDIA),

@@ -115,6 +115,64 @@ pub struct Protection {
     pub clear_segments: usize,
 }
 
+/// What a track is for, beyond its language: the main track of the language, or an
+/// accessibility or narrative one that players must tell apart.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The language's main track.
+    #[default]
+    Main,
+    /// Subtitles of the foreign or on-screen text only (forced narrative), shown without the
+    /// viewer asking.
+    Forced,
+    /// Subtitles for the deaf and hard of hearing: the dialogue and the sounds.
+    Sdh,
+    /// Audio description of the picture for blind and partially sighted viewers.
+    Description,
+}
+
+impl Role {
+    /// The role's name on the command line (`forced`, `sdh`, `description`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Main => "main",
+            Role::Forced => "forced",
+            Role::Sdh => "sdh",
+            Role::Description => "description",
+        }
+    }
+
+    /// The role a `FILE:LANG:ROLE` argument names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Role::Main, Role::Forced, Role::Sdh, Role::Description]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+
+    /// What a track's display name adds for the role (`English (SDH)`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Main => "",
+            Role::Forced => " (forced)",
+            Role::Sdh => " (SDH)",
+            Role::Description => " (audio description)",
+        }
+    }
+
+    /// True for roles of subtitle tracks.
+    pub fn is_for_text(self) -> bool {
+        matches!(self, Role::Main | Role::Forced | Role::Sdh)
+    }
+
+    /// True for roles of audio tracks.
+    pub fn is_for_audio(self) -> bool {
+        matches!(self, Role::Main | Role::Description)
+    }
+}
+
 /// One audio track.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Audio {
@@ -136,6 +194,8 @@ pub struct Audio {
     pub timeline: Timeline,
     /// How it is encrypted, when it is.
     pub protection: Option<Protection>,
+    /// What it is for.
+    pub role: Role,
 }
 
 /// One subtitle track (WebVTT).
@@ -154,6 +214,8 @@ pub struct Text {
     pub timeline: Timeline,
     /// Bytes of the whole file (DASH).
     pub bytes: u64,
+    /// What it is for.
+    pub role: Role,
 }
 
 /// Trick-play thumbnails: sprite sheets of `columns` × `rows` tiles.

@@ -41,6 +41,7 @@ fn sources(dir: &Path) -> Sources {
             stream: 1,
             language: "eng".into(),
             origin_seconds: 0.0,
+            role: packager::presentation::Role::Main,
         }],
         ..Default::default()
     }

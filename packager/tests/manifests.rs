@@ -3,7 +3,7 @@
 //! back by independent parsers (m3u8-rs, dash-mpd).
 
 use packager::presentation::{
-    Audio, FrameRate, Presentation, Segment, Text, Thumbnails, Timeline, Video,
+    Audio, FrameRate, Presentation, Role, Segment, Text, Thumbnails, Timeline, Video,
 };
 use packager::{dash, hls};
 
@@ -88,6 +88,7 @@ fn title() -> Presentation {
         default,
         timeline: aac(&frames),
         protection: None,
+        role: Role::Main,
     };
     Presentation {
         duration: 525.0 * 1001.0 / 30000.0,
@@ -106,6 +107,7 @@ fn title() -> Presentation {
             default: false,
             timeline: ntsc(&frames, &[100, 100, 100, 100, 100]),
             bytes: 2100,
+            role: Role::Main,
         }],
         thumbnails: Some(Thumbnails {
             interval: 10,
@@ -268,4 +270,84 @@ fn mpd_is_exact_and_parses() {
     assert_eq!(reps[1].sar.as_deref(), Some("1:1"));
     assert_eq!(sets[1].lang.as_deref(), Some("en"));
     assert_eq!(sets[2].lang.as_deref(), Some("fr"));
+}
+
+/// Forced narrative and SDH subtitles and an audio description are signalled as such, in
+/// both manifests, as the independent parsers read them.
+#[test]
+fn accessibility_roles_are_signalled_in_both_manifests() {
+    let mut p = title();
+    let mut forced = p.text[0].clone();
+    forced.id = "en-2".into();
+    forced.name = "English (forced)".into();
+    forced.role = Role::Forced;
+    let mut sdh = p.text[0].clone();
+    sdh.id = "en-3".into();
+    sdh.name = "English (SDH)".into();
+    sdh.role = Role::Sdh;
+    p.text.extend([forced, sdh]);
+    let mut described = p.audio[0].clone();
+    described.id = "en-2".into();
+    described.name = "English (audio description)".into();
+    described.default = false;
+    described.role = Role::Description;
+    p.audio.push(described);
+
+    let text = hls::master(&p);
+    let m3u8_rs::Playlist::MasterPlaylist(m) =
+        m3u8_rs::parse_playlist_res(text.as_bytes()).expect("m3u8-rs parses it")
+    else {
+        panic!("not a master playlist")
+    };
+    let of = |name: &str| {
+        m.alternatives
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("{name}: {text}"))
+    };
+    assert!(
+        of("English (forced)").forced && !of("English").forced,
+        "{text}"
+    );
+    assert_eq!(
+        of("English (SDH)").characteristics.as_deref(),
+        Some(
+            "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"
+        )
+    );
+    assert_eq!(
+        of("English (audio description)").characteristics.as_deref(),
+        Some("public.accessibility.describes-video")
+    );
+    assert!(of("English (forced)").characteristics.is_none());
+
+    let text = dash::mpd(&p);
+    let mpd = dash_mpd::parse(&text).expect("dash-mpd parses it");
+    let sets = &mpd.periods[0].adaptations;
+    let by_label = |label: &str| {
+        sets.iter()
+            .find(|a| a.Label.iter().any(|l| l.content == label))
+            .unwrap_or_else(|| panic!("{label}: {text}"))
+    };
+    let roles = |label: &str| -> Vec<String> {
+        by_label(label)
+            .Role
+            .iter()
+            .filter_map(|r| r.value.clone())
+            .collect()
+    };
+    let purpose = |label: &str| -> Vec<String> {
+        by_label(label)
+            .Accessibility
+            .iter()
+            .filter(|a| a.schemeIdUri == "urn:tva:metadata:cs:AudioPurposeCS:2007")
+            .filter_map(|a| a.value.clone())
+            .collect()
+    };
+    assert_eq!(roles("English (forced)"), ["forced-subtitle"]);
+    assert_eq!(roles("English (SDH)"), ["caption"]);
+    assert_eq!(purpose("English (SDH)"), ["2"]);
+    assert_eq!(roles("English (audio description)"), ["description"]);
+    assert_eq!(purpose("English (audio description)"), ["1"]);
+    assert!(purpose("English (forced)").is_empty());
 }

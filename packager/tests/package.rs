@@ -46,6 +46,7 @@ fn segments_fall_on_shared_keyframes_and_decode_back_whole() {
             stream: 1,
             language: "eng".into(),
             origin_seconds: 0.0,
+            role: packager::presentation::Role::Main,
         }],
         thumbnails: Some((a, 0.0)),
         ..Default::default()
@@ -165,6 +166,7 @@ fn bad_inputs_are_refused_with_the_reason() {
         subtitles: vec![SubtitleSource {
             path: srt.clone(),
             language: "en".into(),
+            role: packager::presentation::Role::Main,
         }],
         ..Default::default()
     };
@@ -202,6 +204,7 @@ fn bad_inputs_are_refused_with_the_reason() {
             stream: 7,
             language: "en".into(),
             origin_seconds: 0.0,
+            role: packager::presentation::Role::Main,
         }],
         ..Default::default()
     };

@@ -683,7 +683,7 @@ fn lock_output(out: &Path, work: &Path) -> Result<OutputLock, EncodeJobError> {
 
 /// The spec of a local job: the inputs as files of this machine, the title in `out`.
 fn local_spec(master: &Path, out: &Path, options: &EncodeOptions) -> job::JobSpec {
-    let files = |of: Option<&Vec<(PathBuf, String)>>| {
+    let files = |of: Option<&Vec<(PathBuf, package::TrackLabel)>>| {
         of.into_iter()
             .flatten()
             .map(|(f, l)| (job::Input::Local(f.clone()), l.clone()))

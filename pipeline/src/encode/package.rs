@@ -17,12 +17,75 @@ use serde::{Deserialize, Serialize};
 pub struct PackageOptions {
     /// Segment duration, audio bit rate, thumbnail layout.
     pub settings: Settings,
-    /// Extra audio files (their first audio stream) with their language.
-    pub audio: Vec<(PathBuf, String)>,
-    /// Subtitle files (SRT or WebVTT) with their language.
-    pub subtitles: Vec<(PathBuf, String)>,
+    /// Extra audio files (their first audio stream) with their language and role.
+    pub audio: Vec<(PathBuf, TrackLabel)>,
+    /// Subtitle files (SRT or WebVTT) with their language and role.
+    pub subtitles: Vec<(PathBuf, TrackLabel)>,
     /// Make trick-play thumbnails.
     pub thumbnails: bool,
+}
+
+/// An extra track's language, and its role when it is not the language's main track (forced
+/// narrative or SDH subtitles, an audio description). A main track serialises as its language
+/// alone, as before roles existed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackLabel {
+    /// The language (BCP 47 or ISO 639).
+    pub language: String,
+    /// What the track is for.
+    pub role: packager::presentation::Role,
+}
+
+impl TrackLabel {
+    /// The language's main track.
+    pub fn main(language: &str) -> Self {
+        Self {
+            language: language.to_owned(),
+            role: packager::presentation::Role::Main,
+        }
+    }
+}
+
+impl From<&str> for TrackLabel {
+    fn from(language: &str) -> Self {
+        Self::main(language)
+    }
+}
+
+impl Serialize for TrackLabel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Full<'a> {
+            language: &'a str,
+            role: packager::presentation::Role,
+        }
+        match self.role {
+            packager::presentation::Role::Main => s.serialize_str(&self.language),
+            role => Full {
+                language: &self.language,
+                role,
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackLabel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Language(String),
+            Full {
+                language: String,
+                role: packager::presentation::Role,
+            },
+        }
+        Ok(match Form::deserialize(d)? {
+            Form::Language(language) => Self::main(&language),
+            Form::Full { language, role } => Self { language, role },
+        })
+    }
 }
 
 /// What packaging wrote, for the report.
@@ -222,14 +285,16 @@ fn sources(title: &Title, options: &PackageOptions) -> Result<Sources, TitleErro
             stream: *stream,
             language: language.clone(),
             origin_seconds: origin,
+            role: packager::presentation::Role::Main,
         })
         .collect();
-    for (path, language) in &options.audio {
+    for (path, label) in &options.audio {
         audio.push(AudioSource {
             path: path.clone(),
             stream: first_audio_stream(path)?,
-            language: language.clone(),
+            language: label.language.clone(),
             origin_seconds: 0.0,
+            role: label.role,
         });
     }
     Ok(Sources {
@@ -245,9 +310,10 @@ fn sources(title: &Title, options: &PackageOptions) -> Result<Sources, TitleErro
         subtitles: options
             .subtitles
             .iter()
-            .map(|(path, language)| SubtitleSource {
+            .map(|(path, label)| SubtitleSource {
                 path: path.clone(),
-                language: language.clone(),
+                language: label.language.clone(),
+                role: label.role,
             })
             .collect(),
         thumbnails: options

@@ -76,10 +76,10 @@ pub enum Output {
 pub struct JobSpec {
     /// The master.
     pub master: Input,
-    /// Extra audio files with their languages.
-    pub audio: Vec<(Input, String)>,
-    /// Subtitle files with their languages.
-    pub subtitles: Vec<(Input, String)>,
+    /// Extra audio files with their languages and roles.
+    pub audio: Vec<(Input, super::package::TrackLabel)>,
+    /// Subtitle files with their languages and roles.
+    pub subtitles: Vec<(Input, super::package::TrackLabel)>,
     /// What to make (the package options' file lists are empty: see `audio`, `subtitles`).
     pub options: EncodeOptions,
     /// Where the title goes.
@@ -1122,6 +1122,28 @@ mod tests {
                 .to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_main_track_label_is_its_language_as_before_roles() {
+        use super::super::package::TrackLabel;
+        use packager::presentation::Role;
+        let main: TrackLabel = "en".into();
+        assert_eq!(
+            serde_json::to_value(&main).unwrap(),
+            serde_json::json!("en")
+        );
+        let old: Vec<(std::path::PathBuf, TrackLabel)> =
+            serde_json::from_str(r#"[["a.srt","fr"]]"#).unwrap();
+        assert_eq!(old[0].1, TrackLabel::main("fr"));
+        let forced = TrackLabel {
+            language: "en".into(),
+            role: Role::Forced,
+        };
+        let v = serde_json::to_value(&forced).unwrap();
+        assert_eq!(v, serde_json::json!({"language": "en", "role": "forced"}));
+        assert_eq!(serde_json::from_value::<TrackLabel>(v).unwrap(), forced);
+        assert!(serde_json::from_str::<TrackLabel>(r#"{"language":"en","role":"loud"}"#).is_err());
     }
 
     fn plan_of(width: u32, height: u32) -> Plan {

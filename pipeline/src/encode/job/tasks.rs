@@ -488,7 +488,8 @@ fn run_package(
     let master = master(ctx, spec)?;
     let scratch = scratch_dir(ctx)?;
     let files = rendition_files(ctx, scratch.path(), renditions)?;
-    let resolve = |list: &[(Input, String)]| -> Result<Vec<(PathBuf, String)>, TaskFailure> {
+    type Labelled = package::TrackLabel;
+    let resolve = |list: &[(Input, Labelled)]| -> Result<Vec<(PathBuf, Labelled)>, TaskFailure> {
         list.iter()
             .map(|(i, lang)| Ok((ctx.local_file(i).map_err(retry)?, lang.clone())))
             .collect()
