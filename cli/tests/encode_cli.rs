@@ -436,6 +436,13 @@ fn a_folder_packaged_again_with_other_keys_holds_the_new_packaging() {
     assert_ne!(seen[0], seen[1]);
 }
 
+/// Writes `text` to `dir/name`; the path.
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 /// The RFC 6381 codecs string of a video init segment, read from its `avcC` or `av1C` box by
 /// this test (not by the packager's code): `avc1.PPCCLL`, or `av01.P.LLT.DD`.
 fn codecs_of_init(init: &[u8]) -> String {
@@ -480,12 +487,11 @@ fn chunk_times(out: &Path) -> Vec<(String, std::time::SystemTime)> {
 fn a_multi_codec_title_has_a_ladder_per_codec_and_one_set_of_segments() {
     let m = master(Fixture::MultiShot);
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(
-        &rules,
+    let rules = write(
+        dir.path(),
+        "rules.toml",
         "rungs = 4\nmin_kbps = 150\ntop_vmaf = 93\n[codec.av1]\nrungs = \">= 290\"\n",
-    )
-    .unwrap();
+    );
     let out = dir.path().join("title");
     let args = [
         "--codec",
@@ -617,11 +623,7 @@ fn multi_codec_settings_that_cannot_work_are_refused_before_encoding() {
     let m = master(Fixture::MultiShot);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o");
-    let file = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
+    let file = |name: &str, text: &str| write(dir.path(), name, text);
     let ladder = file(
         "l.toml",
         "[[rung]]\nname = \"x\"\nwidth = 640\nheight = 360\n",
@@ -698,12 +700,11 @@ fn accessibility_roles_reach_both_manifests() {
     let f = fixtures::ensure(Fixture::TwoAudio).unwrap();
     let srt = f.path.with_file_name("two-audio.eng.srt");
     let dir = tempfile::tempdir().unwrap();
-    let ladder = dir.path().join("l.toml");
-    std::fs::write(
-        &ladder,
+    let ladder = write(
+        dir.path(),
+        "l.toml",
         "[[rung]]\nname = \"low\"\nwidth = 416\nheight = 234\ncrf = 32\n",
-    )
-    .unwrap();
+    );
     let out = dir.path().join("t");
     let forced = format!("{}:en:forced", srt.display());
     let sdh = format!("{}:en:sdh", srt.display());

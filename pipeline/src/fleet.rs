@@ -218,21 +218,8 @@ pub fn check_options(options: &EncodeOptions) -> Result<(), EncodeJobError> {
         package::check_inputs(p).map_err(EncodeJobError::Inputs)?;
     }
     options.ingest.validate()?;
-    let plan = job::Plan {
-        stream: 0,
-        // The largest master: rules that select the tallest rungs are checked against it.
-        width: 3840,
-        height: 2160,
-        aspect: 16.0 / 9.0,
-        bit_depth: Some(8),
-        frame_rate: media::Rational { num: 25, den: 1 },
-        chunks: Vec::new(),
-        origin_seconds: 0.0,
-        audio: Vec::new(),
-        audio_duration_seconds: None,
-        spent: job::Spent::default(),
-    };
-    job::derive(options, &plan).map(drop)
+    // The largest master: rules that select the tallest rungs are checked against it.
+    job::derive(options, &job::Plan::of_size(3840, 2160)).map(drop)
 }
 
 /// Starts a job: uploads the master and the extra files, writes the spec and queues the

@@ -189,6 +189,24 @@ pub struct Spent {
 }
 
 impl Plan {
+    /// A plan with no chunks of an 8-bit 25 fps master of this size: what options are checked
+    /// against before a master is read.
+    pub fn of_size(width: u32, height: u32) -> Self {
+        Self {
+            stream: 0,
+            width,
+            height,
+            aspect: f64::from(width) / f64::from(height),
+            bit_depth: Some(8),
+            frame_rate: media::Rational { num: 25, den: 1 },
+            chunks: Vec::new(),
+            origin_seconds: 0.0,
+            audio: Vec::new(),
+            audio_duration_seconds: None,
+            spent: Spent::default(),
+        }
+    }
+
     /// The plan of an accepted master.
     pub fn from_report(report: &IngestReport) -> Result<Self, EncodeJobError> {
         let (Some(video), Some(shots), Some(probe)) = (&report.video, &report.shots, &report.probe)
@@ -1146,25 +1164,9 @@ mod tests {
         assert!(serde_json::from_str::<TrackLabel>(r#"{"language":"en","role":"loud"}"#).is_err());
     }
 
-    fn plan_of(width: u32, height: u32) -> Plan {
-        Plan {
-            stream: 0,
-            width,
-            height,
-            aspect: f64::from(width) / f64::from(height),
-            bit_depth: Some(8),
-            frame_rate: media::Rational { num: 25, den: 1 },
-            chunks: Vec::new(),
-            origin_seconds: 0.0,
-            audio: Vec::new(),
-            audio_duration_seconds: None,
-            spent: Spent::default(),
-        }
-    }
-
     #[test]
     fn each_codec_has_its_own_names_keys_and_markers() {
-        let plan = plan_of(1280, 720);
+        let plan = Plan::of_size(1280, 720);
         let one = EncodeOptions::default();
         let ds = derive(&one, &plan).unwrap();
         assert_eq!(
